@@ -1,0 +1,9 @@
+//! callback-guard: an Envoy proxy-wasm filter that lets through only webhook callbacks
+//! that are provably from their provider.
+//!
+//! Everything except `filter` is a pure core with no proxy-wasm dependency, tested natively.
+
+pub mod keys;
+pub mod request;
+pub mod verdict;
+pub mod vobiz;

@@ -1,0 +1,3 @@
+//! Vobiz signing schemes, byte-exact to `vobiz-signatures.md`.
+
+pub mod voice;

@@ -1,0 +1,555 @@
+//! Vobiz voice callback signatures (V2, V3 and their main-account variants).
+//!
+//! `V2 = base64(HMAC-SHA256(token, baseURL ‖ nonceV2))`,
+//! `V3 = base64(HMAC-SHA256(token, baseURL ‖ "." ‖ nonceV3))`, where `baseURL` is the
+//! public origin registered with Vobiz followed by the request path up to the first `?`.
+//! The MA variants use the parent account token and the same nonce headers. V1 (SHA-1,
+//! undocumented input) is never accepted.
+
+use base64::Engine;
+
+use crate::keys::{macs_equal, Key};
+use crate::request::{Lookup, RequestHead};
+use crate::verdict::{Reason, Rejection};
+
+/// Longest signature header accepted: room for 8 comma-separated signatures.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 512;
+/// Most signatures one header may list (token rotation needs two or three).
+pub const MAX_SIGNATURES_PER_HEADER: usize = 8;
+/// Longest nonce accepted. Vobiz sends 20 digits; the format is not promised, so allow
+/// any visible ASCII up to this bound.
+pub const MAX_NONCE_BYTES: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V3,
+    V2,
+    MaV3,
+    MaV2,
+}
+
+impl Family {
+    pub const ALL: [Family; 4] = [Family::V3, Family::V2, Family::MaV3, Family::MaV2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V3 => "v3",
+            Family::V2 => "v2",
+            Family::MaV3 => "ma_v3",
+            Family::MaV2 => "ma_v2",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn signature_header(self) -> &'static str {
+        match self {
+            Family::V3 => "x-vobiz-signature-v3",
+            Family::V2 => "x-vobiz-signature-v2",
+            Family::MaV3 => "x-vobiz-signature-ma-v3",
+            Family::MaV2 => "x-vobiz-signature-ma-v2",
+        }
+    }
+
+    /// MA variants re-use the V2/V3 nonce headers.
+    pub fn nonce_header(self) -> &'static str {
+        match self {
+            Family::V3 | Family::MaV3 => "x-vobiz-signature-v3-nonce",
+            Family::V2 | Family::MaV2 => "x-vobiz-signature-v2-nonce",
+        }
+    }
+
+    /// The bytes between base URL and nonce: V3 puts a dot there, V2 nothing.
+    fn separator(self) -> &'static [u8] {
+        match self {
+            Family::V3 | Family::MaV3 => b".",
+            Family::V2 | Family::MaV2 => b"",
+        }
+    }
+
+    pub fn uses_parent_key(self) -> bool {
+        matches!(self, Family::MaV3 | Family::MaV2)
+    }
+}
+
+/// A route's voice policy: which families it accepts and with which keys.
+#[derive(Debug, Clone)]
+pub struct VoiceScheme {
+    pub families: Vec<Family>,
+    pub keys: Vec<Key>,
+    pub parent_keys: Vec<Key>,
+}
+
+/// What verified: enough for logs and metrics, and the nonce the replay cache will need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'a> {
+    pub family: Family,
+    pub key: &'a str,
+    pub nonce: &'a [u8],
+}
+
+impl VoiceScheme {
+    fn keys_for(&self, family: Family) -> &[Key] {
+        if family.uses_parent_key() {
+            &self.parent_keys
+        } else {
+            &self.keys
+        }
+    }
+
+    /// Accepts if any accepted family carries a signature that verifies under any of its
+    /// keys. Otherwise the most specific failure wins: duplicate > malformed > mismatch >
+    /// missing.
+    pub fn verify<'s, 'r>(
+        &'s self,
+        origin: &[u8],
+        head: &RequestHead<'r>,
+    ) -> Result<Verified<'r>, Rejection>
+    where
+        's: 'r,
+    {
+        let path = head.path_without_query();
+        let mut malformed: Option<Rejection> = None;
+        let mut checked_any = false;
+        for &family in &self.families {
+            let (signatures, nonce) = match read_pair(head, family)? {
+                Some(Ok(pair)) => pair,
+                Some(Err(rejection)) => {
+                    malformed.get_or_insert(rejection);
+                    continue;
+                }
+                None => continue,
+            };
+            checked_any = true;
+            for key in self.keys_for(family) {
+                let expected = key.mac(&[origin, path, family.separator(), nonce]);
+                if signatures.iter().any(|s| macs_equal(&expected, s)) {
+                    return Ok(Verified {
+                        family,
+                        key: &key.name,
+                        nonce,
+                    });
+                }
+            }
+        }
+        Err(match malformed {
+            Some(rejection) => rejection,
+            None if checked_any => {
+                Rejection::new(Reason::SignatureMismatch, "no signature verified")
+            }
+            None => Rejection::new(
+                Reason::MissingSignature,
+                "no signature and nonce header pair of an accepted family",
+            ),
+        })
+    }
+}
+
+type Signatures = Vec<[u8; 32]>;
+
+/// Reads one family's signature list and nonce. `Ok(None)`: the pair is incomplete.
+/// `Err`: a header is duplicated (fatal). `Ok(Some(Err))`: present but malformed.
+#[allow(clippy::type_complexity)]
+fn read_pair<'r>(
+    head: &RequestHead<'r>,
+    family: Family,
+) -> Result<Option<Result<(Signatures, &'r [u8]), Rejection>>, Rejection> {
+    let signature = match single(head, family.signature_header())? {
+        Some(value) => value,
+        None => return Ok(None),
+    };
+    let nonce = match single(head, family.nonce_header())? {
+        Some(value) => value,
+        None => return Ok(None),
+    };
+    Ok(Some(parse_nonce(family, nonce).and_then(|nonce| {
+        Ok((parse_signatures(family, signature)?, nonce))
+    })))
+}
+
+fn single<'r>(head: &RequestHead<'r>, name: &'static str) -> Result<Option<&'r [u8]>, Rejection> {
+    match head.lookup(name) {
+        Lookup::Missing => Ok(None),
+        Lookup::One(value) => Ok(Some(value)),
+        Lookup::Duplicate => Err(Rejection::new(
+            Reason::DuplicateHeader,
+            format!("{name} appears more than once"),
+        )),
+    }
+}
+
+fn parse_nonce(family: Family, nonce: &[u8]) -> Result<&[u8], Rejection> {
+    let name = family.nonce_header();
+    if nonce.is_empty() || nonce.len() > MAX_NONCE_BYTES {
+        return Err(malformed(format!(
+            "{name}: empty or longer than {MAX_NONCE_BYTES} bytes"
+        )));
+    }
+    if !nonce.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(malformed(format!("{name}: not visible ASCII")));
+    }
+    Ok(nonce)
+}
+
+/// A comma-separated list of base64 signatures, each exactly 32 bytes once decoded.
+fn parse_signatures(family: Family, value: &[u8]) -> Result<Signatures, Rejection> {
+    let name = family.signature_header();
+    if value.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(malformed(format!(
+            "{name}: longer than {MAX_SIGNATURE_HEADER_BYTES} bytes"
+        )));
+    }
+    let mut signatures = Vec::with_capacity(2);
+    for item in value.split(|&b| b == b',') {
+        if signatures.len() == MAX_SIGNATURES_PER_HEADER {
+            return Err(malformed(format!(
+                "{name}: more than {MAX_SIGNATURES_PER_HEADER} signatures"
+            )));
+        }
+        let item = item.trim_ascii();
+        let mut decoded = [0u8; 32];
+        match base64::engine::general_purpose::STANDARD.decode_slice(item, &mut decoded) {
+            Ok(32) => signatures.push(decoded),
+            _ => {
+                return Err(malformed(format!(
+                    "{name}: not a base64-encoded 32-byte HMAC-SHA256"
+                )))
+            }
+        }
+    }
+    Ok(signatures)
+}
+
+fn malformed(detail: String) -> Rejection {
+    Rejection::new(Reason::MalformedHeader, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::test_key;
+    use crate::request::headers;
+
+    const ORIGIN: &[u8] = b"https://example.com";
+    const NONCE_V2: &str = "12345678901234567890";
+    const NONCE_V3: &str = "09876543210987654321";
+    // Spec section 2.7, rows 1-4.
+    const V2: &str = "gEPZQ2HmngRWdcHbKGv/eaCNsEC9k9MAaOeKkXAco8A=";
+    const V3: &str = "hcnUcstlkOnYpO6mUNMBs51VJnZ5p6T+dE1Ov5NShuk=";
+    const MA_V2: &str = "suV3aWrsKa4Ssu5qEabZt2jITzfRpH4NY/2Ve/uR+bg=";
+    const MA_V3: &str = "0mwQB92O6388f6zutntqJI/DfTZzMrfd8sWxo+OKs6o=";
+
+    fn scheme() -> VoiceScheme {
+        VoiceScheme {
+            families: Family::ALL.to_vec(),
+            keys: vec![test_key("own", "test_auth_token")],
+            parent_keys: vec![test_key("parent", "test_parent_token")],
+        }
+    }
+
+    fn verify(
+        scheme: &VoiceScheme,
+        origin: &[u8],
+        pairs: &[(&str, &str)],
+    ) -> Result<(Family, String), Rejection> {
+        let h = headers(pairs);
+        let head = RequestHead::new(&h);
+        scheme
+            .verify(origin, &head)
+            .map(|v| (v.family, v.key.to_string()))
+    }
+
+    fn only(family: Family) -> VoiceScheme {
+        VoiceScheme {
+            families: vec![family],
+            ..scheme()
+        }
+    }
+
+    #[test]
+    fn spec_vectors_1_to_4_verify_with_their_own_key() {
+        let path = (":path", "/vobiz/answer");
+        let cases = [
+            (
+                Family::V2,
+                V2,
+                "x-vobiz-signature-v2-nonce",
+                NONCE_V2,
+                "own",
+            ),
+            (
+                Family::V3,
+                V3,
+                "x-vobiz-signature-v3-nonce",
+                NONCE_V3,
+                "own",
+            ),
+            (
+                Family::MaV2,
+                MA_V2,
+                "x-vobiz-signature-v2-nonce",
+                NONCE_V2,
+                "parent",
+            ),
+            (
+                Family::MaV3,
+                MA_V3,
+                "x-vobiz-signature-v3-nonce",
+                NONCE_V3,
+                "parent",
+            ),
+        ];
+        for (family, sig, nonce_header, nonce, key) in cases {
+            let pairs = [
+                path,
+                (family.signature_header(), sig),
+                (nonce_header, nonce),
+            ];
+            assert_eq!(
+                verify(&only(family), ORIGIN, &pairs),
+                Ok((family, key.to_string())),
+                "{family:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_string_is_not_signed() {
+        let pairs = [
+            (":path", "/vobiz/answer?CallId=42&x=y"),
+            ("x-vobiz-signature-v3", V3),
+            ("x-vobiz-signature-v3-nonce", NONCE_V3),
+        ];
+        assert!(verify(&scheme(), ORIGIN, &pairs).is_ok());
+    }
+
+    /// Spec rows 5-8: each normalisation changes the MAC; each verifies only with the
+    /// exact origin and path it was made for.
+    #[test]
+    fn spec_vectors_5_to_8_pin_origin_and_path_bytes() {
+        let rows = [
+            (
+                "https://example.com",
+                "/vobiz/answer/",
+                "/E8tviQI0nZ9RXQc+5iNcv+0rZsae82baORpraBujXc=",
+            ),
+            (
+                "https://example.com:443",
+                "/vobiz/answer",
+                "xcITTU0grOhL5qfUbqFnijTCQxT9EuLdvUH8aVKRtAg=",
+            ),
+            (
+                "http://example.com",
+                "/vobiz/answer",
+                "HiRqnaYc6r+l3jai8Ib/yUC1/FPkII5+7YF/vRFMOk0=",
+            ),
+            (
+                "https://example.com:8443",
+                "/vobiz/answer",
+                "ySsBpcmDp08Lqe0OjF7gguEv/17v6lpiQmn+SgAhblk=",
+            ),
+        ];
+        for (origin, path, sig) in rows {
+            let pairs = [
+                (":path", path),
+                ("x-vobiz-signature-v3", sig),
+                ("x-vobiz-signature-v3-nonce", NONCE_V3),
+            ];
+            assert!(
+                verify(&scheme(), origin.as_bytes(), &pairs).is_ok(),
+                "{origin}{path}"
+            );
+            let err = verify(
+                &scheme(),
+                ORIGIN,
+                &[(":path", "/vobiz/answer"), pairs[1], pairs[2]],
+            );
+            assert_eq!(
+                err.unwrap_err().reason,
+                Reason::SignatureMismatch,
+                "{origin}{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn trailing_slash_wrong_key_and_wrong_nonce_do_not_verify() {
+        let good = [
+            (":path", "/vobiz/answer"),
+            ("x-vobiz-signature-v3", V3),
+            ("x-vobiz-signature-v3-nonce", NONCE_V3),
+        ];
+        let mut slash = good;
+        slash[0] = (":path", "/vobiz/answer/");
+        let mut nonce = good;
+        nonce[2] = ("x-vobiz-signature-v3-nonce", "09876543210987654320");
+        for pairs in [slash, nonce] {
+            assert_eq!(
+                verify(&scheme(), ORIGIN, &pairs).unwrap_err().reason,
+                Reason::SignatureMismatch
+            );
+        }
+        let wrong_key = VoiceScheme {
+            keys: vec![test_key("old", "another_token")],
+            ..scheme()
+        };
+        assert_eq!(
+            verify(&wrong_key, ORIGIN, &good).unwrap_err().reason,
+            Reason::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn own_signature_does_not_verify_with_the_parent_key_alone() {
+        let pairs = [
+            (":path", "/vobiz/answer"),
+            ("x-vobiz-signature-ma-v3", V3),
+            ("x-vobiz-signature-v3-nonce", NONCE_V3),
+        ];
+        assert_eq!(
+            verify(&scheme(), ORIGIN, &pairs).unwrap_err().reason,
+            Reason::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn any_listed_signature_and_any_key_may_match() {
+        let rotated = VoiceScheme {
+            keys: vec![
+                test_key("new", "next_token"),
+                test_key("current", "test_auth_token"),
+            ],
+            ..scheme()
+        };
+        let list = format!("{}, {V3}", "A".repeat(43) + "=");
+        let pairs = [
+            (":path", "/vobiz/answer"),
+            ("x-vobiz-signature-v3", list.as_str()),
+            ("x-vobiz-signature-v3-nonce", NONCE_V3),
+        ];
+        assert_eq!(
+            verify(&rotated, ORIGIN, &pairs),
+            Ok((Family::V3, "current".to_string()))
+        );
+    }
+
+    #[test]
+    fn unaccepted_families_are_ignored() {
+        let pairs = [
+            (":path", "/vobiz/answer"),
+            ("x-vobiz-signature-v2", V2),
+            ("x-vobiz-signature-v2-nonce", NONCE_V2),
+        ];
+        assert_eq!(
+            verify(&only(Family::V3), ORIGIN, &pairs)
+                .unwrap_err()
+                .reason,
+            Reason::MissingSignature
+        );
+    }
+
+    #[test]
+    fn v1_alone_is_missing() {
+        let pairs = [
+            (":path", "/vobiz/answer"),
+            ("x-vobiz-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ];
+        assert_eq!(
+            verify(&scheme(), ORIGIN, &pairs).unwrap_err().reason,
+            Reason::MissingSignature
+        );
+    }
+
+    #[test]
+    fn signature_without_nonce_is_missing() {
+        let pairs = [(":path", "/vobiz/answer"), ("x-vobiz-signature-v3", V3)];
+        assert_eq!(
+            verify(&scheme(), ORIGIN, &pairs).unwrap_err().reason,
+            Reason::MissingSignature
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_400_not_403() {
+        let long = "A".repeat(MAX_SIGNATURE_HEADER_BYTES + 1);
+        let many = vec![V3; MAX_SIGNATURES_PER_HEADER + 1].join(",");
+        for (sig, nonce) in [
+            ("not base64!!", NONCE_V3),
+            ("AAAA", NONCE_V3),    // base64 but 3 bytes
+            (&V3[..43], NONCE_V3), // missing padding
+            (long.as_str(), NONCE_V3),
+            (many.as_str(), NONCE_V3),
+            (V3, "has space"),
+            (V3, ""),
+        ] {
+            let pairs = [
+                (":path", "/vobiz/answer"),
+                ("x-vobiz-signature-v3", sig),
+                ("x-vobiz-signature-v3-nonce", nonce),
+            ];
+            assert_eq!(
+                verify(&scheme(), ORIGIN, &pairs).unwrap_err().reason,
+                Reason::MalformedHeader,
+                "{sig} / {nonce}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_values_are_malformed_and_never_panic() {
+        let h = vec![
+            (":path".to_string(), b"/vobiz/answer".to_vec()),
+            ("x-vobiz-signature-v3".to_string(), b"\xff\xfe\x80".to_vec()),
+            (
+                "x-vobiz-signature-v3-nonce".to_string(),
+                NONCE_V3.as_bytes().to_vec(),
+            ),
+        ];
+        let err = scheme().verify(ORIGIN, &RequestHead::new(&h)).unwrap_err();
+        assert_eq!(err.reason, Reason::MalformedHeader);
+        let h = vec![
+            (":path".to_string(), b"/vobiz/answer".to_vec()),
+            ("x-vobiz-signature-v3".to_string(), V3.as_bytes().to_vec()),
+            (
+                "x-vobiz-signature-v3-nonce".to_string(),
+                b"1234\xc3\x28".to_vec(),
+            ),
+        ];
+        let err = scheme().verify(ORIGIN, &RequestHead::new(&h)).unwrap_err();
+        assert_eq!(err.reason, Reason::MalformedHeader);
+    }
+
+    #[test]
+    fn a_valid_pair_wins_over_a_malformed_one() {
+        let pairs = [
+            (":path", "/vobiz/answer"),
+            ("x-vobiz-signature-v2", "garbage"),
+            ("x-vobiz-signature-v2-nonce", NONCE_V2),
+            ("x-vobiz-signature-v3", V3),
+            ("x-vobiz-signature-v3-nonce", NONCE_V3),
+        ];
+        assert!(verify(&scheme(), ORIGIN, &pairs).is_ok());
+    }
+
+    #[test]
+    fn duplicated_signature_or_nonce_headers_are_refused() {
+        let base = [
+            (":path", "/vobiz/answer"),
+            ("x-vobiz-signature-v3", V3),
+            ("x-vobiz-signature-v3-nonce", NONCE_V3),
+        ];
+        for extra in [
+            ("x-vobiz-signature-v3", V3),
+            ("X-Vobiz-Signature-V3-Nonce", "1"),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push(extra);
+            assert_eq!(
+                verify(&scheme(), ORIGIN, &pairs).unwrap_err().reason,
+                Reason::DuplicateHeader
+            );
+        }
+    }
+}
