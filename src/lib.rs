@@ -3,7 +3,13 @@
 //!
 //! Everything except `filter` is a pure core with no proxy-wasm dependency, tested natively.
 
+pub mod config;
+pub mod guard;
 pub mod keys;
+pub mod policy;
 pub mod request;
 pub mod verdict;
 pub mod vobiz;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

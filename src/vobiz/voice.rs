@@ -20,7 +20,8 @@ pub const MAX_SIGNATURES_PER_HEADER: usize = 8;
 /// any visible ASCII up to this bound.
 pub const MAX_NONCE_BYTES: usize = 128;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Family {
     V3,
     V2,
@@ -38,10 +39,6 @@ impl Family {
             Family::MaV3 => "ma_v3",
             Family::MaV2 => "ma_v2",
         }
-    }
-
-    pub fn from_name(name: &str) -> Option<Family> {
-        Family::ALL.into_iter().find(|f| f.name() == name)
     }
 
     pub fn signature_header(self) -> &'static str {

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Demo upstream: answers 200 with a JSON echo of what it received.
+
+It also records every request (one JSON object per line) to the file named by
+--record, so tests can prove what did and did not reach the application.
+"""
+import argparse
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    record_lock = threading.Lock()
+    record_path = None
+
+    def handle_any(self):
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        seen = {
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k.lower(), v] for k, v in self.headers.items()],
+            "body": body.decode("utf-8", "replace"),
+            "body_b64": base64.b64encode(body).decode(),
+        }
+        if self.record_path:
+            with self.record_lock, open(self.record_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(seen) + "\n")
+        reply = json.dumps(seen, indent=2).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--record", help="append each request as a JSON line to this file")
+    args = parser.parse_args()
+    Echo.record_path = args.record
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Echo)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
