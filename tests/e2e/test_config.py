@@ -1,0 +1,95 @@
+"""Plugin configuration through Envoy YAML: bad configuration is refused with one log line
+naming the field; transport options behave as documented."""
+import pytest
+
+from harness import Envoy, plugin_config, vobiz_headers, wait_for
+
+INVALID = {
+    "unset environment variable": (
+        plugin_config(keys=[{"env": "VOBIZ_UNSET_TOKEN"}]),
+        'routes[0].keys[0].env: environment variable "VOBIZ_UNSET_TOKEN" is not set'),
+    "unknown field": (
+        plugin_config(kyes=[]), "routes[0].kyes: unknown field `kyes`"),
+    "empty inline key": (
+        plugin_config(keys=[{"value": ""}]), "routes[0].keys[0]: key from value is empty"),
+    "missing origin": (
+        plugin_config(public_origin=None), "routes[0]: missing field `public_origin`"),
+    "origin with a path": (
+        plugin_config(public_origin="https://127.0.0.1:8443/vobiz"), "routes[0].public_origin: must be scheme://host[:port]"),
+    "no routes": ({"routes": []}, "routes: must list at least one protected route"),
+}
+
+
+@pytest.mark.parametrize("case", INVALID.keys())
+def test_envoy_refuses_to_start_with_an_invalid_configuration(workdir, upstream, cert, case):
+    plugin, message = INVALID[case]
+    envoy = Envoy(workdir, upstream, cert, plugin, wait=False)
+    try:
+        envoy.proc.wait(timeout=30)
+    finally:
+        envoy.stop()
+    assert envoy.proc.returncode != 0
+    lines = [l for l in envoy.log_text().splitlines() if "invalid configuration" in l]
+    assert lines, envoy.log_text()[-2000:]
+    assert all(f"invalid configuration: {message}" in l for l in lines), lines
+    assert "[error]" in lines[0] or "[critical]" in lines[0]
+
+
+def test_an_empty_token_in_the_environment_is_refused(workdir, upstream, cert):
+    envoy = Envoy(workdir, upstream, cert, plugin_config(), env={"VOBIZ_AUTH_TOKEN": ""}, wait=False)
+    try:
+        envoy.proc.wait(timeout=30)
+    finally:
+        envoy.stop()
+    assert envoy.proc.returncode != 0
+    assert "routes[0].keys[0]: key from VOBIZ_AUTH_TOKEN is empty" in envoy.log_text()
+
+
+# A route behind a TLS-terminating load balancer: Envoy keeps the client's
+# x-forwarded-proto only when it is not the edge (use_remote_address: false).
+BEHIND_LB = {"use_remote_address": False}
+
+
+def test_trusted_forwarded_proto_admits_plain_http_from_the_balancer(start_envoy, upstream):
+    envoy = start_envoy(plugin_config(trust_x_forwarded_proto=True), hcm=BEHIND_LB)
+    path = "/vobiz/answer"
+    with envoy.http_client() as client:
+        ok = client.post(path, headers={**vobiz_headers(path), "X-Forwarded-Proto": "https"})
+        no_proto = client.post(path, headers=vobiz_headers(path))
+        http_proto = client.post(path, headers={**vobiz_headers(path), "X-Forwarded-Proto": "http"})
+    assert ok.status_code == 200, ok.text
+    assert no_proto.status_code == 403 and no_proto.json()["reason"] == "tls_required"
+    assert http_proto.status_code == 403 and http_proto.json()["reason"] == "tls_required"
+
+
+def test_allow_plain_http_is_explicit(start_envoy):
+    envoy = start_envoy(plugin_config(allow_plain_http=True, public_origin="http://127.0.0.1:8080"))
+    path = "/vobiz/answer"
+    with envoy.http_client() as client:
+        ok = client.post(path, headers=vobiz_headers(path, origin="http://127.0.0.1:8080"))
+        unsigned = client.post(path)
+    assert ok.status_code == 200, ok.text
+    assert unsigned.status_code == 401
+
+
+def test_host_restricts_the_route(start_envoy, upstream):
+    envoy = start_envoy(plugin_config(host="callbacks.example.com"))
+    path = "/vobiz/answer"
+    with envoy.https_client() as client:
+        other_host = client.post(path, headers={"Host": "app.example.com"})
+        this_host = client.post(path, headers={"Host": "callbacks.example.com:8443"})
+    assert other_host.status_code == 200  # not protected: passes untouched
+    assert this_host.status_code == 401
+
+
+def test_envoy_refuses_to_apply_an_invalid_update_and_keeps_the_old_one(start_envoy):
+    envoy = start_envoy(plugin_config(), dynamic_listeners=True)
+    path = "/vobiz/answer"
+    rejected_before = envoy.stat("listener_manager.lds.update_rejected") or 0
+    envoy.update_plugin(plugin_config(keys=[{"env": "VOBIZ_UNSET_TOKEN"}]))
+    wait_for(lambda: (envoy.stat("listener_manager.lds.update_rejected") or 0) > rejected_before,
+             what="the LDS update to be rejected")
+    assert 'routes[0].keys[0].env: environment variable "VOBIZ_UNSET_TOKEN" is not set' in envoy.log_text()
+    with envoy.https_client() as client:
+        assert client.post(path, headers=vobiz_headers(path)).status_code == 200
+        assert client.post(path).status_code == 401
