@@ -20,5 +20,5 @@ upstream=$!
 trap 'kill "$upstream" 2>/dev/null || true' EXIT
 
 echo "callback-guard demo: https://127.0.0.1:8443 and http://127.0.0.1:8080 protect /vobiz/ (Ctrl-C stops)"
-"$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --log-format '[%Y-%m-%d %T.%e][%l] %v' \
+"$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info
