@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Demo upstream: answers 200 with a JSON echo of what it received.
 
-It also records every request (one JSON object per line) to the file named by
---record, so tests can prove what did and did not reach the application.
+A form body carrying DemoFail=1 gets a 500 instead, so anyone can watch a failed delivery
+and the provider's retry go through. Every request is also recorded (one JSON object per
+line) to the file named by --record, so tests can prove what did and did not reach the
+application.
 """
 import argparse
 import base64
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -30,7 +33,8 @@ class Echo(BaseHTTPRequestHandler):
             with self.record_lock, open(self.record_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(seen) + "\n")
         reply = json.dumps(seen, indent=2).encode()
-        self.send_response(200)
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        self.send_response(500 if form.get("DemoFail") == ["1"] else 200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(reply)))
         self.end_headers()

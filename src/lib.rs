@@ -7,6 +7,7 @@ pub mod config;
 pub mod guard;
 pub mod keys;
 pub mod policy;
+pub mod replay;
 pub mod request;
 pub mod verdict;
 pub mod vobiz;

@@ -1,0 +1,977 @@
+//! The replay cache: remembers each verified nonce for a window, bound to a fingerprint of
+//! the request it first carried. Vobiz voice signatures cover only URL and nonce, never the
+//! body, so this memory is the security control against replays with a swapped body.
+//!
+//! Pure algorithm over a [`SharedStore`] (Envoy shared data in the filter, an in-memory map
+//! in tests). The store has no delete, no TTL and no listing, so the key space is fixed:
+//! `slots` keys per cache, each holding at most [`SLOT_ENTRIES`] fixed-size entries, expired
+//! lazily whenever a slot is rewritten.
+//!
+//! # Memory per remembered nonce (at full occupancy)
+//!
+//! * Entry: [`ENTRY_SIZE`] = 16 (id) + 16 (fingerprint) + 4 (expires_at) + 4 (deadline)
+//!   + 1 (state) = **41 bytes**.
+//! * Per slot key in Envoy, estimated at [`ENVOY_KEY_OVERHEAD`] = **160 bytes**: the
+//!   `unordered_map` node (next pointer, cached hash, key `std::string`, value
+//!   `pair<std::string, uint32_t>`: about 88 bytes, ~96 after malloc rounding), the key's
+//!   heap buffer (`cg1/vobiz-voice/1234` is past the 15-byte SSO: ~32), the value buffer's
+//!   malloc overhead (~16) and a bucket pointer (8). That is ~152; rounded up. Plus the
+//!   1-byte format version.
+//! * Amortised over 16 entries: (160 + 1) / 16 = 10.06, so **~52 bytes per nonce**
+//!   ([`BYTES_PER_NONCE`], rounded up), under the 64-byte budget.
+//!
+//! Hard bound for a cache: `slots × (ENVOY_KEY_OVERHEAD + MAX_SLOT_VALUE)` bytes, e.g.
+//! 100 000 entries -> 6 250 slots -> ~5 MB.
+//!
+//! Sizing: ids hash into slots unevenly, so a slot can be full before the cache is. At a
+//! mean fill of 8 of 16 fewer than 1% of slots are full (Poisson tail); at a mean fill of 16
+//! about half are. Configure `max_entries` at about twice `peak callbacks/s × window`.
+//!
+//! The slot of an id depends on the slot count: a cache with another `max_entries` under the
+//! same prefix looks in other slots. Put anything that changes the slot count (or the format)
+//! into the prefix, and expect a resize to forget, like a restart does.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// Entries per slot. Bigger means fewer keys and less per-key overhead per nonce, but every
+/// reservation copies the whole slot value twice (get and set) under Envoy's one global
+/// shared-data mutex. At 16 a slot value is 657 bytes, the per-key overhead is ~10 bytes
+/// per nonce, and doubling to 32 would save only ~5 bytes per nonce for twice the copying.
+pub const SLOT_ENTRIES: usize = 16;
+/// Bytes of one encoded entry.
+pub const ENTRY_SIZE: usize = 16 + 16 + 4 + 4 + 1;
+/// Largest slot value: the version byte and a full slot.
+pub const MAX_SLOT_VALUE: usize = 1 + SLOT_ENTRIES * ENTRY_SIZE;
+/// Estimated bytes Envoy spends per shared-data key besides the value bytes (see module doc).
+pub const ENVOY_KEY_OVERHEAD: usize = 160;
+/// Estimated bytes per remembered nonce in a full slot, everything included.
+pub const BYTES_PER_NONCE: usize = ENTRY_SIZE + (ENVOY_KEY_OVERHEAD + 1).div_ceil(SLOT_ENTRIES);
+const _: () = assert!(BYTES_PER_NONCE < 64);
+
+/// Leading byte of every slot value. A new layout needs a new key prefix as well, since old
+/// and new filter versions share the store during a rollout.
+const FORMAT_VERSION: u8 = 1;
+/// CAS attempts per operation before giving up; each failure means another worker wrote the
+/// same slot between our get and set, so 16 in a row means the slot is hot beyond reason.
+const MAX_ATTEMPTS: usize = 16;
+/// Used when the caller passes a zero `create_cas`: zero would make the create unconditional
+/// (racy), while any fixed non-zero value only risks colliding with a live key's CAS.
+const FALLBACK_CREATE_CAS: u32 = 0x9e37_79b9;
+
+/// Why the cache could not answer. Every variant means "fail closed" (503) to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store call failed or broke its contract.
+    Host,
+    /// A slot holds a value this format cannot read.
+    Corrupt,
+    /// Other workers kept rewriting the slot; CAS retries are exhausted.
+    Contention,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreError::Host => "replay store call failed",
+            StoreError::Corrupt => "replay store slot is corrupt",
+            StoreError::Contention => "replay store slot is contended; CAS retries exhausted",
+        })
+    }
+}
+
+/// A key -> (value, cas) store with Envoy shared-data semantics: `set` on an existing key
+/// fails when `cas` is non-zero and differs from the stored one; `set` on an absent key
+/// always inserts; every write gives the key a new non-zero cas.
+pub trait SharedStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError>;
+    /// Ok(true) = written, Ok(false) = CasMismatch.
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, StoreError>;
+}
+
+/// What `reserve` found, and what the caller does with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// First sight of this nonce: forward, then settle.
+    Fresh,
+    /// Same request again after a failed or lost attempt: forward, then settle.
+    Retry,
+    /// Same request, already delivered: do not deliver twice.
+    Duplicate,
+    /// Same request, an earlier attempt is still in flight: 409 so the provider retries.
+    InFlight,
+    /// Same nonce, different request: a replay with altered content. Refuse.
+    Tampered,
+    /// The slot is full of live entries; nothing was evicted. 503.
+    Full,
+}
+
+/// How the upstream answered a forwarded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    InFlight = 0,
+    Delivered = 1,
+    Failed = 2,
+}
+
+impl State {
+    fn from_byte(byte: u8) -> Result<Self, StoreError> {
+        match byte {
+            0 => Ok(State::InFlight),
+            1 => Ok(State::Delivered),
+            2 => Ok(State::Failed),
+            _ => Err(StoreError::Corrupt),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    id: [u8; 16],
+    fingerprint: [u8; 16],
+    /// Unix seconds; the entry is forgotten once `now >= expires_at`.
+    expires_at: u32,
+    /// Unix seconds; an `InFlight` claim lapses once `now >= deadline`.
+    deadline: u32,
+    state: State,
+}
+
+impl Entry {
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let (id, rest) = bytes.split_first_chunk::<16>().ok_or(StoreError::Corrupt)?;
+        let (fingerprint, rest) = rest.split_first_chunk::<16>().ok_or(StoreError::Corrupt)?;
+        let (expires_at, rest) = rest.split_first_chunk::<4>().ok_or(StoreError::Corrupt)?;
+        let (deadline, rest) = rest.split_first_chunk::<4>().ok_or(StoreError::Corrupt)?;
+        let state = match rest {
+            [byte] => State::from_byte(*byte)?,
+            _ => return Err(StoreError::Corrupt),
+        };
+        Ok(Entry {
+            id: *id,
+            fingerprint: *fingerprint,
+            expires_at: u32::from_le_bytes(*expires_at),
+            deadline: u32::from_le_bytes(*deadline),
+            state,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&self.fingerprint);
+        out.extend_from_slice(&self.expires_at.to_le_bytes());
+        out.extend_from_slice(&self.deadline.to_le_bytes());
+        out.push(self.state as u8);
+    }
+}
+
+/// Fails closed on anything but the exact layout: a wrong version, a partial entry, more
+/// entries than a slot may hold, or an unknown state.
+fn decode_slot(value: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    let (&version, body) = value.split_first().ok_or(StoreError::Corrupt)?;
+    if version != FORMAT_VERSION
+        || body.len() % ENTRY_SIZE != 0
+        || body.len() / ENTRY_SIZE > SLOT_ENTRIES
+    {
+        return Err(StoreError::Corrupt);
+    }
+    body.chunks_exact(ENTRY_SIZE).map(Entry::decode).collect()
+}
+
+fn encode_slot(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + entries.len() * ENTRY_SIZE);
+    out.push(FORMAT_VERSION);
+    for entry in entries {
+        entry.encode(&mut out);
+    }
+    out
+}
+
+/// What a transaction decided after reading a slot.
+enum Step<T> {
+    /// Answer without writing.
+    Done(T),
+    /// Write the (pruned, modified) entries, then answer.
+    Write(T),
+}
+
+/// A replay cache over a fixed set of slot keys.
+#[derive(Debug, Clone)]
+pub struct ReplayCache {
+    prefix: String,
+    slots: u32,
+    window_secs: u32,
+    inflight_secs: u32,
+}
+
+impl ReplayCache {
+    /// `max_entries` live nonces (rounded up to whole slots, at least one slot), each
+    /// remembered `window_secs` from first sight; an in-flight claim lasts `inflight_secs`.
+    pub fn new(prefix: String, max_entries: u32, window_secs: u32, inflight_secs: u32) -> Self {
+        ReplayCache {
+            prefix,
+            slots: max_entries.div_ceil(SLOT_ENTRIES as u32).max(1),
+            window_secs,
+            inflight_secs,
+        }
+    }
+
+    /// Number of slot keys this cache may ever write.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    fn slot_of(&self, id: &[u8; 16]) -> u32 {
+        let [a, b, c, d, e, f, g, h, ..] = *id;
+        let index = u64::from_le_bytes([a, b, c, d, e, f, g, h]) % u64::from(self.slots);
+        // Less than `slots`, which is a u32.
+        index as u32
+    }
+
+    fn key(&self, id: &[u8; 16]) -> String {
+        format!("{}{}", self.prefix, self.slot_of(id))
+    }
+
+    /// Atomically claims `id` for a request with `fingerprint`. `create_cas` is a random
+    /// non-zero value used only when the slot does not exist yet, so that two workers
+    /// creating it at once cannot both succeed (see the module on `SharedStore`).
+    pub fn reserve(
+        &self,
+        store: &dyn SharedStore,
+        id: &[u8; 16],
+        fingerprint: &[u8; 16],
+        now: u32,
+        create_cas: u32,
+    ) -> Result<Reservation, StoreError> {
+        self.transact(store, id, now, create_cas, |entries| {
+            let Some(entry) = entries.iter_mut().find(|e| e.id == *id) else {
+                if entries.len() >= SLOT_ENTRIES {
+                    return Step::Done(Reservation::Full);
+                }
+                entries.push(Entry {
+                    id: *id,
+                    fingerprint: *fingerprint,
+                    expires_at: now.saturating_add(self.window_secs),
+                    deadline: now.saturating_add(self.inflight_secs),
+                    state: State::InFlight,
+                });
+                return Step::Write(Reservation::Fresh);
+            };
+            if entry.fingerprint != *fingerprint {
+                return Step::Done(Reservation::Tampered);
+            }
+            match entry.state {
+                State::Delivered => Step::Done(Reservation::Duplicate),
+                State::InFlight if now < entry.deadline => Step::Done(Reservation::InFlight),
+                // Failed, or in flight past its deadline (that attempt was lost): claim it
+                // again. The expiry stays, so retries cannot stretch the window.
+                State::InFlight | State::Failed => {
+                    entry.state = State::InFlight;
+                    entry.deadline = now.saturating_add(self.inflight_secs);
+                    Step::Write(Reservation::Retry)
+                }
+            }
+        })
+    }
+
+    /// Records how a reserved request ended. Only a live, in-flight entry with this id and
+    /// fingerprint changes; anything else (expired, settled, another request) is left alone,
+    /// so a late settle never resurrects a forgotten nonce.
+    pub fn settle(
+        &self,
+        store: &dyn SharedStore,
+        id: &[u8; 16],
+        fingerprint: &[u8; 16],
+        outcome: Outcome,
+        now: u32,
+    ) -> Result<(), StoreError> {
+        self.transact(store, id, now, FALLBACK_CREATE_CAS, |entries| {
+            let found = entries.iter_mut().find(|e| {
+                e.id == *id && e.fingerprint == *fingerprint && e.state == State::InFlight
+            });
+            match found {
+                Some(entry) => {
+                    entry.state = match outcome {
+                        Outcome::Delivered => State::Delivered,
+                        Outcome::Failed => State::Failed,
+                    };
+                    Step::Write(())
+                }
+                None => Step::Done(()),
+            }
+        })
+    }
+
+    /// Read, prune expired entries, decide, CAS-write; on a CAS mismatch start over from a
+    /// fresh read. `decide` sees only live entries and may be called once per attempt.
+    fn transact<T>(
+        &self,
+        store: &dyn SharedStore,
+        id: &[u8; 16],
+        now: u32,
+        create_cas: u32,
+        mut decide: impl FnMut(&mut Vec<Entry>) -> Step<T>,
+    ) -> Result<T, StoreError> {
+        let key = self.key(id);
+        let create_cas = if create_cas == 0 {
+            FALLBACK_CREATE_CAS
+        } else {
+            create_cas
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut entries, cas) = match store.get(&key)? {
+                // Envoy never hands out cas 0; passing it back would write unconditionally.
+                Some((_, 0)) => return Err(StoreError::Host),
+                Some((value, cas)) => (decode_slot(&value)?, cas),
+                None => (Vec::new(), create_cas),
+            };
+            entries.retain(|e| e.expires_at > now);
+            match decide(&mut entries) {
+                Step::Done(answer) => return Ok(answer),
+                Step::Write(answer) => {
+                    if store.set(&key, &encode_slot(&entries), cas)? {
+                        return Ok(answer);
+                    }
+                }
+            }
+        }
+        Err(StoreError::Contention)
+    }
+}
+
+/// The replay identity: truncated SHA-256 over a domain tag and length-prefixed parts, so
+/// no two distinct (scope, nonce) pairs share an encoding.
+pub fn replay_id(scope: &[u8], nonce: &[u8]) -> [u8; 16] {
+    digest16(b"cg1/replay-id", &[scope, nonce])
+}
+
+/// What a nonce is bound to: truncated SHA-256 of method, path and body, length-prefixed.
+pub fn fingerprint(method: &[u8], path: &[u8], body: &[u8]) -> [u8; 16] {
+    digest16(b"cg1/fingerprint", &[method, path, body])
+}
+
+fn digest16(tag: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    for part in std::iter::once(&tag).chain(parts) {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    let digest: [u8; 32] = hasher.finalize().into();
+    let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, ..] = digest;
+    [
+        a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+    ]
+}
+
+/// An in-memory store with Envoy's exact shared-data semantics, plus hooks that run just
+/// before a `set`, standing in for another worker writing between our get and set.
+#[cfg(test)]
+pub(crate) mod memory {
+    use std::cell::{Cell, RefCell};
+    use std::collections::{HashMap, HashSet, VecDeque};
+
+    use super::{SharedStore, StoreError};
+
+    type Hook = Box<dyn FnOnce(&MemoryStore)>;
+
+    #[derive(Default)]
+    pub(crate) struct MemoryStore {
+        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        counter: Cell<u32>,
+        hooks: RefCell<VecDeque<Hook>>,
+        in_hook: Cell<bool>,
+        /// Every key ever written, and the longest value ever written.
+        pub written: RefCell<HashSet<String>>,
+        pub largest: Cell<usize>,
+        pub sets: Cell<usize>,
+    }
+
+    impl MemoryStore {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Runs `hook` once, just before the next `set` (not counting sets made by hooks).
+        pub fn before_next_set(&self, hook: impl FnOnce(&MemoryStore) + 'static) {
+            self.hooks.borrow_mut().push_back(Box::new(hook));
+        }
+
+        pub fn set_counter(&self, value: u32) {
+            self.counter.set(value);
+        }
+
+        pub fn raw(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            self.map.borrow().get(key).cloned()
+        }
+
+        fn next_cas(&self) -> u32 {
+            let next = match self.counter.get().wrapping_add(1) {
+                0 => 1,
+                n => n,
+            };
+            self.counter.set(next);
+            next
+        }
+    }
+
+    impl SharedStore for MemoryStore {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+            Ok(self.raw(key))
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, StoreError> {
+            if !self.in_hook.get() {
+                let hook = self.hooks.borrow_mut().pop_front();
+                if let Some(hook) = hook {
+                    self.in_hook.set(true);
+                    hook(self);
+                    self.in_hook.set(false);
+                }
+            }
+            let stored = self.map.borrow().get(key).map(|(_, c)| *c);
+            if let Some(stored) = stored {
+                if cas != 0 && cas != stored {
+                    return Ok(false);
+                }
+            }
+            let cas = self.next_cas();
+            self.map
+                .borrow_mut()
+                .insert(key.to_string(), (value.to_vec(), cas));
+            self.written.borrow_mut().insert(key.to_string());
+            self.largest.set(self.largest.get().max(value.len()));
+            self.sets.set(self.sets.get() + 1);
+            Ok(true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::memory::MemoryStore;
+    use super::*;
+
+    const T0: u32 = 1_700_000_000;
+    const WINDOW: u32 = 600;
+    const INFLIGHT: u32 = 30;
+    const CREATE: u32 = 0x5eed_1234;
+
+    /// One slot, so every id shares it (what the race and Full tests need).
+    fn cache() -> ReplayCache {
+        ReplayCache::new("cg1/test/".to_string(), 16, WINDOW, INFLIGHT)
+    }
+
+    fn id(n: u32) -> [u8; 16] {
+        replay_id(b"route", n.to_string().as_bytes())
+    }
+
+    fn fp(body: &str) -> [u8; 16] {
+        fingerprint(b"POST", b"/vobiz/answer", body.as_bytes())
+    }
+
+    fn reserve(c: &ReplayCache, s: &MemoryStore, n: u32, body: &str, now: u32) -> Reservation {
+        c.reserve(s, &id(n), &fp(body), now, CREATE).unwrap()
+    }
+
+    fn settle(c: &ReplayCache, s: &MemoryStore, n: u32, body: &str, o: Outcome, now: u32) {
+        c.settle(s, &id(n), &fp(body), o, now).unwrap();
+    }
+
+    fn live_ids(c: &ReplayCache, s: &MemoryStore, n: u32, now: u32) -> Vec<[u8; 16]> {
+        let (value, _) = s.raw(&c.key(&id(n))).unwrap();
+        decode_slot(&value)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.expires_at > now)
+            .map(|e| e.id)
+            .collect()
+    }
+
+    #[test]
+    fn entry_and_slot_sizes_match_the_documented_memory_cost() {
+        let entry = Entry {
+            id: [1; 16],
+            fingerprint: [2; 16],
+            expires_at: 3,
+            deadline: 4,
+            state: State::Failed,
+        };
+        let mut bytes = Vec::new();
+        entry.encode(&mut bytes);
+        assert_eq!(bytes.len(), 41);
+        assert_eq!(ENTRY_SIZE, 41);
+        assert_eq!(Entry::decode(&bytes), Ok(entry));
+        assert_eq!(encode_slot(&[entry; SLOT_ENTRIES]).len(), MAX_SLOT_VALUE);
+        assert_eq!(MAX_SLOT_VALUE, 657);
+        // 41 + ceil((160 + 1) / 16) = 41 + 11.
+        assert_eq!(BYTES_PER_NONCE, 52);
+    }
+
+    #[test]
+    fn fresh_then_in_flight_then_duplicate_after_delivery() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 1), Reservation::InFlight);
+        settle(&c, &s, 1, "a", Outcome::Delivered, T0 + 2);
+        let writes = s.sets.get();
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 3), Reservation::Duplicate);
+        assert_eq!(
+            reserve(&c, &s, 1, "a", T0 + INFLIGHT + 5),
+            Reservation::Duplicate
+        );
+        assert_eq!(s.sets.get(), writes, "answers without a write");
+    }
+
+    #[test]
+    fn failed_delivery_lets_the_retry_through_once() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        settle(&c, &s, 1, "a", Outcome::Failed, T0 + 1);
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 2), Reservation::Retry);
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 3), Reservation::InFlight);
+        settle(&c, &s, 1, "a", Outcome::Delivered, T0 + 4);
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 5), Reservation::Duplicate);
+    }
+
+    #[test]
+    fn in_flight_claim_lapses_into_retry_and_keeps_the_expiry() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        assert_eq!(
+            reserve(&c, &s, 1, "a", T0 + INFLIGHT - 1),
+            Reservation::InFlight
+        );
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + INFLIGHT), Reservation::Retry);
+        let later = T0 + INFLIGHT + 1;
+        assert_eq!(reserve(&c, &s, 1, "a", later), Reservation::InFlight);
+        let (value, _) = s.raw(&c.key(&id(1))).unwrap();
+        let entry = decode_slot(&value).unwrap()[0];
+        assert_eq!(entry.expires_at, T0 + WINDOW);
+        assert_eq!(entry.deadline, T0 + 2 * INFLIGHT);
+        assert_eq!(entry.state, State::InFlight);
+    }
+
+    #[test]
+    fn different_fingerprint_is_tampering_in_every_state() {
+        let (c, s) = (cache(), MemoryStore::new());
+        for (n, outcome) in [
+            (1, None),
+            (2, Some(Outcome::Failed)),
+            (3, Some(Outcome::Delivered)),
+        ] {
+            assert_eq!(reserve(&c, &s, n, "a", T0), Reservation::Fresh);
+            if let Some(outcome) = outcome {
+                settle(&c, &s, n, "a", outcome, T0);
+            }
+            let writes = s.sets.get();
+            assert_eq!(reserve(&c, &s, n, "b", T0 + 1), Reservation::Tampered);
+            // Also after the in-flight claim would have lapsed.
+            assert_eq!(
+                reserve(&c, &s, n, "b", T0 + INFLIGHT + 1),
+                Reservation::Tampered
+            );
+            let other_path = fingerprint(b"POST", b"/vobiz/hangup", b"a");
+            assert_eq!(
+                c.reserve(&s, &id(n), &other_path, T0 + 2, CREATE),
+                Ok(Reservation::Tampered)
+            );
+            assert_eq!(s.sets.get(), writes, "tampering writes nothing");
+        }
+        // A tampered settle does not touch the genuine entry.
+        c.settle(&s, &id(1), &fp("b"), Outcome::Delivered, T0 + 3)
+            .unwrap();
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 4), Reservation::InFlight);
+    }
+
+    #[test]
+    fn entry_is_forgotten_after_the_window() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        settle(&c, &s, 1, "a", Outcome::Delivered, T0 + 1);
+        assert_eq!(
+            reserve(&c, &s, 1, "b", T0 + WINDOW - 1),
+            Reservation::Tampered
+        );
+        assert_eq!(
+            reserve(&c, &s, 1, "a", T0 + WINDOW - 1),
+            Reservation::Duplicate
+        );
+        // Once expired, the nonce is unknown again, whatever it carries.
+        assert_eq!(reserve(&c, &s, 1, "b", T0 + WINDOW), Reservation::Fresh);
+        let (value, _) = s.raw(&c.key(&id(1))).unwrap();
+        assert_eq!(decode_slot(&value).unwrap().len(), 1, "old entry pruned");
+    }
+
+    #[test]
+    fn settle_after_expiry_does_nothing_and_does_not_resurrect() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        let before = s.raw(&c.key(&id(1)));
+        settle(&c, &s, 1, "a", Outcome::Delivered, T0 + WINDOW);
+        assert_eq!(s.raw(&c.key(&id(1))), before, "no write at all");
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + WINDOW), Reservation::Fresh);
+        // And the fresh reservation is in flight, not the stale Delivered.
+        assert_eq!(
+            reserve(&c, &s, 1, "a", T0 + WINDOW + 1),
+            Reservation::InFlight
+        );
+    }
+
+    #[test]
+    fn settle_leaves_unknown_and_settled_entries_alone() {
+        let (c, s) = (cache(), MemoryStore::new());
+        // Slot absent: no key is created.
+        settle(&c, &s, 1, "a", Outcome::Failed, T0);
+        assert!(s.written.borrow().is_empty());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        settle(&c, &s, 1, "a", Outcome::Delivered, T0 + 1);
+        let writes = s.sets.get();
+        // A late Failed from the same attempt does not reopen a delivered callback.
+        settle(&c, &s, 1, "a", Outcome::Failed, T0 + 2);
+        settle(&c, &s, 2, "a", Outcome::Failed, T0 + 2);
+        assert_eq!(s.sets.get(), writes);
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 3), Reservation::Duplicate);
+    }
+
+    #[test]
+    fn settle_prunes_expired_entries_when_it_writes() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        assert_eq!(reserve(&c, &s, 2, "a", T0 + 10), Reservation::Fresh);
+        settle(&c, &s, 2, "a", Outcome::Delivered, T0 + WINDOW);
+        let (value, _) = s.raw(&c.key(&id(2))).unwrap();
+        let entries = decode_slot(&value).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].id, id(2));
+        assert_eq!(entries[0].state, State::Delivered);
+    }
+
+    #[test]
+    fn full_slot_refuses_new_ids_without_evicting() {
+        let (c, s) = (cache(), MemoryStore::new());
+        for n in 0..SLOT_ENTRIES as u32 {
+            assert_eq!(reserve(&c, &s, n, "a", T0 + n), Reservation::Fresh);
+        }
+        let before = s.raw(&c.key(&id(0)));
+        assert_eq!(reserve(&c, &s, 99, "a", T0 + 20), Reservation::Full);
+        assert_eq!(s.raw(&c.key(&id(0))), before, "nothing evicted or written");
+        // Known ids still answer normally in a full slot.
+        assert_eq!(reserve(&c, &s, 0, "a", T0 + 20), Reservation::InFlight);
+        assert_eq!(reserve(&c, &s, 0, "b", T0 + 20), Reservation::Tampered);
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 40), Reservation::Retry);
+    }
+
+    #[test]
+    fn expired_entries_free_room_in_a_full_slot() {
+        let (c, s) = (cache(), MemoryStore::new());
+        for n in 0..SLOT_ENTRIES as u32 {
+            assert_eq!(reserve(&c, &s, n, "a", T0 + n), Reservation::Fresh);
+        }
+        // Entry 0 expires at T0 + WINDOW, entry 1 a second later.
+        assert_eq!(reserve(&c, &s, 99, "a", T0 + WINDOW - 1), Reservation::Full);
+        assert_eq!(reserve(&c, &s, 99, "a", T0 + WINDOW), Reservation::Fresh);
+        assert_eq!(reserve(&c, &s, 100, "a", T0 + WINDOW), Reservation::Full);
+        assert_eq!(
+            reserve(&c, &s, 100, "a", T0 + WINDOW + 1),
+            Reservation::Fresh
+        );
+        assert_eq!(live_ids(&c, &s, 0, T0 + WINDOW + 1).len(), SLOT_ENTRIES);
+    }
+
+    #[test]
+    fn key_space_and_value_size_stay_bounded() {
+        let c = ReplayCache::new("cg1/test/".to_string(), 100, WINDOW, INFLIGHT);
+        assert_eq!(c.slots(), 7);
+        let s = MemoryStore::new();
+        let mut outcomes = [0usize; 6];
+        // 20 000 distinct nonces at 10 per second: far more than the cache holds.
+        for n in 0..20_000u32 {
+            let now = T0 + n / 10;
+            let r = reserve(&c, &s, n, "a", now);
+            outcomes[r as usize] += 1;
+            if r == Reservation::Fresh && n % 3 == 0 {
+                settle(&c, &s, n, "a", Outcome::Delivered, now);
+            }
+        }
+        let keys = s.written.borrow();
+        assert!(keys.len() <= c.slots() as usize, "{} keys", keys.len());
+        assert!(keys.iter().all(|k| k.starts_with("cg1/test/")));
+        assert!(s.largest.get() <= MAX_SLOT_VALUE);
+        assert_eq!(s.largest.get(), MAX_SLOT_VALUE, "slots did fill up");
+        assert!(outcomes[Reservation::Fresh as usize] > 0);
+        assert!(outcomes[Reservation::Full as usize] > 0);
+    }
+
+    #[test]
+    fn slots_round_up_and_never_reach_zero() {
+        let slots = |max| ReplayCache::new(String::new(), max, 1, 1).slots();
+        assert_eq!(slots(0), 1);
+        assert_eq!(slots(1), 1);
+        assert_eq!(slots(16), 1);
+        assert_eq!(slots(17), 2);
+        assert_eq!(slots(u32::MAX), u32::MAX.div_ceil(16));
+    }
+
+    #[test]
+    fn slot_index_is_the_first_eight_bytes_little_endian() {
+        let c = ReplayCache::new("p/".to_string(), 16 * 1000, 1, 1);
+        let mut id = [0xff; 16];
+        id[..8].copy_from_slice(&1_234_567u64.to_le_bytes());
+        assert_eq!(c.slot_of(&id), 567);
+        assert_eq!(c.key(&id), "p/567");
+    }
+
+    /// Another worker reserves between our get and set. `other` picks its id.
+    fn race(slot_exists: bool, other: u32) -> (MemoryStore, Rc<Cell<Option<Reservation>>>) {
+        let (c, s) = (cache(), MemoryStore::new());
+        if slot_exists {
+            assert_eq!(reserve(&c, &s, 50, "a", T0), Reservation::Fresh);
+        }
+        let theirs = Rc::new(Cell::new(None));
+        let (c2, seen) = (c.clone(), theirs.clone());
+        s.before_next_set(move |s| {
+            // A different worker: its own random create_cas.
+            seen.set(Some(
+                c2.reserve(s, &id(other), &fp("a"), T0 + 1, 0x0bad_cafe)
+                    .unwrap(),
+            ));
+        });
+        let ours = reserve(&c, &s, 1, "a", T0 + 1);
+        assert_eq!(theirs.get(), Some(Reservation::Fresh));
+        let expected = if other == 1 {
+            Reservation::InFlight
+        } else {
+            Reservation::Fresh
+        };
+        assert_eq!(ours, expected, "exactly one Fresh per id");
+        (s, theirs)
+    }
+
+    #[test]
+    fn create_race_on_an_absent_slot_yields_one_fresh() {
+        let (s, _) = race(false, 1);
+        assert_eq!(live_ids(&cache(), &s, 1, T0 + 1), vec![id(1)]);
+    }
+
+    #[test]
+    fn create_race_keeps_the_other_writers_entry() {
+        let (s, _) = race(false, 2);
+        assert_eq!(live_ids(&cache(), &s, 1, T0 + 1), vec![id(2), id(1)]);
+    }
+
+    #[test]
+    fn update_race_on_an_existing_slot_yields_one_fresh() {
+        let (s, _) = race(true, 1);
+        assert_eq!(live_ids(&cache(), &s, 1, T0 + 1), vec![id(50), id(1)]);
+    }
+
+    #[test]
+    fn update_race_keeps_the_other_writers_entry() {
+        let (s, _) = race(true, 2);
+        assert_eq!(
+            live_ids(&cache(), &s, 1, T0 + 1),
+            vec![id(50), id(2), id(1)]
+        );
+    }
+
+    #[test]
+    fn settle_race_keeps_the_other_writers_entry() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        let c2 = c.clone();
+        s.before_next_set(move |s| {
+            assert_eq!(
+                c2.reserve(s, &id(2), &fp("a"), T0 + 1, 7),
+                Ok(Reservation::Fresh)
+            );
+        });
+        settle(&c, &s, 1, "a", Outcome::Delivered, T0 + 1);
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 2), Reservation::Duplicate);
+        assert_eq!(reserve(&c, &s, 2, "a", T0 + 2), Reservation::InFlight);
+    }
+
+    #[test]
+    fn zero_create_cas_still_creates_conditionally() {
+        let (c, s) = (cache(), MemoryStore::new());
+        let c2 = c.clone();
+        s.before_next_set(move |s| {
+            assert_eq!(
+                c2.reserve(s, &id(1), &fp("a"), T0, 0),
+                Ok(Reservation::Fresh)
+            );
+        });
+        assert_eq!(
+            c.reserve(&s, &id(1), &fp("a"), T0, 0),
+            Ok(Reservation::InFlight)
+        );
+    }
+
+    #[test]
+    fn exhausted_retries_fail_closed() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        let key = c.key(&id(1));
+        // A worker that rewrites the slot before every one of our sets.
+        let bump = |s: &MemoryStore, key: &str| {
+            let (value, _) = s.raw(key).unwrap();
+            assert!(s.set(key, &value, 0).unwrap());
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let key = key.clone();
+            s.before_next_set(move |s| bump(s, &key));
+        }
+        assert_eq!(
+            c.reserve(&s, &id(2), &fp("a"), T0, CREATE),
+            Err(StoreError::Contention)
+        );
+        for _ in 0..MAX_ATTEMPTS {
+            let key = key.clone();
+            s.before_next_set(move |s| bump(s, &key));
+        }
+        assert_eq!(
+            c.settle(&s, &id(1), &fp("a"), Outcome::Delivered, T0),
+            Err(StoreError::Contention)
+        );
+        // One contended attempt fewer than the limit still succeeds.
+        for _ in 0..MAX_ATTEMPTS - 1 {
+            let key = key.clone();
+            s.before_next_set(move |s| bump(s, &key));
+        }
+        assert_eq!(reserve(&c, &s, 2, "a", T0), Reservation::Fresh);
+        assert_eq!(live_ids(&c, &s, 1, T0), vec![id(1), id(2)]);
+    }
+
+    #[test]
+    fn corrupt_slot_values_fail_closed() {
+        let c = cache();
+        let mut good = Vec::new();
+        good.push(FORMAT_VERSION);
+        Entry {
+            id: id(1),
+            fingerprint: fp("a"),
+            expires_at: T0 + WINDOW,
+            deadline: T0 + INFLIGHT,
+            state: State::InFlight,
+        }
+        .encode(&mut good);
+        let mut bad_state = good.clone();
+        bad_state[ENTRY_SIZE] = 3;
+        let mut bad_version = good.clone();
+        bad_version[0] = 2;
+        let mut too_many = vec![FORMAT_VERSION];
+        for _ in 0..=SLOT_ENTRIES {
+            too_many.extend_from_slice(&good[1..]);
+        }
+        let cases: [&[u8]; 6] = [
+            b"",
+            &bad_version,
+            &good[..good.len() - 1],
+            &[good.as_slice(), b"x"].concat(),
+            &bad_state,
+            &too_many,
+        ];
+        for value in cases {
+            let s = MemoryStore::new();
+            assert!(s.set(&c.key(&id(1)), value, 0).unwrap());
+            let before = s.raw(&c.key(&id(1)));
+            assert_eq!(
+                c.reserve(&s, &id(1), &fp("a"), T0, CREATE),
+                Err(StoreError::Corrupt),
+                "{value:?}"
+            );
+            assert_eq!(
+                c.settle(&s, &id(1), &fp("a"), Outcome::Delivered, T0),
+                Err(StoreError::Corrupt)
+            );
+            assert_eq!(s.raw(&c.key(&id(1))), before, "left untouched");
+        }
+        // The good value itself decodes; an empty slot is just the version byte.
+        assert_eq!(decode_slot(&good).unwrap().len(), 1);
+        assert_eq!(decode_slot(&[FORMAT_VERSION]), Ok(Vec::new()));
+    }
+
+    struct BrokenStore {
+        get_fails: bool,
+        zero_cas: bool,
+    }
+
+    impl SharedStore for BrokenStore {
+        fn get(&self, _: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+            if self.get_fails {
+                return Err(StoreError::Host);
+            }
+            let cas = if self.zero_cas { 0 } else { 1 };
+            Ok(Some((vec![FORMAT_VERSION], cas)))
+        }
+
+        fn set(&self, _: &str, _: &[u8], _: u32) -> Result<bool, StoreError> {
+            Err(StoreError::Host)
+        }
+    }
+
+    #[test]
+    fn host_failures_propagate() {
+        let c = cache();
+        for (get_fails, zero_cas) in [(true, false), (false, true), (false, false)] {
+            let s = BrokenStore {
+                get_fails,
+                zero_cas,
+            };
+            assert_eq!(
+                c.reserve(&s, &id(1), &fp("a"), T0, CREATE),
+                Err(StoreError::Host)
+            );
+        }
+    }
+
+    #[test]
+    fn memory_store_matches_envoy_semantics() {
+        let s = MemoryStore::new();
+        assert_eq!(s.get("k"), Ok(None));
+        // Absent key: inserted whatever the cas.
+        assert_eq!(s.set("k", b"1", 12345), Ok(true));
+        let (_, cas) = s.get("k").unwrap().unwrap();
+        assert_ne!(cas, 0);
+        assert_eq!(s.set("k", b"2", cas.wrapping_add(1)), Ok(false));
+        assert_eq!(s.set("k", b"2", cas), Ok(true));
+        assert_eq!(s.set("k", b"3", cas), Ok(false), "cas moved on");
+        assert_eq!(s.set("k", b"3", 0), Ok(true), "zero is unconditional");
+        s.set_counter(u32::MAX);
+        assert_eq!(s.set("k", b"4", 0), Ok(true));
+        assert_eq!(s.get("k"), Ok(Some((b"4".to_vec(), 1))), "skips 0 on wrap");
+    }
+
+    #[test]
+    fn replay_id_and_fingerprint_are_unambiguous() {
+        assert_ne!(replay_id(b"ab", b"c"), replay_id(b"a", b"bc"));
+        assert_ne!(replay_id(b"", b"ab"), replay_id(b"ab", b""));
+        assert_ne!(replay_id(b"r1", b"n"), replay_id(b"r2", b"n"));
+        assert_eq!(replay_id(b"r", b"n"), replay_id(b"r", b"n"));
+        assert_ne!(
+            fingerprint(b"POST", b"/a", b"b"),
+            fingerprint(b"POST", b"/ab", b"")
+        );
+        assert_ne!(
+            fingerprint(b"GE", b"T/", b""),
+            fingerprint(b"GET", b"/", b"")
+        );
+        assert_ne!(
+            fingerprint(b"POST", b"/", b"x"),
+            fingerprint(b"POST", b"/", b"y")
+        );
+        // Different domain tags: the same bytes never give the same id and fingerprint.
+        assert_ne!(
+            digest16(b"cg1/replay-id", &[b"a"]),
+            digest16(b"cg1/fingerprint", &[b"a"])
+        );
+    }
+}
