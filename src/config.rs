@@ -7,8 +7,9 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::keys::Key;
-use crate::policy::{Policy, Route, Transport};
-use crate::vobiz::voice::{Family, VoiceScheme};
+use crate::policy::{Freshness, OnDuplicate, Policy, Replay, Route, Scheme, Transport};
+use crate::replay::ReplayCache;
+use crate::vobiz::voice::{Family, V3Construction, VoiceScheme};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -33,6 +34,24 @@ fn error(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     routes: Vec<RawRoute>,
+    /// Mirrors the Envoy `PluginConfig` flag of the same name, which the filter cannot read.
+    #[serde(default = "default_true")]
+    allow_on_headers_stop_iteration: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Provider-prefixed names leave room for other providers' schemes.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+enum RawScheme {
+    #[serde(rename = "vobiz_voice")]
+    Voice,
+    #[serde(rename = "vobiz_whatsapp")]
+    WhatsApp,
+    #[serde(rename = "vobiz_kyc")]
+    Kyc,
 }
 
 #[derive(Deserialize)]
@@ -42,7 +61,10 @@ struct RawRoute {
     path_prefix: String,
     #[serde(default)]
     host: Option<String>,
-    public_origin: String,
+    #[serde(default = "default_scheme")]
+    scheme: RawScheme,
+    #[serde(default)]
+    public_origin: Option<String>,
     #[serde(default)]
     keys: Vec<RawKey>,
     #[serde(default)]
@@ -50,9 +72,113 @@ struct RawRoute {
     #[serde(default)]
     accept: Option<Vec<Family>>,
     #[serde(default)]
+    v3_construction: Option<V3Construction>,
+    #[serde(default)]
     allow_plain_http: bool,
     #[serde(default)]
     trust_x_forwarded_proto: bool,
+    #[serde(default)]
+    replay: RawReplay,
+    #[serde(default)]
+    freshness: Option<RawFreshness>,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: u32,
+}
+
+fn default_scheme() -> RawScheme {
+    RawScheme::Voice
+}
+
+/// Vobiz callbacks are small forms or JSON envelopes; 128 KiB leaves ample room.
+fn default_max_body_bytes() -> u32 {
+    128 * 1024
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplay {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_window")]
+    window: Duration,
+    #[serde(default = "default_max_entries")]
+    max_entries: u32,
+    #[serde(default = "default_in_flight_timeout")]
+    in_flight_timeout: Duration,
+    #[serde(default)]
+    on_duplicate: OnDuplicate,
+}
+
+impl Default for RawReplay {
+    fn default() -> Self {
+        RawReplay {
+            enabled: true,
+            window: default_window(),
+            max_entries: default_max_entries(),
+            in_flight_timeout: default_in_flight_timeout(),
+            on_duplicate: OnDuplicate::default(),
+        }
+    }
+}
+
+fn default_window() -> Duration {
+    Duration(24 * 3600)
+}
+
+/// About 5 MB of shared data.
+fn default_max_entries() -> u32 {
+    100_000
+}
+
+/// Vobiz waits a few seconds for an answer and Envoy's route timeout defaults to 15 s; a
+/// claim older than this belongs to an attempt that was lost.
+fn default_in_flight_timeout() -> Duration {
+    Duration(30)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreshness {
+    max_age: Duration,
+    #[serde(default = "default_max_future_skew")]
+    max_future_skew: Duration,
+    #[serde(default)]
+    require: Option<bool>,
+}
+
+fn default_max_future_skew() -> Duration {
+    Duration(300)
+}
+
+/// A duration written as a whole number with a unit: `30s`, `5m`, `24h`, `7d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Duration(u32);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text).map(Duration).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: use a whole number followed by s, m, h or d (e.g. \"24h\")"
+            ))
+        })
+    }
+}
+
+fn parse_duration(text: &str) -> Option<u32> {
+    let split = text.len().checked_sub(1)?;
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse::<u32>().ok()?.checked_mul(scale)
 }
 
 #[derive(Deserialize)]
@@ -82,6 +208,7 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
     if raw.routes.is_empty() {
         return Err(error("routes", "must list at least one protected route"));
     }
+    let hold_headers = raw.allow_on_headers_stop_iteration;
     let mut names = HashSet::new();
     let routes = raw
         .routes
@@ -98,7 +225,10 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
             compile_route(&field, route, env)
         })
         .collect::<Result<_, _>>()?;
-    Ok(Policy { routes })
+    Ok(Policy {
+        routes,
+        hold_headers,
+    })
 }
 
 fn compile_route(
@@ -106,12 +236,13 @@ fn compile_route(
     raw: RawRoute,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Route, ConfigError> {
-    check_identifier(&format!("{field}.name"), &raw.name)?;
-    check_path_prefix(&format!("{field}.path_prefix"), &raw.path_prefix)?;
+    let at = |name: &str| format!("{field}.{name}");
+    check_identifier(&at("name"), &raw.name)?;
+    check_path_prefix(&at("path_prefix"), &raw.path_prefix)?;
     if let Some(host) = &raw.host {
         if host.is_empty() || host.bytes().any(|b| !b.is_ascii_graphic() || b == b'/') {
             return Err(error(
-                format!("{field}.host"),
+                at("host"),
                 "must be a host name, optionally with :port",
             ));
         }
@@ -122,52 +253,165 @@ fn compile_route(
         (true, false) => Transport::AllowPlainHttp,
         (true, true) => {
             return Err(error(
-                format!("{field}.trust_x_forwarded_proto"),
+                at("trust_x_forwarded_proto"),
                 "has no effect when allow_plain_http is true; set only one",
             ))
         }
     };
-    check_origin(
-        &format!("{field}.public_origin"),
-        &raw.public_origin,
-        transport,
-    )?;
-
+    if raw.max_body_bytes == 0 {
+        return Err(error(at("max_body_bytes"), "must be at least 1"));
+    }
     let mut key_names = HashSet::new();
-    let keys = compile_keys(
-        &format!("{field}.keys"),
-        raw.keys,
-        "key",
-        &mut key_names,
-        env,
-    )?;
+    let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, env)?;
     let parent_keys = compile_keys(
-        &format!("{field}.parent_keys"),
+        &at("parent_keys"),
         raw.parent_keys,
         "parent",
         &mut key_names,
         env,
     )?;
-    if keys.is_empty() && parent_keys.is_empty() {
-        return Err(error(
-            format!("{field}.keys"),
-            "no keys configured: give keys (account auth token) and/or parent_keys (main account token)",
-        ));
-    }
-    let families = compile_accept(&format!("{field}.accept"), raw.accept, &keys, &parent_keys)?;
+    let replay = compile_replay(&at("replay"), &raw.name, raw.replay)?;
+
+    let scheme = if raw.scheme == RawScheme::Voice {
+        let Some(origin) = raw.public_origin else {
+            return Err(error(
+                at("public_origin"),
+                "is required for scheme vobiz_voice",
+            ));
+        };
+        check_origin(&at("public_origin"), &origin, transport)?;
+        if keys.is_empty() && parent_keys.is_empty() {
+            return Err(error(
+                at("keys"),
+                "no keys configured: give keys (account auth token) and/or parent_keys (main account token)",
+            ));
+        }
+        let families = compile_accept(
+            &at("accept"),
+            raw.accept,
+            &keys,
+            &parent_keys,
+            replay.is_some(),
+        )?;
+        Scheme::Voice(VoiceScheme {
+            origin,
+            families,
+            v3: raw.v3_construction.unwrap_or_default(),
+            keys,
+            parent_keys,
+        })
+    } else {
+        // Body-signed schemes: one secret list, no URL, no families.
+        let voice_only = [
+            ("public_origin", raw.public_origin.is_some()),
+            ("parent_keys", !parent_keys.is_empty()),
+            ("accept", raw.accept.is_some()),
+            ("v3_construction", raw.v3_construction.is_some()),
+        ];
+        if let Some((name, _)) = voice_only.iter().find(|(_, set)| *set) {
+            return Err(error(at(name), "applies only to scheme vobiz_voice"));
+        }
+        if keys.is_empty() {
+            return Err(error(at("keys"), "at least one key is required"));
+        }
+        match raw.scheme {
+            RawScheme::WhatsApp => Scheme::WhatsApp { keys },
+            _ => Scheme::Kyc { keys },
+        }
+    };
+    let freshness = compile_freshness(&at("freshness"), raw.freshness, &scheme, replay.as_ref())?;
 
     Ok(Route {
         name: raw.name,
         path_prefix: raw.path_prefix,
         host: raw.host,
-        public_origin: raw.public_origin,
         transport,
-        voice: VoiceScheme {
-            families,
-            keys,
-            parent_keys,
-        },
+        scheme,
+        replay,
+        freshness,
+        max_body_bytes: raw.max_body_bytes,
     })
+}
+
+fn compile_replay(field: &str, route: &str, raw: RawReplay) -> Result<Option<Replay>, ConfigError> {
+    if !raw.enabled {
+        return Ok(None);
+    }
+    if raw.window.0 == 0 {
+        return Err(error(format!("{field}.window"), "must be at least 1s"));
+    }
+    if raw.max_entries == 0 {
+        return Err(error(format!("{field}.max_entries"), "must be at least 1"));
+    }
+    if raw.in_flight_timeout.0 == 0 || raw.in_flight_timeout.0 > raw.window.0 {
+        return Err(error(
+            format!("{field}.in_flight_timeout"),
+            "must be between 1s and the replay window",
+        ));
+    }
+    // The format version is part of the key prefix ("cg1"), the slot count is added by the
+    // cache: caches of another layout or size never read each other's slots.
+    let prefix = format!("cg1/{route}/");
+    Ok(Some(Replay {
+        cache: ReplayCache::new(
+            &prefix,
+            raw.max_entries,
+            raw.window.0,
+            raw.in_flight_timeout.0,
+        ),
+        on_duplicate: raw.on_duplicate,
+    }))
+}
+
+/// WhatsApp freshness is on by default (its `occurred_at` is signed); the voice `timestamp`
+/// parameter is unsigned, so checking it is opt-in; KYC has no usable timestamp.
+fn compile_freshness(
+    field: &str,
+    raw: Option<RawFreshness>,
+    scheme: &Scheme,
+    replay: Option<&Replay>,
+) -> Result<Option<Freshness>, ConfigError> {
+    let raw = match (raw, scheme) {
+        (Some(_), Scheme::Kyc { .. }) => {
+            return Err(error(field, "is not available for scheme vobiz_kyc"))
+        }
+        (None, Scheme::WhatsApp { .. }) => RawFreshness {
+            max_age: Duration(3600),
+            max_future_skew: default_max_future_skew(),
+            require: None,
+        },
+        (None, _) => return Ok(None),
+        (Some(raw), _) => raw,
+    };
+    if raw.max_age.0 == 0 {
+        return Err(error(format!("{field}.max_age"), "must be at least 1s"));
+    }
+    let required = match (scheme, raw.require) {
+        (Scheme::Voice(_), require) => require.unwrap_or(false),
+        (_, Some(_)) => {
+            return Err(error(
+                format!("{field}.require"),
+                "applies only to scheme vobiz_voice (occurred_at is always required)",
+            ))
+        }
+        (_, None) => true,
+    };
+    // An event must be remembered for as long as it counts as fresh, or it could be
+    // replayed after the cache forgot it but before it went stale.
+    if let (Some(replay), Scheme::WhatsApp { .. }) = (replay, scheme) {
+        let fresh_for = u64::from(raw.max_age.0) + u64::from(raw.max_future_skew.0);
+        if u64::from(replay.cache.window_secs()) < fresh_for {
+            return Err(error(
+                format!("{field}.max_age"),
+                "max_age + max_future_skew must not exceed replay.window",
+            ));
+        }
+    }
+    Ok(Some(Freshness {
+        max_age_secs: raw.max_age.0,
+        max_future_secs: raw.max_future_skew.0,
+        required,
+    }))
 }
 
 /// Route and key names end up in logs and metric names, so keep them to a safe alphabet.
@@ -282,6 +526,7 @@ fn compile_accept(
     accept: Option<Vec<Family>>,
     keys: &[Key],
     parent_keys: &[Key],
+    replay: bool,
 ) -> Result<Vec<Family>, ConfigError> {
     let has_keys = |family: Family| {
         if family.uses_parent_key() {
@@ -291,7 +536,9 @@ fn compile_accept(
         }
     };
     let Some(families) = accept else {
-        return Ok(Family::ALL.into_iter().filter(|&f| has_keys(f)).collect());
+        // With replay protection, only the V3 nonce is remembered (see below).
+        let default = Family::ALL.into_iter().filter(|&f| has_keys(f));
+        return Ok(default.filter(|f| !replay || f.is_v3()).collect());
     };
     if families.is_empty() {
         return Err(error(
@@ -302,6 +549,14 @@ fn compile_accept(
     for (i, &family) in families.iter().enumerate() {
         if families[..i].contains(&family) {
             return Err(error(field, format!("{} is listed twice", family.name())));
+        }
+        if replay && family.is_v3() != families[0].is_v3() {
+            // Vobiz signs V2 and V3 with different nonces: a captured callback replayed with
+            // only its V2 headers would carry a nonce the cache never saw.
+            return Err(error(
+                field,
+                "with replay protection, accept either V3 families (v3, ma_v3) or V2 families (v2, ma_v2), not both: they use different nonces",
+            ));
         }
         if !has_keys(family) {
             let needed = if family.uses_parent_key() {
@@ -321,6 +576,7 @@ fn compile_accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Route;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -358,35 +614,160 @@ mod tests {
         parse_json(route(extra)).unwrap_err().to_string()
     }
 
+    fn voice(route: &Route) -> &VoiceScheme {
+        match &route.scheme {
+            Scheme::Voice(voice) => voice,
+            other => panic!("not a voice route: {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_full_route_compiles_with_defaults() {
+    fn a_full_route_compiles_with_protective_defaults() {
         let policy = parse_json(route(serde_json::json!({}))).unwrap();
+        assert!(policy.hold_headers);
         let r = &policy.routes[0];
         assert_eq!(r.transport, Transport::RequireTls);
-        assert_eq!(r.voice.families, Family::ALL.to_vec());
-        assert_eq!(r.voice.keys[0].name, "primary");
-        assert_eq!(r.voice.parent_keys[0].name, "parent0");
+        // Replay protection is on, so only the V3 families (one nonce) are accepted.
+        assert_eq!(voice(r).families, vec![Family::V3, Family::MaV3]);
+        assert_eq!(voice(r).v3, V3Construction::Either);
+        assert_eq!(voice(r).keys[0].name, "primary");
+        assert_eq!(voice(r).parent_keys[0].name, "parent0");
+        let replay = r.replay.as_ref().unwrap();
+        assert_eq!(replay.cache.window_secs(), 24 * 3600);
+        assert_eq!(replay.cache.slots(), 100_000 / 16);
+        assert_eq!(replay.on_duplicate, OnDuplicate::Ok);
+        assert_eq!(r.freshness, None);
+        assert_eq!(r.max_body_bytes, 128 * 1024);
     }
 
     #[test]
     fn default_families_follow_the_keys_given() {
         let policy = parse_json(route(serde_json::json!({"keys": null}))).unwrap();
+        assert_eq!(voice(&policy.routes[0]).families, vec![Family::MaV3]);
+        let no_replay = serde_json::json!({"replay": {"enabled": false}});
+        let policy = parse_json(route(no_replay)).unwrap();
+        assert_eq!(voice(&policy.routes[0]).families, Family::ALL.to_vec());
+        assert!(policy.routes[0].replay.is_none());
+    }
+
+    #[test]
+    fn v2_families_with_replay_when_asked() {
+        let policy = parse_json(route(serde_json::json!({"accept": ["v2", "ma_v2"]}))).unwrap();
         assert_eq!(
-            policy.routes[0].voice.families,
-            vec![Family::MaV3, Family::MaV2]
+            voice(&policy.routes[0]).families,
+            vec![Family::V2, Family::MaV2]
         );
     }
 
     #[test]
+    fn replay_and_freshness_settings() {
+        let policy = parse_json(route(serde_json::json!({
+            "replay": {"window": "10m", "max_entries": 32, "in_flight_timeout": "5s", "on_duplicate": "reject"},
+            "freshness": {"max_age": "2m", "require": true},
+            "max_body_bytes": 1000,
+        })))
+        .unwrap();
+        let r = &policy.routes[0];
+        let replay = r.replay.as_ref().unwrap();
+        assert_eq!((replay.cache.window_secs(), replay.cache.slots()), (600, 2));
+        assert_eq!(replay.on_duplicate, OnDuplicate::Reject);
+        assert_eq!(
+            r.freshness,
+            Some(Freshness {
+                max_age_secs: 120,
+                max_future_secs: 300,
+                required: true
+            })
+        );
+        assert_eq!(r.max_body_bytes, 1000);
+    }
+
+    #[test]
+    fn body_signed_schemes() {
+        let whatsapp = serde_json::json!({"routes": [{
+            "name": "wa", "path_prefix": "/wa/", "scheme": "vobiz_whatsapp",
+            "keys": [{"env": "TOKEN"}]}]});
+        let policy = parse_json(whatsapp).unwrap();
+        let r = &policy.routes[0];
+        assert!(matches!(r.scheme, Scheme::WhatsApp { .. }));
+        // occurred_at is signed, so freshness is on by default and required.
+        assert_eq!(
+            r.freshness,
+            Some(Freshness {
+                max_age_secs: 3600,
+                max_future_secs: 300,
+                required: true
+            })
+        );
+        let kyc = serde_json::json!({"routes": [{
+            "name": "kyc", "path_prefix": "/kyc/", "scheme": "vobiz_kyc",
+            "keys": [{"env": "PARENT"}]}]});
+        let policy = parse_json(kyc).unwrap();
+        assert!(matches!(policy.routes[0].scheme, Scheme::Kyc { .. }));
+        assert_eq!(policy.routes[0].freshness, None);
+    }
+
+    #[test]
+    fn headers_stop_iteration_can_be_declared_absent() {
+        let mut json = route(serde_json::json!({}));
+        json["allow_on_headers_stop_iteration"] = false.into();
+        assert!(!parse_json(json).unwrap().hold_headers);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(30));
+        assert_eq!(parse_duration("5m"), Some(300));
+        assert_eq!(parse_duration("24h"), Some(86400));
+        assert_eq!(parse_duration("7d"), Some(604800));
+        for bad in [
+            "",
+            "s",
+            "10",
+            "1.5h",
+            "-1s",
+            "+1s",
+            "1 h",
+            "10ms",
+            "99999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_field_and_the_problem() {
+        let wa = |extra: serde_json::Value| {
+            let mut r = serde_json::json!({"scheme": "vobiz_whatsapp", "public_origin": null,
+                "parent_keys": null, "keys": [{"env": "TOKEN"}]});
+            for (k, v) in extra.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+            r
+        };
         let cases = [
+            (serde_json::json!({"accept": ["v3", "v2"]}), "routes[0].accept: with replay protection, accept either V3 families"),
+            (serde_json::json!({"replay": {"window": "24"}}), "routes[0].replay.window: invalid duration \"24\""),
+            (serde_json::json!({"replay": {"window": "0s"}}), "routes[0].replay.window: must be at least 1s"),
+            (serde_json::json!({"replay": {"max_entries": 0}}), "routes[0].replay.max_entries: must be at least 1"),
+            (serde_json::json!({"replay": {"window": "10s", "in_flight_timeout": "1m"}}), "routes[0].replay.in_flight_timeout: must be between"),
+            (serde_json::json!({"replay": {"on_duplicate": "maybe"}}), "routes[0].replay.on_duplicate: unknown variant `maybe`"),
+            (serde_json::json!({"replay": {"enable": true}}), "routes[0].replay.enable: unknown field"),
+            (serde_json::json!({"v3_construction": "plivo"}), "routes[0].v3_construction: unknown variant `plivo`"),
+            (serde_json::json!({"freshness": {}}), "routes[0].freshness: missing field `max_age`"),
+            (serde_json::json!({"freshness": {"max_age": "0s"}}), "routes[0].freshness.max_age: must be at least 1s"),
+            (serde_json::json!({"max_body_bytes": 0}), "routes[0].max_body_bytes: must be at least 1"),
+            (serde_json::json!({"scheme": "stripe"}), "routes[0].scheme: unknown variant `stripe`"),
+            (wa(serde_json::json!({"public_origin": "https://x"})), "routes[0].public_origin: applies only to scheme vobiz_voice"),
+            (wa(serde_json::json!({"accept": ["v3"]})), "routes[0].accept: applies only to scheme vobiz_voice"),
+            (wa(serde_json::json!({"keys": []})), "routes[0].keys: at least one key is required"),
+            (wa(serde_json::json!({"freshness": {"max_age": "1h", "require": false}})), "routes[0].freshness.require: applies only to scheme vobiz_voice"),
+            (wa(serde_json::json!({"freshness": {"max_age": "2d"}})), "routes[0].freshness.max_age: max_age + max_future_skew must not exceed replay.window"),
+            (serde_json::json!({"scheme": "vobiz_kyc", "public_origin": null, "parent_keys": null, "freshness": {"max_age": "1h"}}), "routes[0].freshness: is not available for scheme vobiz_kyc"),
+            (serde_json::json!({"public_origin": null}), "routes[0].public_origin: is required for scheme vobiz_voice"),
             (
                 serde_json::json!({"kyes": []}),
                 "routes[0].kyes: unknown field `kyes`",
-            ),
-            (
-                serde_json::json!({"public_origin": null}),
-                "routes[0]: missing field `public_origin`",
             ),
             (
                 serde_json::json!({"keys": [{"env": "NOPE"}]}),

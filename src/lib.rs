@@ -4,11 +4,13 @@
 //! Everything except `filter` is a pure core with no proxy-wasm dependency, tested natively.
 
 pub mod config;
+pub mod form;
 pub mod guard;
 pub mod keys;
 pub mod policy;
 pub mod replay;
 pub mod request;
+pub mod timestamp;
 pub mod verdict;
 pub mod vobiz;
 

@@ -1,10 +1,16 @@
 //! The compiled, validated configuration: which requests are protected and how.
 
+use crate::keys::Key;
+use crate::replay::ReplayCache;
 use crate::vobiz::voice::VoiceScheme;
 
 #[derive(Debug)]
 pub struct Policy {
     pub routes: Vec<Route>,
+    /// Envoy runs the filter with `allow_on_headers_stop_iteration: true`, so a request
+    /// can be held at its headers while the body arrives. Without it the headers reach the
+    /// upstream before a body-dependent verdict, which can then only reset the request.
+    pub hold_headers: bool,
 }
 
 /// How a route decides that a callback arrived over TLS.
@@ -23,10 +29,52 @@ pub struct Route {
     pub name: String,
     pub path_prefix: String,
     pub host: Option<String>,
-    /// `scheme://authority` exactly as registered with Vobiz: the start of every base URL.
-    pub public_origin: String,
     pub transport: Transport,
-    pub voice: VoiceScheme,
+    pub scheme: Scheme,
+    /// Replay protection; `None` only when the operator switched it off.
+    pub replay: Option<Replay>,
+    pub freshness: Option<Freshness>,
+    pub max_body_bytes: u32,
+}
+
+/// How a route's callbacks are signed. Chosen by configuration, never guessed from headers.
+#[derive(Debug)]
+pub enum Scheme {
+    Voice(VoiceScheme),
+    /// `X-Webhook-Signature`: hex HMAC of the body with the subscription secret.
+    WhatsApp {
+        keys: Vec<Key>,
+    },
+    /// `X-Vobiz-Signature: sha256=<hex>` HMAC of the body with the parent account token.
+    Kyc {
+        keys: Vec<Key>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Replay {
+    pub cache: ReplayCache,
+    pub on_duplicate: OnDuplicate,
+}
+
+/// What to answer when a callback that was already delivered arrives again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDuplicate {
+    /// 200 from the filter: the provider stops retrying, the app is not called twice.
+    #[default]
+    Ok,
+    /// 409: the sender is told it was a duplicate.
+    Reject,
+}
+
+/// Bounds on a callback's own timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub max_age_secs: u32,
+    pub max_future_secs: u32,
+    /// A callback without the timestamp is refused (always true where it is signed).
+    pub required: bool,
 }
 
 impl Policy {
@@ -37,6 +85,11 @@ impl Policy {
 }
 
 impl Route {
+    /// Replay fingerprints and freshness need the body, whatever the scheme.
+    pub fn needs_body(&self) -> bool {
+        self.replay.is_some() || self.freshness.is_some()
+    }
+
     fn matches(&self, path: &[u8], authority: &[u8]) -> bool {
         path.starts_with(self.path_prefix.as_bytes())
             && self

@@ -213,13 +213,19 @@ pub struct ReplayCache {
 impl ReplayCache {
     /// `max_entries` live nonces (rounded up to whole slots, at least one slot), each
     /// remembered `window_secs` from first sight; an in-flight claim lasts `inflight_secs`.
-    pub fn new(prefix: String, max_entries: u32, window_secs: u32, inflight_secs: u32) -> Self {
+    /// Slot keys are `{prefix}{slots}/{index}`: a cache of another size never reads them.
+    pub fn new(prefix: &str, max_entries: u32, window_secs: u32, inflight_secs: u32) -> Self {
+        let slots = max_entries.div_ceil(SLOT_ENTRIES as u32).max(1);
         ReplayCache {
-            prefix,
-            slots: max_entries.div_ceil(SLOT_ENTRIES as u32).max(1),
+            prefix: format!("{prefix}{slots}/"),
+            slots,
             window_secs,
             inflight_secs,
         }
+    }
+
+    pub fn window_secs(&self) -> u32 {
+        self.window_secs
     }
 
     /// Number of slot keys this cache may ever write.
@@ -467,7 +473,7 @@ mod tests {
 
     /// One slot, so every id shares it (what the race and Full tests need).
     fn cache() -> ReplayCache {
-        ReplayCache::new("cg1/test/".to_string(), 16, WINDOW, INFLIGHT)
+        ReplayCache::new("cg1/test/", 16, WINDOW, INFLIGHT)
     }
 
     fn id(n: u32) -> [u8; 16] {
@@ -689,7 +695,7 @@ mod tests {
 
     #[test]
     fn key_space_and_value_size_stay_bounded() {
-        let c = ReplayCache::new("cg1/test/".to_string(), 100, WINDOW, INFLIGHT);
+        let c = ReplayCache::new("cg1/test/", 100, WINDOW, INFLIGHT);
         assert_eq!(c.slots(), 7);
         let s = MemoryStore::new();
         let mut outcomes = [0usize; 6];
@@ -713,7 +719,7 @@ mod tests {
 
     #[test]
     fn slots_round_up_and_never_reach_zero() {
-        let slots = |max| ReplayCache::new(String::new(), max, 1, 1).slots();
+        let slots = |max| ReplayCache::new("", max, 1, 1).slots();
         assert_eq!(slots(0), 1);
         assert_eq!(slots(1), 1);
         assert_eq!(slots(16), 1);
@@ -723,11 +729,11 @@ mod tests {
 
     #[test]
     fn slot_index_is_the_first_eight_bytes_little_endian() {
-        let c = ReplayCache::new("p/".to_string(), 16 * 1000, 1, 1);
+        let c = ReplayCache::new("p/", 16 * 1000, 1, 1);
         let mut id = [0xff; 16];
         id[..8].copy_from_slice(&1_234_567u64.to_le_bytes());
         assert_eq!(c.slot_of(&id), 567);
-        assert_eq!(c.key(&id), "p/567");
+        assert_eq!(c.key(&id), "p/1000/567");
     }
 
     /// Another worker reserves between our get and set. `other` picks its id.

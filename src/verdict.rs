@@ -15,14 +15,47 @@ pub enum Reason {
     SignatureMismatch,
     /// The callback arrived over plain HTTP on a route that requires TLS.
     TlsRequired,
+    /// A body the scheme must read (signed fields, form parameters) cannot be parsed.
+    MalformedBody,
+    /// An authentic request whose signed time is older than the route's window: a replay
+    /// or a delivery delayed past usefulness.
+    Stale,
+    /// An authentic request whose signed time is further ahead than clock skew explains.
+    Future,
+    /// The route checks the voice `timestamp` parameter, requires it, and it is absent.
+    MissingTimestamp,
+    /// The body is larger than the route's `max_body_bytes`.
+    BodyTooLarge,
+    /// A nonce (or event id) seen before with a different method, path or body: a replay
+    /// with altered content.
+    ReplayTampered,
+    /// An exact repeat of a delivered callback, refused (`on_duplicate: reject`).
+    Duplicate,
+    /// An exact repeat of a delivered callback, answered 200 without delivering it again
+    /// (`on_duplicate: ok`).
+    AlreadyDelivered,
+    /// An exact repeat while the first delivery is still in flight: the sender retries later.
+    InFlight,
+    /// The replay cache has no room for a new nonce; nothing live is ever evicted.
+    ReplayCacheFull,
+    /// The replay store failed or stayed contended: the nonce cannot be reserved.
+    ReplayStoreUnavailable,
 }
 
 impl Reason {
     pub fn status(self) -> u16 {
         match self {
             Reason::MissingSignature => 401,
-            Reason::MalformedHeader | Reason::DuplicateHeader => 400,
-            Reason::SignatureMismatch | Reason::TlsRequired => 403,
+            Reason::MalformedHeader | Reason::DuplicateHeader | Reason::MalformedBody => 400,
+            // Stale and future requests are well-formed and signed, but refused by policy:
+            // resending the same bytes cannot succeed, so they are forbidden, not bad
+            // requests, and not 401 (no credential would change the answer).
+            Reason::SignatureMismatch | Reason::TlsRequired | Reason::Stale | Reason::Future => 403,
+            Reason::MissingTimestamp => 400,
+            Reason::BodyTooLarge => 413,
+            Reason::ReplayTampered | Reason::Duplicate | Reason::InFlight => 409,
+            Reason::AlreadyDelivered => 200,
+            Reason::ReplayCacheFull | Reason::ReplayStoreUnavailable => 503,
         }
     }
 
@@ -33,6 +66,17 @@ impl Reason {
             Reason::DuplicateHeader => "duplicate_header",
             Reason::SignatureMismatch => "signature_mismatch",
             Reason::TlsRequired => "tls_required",
+            Reason::MalformedBody => "malformed_body",
+            Reason::Stale => "stale",
+            Reason::Future => "future",
+            Reason::MissingTimestamp => "missing_timestamp",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::ReplayTampered => "replay_tampered",
+            Reason::Duplicate => "duplicate",
+            Reason::AlreadyDelivered => "already_delivered",
+            Reason::InFlight => "in_flight",
+            Reason::ReplayCacheFull => "replay_cache_full",
+            Reason::ReplayStoreUnavailable => "replay_store_unavailable",
         }
     }
 
@@ -40,7 +84,10 @@ impl Reason {
         match self.status() {
             400 => "bad_request",
             401 => "unauthorized",
-            _ => "forbidden",
+            403 => "forbidden",
+            409 => "conflict",
+            413 => "payload_too_large",
+            _ => "unavailable",
         }
     }
 }
@@ -65,9 +112,16 @@ impl Rejection {
         self.reason.status()
     }
 
-    /// The local reply body: `{"error": "...", "reason": "..."}`. Both parts are fixed
-    /// identifiers, so no escaping is needed.
+    /// The local reply body: `{"error": "...", "reason": "..."}`, or for the one local
+    /// success, `{"result": "duplicate", "reason": "already_delivered"}`. Both parts are
+    /// fixed identifiers, so no escaping is needed.
     pub fn body(&self) -> String {
+        if self.status() < 400 {
+            return format!(
+                r#"{{"result":"duplicate","reason":"{}"}}"#,
+                self.reason.code()
+            );
+        }
         format!(
             r#"{{"error":"{}","reason":"{}"}}"#,
             self.reason.error(),
@@ -87,6 +141,20 @@ mod tests {
         assert_eq!(Reason::DuplicateHeader.status(), 400);
         assert_eq!(Reason::SignatureMismatch.status(), 403);
         assert_eq!(Reason::TlsRequired.status(), 403);
+        assert_eq!(Reason::MalformedBody.status(), 400);
+        assert_eq!(Reason::Stale.status(), 403);
+        assert_eq!(Reason::Future.status(), 403);
+    }
+
+    #[test]
+    fn new_reasons_have_stable_codes() {
+        assert_eq!(Reason::MalformedBody.code(), "malformed_body");
+        assert_eq!(Reason::Stale.code(), "stale");
+        assert_eq!(Reason::Future.code(), "future");
+        let v: serde_json::Value =
+            serde_json::from_str(&Rejection::new(Reason::Stale, "x").body()).unwrap();
+        assert_eq!(v["error"], "forbidden");
+        assert_eq!(v["reason"], "stale");
     }
 
     #[test]

@@ -69,22 +69,90 @@ impl Family {
     pub fn uses_parent_key(self) -> bool {
         matches!(self, Family::MaV3 | Family::MaV2)
     }
+
+    /// V3 families share the V3 nonce (and, in the SDK, the second construction).
+    pub fn is_v3(self) -> bool {
+        matches!(self, Family::V3 | Family::MaV3)
+    }
+}
+
+/// Which V3 message a route accepts: the docs' `baseURL.nonce`, the official SDK's
+/// Plivo-style URL with sorted query and POST parameters, or either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum V3Construction {
+    Docs,
+    Sdk,
+    #[default]
+    Either,
 }
 
 /// A route's voice policy: which families it accepts and with which keys.
 #[derive(Debug, Clone)]
 pub struct VoiceScheme {
+    /// `scheme://authority` exactly as registered with Vobiz: the start of every base URL.
+    pub origin: String,
     pub families: Vec<Family>,
+    pub v3: V3Construction,
     pub keys: Vec<Key>,
     pub parent_keys: Vec<Key>,
 }
 
-/// What verified: enough for logs and metrics, and the nonce the replay cache will need.
+/// What verified: enough for logs and metrics, and the nonce the replay cache needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verified<'a> {
+pub struct Verified<'k, 'r> {
     pub family: Family,
-    pub key: &'a str,
-    pub nonce: &'a [u8],
+    /// The V3 message was the official SDK's (sorted parameters), not the docs' base URL.
+    pub sdk: bool,
+    pub key: &'k str,
+    pub nonce: &'r [u8],
+}
+
+impl Verified<'_, '_> {
+    /// `v3`, `ma_v3_sdk`, ...: the scheme that matched, for logs and metrics.
+    pub fn scheme(&self) -> &'static str {
+        match (self.family, self.sdk) {
+            (Family::V3, true) => "v3_sdk",
+            (Family::MaV3, true) => "ma_v3_sdk",
+            (family, _) => family.name(),
+        }
+    }
+}
+
+/// The message a signature is checked against, past the parts every family shares.
+#[derive(Debug, Clone, Copy)]
+pub enum Message<'a> {
+    /// The docs: `origin ‖ path ‖ separator ‖ nonce` (V2 and V3).
+    Docs { path: &'a [u8] },
+    /// The official SDK's V3: `url ‖ "." ‖ nonce`, where `url` carries sorted parameters.
+    Sdk { url: &'a [u8] },
+}
+
+/// The well-formed signature/nonce pairs of one request, for the families a route accepts.
+#[derive(Debug)]
+pub struct Pairs<'r> {
+    found: Vec<Pair<'r>>,
+    malformed: Option<Rejection>,
+}
+
+#[derive(Debug)]
+struct Pair<'r> {
+    family: Family,
+    signatures: Signatures,
+    nonce: &'r [u8],
+}
+
+impl Pairs<'_> {
+    pub fn has_v3(&self) -> bool {
+        self.found.iter().any(|p| p.family.is_v3())
+    }
+
+    /// Why nothing verified: a malformed pair is more telling than a mismatch.
+    pub fn failure(&self) -> Rejection {
+        self.malformed
+            .clone()
+            .unwrap_or_else(|| Rejection::new(Reason::SignatureMismatch, "no signature verified"))
+    }
 }
 
 impl VoiceScheme {
@@ -96,51 +164,70 @@ impl VoiceScheme {
         }
     }
 
-    /// Accepts if any accepted family carries a signature that verifies under any of its
-    /// keys. Otherwise the most specific failure wins: duplicate > malformed > mismatch >
-    /// missing.
-    pub fn verify<'s, 'r>(
-        &'s self,
-        origin: &[u8],
-        head: &RequestHead<'r>,
-    ) -> Result<Verified<'r>, Rejection>
-    where
-        's: 'r,
-    {
-        let path = head.path_without_query();
-        let mut malformed: Option<Rejection> = None;
-        let mut checked_any = false;
+    /// Reads every accepted family's pair. Fails on a duplicated header, and when no pair
+    /// is complete and well-formed (malformed wins over missing).
+    pub fn read_pairs<'r>(&self, head: &RequestHead<'r>) -> Result<Pairs<'r>, Rejection> {
+        let mut pairs = Pairs {
+            found: Vec::with_capacity(self.families.len()),
+            malformed: None,
+        };
         for &family in &self.families {
-            let (signatures, nonce) = match read_pair(head, family)? {
-                Some(Ok(pair)) => pair,
+            match read_pair(head, family)? {
+                Some(Ok((signatures, nonce))) => pairs.found.push(Pair {
+                    family,
+                    signatures,
+                    nonce,
+                }),
                 Some(Err(rejection)) => {
-                    malformed.get_or_insert(rejection);
-                    continue;
+                    pairs.malformed.get_or_insert(rejection);
                 }
-                None => continue,
-            };
-            checked_any = true;
+                None => {}
+            }
+        }
+        if pairs.found.is_empty() {
+            return Err(pairs.malformed.unwrap_or_else(|| {
+                Rejection::new(
+                    Reason::MissingSignature,
+                    "no signature and nonce header pair of an accepted family",
+                )
+            }));
+        }
+        Ok(pairs)
+    }
+
+    /// The first pair that verifies under any of its family's keys against `message`.
+    pub fn check<'r>(&self, pairs: &Pairs<'r>, message: Message) -> Option<Verified<'_, 'r>> {
+        let origin = self.origin.as_bytes();
+        for pair in &pairs.found {
+            let (family, nonce) = (pair.family, pair.nonce);
+            let sdk = matches!(message, Message::Sdk { .. });
+            if sdk && !family.is_v3() {
+                continue;
+            }
             for key in self.keys_for(family) {
-                let expected = key.mac(&[origin, path, family.separator(), nonce]);
-                if signatures.iter().any(|s| macs_equal(&expected, s)) {
-                    return Ok(Verified {
+                let expected = match message {
+                    Message::Docs { path } => key.mac(&[origin, path, family.separator(), nonce]),
+                    Message::Sdk { url } => key.mac(&[url, b".", nonce]),
+                };
+                if pair.signatures.iter().any(|s| macs_equal(&expected, s)) {
+                    return Some(Verified {
                         family,
+                        sdk,
                         key: &key.name,
                         nonce,
                     });
                 }
             }
         }
-        Err(match malformed {
-            Some(rejection) => rejection,
-            None if checked_any => {
-                Rejection::new(Reason::SignatureMismatch, "no signature verified")
-            }
-            None => Rejection::new(
-                Reason::MissingSignature,
-                "no signature and nonce header pair of an accepted family",
-            ),
-        })
+        None
+    }
+
+    /// The docs' construction alone: what a route needs when it has nothing else to check.
+    pub fn verify<'r>(&self, head: &RequestHead<'r>) -> Result<Verified<'_, 'r>, Rejection> {
+        let pairs = self.read_pairs(head)?;
+        let path = head.path_without_query();
+        self.check(&pairs, Message::Docs { path })
+            .ok_or_else(|| pairs.failure())
     }
 }
 
@@ -240,6 +327,8 @@ mod tests {
 
     fn scheme() -> VoiceScheme {
         VoiceScheme {
+            origin: "https://example.com".to_string(),
+            v3: V3Construction::Either,
             families: Family::ALL.to_vec(),
             keys: vec![test_key("own", "test_auth_token")],
             parent_keys: vec![test_key("parent", "test_parent_token")],
@@ -253,9 +342,11 @@ mod tests {
     ) -> Result<(Family, String), Rejection> {
         let h = headers(pairs);
         let head = RequestHead::new(&h);
-        scheme
-            .verify(origin, &head)
-            .map(|v| (v.family, v.key.to_string()))
+        let scheme = VoiceScheme {
+            origin: String::from_utf8(origin.to_vec()).unwrap(),
+            ..scheme.clone()
+        };
+        scheme.verify(&head).map(|v| (v.family, v.key.to_string()))
     }
 
     fn only(family: Family) -> VoiceScheme {
@@ -504,7 +595,7 @@ mod tests {
                 NONCE_V3.as_bytes().to_vec(),
             ),
         ];
-        let err = scheme().verify(ORIGIN, &RequestHead::new(&h)).unwrap_err();
+        let err = scheme().verify(&RequestHead::new(&h)).unwrap_err();
         assert_eq!(err.reason, Reason::MalformedHeader);
         let h = vec![
             (":path".to_string(), b"/vobiz/answer".to_vec()),
@@ -514,7 +605,7 @@ mod tests {
                 b"1234\xc3\x28".to_vec(),
             ),
         ];
-        let err = scheme().verify(ORIGIN, &RequestHead::new(&h)).unwrap_err();
+        let err = scheme().verify(&RequestHead::new(&h)).unwrap_err();
         assert_eq!(err.reason, Reason::MalformedHeader);
     }
 

@@ -1,0 +1,144 @@
+//! The raw-body schemes (WhatsApp, KYC): one header carrying hex HMAC-SHA256 of exactly
+//! the body bytes received, behind a fixed prefix. They differ only in header, prefix and
+//! key, so both use this one check.
+
+use crate::keys::{macs_equal, Key};
+use crate::request::{Lookup, RequestHead};
+use crate::verdict::{Reason, Rejection};
+
+/// Where a body MAC travels and how it is spelled.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyMac {
+    /// Lowercase, as Envoy hands header names over.
+    pub header: &'static str,
+    /// Exact bytes before the hex digits (`sha256=` for KYC, nothing for WhatsApp).
+    pub prefix: &'static [u8],
+}
+
+impl BodyMac {
+    /// The decoded MAC from this scheme's header, checkable before the body arrives.
+    /// Missing header: 401; duplicated or malformed: 400.
+    pub fn signature(&self, head: &RequestHead) -> Result<[u8; 32], Rejection> {
+        let name = self.header;
+        let value = match head.lookup(name) {
+            Lookup::One(value) => value,
+            Lookup::Missing => {
+                return Err(Rejection::new(
+                    Reason::MissingSignature,
+                    format!("{name} is missing"),
+                ))
+            }
+            Lookup::Duplicate => {
+                return Err(Rejection::new(
+                    Reason::DuplicateHeader,
+                    format!("{name} appears more than once"),
+                ))
+            }
+        };
+        value
+            .strip_prefix(self.prefix)
+            .and_then(parse_hex)
+            .ok_or_else(|| {
+                let prefix = String::from_utf8_lossy(self.prefix);
+                let sep = if prefix.is_empty() { "" } else { " then " };
+                Rejection::new(
+                    Reason::MalformedHeader,
+                    format!("{name}: not {prefix}{sep}64 hex digits"),
+                )
+            })
+    }
+
+    /// The key under which `body` carries a valid MAC in this scheme's header: the
+    /// [`signature`](Self::signature) errors, or 403 when no key verifies.
+    pub fn verify<'k>(
+        &self,
+        keys: &'k [Key],
+        head: &RequestHead,
+        body: &[u8],
+    ) -> Result<&'k Key, Rejection> {
+        let signature = self.signature(head)?;
+        keys.iter()
+            .find(|key| macs_equal(&key.mac(&[body]), &signature))
+            .ok_or_else(|| {
+                Rejection::new(
+                    Reason::SignatureMismatch,
+                    format!("{} did not verify", self.header),
+                )
+            })
+    }
+}
+
+/// Exactly 64 hex digits, either case, as the 32 bytes they spell. Case is accepted
+/// because bytes, not text, are compared: it admits no other MAC.
+pub fn parse_hex(text: &[u8]) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let [high, low] = pair else { return None };
+        *byte = nibble(*high)? << 4 | nibble(*low)?;
+    }
+    Some(out)
+}
+
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_readable_before_the_body() {
+        use crate::request::headers;
+        let scheme = BodyMac {
+            header: "x-sig",
+            prefix: b"sha256=",
+        };
+        let hex = "ab".repeat(32);
+        let h = headers(&[("x-sig", &format!("sha256={hex}"))]);
+        assert_eq!(scheme.signature(&RequestHead::new(&h)), Ok([0xab; 32]));
+        for (pairs, reason) in [
+            (vec![], Reason::MissingSignature),
+            (vec![("x-sig", hex.as_str())], Reason::MalformedHeader),
+            (
+                vec![("x-sig", "sha256=00"), ("X-Sig", "sha256=00")],
+                Reason::DuplicateHeader,
+            ),
+        ] {
+            let h = headers(&pairs);
+            let err = scheme.signature(&RequestHead::new(&h)).unwrap_err();
+            assert_eq!(err.reason, reason);
+        }
+    }
+
+    #[test]
+    fn hex_round_trips_in_either_case() {
+        let hex = "00ff10aB".repeat(8);
+        let bytes = parse_hex(hex.as_bytes()).unwrap();
+        assert_eq!(&bytes[..4], &[0x00, 0xff, 0x10, 0xab]);
+        assert_eq!(parse_hex(hex.to_uppercase().as_bytes()), Some(bytes));
+    }
+
+    #[test]
+    fn hex_rejects_wrong_length_and_non_hex() {
+        let hex = "ab".repeat(32);
+        assert_eq!(parse_hex(&hex.as_bytes()[..63]), None);
+        assert_eq!(parse_hex(format!("{hex}0").as_bytes()), None);
+        assert_eq!(parse_hex(b""), None);
+        for bad in ["g", " ", "+", "\u{e9}"] {
+            let text = format!("{}{bad}", &hex[..64 - bad.len()]);
+            assert_eq!(parse_hex(text.as_bytes()), None, "{bad:?}");
+        }
+        let mut raw = hex.into_bytes();
+        raw[10] = 0xff;
+        assert_eq!(parse_hex(&raw), None);
+    }
+}

@@ -1,0 +1,286 @@
+//! Vobiz WhatsApp webhooks (spec section 5):
+//! `X-Webhook-Signature = hex(HMAC-SHA256(subscription secret, raw body))`.
+//!
+//! The body's `event_id` and `occurred_at` are inside the signed bytes, so once the MAC
+//! verifies they are trustworthy for de-duplication and freshness.
+//!
+//! The header is taken strictly as 64 hex digits with no `sha256=` prefix, as the docs
+//! stress; a prefixed value is malformed (it is most likely a KYC webhook sent to the wrong
+//! route, which the log should say). Uppercase hex is accepted: bytes are compared, so it
+//! admits nothing a lowercase value would not.
+
+use serde::Deserialize;
+
+use crate::keys::Key;
+use crate::request::RequestHead;
+use crate::timestamp;
+use crate::verdict::{Reason, Rejection};
+use crate::vobiz::body_mac::BodyMac;
+
+pub const SCHEME: BodyMac = BodyMac {
+    header: "x-webhook-signature",
+    prefix: b"",
+};
+
+/// Longest `event_id` kept. Vobiz sends a 36-character UUID; the format is not promised.
+pub const MAX_EVENT_ID_BYTES: usize = 128;
+
+/// The signed identity and time of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Visible ASCII, 1 to [`MAX_EVENT_ID_BYTES`] bytes: safe as a cache key and in logs.
+    pub event_id: String,
+    /// `occurred_at` in unix seconds.
+    pub occurred_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<'k> {
+    pub key: &'k str,
+    pub event: Event,
+}
+
+/// Verifies the body MAC under any of the subscription's secrets, then reads the signed
+/// envelope. The JSON is parsed only after the MAC holds, so forged bodies cost one HMAC.
+pub fn verify<'k>(
+    keys: &'k [Key],
+    head: &RequestHead,
+    body: &[u8],
+) -> Result<Verified<'k>, Rejection> {
+    let key = SCHEME.verify(keys, head, body)?;
+    Ok(Verified {
+        key: &key.name,
+        event: parse_event(body)?,
+    })
+}
+
+/// Only the fields the guard needs; everything else (payload included) is skipped.
+#[derive(Deserialize)]
+struct Envelope {
+    event_id: String,
+    occurred_at: String,
+}
+
+/// `event_id` and `occurred_at` from a JSON object body. Details name the problem, never
+/// body content (messages carry personal data).
+pub fn parse_event(body: &[u8]) -> Result<Event, Rejection> {
+    // A derived struct also deserialises from a JSON array; the envelope is an object.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(malformed("body is not a JSON object"));
+    }
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        malformed(format!(
+            "body is not an envelope with string event_id and occurred_at \
+             (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let id = envelope.event_id;
+    if id.is_empty() || id.len() > MAX_EVENT_ID_BYTES || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(malformed(format!(
+            "event_id is not 1 to {MAX_EVENT_ID_BYTES} visible ASCII characters"
+        )));
+    }
+    let occurred_at = timestamp::parse_rfc3339(envelope.occurred_at.as_bytes())
+        .ok_or_else(|| malformed("occurred_at is not an RFC 3339 date-time"))?;
+    Ok(Event {
+        event_id: id,
+        occurred_at,
+    })
+}
+
+fn malformed(detail: impl Into<std::borrow::Cow<'static, str>>) -> Rejection {
+    Rejection::new(Reason::MalformedBody, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::test_key;
+    use crate::request::headers;
+
+    // Spec section 5, worked example.
+    const SECRET: &str = "your-shared-secret";
+    const BODY: &str = r#"{"event_id":"f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f","event_type":"message.inbound","account_id":"MA_XXXXXXXX","occurred_at":"2026-03-25T10:00:00Z","payload":{}}"#;
+    const SIGNATURE: &str = "6c82a2dbcf397903ffaea500dffa3b4875fe6388361c8ea1c590354868bc48b1";
+
+    fn keys() -> Vec<Key> {
+        vec![test_key("subscription", SECRET)]
+    }
+
+    fn check(signature: &str, body: &[u8]) -> Result<(String, Event), Rejection> {
+        let h = headers(&[
+            ("x-webhook-signature", signature),
+            ("x-webhook-event", "message.inbound"),
+        ]);
+        verify(&keys(), &RequestHead::new(&h), body).map(|v| (v.key.to_string(), v.event))
+    }
+
+    fn reason(signature: &str, body: &[u8]) -> Reason {
+        check(signature, body).unwrap_err().reason
+    }
+
+    #[test]
+    fn spec_example_verifies_and_yields_the_signed_event() {
+        assert_eq!(BODY.len(), 159);
+        assert_eq!(
+            check(SIGNATURE, BODY.as_bytes()),
+            Ok((
+                "subscription".to_string(),
+                Event {
+                    event_id: "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f".into(),
+                    occurred_at: 1_774_432_800,
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn any_changed_byte_fails() {
+        for body in [
+            format!("{BODY} "),
+            format!("{BODY}\n"),
+            BODY.replace("10:00:00Z", "10:00:01Z"),
+            BODY.replace("f4c1", "f4c2"),
+        ] {
+            assert_eq!(
+                reason(SIGNATURE, body.as_bytes()),
+                Reason::SignatureMismatch
+            );
+        }
+    }
+
+    #[test]
+    fn uppercase_hex_is_the_same_mac() {
+        assert!(check(&SIGNATURE.to_uppercase(), BODY.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn prefixed_truncated_or_non_hex_headers_are_malformed() {
+        let prefixed = format!("sha256={SIGNATURE}");
+        let non_hex = format!("{}g", &SIGNATURE[..63]);
+        for bad in [prefixed.as_str(), &SIGNATURE[..62], non_hex.as_str(), ""] {
+            assert_eq!(
+                reason(bad, BODY.as_bytes()),
+                Reason::MalformedHeader,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_secret_fails_and_rotation_accepts_either() {
+        let old = [test_key("old", "previous-secret")];
+        let h = headers(&[("x-webhook-signature", SIGNATURE)]);
+        let head = RequestHead::new(&h);
+        assert_eq!(
+            verify(&old, &head, BODY.as_bytes()).unwrap_err().reason,
+            Reason::SignatureMismatch
+        );
+        let both = [old[0].clone(), test_key("new", SECRET)];
+        assert_eq!(verify(&both, &head, BODY.as_bytes()).unwrap().key, "new");
+    }
+
+    #[test]
+    fn missing_and_duplicate_headers() {
+        let h = headers(&[("x-webhook-event", "message.inbound")]);
+        assert_eq!(
+            verify(&keys(), &RequestHead::new(&h), BODY.as_bytes())
+                .unwrap_err()
+                .reason,
+            Reason::MissingSignature
+        );
+        let h = headers(&[
+            ("x-webhook-signature", SIGNATURE),
+            ("X-Webhook-Signature", SIGNATURE),
+        ]);
+        assert_eq!(
+            verify(&keys(), &RequestHead::new(&h), BODY.as_bytes())
+                .unwrap_err()
+                .reason,
+            Reason::DuplicateHeader
+        );
+    }
+
+    #[test]
+    fn envelope_fields_are_required_and_checked() {
+        let long_id = format!(
+            r#"{{"event_id":"{}","occurred_at":"2026-03-25T10:00:00Z"}}"#,
+            "a".repeat(129)
+        );
+        for body in [
+            "",
+            "[]",
+            r#"["f4c1","2026-03-25T10:00:00Z"]"#,
+            "null",
+            r#""text""#,
+            r#"{"occurred_at":"2026-03-25T10:00:00Z"}"#,
+            r#"{"event_id":"e1"}"#,
+            r#"{"event_id":7,"occurred_at":"2026-03-25T10:00:00Z"}"#,
+            r#"{"event_id":null,"occurred_at":"2026-03-25T10:00:00Z"}"#,
+            r#"{"event_id":"","occurred_at":"2026-03-25T10:00:00Z"}"#,
+            r#"{"event_id":"has space","occurred_at":"2026-03-25T10:00:00Z"}"#,
+            r#"{"event_id":"e1","occurred_at":"yesterday"}"#,
+            r#"{"event_id":"e1","occurred_at":"2026-03-25T10:00:00"}"#,
+            r#"{"event_id":"e1","occurred_at":1774432800}"#,
+            r#"{"event_id":"e1","event_id":"e2","occurred_at":"2026-03-25T10:00:00Z"}"#,
+            r#"{"event_id":"e1","occurred_at":"2026-03-25T10:00:00Z"} trailing"#,
+            r#"{"event_id":"e1","occurred_at":"2026-03-25T10:00:00Z""#,
+            long_id.as_str(),
+        ] {
+            assert_eq!(
+                parse_event(body.as_bytes()).unwrap_err().reason,
+                Reason::MalformedBody,
+                "{body}"
+            );
+        }
+        assert_eq!(
+            parse_event(b"\xff\xfe{}").unwrap_err().reason,
+            Reason::MalformedBody
+        );
+    }
+
+    #[test]
+    fn envelope_tolerates_whitespace_escapes_and_extra_fields() {
+        let body = " \n{\"payload\":{\"a\":[1,{\"b\":null}]},\"event_id\":\"e\\u0031\",\
+                    \"occurred_at\":\"2026-03-25T15:30:00+05:30\",\"new_field\":true}\n";
+        assert_eq!(
+            parse_event(body.as_bytes()),
+            Ok(Event {
+                event_id: "e1".into(),
+                occurred_at: 1_774_432_800,
+            })
+        );
+    }
+
+    /// serde_json skips ignored values without recursing, so depth cannot overflow the
+    /// stack; the payload is not read at all.
+    #[test]
+    fn deeply_nested_payload_is_skipped_without_overflowing() {
+        let body = format!(
+            r#"{{"event_id":"e1","occurred_at":"2026-03-25T10:00:00Z","payload":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(
+            parse_event(body.as_bytes()).map(|e| e.event_id),
+            Ok("e1".to_string())
+        );
+        let unbalanced = body.replacen("]", "", 1);
+        assert_eq!(
+            parse_event(unbalanced.as_bytes()).unwrap_err().reason,
+            Reason::MalformedBody
+        );
+    }
+
+    #[test]
+    fn details_do_not_echo_body_content() {
+        let body = r#"{"event_id":"e1","occurred_at":"secret-ish text"}"#;
+        let err = parse_event(body.as_bytes()).unwrap_err();
+        assert!(!err.detail.contains("secret-ish"));
+        let body = r#"{"event_id":{"private":"message text"},"occurred_at":"x"}"#;
+        let err = parse_event(body.as_bytes()).unwrap_err();
+        assert!(!err.detail.contains("message text"));
+    }
+}
