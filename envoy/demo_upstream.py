@@ -2,7 +2,8 @@
 """Demo upstream: answers 200 with a JSON echo of what it received.
 
 A form body carrying DemoFail=1 gets a 500 instead, so anyone can watch a failed delivery
-and the provider's retry go through. Every request is also recorded (one JSON object per
+and the provider's retry go through; DemoDelayMs=N makes the answer take N milliseconds
+(at most 5000), to watch a repeat arrive while the first delivery is still in flight. Every request is also recorded (one JSON object per
 line) to the file named by --record, so tests can prove what did and did not reach the
 application.
 """
@@ -10,6 +11,7 @@ import argparse
 import base64
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,23 +24,41 @@ class Echo(BaseHTTPRequestHandler):
     def handle_any(self):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            body = self.read_chunked()
         seen = {
             "method": self.command,
             "path": self.path,
             "headers": [[k.lower(), v] for k, v in self.headers.items()],
             "body": body.decode("utf-8", "replace"),
             "body_b64": base64.b64encode(body).decode(),
+            # The connection ended before the declared body did (a reset from the proxy).
+            "truncated": len(body) < length,
         }
         if self.record_path:
             with self.record_lock, open(self.record_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(seen) + "\n")
         reply = json.dumps(seen, indent=2).encode()
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        delay = form.get("DemoDelayMs", ["0"])[0]
+        if delay.isdigit():
+            time.sleep(min(int(delay), 5000) / 1000)
         self.send_response(500 if form.get("DemoFail") == ["1"] else 200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(reply)))
         self.end_headers()
         self.wfile.write(reply)
+
+    def read_chunked(self):
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
 

@@ -6,6 +6,7 @@ set -euo pipefail
 
 export VOBIZ_AUTH_TOKEN="${VOBIZ_AUTH_TOKEN:-demo-auth-token}"
 export VOBIZ_PARENT_AUTH_TOKEN="${VOBIZ_PARENT_AUTH_TOKEN:-demo-parent-token}"
+export VOBIZ_WHATSAPP_SECRET="${VOBIZ_WHATSAPP_SECRET:-demo-whatsapp-secret}"
 venv=.venv
 run=.run
 

@@ -1,6 +1,6 @@
 import pytest
 
-from harness import Envoy, Upstream, make_certificate, plugin_config
+from harness import Envoy, Upstream, make_certificate, shipped_plugin_config
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +22,13 @@ def upstream(workdir):
 
 @pytest.fixture(scope="session")
 def envoy(workdir, upstream, cert):
-    """Envoy with the shipped configuration (two workers), origin https://127.0.0.1:8443."""
-    proxy = Envoy(workdir, upstream, cert, plugin_config())
+    """Envoy with the shipped configuration (four workers) plus a route accepting the V2
+    families (replay protection remembers one nonce family per route)."""
+    plugin = shipped_plugin_config()
+    v2 = dict(plugin["routes"][0], name="vobiz-voice-v2", path_prefix="/vobiz-v2/",
+              accept=["v2", "ma_v2"])
+    plugin["routes"].append(v2)
+    proxy = Envoy(workdir, upstream, cert, plugin, concurrency=4)
     yield proxy
     proxy.stop()
 

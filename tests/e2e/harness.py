@@ -22,6 +22,7 @@ VENV_BIN = Path(sys.executable).parent
 WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
 TOKEN = "e2e-auth-token"
 PARENT_TOKEN = "e2e-parent-token"
+WHATSAPP_SECRET = "e2e-whatsapp-secret"
 
 
 def free_port():
@@ -74,28 +75,30 @@ class Upstream:
         self.proc.wait(timeout=10)
 
 
-def plugin_config(**route_overrides):
-    """The shipped route, pointed at the test origin, with overrides (None removes a field)."""
-    route = {
-        "name": "vobiz-voice",
-        "path_prefix": "/vobiz/",
-        "public_origin": "https://127.0.0.1:8443",
-        "keys": [{"name": "primary", "env": "VOBIZ_AUTH_TOKEN"}],
-        "parent_keys": [{"name": "parent", "env": "VOBIZ_PARENT_AUTH_TOKEN"}],
-    }
+def shipped_plugin_config():
+    """The plugin configuration in envoy/envoy.yaml."""
+    config = yaml.safe_load((ROOT / "envoy/envoy.yaml").read_text())
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    wasm = manager["typed_config"]["http_filters"][0]["typed_config"]["config"]
+    return json.loads(wasm["configuration"]["value"])
+
+
+def plugin_config(extra_routes=(), **route_overrides):
+    """The shipped voice route with overrides (None removes a field), then extra routes."""
+    route = dict(shipped_plugin_config()["routes"][0])
     for key, value in route_overrides.items():
         if value is None:
             route.pop(key, None)
         else:
             route[key] = value
-    return {"routes": [route]}
+    return {"routes": [route, *extra_routes]}
 
 
 class Envoy:
     """Envoy 1.40 from the project's virtual environment, built from envoy/envoy.yaml."""
 
     def __init__(self, workdir: Path, upstream: Upstream, cert, plugin, *, hcm=None,
-                 env=None, concurrency=2, wait=True, dynamic_listeners=False):
+                 env=None, concurrency=2, wait=True, dynamic_listeners=False, plugin_options=None):
         self.workdir = workdir
         self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
         self.cert = cert
@@ -111,6 +114,7 @@ class Envoy:
             manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
             manager.update(copy.deepcopy(hcm or {}))
             wasm = manager["http_filters"][0]["typed_config"]["config"]
+            wasm.update(plugin_options or {})
             wasm["vm_config"]["code"]["local"]["filename"] = str(WASM)
             wasm["configuration"]["value"] = json.dumps(plugin)
         cluster = config["static_resources"]["clusters"][0]
@@ -127,7 +131,8 @@ class Envoy:
                 "path_config_source": {"path": str(self.lds_path)}, "resource_api_version": "V3"}}
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / f"envoy-{self.admin_port}.log"
-        environment = dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_PARENT_AUTH_TOKEN=PARENT_TOKEN)
+        environment = dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_PARENT_AUTH_TOKEN=PARENT_TOKEN,
+                           VOBIZ_WHATSAPP_SECRET=WHATSAPP_SECRET)
         for key, value in (env or {}).items():
             if value is None:
                 environment.pop(key, None)

@@ -13,7 +13,7 @@ INVALID = {
     "empty inline key": (
         plugin_config(keys=[{"value": ""}]), "routes[0].keys[0]: key from value is empty"),
     "missing origin": (
-        plugin_config(public_origin=None), "routes[0]: missing field `public_origin`"),
+        plugin_config(public_origin=None), "routes[0].public_origin: is required for scheme vobiz_voice"),
     "origin with a path": (
         plugin_config(public_origin="https://127.0.0.1:8443/vobiz"), "routes[0].public_origin: must be scheme://host[:port]"),
     "no routes": ({"routes": []}, "routes: must list at least one protected route"),

@@ -46,15 +46,17 @@ def assert_rejected(upstream, sent, status, reason):
 @pytest.mark.parametrize("family", ["v3", "v2", "ma_v3", "ma_v2"])
 @pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
 def test_each_family_verifies_and_arrives_unchanged(envoy, upstream, family, http2):
-    path = "/vobiz/answer?CallUUID=12d86ccd"
+    prefix = "/vobiz-v2/" if family.endswith("v2") else "/vobiz/"
+    path = prefix + "answer?CallUUID=12d86ccd"
     headers = vobiz_headers(path, families=(family,))
     with envoy.https_client(http2=http2) as client:
         sent = post(client, path, headers)
     assert_delivered_unchanged(upstream, sent, path, headers)
 
 
-def test_all_seven_headers_as_vobiz_sends_them(envoy, upstream):
-    path = "/vobiz/hangup"
+@pytest.mark.parametrize("prefix", ["/vobiz/", "/vobiz-v2/"])
+def test_all_seven_headers_as_vobiz_sends_them(envoy, upstream, prefix):
+    path = prefix + "hangup"
     headers = vobiz_headers(path, families=("v3", "v2", "ma_v3", "ma_v2"))
     headers["X-Vobiz-Signature"] = "c2hhMS1sZWdhY3ktbm90LWNoZWNrZWQ="  # V1 is ignored
     with envoy.https_client() as client:
