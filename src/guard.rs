@@ -81,7 +81,8 @@ fn judge_headers<'p>(
                 })
                 .flatten();
             match docs {
-                Some(verified) if !route.needs_body() && !sdk_possible => {
+                // The body step would try the docs' message first too: nothing to wait for.
+                Some(verified) if !route.needs_body() => {
                     Ok(Step::Forward(accepted(route, &verified, None)))
                 }
                 None if !sdk_possible => Err(pairs.failure()),
@@ -366,5 +367,1033 @@ fn check_transport(
             Reason::TlsRequired,
             "callback arrived over plain HTTP",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::keys::test_key;
+    use crate::replay::memory::MemoryStore;
+    use crate::replay::{Outcome, StoreError};
+    use crate::request::{headers, Header};
+
+    /// 2026-03-25T10:00:00Z: the WhatsApp example's `occurred_at`, and "now" by default.
+    const NOW: i64 = 1_774_432_800;
+    const CAS: u32 = 0x5eed_1234;
+
+    const ORIGIN: &str = "https://example.com";
+    // Spec section 2.7, rows 2 and 4: `https://example.com/vobiz/answer` with this nonce.
+    const NONCE: &str = "09876543210987654321";
+    const V3: &str = "hcnUcstlkOnYpO6mUNMBs51VJnZ5p6T+dE1Ov5NShuk=";
+    const MA_V3: &str = "0mwQB92O6388f6zutntqJI/DfTZzMrfd8sWxo+OKs6o=";
+    /// Well-formed (base64 of 32 bytes) but signed by nobody.
+    const FORGED: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    const FORM: &str = "CallUUID=abc&Event=StartApp";
+
+    // Spec section 6.2: POST https://example.com/answer, token test_auth_token.
+    const SDK_NONCE: &str = "05429567804466091622";
+    const SDK_FORM: &str = "To=14155550100&From=14155550123&CallUUID=abc";
+    const SDK_V3: &str = "x6sWqj1bWCTFPaPgeo9CQQ6Wb1uhdE93JZ8NwCC/2Ic=";
+    /// The no-params row: equal to the docs' V3 for `/answer`, so docs-only.
+    const DOCS_ONLY_V3: &str = "yXSTe95YFaLmki98KQ5GoA7MRlneNDrkLpQaVNPF0ko=";
+
+    // Spec section 5: WhatsApp worked example.
+    const WA_SECRET: &str = "your-shared-secret";
+    const WA_BODY: &str = r#"{"event_id":"f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f","event_type":"message.inbound","account_id":"MA_XXXXXXXX","occurred_at":"2026-03-25T10:00:00Z","payload":{}}"#;
+    const WA_SIGNATURE: &str = "6c82a2dbcf397903ffaea500dffa3b4875fe6388361c8ea1c590354868bc48b1";
+
+    // Spec section 5.1: KYC worked example.
+    const KYC_BODY: &str = r#"{"event":"kyc.completed"}"#;
+    const KYC_SIGNATURE: &str =
+        "sha256=265cd474f955da2f32c6e2af7d7ed9e4778730b0f8877fbba6379553af763cdc";
+
+    // ---- policies ----
+
+    /// `base` with each field of `extra` set (or removed, when null).
+    fn with(mut base: Value, extra: Value) -> Value {
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                base.as_object_mut().unwrap().remove(k);
+            } else {
+                base[k] = v.clone();
+            }
+        }
+        base
+    }
+
+    fn policy(route: Value) -> Policy {
+        let json = json!({ "routes": [route] }).to_string();
+        crate::config::parse(json.as_bytes(), &|_| None).unwrap()
+    }
+
+    /// The voice route of the spec vectors: replay on, v3_construction `either`.
+    fn voice(extra: Value) -> Policy {
+        let base = json!({
+            "name": "voice",
+            "path_prefix": "/vobiz/",
+            "host": "example.com",
+            "public_origin": ORIGIN,
+            "keys": [{"name": "own", "value": "test_auth_token"}],
+            "parent_keys": [{"name": "parent", "value": "test_parent_token"}],
+        });
+        policy(with(base, extra))
+    }
+
+    /// A voice route for the SDK vectors, which sign `/answer`.
+    fn sdk_voice(v3_construction: &str) -> Policy {
+        voice(json!({"path_prefix": "/answer", "v3_construction": v3_construction}))
+    }
+
+    fn no_replay() -> Value {
+        json!({"enabled": false})
+    }
+
+    fn whatsapp() -> Policy {
+        policy(json!({
+            "name": "wa",
+            "path_prefix": "/wa/",
+            "scheme": "vobiz_whatsapp",
+            "keys": [{"name": "subscription", "value": WA_SECRET}],
+        }))
+    }
+
+    fn kyc() -> Policy {
+        policy(json!({
+            "name": "kyc",
+            "path_prefix": "/kyc/",
+            "scheme": "vobiz_kyc",
+            "keys": [{"name": "parent", "value": "test_parent_token"}],
+        }))
+    }
+
+    // ---- requests ----
+
+    #[derive(Clone)]
+    struct Request {
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Request {
+        fn new(method: &str, path: &str) -> Self {
+            Request {
+                headers: vec![
+                    (":method".into(), method.into()),
+                    (":path".into(), path.into()),
+                    (":authority".into(), "example.com".into()),
+                ],
+                body: Vec::new(),
+            }
+        }
+
+        fn post(path: &str) -> Self {
+            Request::new("POST", path)
+        }
+
+        fn header(mut self, name: &str, value: &str) -> Self {
+            self.headers.push((name.into(), value.into()));
+            self
+        }
+
+        /// Replaces the value of a header already present (`:path`, `:authority`, ...).
+        fn set(mut self, name: &str, value: &str) -> Self {
+            let Some(header) = self.headers.iter_mut().find(|(k, _)| k == name) else {
+                panic!("no {name} header to replace");
+            };
+            header.1 = value.into();
+            self
+        }
+
+        fn body(mut self, body: &str) -> Self {
+            self.body = body.as_bytes().to_vec();
+            self
+        }
+
+        fn v3(self, signature: &str, nonce: &str) -> Self {
+            self.header("x-vobiz-signature-v3", signature)
+                .header("x-vobiz-signature-v3-nonce", nonce)
+        }
+
+        fn ma_v3(self, signature: &str, nonce: &str) -> Self {
+            self.header("x-vobiz-signature-ma-v3", signature)
+                .header("x-vobiz-signature-v3-nonce", nonce)
+        }
+
+        fn head(&self) -> Vec<Header> {
+            let pairs: Vec<(&str, &str)> = self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            headers(&pairs)
+        }
+    }
+
+    /// The spec's row 2: a genuine V3 callback to `/vobiz/answer` with a form body.
+    fn answer() -> Request {
+        Request::post("/vobiz/answer").v3(V3, NONCE).body(FORM)
+    }
+
+    /// The spec's section 6.2 POST with params, signed the SDK's way.
+    fn sdk_answer() -> Request {
+        Request::post("/answer")
+            .v3(SDK_V3, SDK_NONCE)
+            .body(SDK_FORM)
+    }
+
+    fn wa_request(signature: &str, body: &str) -> Request {
+        Request::post("/wa/events")
+            .header("x-webhook-signature", signature)
+            .body(body)
+    }
+
+    fn kyc_request(signature: &str, body: &str) -> Request {
+        Request::post("/kyc/events")
+            .header("x-vobiz-signature", signature)
+            .body(body)
+    }
+
+    /// Base64 V3 in the docs' construction: `origin ‖ path ‖ "." ‖ nonce`.
+    fn docs_v3(path: &str, nonce: &str) -> String {
+        let mac = test_key("own", "test_auth_token").mac(&[
+            ORIGIN.as_bytes(),
+            path.as_bytes(),
+            b".",
+            nonce.as_bytes(),
+        ]);
+        base64::engine::general_purpose::STANDARD.encode(mac)
+    }
+
+    /// Lowercase hex HMAC of `body`, as WhatsApp and KYC send it.
+    fn body_mac(secret: &str, body: &str) -> String {
+        let mac = test_key("k", secret).mac(&[body.as_bytes()]);
+        mac.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    // ---- driving the two steps ----
+
+    /// The headers step over a TLS connection.
+    fn at_headers<'p>(policy: &'p Policy, request: &Request) -> Step<'p> {
+        on_headers(policy, &RequestHead::new(&request.head()), || true)
+    }
+
+    /// The headers step over plain HTTP.
+    fn at_headers_plain<'p>(policy: &'p Policy, request: &Request) -> Step<'p> {
+        on_headers(policy, &RequestHead::new(&request.head()), || false)
+    }
+
+    /// The body step for a route that asked for it.
+    fn at_body<'p>(
+        route: &'p Route,
+        request: &Request,
+        now: i64,
+        store: &dyn SharedStore,
+    ) -> Step<'p> {
+        on_body(
+            route,
+            &RequestHead::new(&request.head()),
+            &request.body,
+            now,
+            store,
+            CAS,
+        )
+    }
+
+    /// Both steps as the filter takes them: the body only if the headers asked for it.
+    fn verdict<'p>(
+        policy: &'p Policy,
+        request: &Request,
+        now: i64,
+        store: &dyn SharedStore,
+    ) -> Step<'p> {
+        match at_headers(policy, request) {
+            Step::NeedBody(route) => at_body(route, request, now, store),
+            step => step,
+        }
+    }
+
+    fn needs_body<'p>(step: Step<'p>) -> &'p Route {
+        match step {
+            Step::NeedBody(route) => route,
+            other => panic!("expected NeedBody, got {other:?}"),
+        }
+    }
+
+    fn forwarded(step: Step<'_>) -> Accepted<'_> {
+        match step {
+            Step::Forward(accepted) => accepted,
+            other => panic!("expected Forward, got {other:?}"),
+        }
+    }
+
+    fn rejected(step: Step<'_>) -> Rejection {
+        match step {
+            Step::Reject(_, rejection) => rejection,
+            other => panic!("expected Reject, got {other:?}"),
+        }
+    }
+
+    fn reason(step: Step<'_>) -> Reason {
+        rejected(step).reason
+    }
+
+    /// Forwards `request` through both steps and returns its reservation.
+    fn reserve(policy: &Policy, request: &Request, now: i64, store: &dyn SharedStore) -> Reserved {
+        let accepted = forwarded(verdict(policy, request, now, store));
+        accepted.reserved.unwrap()
+    }
+
+    /// What the filter does when the upstream answers (policies of one route).
+    fn settle(
+        policy: &Policy,
+        reserved: Reserved,
+        outcome: Outcome,
+        now: i64,
+        store: &MemoryStore,
+    ) {
+        let replay = policy.routes[0].replay.as_ref().unwrap();
+        let now = u32::try_from(now).unwrap();
+        replay
+            .cache
+            .settle(store, &reserved.id, &reserved.fingerprint, outcome, now)
+            .unwrap();
+    }
+
+    /// A store whose every call fails, like a broken host.
+    struct FailingStore;
+
+    impl SharedStore for FailingStore {
+        fn get(&self, _: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+            Err(StoreError::Host)
+        }
+
+        fn set(&self, _: &str, _: &[u8], _: u32) -> Result<bool, StoreError> {
+            Err(StoreError::Host)
+        }
+    }
+
+    // ---- 1. routing ----
+
+    #[test]
+    fn unmatched_path_is_unprotected() {
+        let policy = voice(json!({}));
+        for path in [
+            "/other",
+            "/vobiz",
+            "/other?to=/vobiz/answer",
+            "/VOBIZ/answer",
+        ] {
+            let step = at_headers_plain(&policy, &Request::post(path));
+            assert!(matches!(step, Step::Unprotected), "{path}: {step:?}");
+        }
+    }
+
+    #[test]
+    fn unmatched_host_is_unprotected() {
+        let policy = voice(json!({}));
+        let request = answer().set(":authority", "other.example");
+        assert!(matches!(at_headers(&policy, &request), Step::Unprotected));
+    }
+
+    #[test]
+    fn unprotected_requests_never_ask_about_tls() {
+        let policy = voice(json!({}));
+        let h = Request::post("/other").head();
+        let step = on_headers(&policy, &RequestHead::new(&h), || {
+            panic!("downstream_tls asked for an unprotected request")
+        });
+        assert!(matches!(step, Step::Unprotected));
+    }
+
+    // ---- 2. transport ----
+
+    #[test]
+    fn plain_http_is_refused() {
+        let policy = voice(json!({}));
+        let rejection = rejected(at_headers_plain(&policy, &answer()));
+        assert_eq!(rejection.reason, Reason::TlsRequired);
+        assert_eq!(rejection.status(), 403);
+    }
+
+    #[test]
+    fn untrusted_forwarded_proto_changes_nothing() {
+        let policy = voice(json!({}));
+        let request = answer().header("x-forwarded-proto", "https");
+        assert_eq!(
+            reason(at_headers_plain(&policy, &request)),
+            Reason::TlsRequired
+        );
+    }
+
+    #[test]
+    fn trusted_forwarded_proto_counts_only_exactly_https() {
+        let policy = voice(json!({"trust_x_forwarded_proto": true}));
+        for proto in ["https", "HTTPS", "Https"] {
+            let request = answer().header("x-forwarded-proto", proto);
+            needs_body(at_headers_plain(&policy, &request));
+        }
+        for proto in [
+            "http",
+            "",
+            " https",
+            "https ",
+            "https,http",
+            "https, http",
+            "wss",
+        ] {
+            let request = answer().header("x-forwarded-proto", proto);
+            assert_eq!(
+                reason(at_headers_plain(&policy, &request)),
+                Reason::TlsRequired,
+                "{proto:?}"
+            );
+        }
+        assert_eq!(
+            reason(at_headers_plain(&policy, &answer())),
+            Reason::TlsRequired,
+            "no header at all"
+        );
+    }
+
+    #[test]
+    fn trusted_forwarded_proto_still_accepts_real_tls() {
+        let policy = voice(json!({"trust_x_forwarded_proto": true}));
+        needs_body(at_headers(&policy, &answer()));
+    }
+
+    #[test]
+    fn allow_plain_http_admits_plain_http_without_asking() {
+        let policy = voice(json!({"allow_plain_http": true}));
+        let h = answer().head();
+        let step = on_headers(&policy, &RequestHead::new(&h), || {
+            panic!("downstream_tls asked although plain HTTP is allowed")
+        });
+        needs_body(step);
+    }
+
+    // ---- 3. voice without replay ----
+
+    #[test]
+    fn docs_v3_without_replay_is_forwarded_at_headers() {
+        let policy = voice(json!({"replay": no_replay(), "v3_construction": "docs"}));
+        let accepted = forwarded(at_headers(&policy, &answer()));
+        assert_eq!(accepted.scheme, "v3");
+        assert_eq!(accepted.key, "own");
+        assert_eq!(accepted.route.name, "voice");
+        assert_eq!(accepted.reserved, None);
+    }
+
+    #[test]
+    fn wrong_v3_without_replay_is_rejected_at_headers() {
+        let policy = voice(json!({"replay": no_replay(), "v3_construction": "docs"}));
+        let request = Request::post("/vobiz/answer").v3(FORGED, NONCE);
+        let rejection = rejected(at_headers(&policy, &request));
+        assert_eq!(rejection.reason, Reason::SignatureMismatch);
+        assert_eq!(rejection.status(), 403);
+    }
+
+    #[test]
+    fn docs_valid_v3_without_replay_is_forwarded_at_headers_under_either() {
+        // Nothing needs the body and the docs' message verified: waiting for the body
+        // could only reach the same verdict.
+        let policy = voice(json!({"replay": no_replay()}));
+        let accepted = forwarded(at_headers(&policy, &answer()));
+        assert_eq!(accepted.scheme, "v3");
+        assert_eq!(accepted.reserved, None);
+    }
+
+    #[test]
+    fn sdk_signature_without_replay_still_waits_for_the_body_under_either() {
+        let policy = voice(json!({"replay": no_replay(), "path_prefix": "/answer"}));
+        let route = needs_body(at_headers(&policy, &sdk_answer()));
+        let accepted = forwarded(at_body(route, &sdk_answer(), NOW, &FailingStore));
+        assert_eq!(accepted.scheme, "v3_sdk");
+        assert_eq!(accepted.reserved, None);
+    }
+
+    #[test]
+    fn missing_signature_is_rejected_at_headers() {
+        let policy = voice(json!({}));
+        let rejection = rejected(at_headers(&policy, &Request::post("/vobiz/answer")));
+        assert_eq!(rejection.reason, Reason::MissingSignature);
+        assert_eq!(rejection.status(), 401);
+    }
+
+    // ---- 4. voice with replay ----
+
+    #[test]
+    fn replayed_route_waits_for_the_body_then_reserves() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        let route = needs_body(at_headers(&policy, &answer()));
+        let accepted = forwarded(at_body(route, &answer(), NOW, &store));
+        assert_eq!(accepted.scheme, "v3");
+        assert_eq!(accepted.key, "own");
+        let reserved = accepted.reserved.unwrap();
+        assert!(!reserved.retry);
+    }
+
+    #[test]
+    fn repeat_while_in_flight_is_refused() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        reserve(&policy, &answer(), NOW, &store);
+        let rejection = rejected(verdict(&policy, &answer(), NOW + 1, &store));
+        assert_eq!(rejection.reason, Reason::InFlight);
+        assert_eq!(rejection.status(), 409);
+    }
+
+    #[test]
+    fn repeat_after_delivery_is_answered_200_by_default() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        let reserved = reserve(&policy, &answer(), NOW, &store);
+        settle(&policy, reserved, Outcome::Delivered, NOW + 1, &store);
+        let rejection = rejected(verdict(&policy, &answer(), NOW + 2, &store));
+        assert_eq!(rejection.reason, Reason::AlreadyDelivered);
+        assert_eq!(rejection.status(), 200);
+    }
+
+    #[test]
+    fn repeat_after_delivery_is_409_with_on_duplicate_reject() {
+        let policy = voice(json!({"replay": {"on_duplicate": "reject"}}));
+        let store = MemoryStore::new();
+        let reserved = reserve(&policy, &answer(), NOW, &store);
+        settle(&policy, reserved, Outcome::Delivered, NOW + 1, &store);
+        let rejection = rejected(verdict(&policy, &answer(), NOW + 2, &store));
+        assert_eq!(rejection.reason, Reason::Duplicate);
+        assert_eq!(rejection.status(), 409);
+    }
+
+    #[test]
+    fn repeat_after_failure_is_forwarded_as_a_retry() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        let first = reserve(&policy, &answer(), NOW, &store);
+        settle(&policy, first, Outcome::Failed, NOW + 1, &store);
+        let retry = reserve(&policy, &answer(), NOW + 2, &store);
+        assert!(retry.retry);
+        assert_eq!((retry.id, retry.fingerprint), (first.id, first.fingerprint));
+    }
+
+    #[test]
+    fn same_nonce_with_another_body_is_tampered() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        reserve(&policy, &answer(), NOW, &store);
+        let swapped = answer().body("CallUUID=abc&Event=Hangup");
+        let rejection = rejected(verdict(&policy, &swapped, NOW + 1, &store));
+        assert_eq!(rejection.reason, Reason::ReplayTampered);
+        assert_eq!(rejection.status(), 409);
+    }
+
+    #[test]
+    fn same_nonce_with_another_method_or_query_is_tampered() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        let reserved = reserve(&policy, &answer(), NOW, &store);
+        settle(&policy, reserved, Outcome::Delivered, NOW + 1, &store);
+        // The query is not signed, so the signature still verifies; the nonce memory
+        // is what refuses it.
+        let moved = answer().set(":path", "/vobiz/answer?CallUUID=other");
+        assert_eq!(
+            reason(verdict(&policy, &moved, NOW + 2, &store)),
+            Reason::ReplayTampered
+        );
+        let as_get = answer().set(":method", "GET");
+        assert_eq!(
+            reason(verdict(&policy, &as_get, NOW + 2, &store)),
+            Reason::ReplayTampered
+        );
+    }
+
+    #[test]
+    fn ma_v3_alone_is_forwarded_with_the_parent_key() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        let request = Request::post("/vobiz/answer")
+            .ma_v3(MA_V3, NONCE)
+            .body(FORM);
+        let accepted = forwarded(verdict(&policy, &request, NOW, &store));
+        assert_eq!((accepted.scheme, accepted.key), ("ma_v3", "parent"));
+    }
+
+    #[test]
+    fn ma_v3_with_the_same_nonce_is_the_same_identity() {
+        let (policy, store) = (voice(json!({})), MemoryStore::new());
+        let reserved = reserve(&policy, &answer(), NOW, &store);
+        let parent = Request::post("/vobiz/answer")
+            .ma_v3(MA_V3, NONCE)
+            .body(FORM);
+        assert_eq!(
+            reason(verdict(&policy, &parent, NOW + 1, &store)),
+            Reason::InFlight
+        );
+        settle(&policy, reserved, Outcome::Delivered, NOW + 1, &store);
+        assert_eq!(
+            reason(verdict(&policy, &parent, NOW + 2, &store)),
+            Reason::AlreadyDelivered
+        );
+        let tampered = parent.body("Event=Hangup");
+        assert_eq!(
+            reason(verdict(&policy, &tampered, NOW + 3, &store)),
+            Reason::ReplayTampered
+        );
+    }
+
+    #[test]
+    fn replay_memory_is_per_route() {
+        let base = json!({
+            "path_prefix": "/vobiz/",
+            "public_origin": ORIGIN,
+            "keys": [{"name": "own", "value": "test_auth_token"}],
+        });
+        let two = json!({"routes": [
+            // A host without a port matches any port, so the exact one goes first.
+            with(base.clone(), json!({"name": "a", "host": "example.com:8443"})),
+            with(base, json!({"name": "b", "host": "example.com"})),
+        ]});
+        let policy = crate::config::parse(two.to_string().as_bytes(), &|_| None).unwrap();
+        let store = MemoryStore::new();
+        reserve(&policy, &answer(), NOW, &store);
+        let other_route = answer().set(":authority", "example.com:8443");
+        let accepted = forwarded(verdict(&policy, &other_route, NOW + 1, &store));
+        assert_eq!(accepted.route.name, "a");
+        assert!(!accepted.reserved.unwrap().retry);
+    }
+
+    // ---- 5. replay window ----
+
+    #[test]
+    fn delivered_request_is_fresh_again_after_the_window() {
+        let policy = voice(json!({"replay": {"window": "10s", "in_flight_timeout": "5s"}}));
+        let store = MemoryStore::new();
+        let reserved = reserve(&policy, &answer(), NOW, &store);
+        settle(&policy, reserved, Outcome::Delivered, NOW + 1, &store);
+        assert_eq!(
+            reason(verdict(&policy, &answer(), NOW + 9, &store)),
+            Reason::AlreadyDelivered
+        );
+        let again = reserve(&policy, &answer(), NOW + 10, &store);
+        assert!(!again.retry, "a fresh reservation, not a retry");
+    }
+
+    #[test]
+    fn lost_in_flight_attempt_lapses_into_a_retry() {
+        let policy = voice(json!({"replay": {"window": "10s", "in_flight_timeout": "5s"}}));
+        let store = MemoryStore::new();
+        reserve(&policy, &answer(), NOW, &store);
+        assert_eq!(
+            reason(verdict(&policy, &answer(), NOW + 4, &store)),
+            Reason::InFlight
+        );
+        assert!(reserve(&policy, &answer(), NOW + 5, &store).retry);
+    }
+
+    // ---- 6. cache full ----
+
+    #[test]
+    fn full_cache_refuses_new_nonces_with_503() {
+        let policy = voice(json!({"replay": {"max_entries": 1}}));
+        let store = MemoryStore::new();
+        let request = |n: usize| {
+            let nonce = format!("{n:020}");
+            Request::post("/vobiz/answer")
+                .v3(&docs_v3("/vobiz/answer", &nonce), &nonce)
+                .body(FORM)
+        };
+        for n in 0..16 {
+            reserve(&policy, &request(n), NOW, &store);
+        }
+        let rejection = rejected(verdict(&policy, &request(16), NOW, &store));
+        assert_eq!(rejection.reason, Reason::ReplayCacheFull);
+        assert_eq!(rejection.status(), 503);
+        // Nothing live was evicted to make room.
+        assert_eq!(
+            reason(verdict(&policy, &request(0), NOW + 1, &store)),
+            Reason::InFlight
+        );
+    }
+
+    // ---- 7. V3 constructions ----
+
+    #[test]
+    fn docs_route_with_replay_rejects_a_wrong_v3_at_headers() {
+        let policy = voice(json!({"v3_construction": "docs"}));
+        let request = Request::post("/vobiz/answer").v3(FORGED, NONCE).body(FORM);
+        assert_eq!(
+            reason(at_headers(&policy, &request)),
+            Reason::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn docs_route_with_replay_waits_for_the_body_of_a_valid_v3() {
+        let (policy, store) = (
+            voice(json!({"v3_construction": "docs"})),
+            MemoryStore::new(),
+        );
+        let route = needs_body(at_headers(&policy, &answer()));
+        let accepted = forwarded(at_body(route, &answer(), NOW, &store));
+        assert_eq!(accepted.scheme, "v3");
+        assert!(accepted.reserved.is_some());
+    }
+
+    #[test]
+    fn either_route_verifies_the_sdk_construction_over_the_body() {
+        let (policy, store) = (sdk_voice("either"), MemoryStore::new());
+        let route = needs_body(at_headers(&policy, &sdk_answer()));
+        let accepted = forwarded(at_body(route, &sdk_answer(), NOW, &store));
+        assert_eq!(accepted.scheme, "v3_sdk");
+        assert_eq!(accepted.key, "own");
+        assert!(!accepted.reserved.unwrap().retry);
+    }
+
+    #[test]
+    fn either_route_rejects_a_body_the_sdk_signature_does_not_cover() {
+        let (policy, store) = (sdk_voice("either"), MemoryStore::new());
+        let altered = sdk_answer().body("To=14155550100&From=14155550123&CallUUID=abd");
+        needs_body(at_headers(&policy, &altered));
+        assert_eq!(
+            reason(verdict(&policy, &altered, NOW, &store)),
+            Reason::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn either_route_prefers_the_docs_construction() {
+        let (policy, store) = (sdk_voice("either"), MemoryStore::new());
+        let request = Request::post("/answer")
+            .v3(DOCS_ONLY_V3, SDK_NONCE)
+            .body(SDK_FORM);
+        let accepted = forwarded(verdict(&policy, &request, NOW, &store));
+        assert_eq!(accepted.scheme, "v3");
+    }
+
+    #[test]
+    fn docs_route_rejects_the_sdk_construction() {
+        let (policy, store) = (sdk_voice("docs"), MemoryStore::new());
+        assert_eq!(
+            reason(at_headers(&policy, &sdk_answer())),
+            Reason::SignatureMismatch
+        );
+        // Even if the body were offered, docs never accepts the SDK's message.
+        let route = &policy.routes[0];
+        assert_eq!(
+            reason(at_body(route, &sdk_answer(), NOW, &store)),
+            Reason::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn sdk_route_rejects_a_docs_only_signature_when_params_are_signed() {
+        let (policy, store) = (sdk_voice("sdk"), MemoryStore::new());
+        let request = Request::post("/answer")
+            .v3(DOCS_ONLY_V3, SDK_NONCE)
+            .body(SDK_FORM);
+        needs_body(at_headers(&policy, &request));
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW, &store)),
+            Reason::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn sdk_route_accepts_the_sdk_construction() {
+        let (policy, store) = (sdk_voice("sdk"), MemoryStore::new());
+        let accepted = forwarded(verdict(&policy, &sdk_answer(), NOW, &store));
+        assert_eq!(accepted.scheme, "v3_sdk");
+    }
+
+    #[test]
+    fn sdk_route_accepts_the_docs_signature_when_nothing_else_is_signed() {
+        // Spec 6.2, last row: without params the two constructions coincide.
+        let (policy, store) = (sdk_voice("sdk"), MemoryStore::new());
+        let bare = Request::post("/answer").v3(DOCS_ONLY_V3, SDK_NONCE);
+        let accepted = forwarded(verdict(&policy, &bare, NOW, &store));
+        assert_eq!(accepted.scheme, "v3_sdk");
+    }
+
+    // ---- 8. size ----
+
+    #[test]
+    fn declared_length_over_the_limit_is_413_at_headers() {
+        let policy = voice(json!({"max_body_bytes": 100}));
+        let rejection = rejected(at_headers(
+            &policy,
+            &answer().header("content-length", "101"),
+        ));
+        assert_eq!(rejection.reason, Reason::BodyTooLarge);
+        assert_eq!(rejection.status(), 413);
+        needs_body(at_headers(
+            &policy,
+            &answer().header("content-length", "100"),
+        ));
+    }
+
+    #[test]
+    fn body_over_the_limit_is_413() {
+        let (policy, store) = (voice(json!({"max_body_bytes": 100})), MemoryStore::new());
+        let big = answer().body(&"a".repeat(101));
+        let route = needs_body(at_headers(&policy, &big));
+        let rejection = rejected(at_body(route, &big, NOW, &store));
+        assert_eq!(rejection.reason, Reason::BodyTooLarge);
+        assert_eq!(rejection.status(), 413);
+        assert!(store.written.borrow().is_empty(), "nothing reserved");
+        let exact = answer().body(&"a".repeat(100));
+        forwarded(at_body(route, &exact, NOW, &store));
+    }
+
+    // ---- 9. voice freshness ----
+
+    fn fresh_voice(freshness: Value) -> Policy {
+        voice(json!({"replay": no_replay(), "freshness": freshness}))
+    }
+
+    fn timestamped(timestamp: &str) -> Request {
+        answer().body(&format!("CallUUID=abc&timestamp={timestamp}"))
+    }
+
+    #[test]
+    fn voice_timestamp_within_max_age_is_fresh() {
+        let (policy, store) = (fresh_voice(json!({"max_age": "5m"})), MemoryStore::new());
+        let request = timestamped("2026-03-25T10:00:00Z");
+        needs_body(at_headers(&policy, &request));
+        for now in [NOW, NOW + 300, NOW - 300] {
+            forwarded(verdict(&policy, &request, now, &store));
+        }
+    }
+
+    #[test]
+    fn voice_timestamp_older_than_max_age_is_stale() {
+        let (policy, store) = (fresh_voice(json!({"max_age": "5m"})), MemoryStore::new());
+        let request = timestamped("2026-03-25T10:00:00Z");
+        let rejection = rejected(verdict(&policy, &request, NOW + 600, &store));
+        assert_eq!(rejection.reason, Reason::Stale);
+        assert_eq!(rejection.status(), 403);
+    }
+
+    #[test]
+    fn voice_timestamp_ahead_of_skew_is_future() {
+        let (policy, store) = (fresh_voice(json!({"max_age": "5m"})), MemoryStore::new());
+        let request = timestamped("2026-03-25T10:00:00Z");
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW - 600, &store)),
+            Reason::Future
+        );
+    }
+
+    #[test]
+    fn voice_timestamp_in_the_query_of_a_get() {
+        let (policy, store) = (fresh_voice(json!({"max_age": "5m"})), MemoryStore::new());
+        let request =
+            Request::new("GET", "/vobiz/answer?timestamp=2026-03-25T10:00:00Z").v3(V3, NONCE);
+        forwarded(verdict(&policy, &request, NOW, &store));
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW + 600, &store)),
+            Reason::Stale
+        );
+        // A GET's parameters are in its query, not its body.
+        let request = request
+            .set(":path", "/vobiz/answer")
+            .body("timestamp=2000-01-01T00:00:00Z");
+        forwarded(verdict(&policy, &request, NOW, &store));
+    }
+
+    #[test]
+    fn absent_voice_timestamp_passes_unless_required() {
+        let store = MemoryStore::new();
+        let optional = fresh_voice(json!({"max_age": "5m"}));
+        forwarded(verdict(&optional, &answer(), NOW, &store));
+        let required = fresh_voice(json!({"max_age": "5m", "require": true}));
+        let rejection = rejected(verdict(&required, &answer(), NOW, &store));
+        assert_eq!(rejection.reason, Reason::MissingTimestamp);
+        assert_eq!(rejection.status(), 400);
+    }
+
+    #[test]
+    fn garbage_voice_timestamp_is_malformed_body() {
+        let (policy, store) = (fresh_voice(json!({"max_age": "5m"})), MemoryStore::new());
+        for garbage in ["yesterday", "2026-13-25T10:00:00Z", "1774432800", ""] {
+            let rejection = rejected(verdict(&policy, &timestamped(garbage), NOW, &store));
+            assert_eq!(rejection.reason, Reason::MalformedBody, "{garbage:?}");
+            assert_eq!(rejection.status(), 400);
+        }
+    }
+
+    #[test]
+    fn stale_voice_request_reserves_nothing() {
+        let policy = voice(json!({"freshness": {"max_age": "5m"}}));
+        let store = MemoryStore::new();
+        let request = timestamped("2026-03-25T10:00:00Z");
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW + 600, &store)),
+            Reason::Stale
+        );
+        assert!(store.written.borrow().is_empty());
+        forwarded(verdict(&policy, &request, NOW, &store));
+    }
+
+    // ---- 10. WhatsApp ----
+
+    #[test]
+    fn whatsapp_without_signature_is_401_at_headers() {
+        let request = Request::post("/wa/events").body(WA_BODY);
+        let rejection = rejected(at_headers(&whatsapp(), &request));
+        assert_eq!(rejection.reason, Reason::MissingSignature);
+        assert_eq!(rejection.status(), 401);
+    }
+
+    #[test]
+    fn whatsapp_with_malformed_signature_is_400_at_headers() {
+        let prefixed = format!("sha256={WA_SIGNATURE}");
+        for bad in [&WA_SIGNATURE[..63], "not hex", prefixed.as_str()] {
+            let rejection = rejected(at_headers(&whatsapp(), &wa_request(bad, WA_BODY)));
+            assert_eq!(rejection.reason, Reason::MalformedHeader, "{bad}");
+            assert_eq!(rejection.status(), 400);
+        }
+    }
+
+    #[test]
+    fn whatsapp_spec_example_is_forwarded_after_its_body() {
+        let (policy, store) = (whatsapp(), MemoryStore::new());
+        let request = wa_request(WA_SIGNATURE, WA_BODY);
+        assert_eq!(WA_BODY.len(), 159);
+        let route = needs_body(at_headers(&policy, &request));
+        let accepted = forwarded(at_body(route, &request, NOW + 60, &store));
+        assert_eq!(
+            (accepted.scheme, accepted.key),
+            ("whatsapp", "subscription")
+        );
+        assert!(!accepted.reserved.unwrap().retry);
+    }
+
+    #[test]
+    fn whatsapp_older_than_an_hour_is_stale() {
+        let (policy, store) = (whatsapp(), MemoryStore::new());
+        let request = wa_request(WA_SIGNATURE, WA_BODY);
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW + 60 + 7200, &store)),
+            Reason::Stale
+        );
+    }
+
+    #[test]
+    fn whatsapp_from_the_future_is_refused() {
+        let (policy, store) = (whatsapp(), MemoryStore::new());
+        let request = wa_request(WA_SIGNATURE, WA_BODY);
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW - 600, &store)),
+            Reason::Future
+        );
+    }
+
+    #[test]
+    fn whatsapp_event_id_with_another_signed_body_is_tampered() {
+        let (policy, store) = (whatsapp(), MemoryStore::new());
+        reserve(
+            &policy,
+            &wa_request(WA_SIGNATURE, WA_BODY),
+            NOW + 60,
+            &store,
+        );
+        let other = WA_BODY.replace(r#""payload":{}"#, r#""payload":{"text":"hi"}"#);
+        let resigned = wa_request(&body_mac(WA_SECRET, &other), &other);
+        assert_eq!(
+            reason(verdict(&policy, &resigned, NOW + 61, &store)),
+            Reason::ReplayTampered
+        );
+    }
+
+    #[test]
+    fn whatsapp_exact_repeat_after_delivery_is_answered_locally() {
+        let (policy, store) = (whatsapp(), MemoryStore::new());
+        let request = wa_request(WA_SIGNATURE, WA_BODY);
+        let reserved = reserve(&policy, &request, NOW + 60, &store);
+        settle(&policy, reserved, Outcome::Delivered, NOW + 61, &store);
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW + 120, &store)),
+            Reason::AlreadyDelivered
+        );
+    }
+
+    #[test]
+    fn whatsapp_body_changed_by_one_byte_is_a_mismatch() {
+        let (policy, store) = (whatsapp(), MemoryStore::new());
+        let altered = WA_BODY.replace("10:00:00Z", "10:00:01Z");
+        let rejection = rejected(verdict(
+            &policy,
+            &wa_request(WA_SIGNATURE, &altered),
+            NOW + 60,
+            &store,
+        ));
+        assert_eq!(rejection.reason, Reason::SignatureMismatch);
+        assert!(store.written.borrow().is_empty());
+    }
+
+    // ---- 11. KYC ----
+
+    #[test]
+    fn kyc_spec_example_is_forwarded() {
+        let (policy, store) = (kyc(), MemoryStore::new());
+        let request = kyc_request(KYC_SIGNATURE, KYC_BODY);
+        let route = needs_body(at_headers(&policy, &request));
+        let accepted = forwarded(at_body(route, &request, NOW, &store));
+        assert_eq!((accepted.scheme, accepted.key), ("kyc", "parent"));
+        assert!(!accepted.reserved.unwrap().retry);
+    }
+
+    #[test]
+    fn kyc_exact_repeat_after_delivery_is_answered_locally() {
+        let (policy, store) = (kyc(), MemoryStore::new());
+        let request = kyc_request(KYC_SIGNATURE, KYC_BODY);
+        let reserved = reserve(&policy, &request, NOW, &store);
+        settle(&policy, reserved, Outcome::Delivered, NOW + 1, &store);
+        assert_eq!(
+            reason(verdict(&policy, &request, NOW + 2, &store)),
+            Reason::AlreadyDelivered
+        );
+    }
+
+    #[test]
+    fn kyc_header_and_body_failures() {
+        let (policy, store) = (kyc(), MemoryStore::new());
+        let unprefixed = kyc_request(&KYC_SIGNATURE[7..], KYC_BODY);
+        assert_eq!(
+            reason(at_headers(&policy, &unprefixed)),
+            Reason::MalformedHeader
+        );
+        let missing = Request::post("/kyc/events").body(KYC_BODY);
+        assert_eq!(
+            reason(at_headers(&policy, &missing)),
+            Reason::MissingSignature
+        );
+        let altered = kyc_request(KYC_SIGNATURE, r#"{"event":"kyc.failed"}"#);
+        assert_eq!(
+            reason(verdict(&policy, &altered, NOW, &store)),
+            Reason::SignatureMismatch
+        );
+    }
+
+    // ---- 12. store failure ----
+
+    #[test]
+    fn failing_store_fails_closed_with_503() {
+        let policy = voice(json!({}));
+        let rejection = rejected(verdict(&policy, &answer(), NOW, &FailingStore));
+        assert_eq!(rejection.reason, Reason::ReplayStoreUnavailable);
+        assert_eq!(rejection.status(), 503);
+        for (policy, request) in [
+            (whatsapp(), wa_request(WA_SIGNATURE, WA_BODY)),
+            (kyc(), kyc_request(KYC_SIGNATURE, KYC_BODY)),
+        ] {
+            assert_eq!(
+                reason(verdict(&policy, &request, NOW + 60, &FailingStore)),
+                Reason::ReplayStoreUnavailable
+            );
+        }
+    }
+
+    #[test]
+    fn without_replay_no_store_is_consulted() {
+        let policy = voice(json!({"replay": no_replay(), "freshness": {"max_age": "5m"}}));
+        forwarded(verdict(&policy, &answer(), NOW, &FailingStore));
     }
 }
