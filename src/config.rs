@@ -634,7 +634,7 @@ mod tests {
         assert_eq!(voice(r).parent_keys[0].name, "parent0");
         let replay = r.replay.as_ref().unwrap();
         assert_eq!(replay.cache.window_secs(), 24 * 3600);
-        assert_eq!(replay.cache.slots(), 100_000 / 16);
+        assert_eq!(replay.cache.slots(), 100_000_u32.div_ceil(32));
         assert_eq!(replay.on_duplicate, OnDuplicate::Ok);
         assert_eq!(r.freshness, None);
         assert_eq!(r.max_body_bytes, 128 * 1024);
@@ -662,7 +662,7 @@ mod tests {
     #[test]
     fn replay_and_freshness_settings() {
         let policy = parse_json(route(serde_json::json!({
-            "replay": {"window": "10m", "max_entries": 32, "in_flight_timeout": "5s", "on_duplicate": "reject"},
+            "replay": {"window": "10m", "max_entries": 64, "in_flight_timeout": "5s", "on_duplicate": "reject"},
             "freshness": {"max_age": "2m", "require": true},
             "max_body_bytes": 1000,
         })))

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use crate::form;
 use crate::policy::{OnDuplicate, Policy, Route, Scheme, Transport};
 use crate::replay::{self, Reservation, SharedStore};
-use crate::request::RequestHead;
+use crate::request::{Lookup, RequestHead};
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
 use crate::vobiz::voice::{Message, V3Construction, Verified, VoiceScheme};
@@ -70,17 +70,8 @@ fn judge_headers<'p>(
         Scheme::Voice(voice) => {
             let pairs = voice.read_pairs(head)?;
             let sdk_possible = voice.v3 != V3Construction::Docs && pairs.has_v3();
-            let docs = (voice.v3 != V3Construction::Sdk)
-                .then(|| {
-                    voice.check(
-                        &pairs,
-                        Message::Docs {
-                            path: head.path_without_query(),
-                        },
-                    )
-                })
-                .flatten();
-            match docs {
+            let path = head.path_without_query();
+            match voice.check(&pairs, Message::Docs { path }) {
                 // The body step would try the docs' message first too: nothing to wait for.
                 Some(verified) if !route.needs_body() => {
                     Ok(Step::Forward(accepted(route, &verified, None)))
@@ -168,8 +159,8 @@ fn judge_body<'p>(
                 Some(occurred_at),
             )
         }
-        // No delivery id is signed: the body itself is the identity, so only an exact
-        // repeat matches, and it is a duplicate or a retry, never tampering.
+        // No delivery id is signed: the body itself is the identity, so a repeat is a
+        // duplicate or a retry, and tampering only if sent with another method or path.
         Scheme::Kyc { keys } => (
             "kyc",
             kyc::verify(keys, head, body)?,
@@ -229,15 +220,9 @@ fn verify_voice<'p, 'r>(
     body: &[u8],
 ) -> Result<Verified<'p, 'r>, Rejection> {
     let pairs = voice.read_pairs(head)?;
-    if voice.v3 != V3Construction::Sdk {
-        if let Some(verified) = voice.check(
-            &pairs,
-            Message::Docs {
-                path: head.path_without_query(),
-            },
-        ) {
-            return Ok(verified);
-        }
+    let path = head.path_without_query();
+    if let Some(verified) = voice.check(&pairs, Message::Docs { path }) {
+        return Ok(verified);
     }
     if voice.v3 != V3Construction::Docs && pairs.has_v3() {
         let method = head.first(":method").and_then(sdk_v3::Method::from_bytes);
@@ -353,11 +338,13 @@ fn check_transport(
         Transport::AllowPlainHttp => true,
         Transport::RequireTls => downstream_tls(),
         // A trusted proxy terminated TLS and said so; anything but exactly `https` is not TLS.
+        // A duplicated header is ambiguous, so it is not TLS either.
         Transport::TrustForwardedProto => {
             downstream_tls()
-                || head
-                    .first("x-forwarded-proto")
-                    .is_some_and(|proto| proto.eq_ignore_ascii_case(b"https"))
+                || matches!(
+                    head.lookup("x-forwarded-proto"),
+                    Lookup::One(proto) if proto.eq_ignore_ascii_case(b"https")
+                )
         }
     };
     if secure {
@@ -378,6 +365,7 @@ mod tests {
     use super::*;
     use crate::keys::test_key;
     use crate::replay::memory::MemoryStore;
+    use crate::replay::SLOT_ENTRIES;
     use crate::replay::{Outcome, StoreError};
     use crate::request::{headers, Header};
 
@@ -757,6 +745,14 @@ mod tests {
             Reason::TlsRequired,
             "no header at all"
         );
+        let twice = answer()
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-proto", "http");
+        assert_eq!(
+            reason(at_headers_plain(&policy, &twice)),
+            Reason::TlsRequired,
+            "duplicated header"
+        );
     }
 
     #[test]
@@ -999,10 +995,10 @@ mod tests {
                 .v3(&docs_v3("/vobiz/answer", &nonce), &nonce)
                 .body(FORM)
         };
-        for n in 0..16 {
+        for n in 0..SLOT_ENTRIES {
             reserve(&policy, &request(n), NOW, &store);
         }
-        let rejection = rejected(verdict(&policy, &request(16), NOW, &store));
+        let rejection = rejected(verdict(&policy, &request(SLOT_ENTRIES), NOW, &store));
         assert_eq!(rejection.reason, Reason::ReplayCacheFull);
         assert_eq!(rejection.status(), 503);
         // Nothing live was evicted to make room.
@@ -1109,6 +1105,22 @@ mod tests {
         let bare = Request::post("/answer").v3(DOCS_ONLY_V3, SDK_NONCE);
         let accepted = forwarded(verdict(&policy, &bare, NOW, &store));
         assert_eq!(accepted.scheme, "v3_sdk");
+    }
+
+    #[test]
+    fn sdk_route_still_accepts_v2_which_has_only_the_docs_construction() {
+        // Spec 2.7 row 1.
+        let policy = voice(json!({
+            "v3_construction": "sdk", "accept": ["v2"], "replay": no_replay()
+        }));
+        let request = Request::post("/vobiz/answer")
+            .header(
+                "x-vobiz-signature-v2",
+                "gEPZQ2HmngRWdcHbKGv/eaCNsEC9k9MAaOeKkXAco8A=",
+            )
+            .header("x-vobiz-signature-v2-nonce", "12345678901234567890");
+        let accepted = forwarded(at_headers(&policy, &request));
+        assert_eq!(accepted.scheme, "v2");
     }
 
     // ---- 8. size ----

@@ -195,13 +195,25 @@ impl VoiceScheme {
         Ok(pairs)
     }
 
-    /// The first pair that verifies under any of its family's keys against `message`.
+    /// Whether `message` is a construction this route accepts for `family`: V2 has only
+    /// the docs' message; V3 whichever `v3_construction` allows.
+    fn allows(&self, family: Family, message: Message) -> bool {
+        match (message, family.is_v3(), self.v3) {
+            (Message::Docs { .. }, false, _) => true,
+            (Message::Sdk { .. }, false, _) => false,
+            (Message::Docs { .. }, true, construction) => construction != V3Construction::Sdk,
+            (Message::Sdk { .. }, true, construction) => construction != V3Construction::Docs,
+        }
+    }
+
+    /// The first pair that verifies under any of its family's keys against `message`, among
+    /// the constructions the route accepts.
     pub fn check<'r>(&self, pairs: &Pairs<'r>, message: Message) -> Option<Verified<'_, 'r>> {
         let origin = self.origin.as_bytes();
+        let sdk = matches!(message, Message::Sdk { .. });
         for pair in &pairs.found {
             let (family, nonce) = (pair.family, pair.nonce);
-            let sdk = matches!(message, Message::Sdk { .. });
-            if sdk && !family.is_v3() {
+            if !self.allows(family, message) {
                 continue;
             }
             for key in self.keys_for(family) {

@@ -280,18 +280,22 @@ def test_kyc_webhook_verifies_with_the_parent_token(envoy, upstream):
 
 
 def test_a_full_cache_fails_closed_with_503(start_envoy, upstream):
-    # One slot of 16 entries: the 17th live nonce finds no room and nothing is evicted.
+    # One slot of 32 entries: the 33rd live nonce finds no room and nothing is evicted.
     envoy = start_envoy(plugin_config(replay={"max_entries": 1}))
     sent = []
+    first_path, first_headers, first_body, _ = callback()
     with envoy.https_client() as client:
-        for _ in range(17):
+        sent.append((client.post(first_path, headers=first_headers, content=first_body), None))
+        for _ in range(32):
             path, headers, body, test_id = callback()
             sent.append((client.post(path, headers=headers, content=body), test_id))
-        first_path, first_headers, first_body, first_id = callback()
+        # The first nonce is still remembered: its replay is still recognised.
+        first_again = client.post(first_path, headers=first_headers, content=first_body)
     *fits, (overflow, overflow_id) = sent
     assert all(r.status_code == 200 for r, _ in fits)
     assert overflow.status_code == 503 and reason(overflow) == "replay_cache_full"
     assert deliveries(upstream, overflow_id) == []
+    assert reason(first_again) == "already_delivered"
     assert "reason=replay_cache_full" in envoy.log_text()
 
 
