@@ -7,7 +7,8 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::keys::Key;
-use crate::policy::{Freshness, OnDuplicate, Policy, Replay, Route, Scheme, Transport};
+use crate::net::Cidr;
+use crate::policy::{Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Transport};
 use crate::replay::ReplayCache;
 use crate::vobiz::voice::{Family, V3Construction, VoiceScheme};
 
@@ -34,6 +35,8 @@ fn error(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     routes: Vec<RawRoute>,
+    #[serde(default)]
+    upstream_header: Option<String>,
     /// Mirrors the Envoy `PluginConfig` flag of the same name, which the filter cannot read.
     #[serde(default = "default_true")]
     allow_on_headers_stop_iteration: bool,
@@ -83,6 +86,14 @@ struct RawRoute {
     freshness: Option<RawFreshness>,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: u32,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default)]
+    allowed_sources: Vec<String>,
+    #[serde(default)]
+    debug_signed_string: bool,
 }
 
 fn default_scheme() -> RawScheme {
@@ -209,6 +220,15 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
         return Err(error("routes", "must list at least one protected route"));
     }
     let hold_headers = raw.allow_on_headers_stop_iteration;
+    if let Some(name) = &raw.upstream_header {
+        let token = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(error(
+                "upstream_header",
+                "must be a lowercase header name of [a-z0-9-]",
+            ));
+        }
+    }
     let mut names = HashSet::new();
     let routes = raw
         .routes
@@ -228,6 +248,7 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
     Ok(Policy {
         routes,
         hold_headers,
+        upstream_header: raw.upstream_header,
     })
 }
 
@@ -320,6 +341,17 @@ fn compile_route(
         }
     };
     let freshness = compile_freshness(&at("freshness"), raw.freshness, &scheme, replay.as_ref())?;
+    let trusted_proxies = compile_cidrs(&at("trusted_proxies"), &raw.trusted_proxies)?;
+    let allowed_sources = compile_cidrs(&at("allowed_sources"), &raw.allowed_sources)?;
+    if !trusted_proxies.is_empty()
+        && transport != Transport::TrustForwardedProto
+        && allowed_sources.is_empty()
+    {
+        return Err(error(
+            at("trusted_proxies"),
+            "has no effect without trust_x_forwarded_proto or allowed_sources",
+        ));
+    }
 
     Ok(Route {
         name: raw.name,
@@ -330,7 +362,25 @@ fn compile_route(
         replay,
         freshness,
         max_body_bytes: raw.max_body_bytes,
+        mode: raw.mode,
+        trusted_proxies,
+        allowed_sources,
+        debug_signed_string: raw.debug_signed_string,
     })
+}
+
+fn compile_cidrs(field: &str, raw: &[String]) -> Result<Vec<Cidr>, ConfigError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            Cidr::parse(text).ok_or_else(|| {
+                error(
+                    format!("{field}[{i}]"),
+                    format!("{text:?} is not an IP address or CIDR block like 10.0.0.0/8"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn compile_replay(field: &str, route: &str, raw: RawReplay) -> Result<Option<Replay>, ConfigError> {
@@ -414,19 +464,20 @@ fn compile_freshness(
     }))
 }
 
-/// Route and key names end up in logs and metric names, so keep them to a safe alphabet.
+/// Route and key names end up in logs and metric names (where dots separate parts), so
+/// keep them to a safe alphabet.
 fn check_identifier(field: &str, name: &str) -> Result<(), ConfigError> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
     if valid {
         Ok(())
     } else {
         Err(error(
             field,
-            format!("{name:?} must be 1-64 characters of [A-Za-z0-9_.-]"),
+            format!("{name:?} must be 1-64 characters of [A-Za-z0-9_-]"),
         ))
     }
 }

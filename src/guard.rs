@@ -2,14 +2,16 @@
 //! its complete body.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use crate::form;
+use crate::net;
 use crate::policy::{OnDuplicate, Policy, Route, Scheme, Transport};
 use crate::replay::{self, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
-use crate::vobiz::voice::{Message, V3Construction, Verified, VoiceScheme};
+use crate::vobiz::voice::{Message, Pairs, V3Construction, Verified, VoiceScheme};
 use crate::vobiz::{kyc, sdk_v3, whatsapp};
 
 #[derive(Debug)]
@@ -41,19 +43,25 @@ pub struct Reserved {
     pub retry: bool,
 }
 
-/// Judges what the headers alone can: route, transport, size and signature headers.
-/// `downstream_tls` is asked only when the route needs to know, since it costs a host call.
+/// What the host knows about the downstream connection. Asked only when a route needs to
+/// know, since each answer costs a host call.
+pub trait Downstream {
+    fn tls(&self) -> bool;
+    fn peer(&self) -> Option<IpAddr>;
+}
+
+/// Judges what the headers alone can: route, source, transport, size and signature headers.
 pub fn on_headers<'p>(
     policy: &'p Policy,
     head: &RequestHead,
-    downstream_tls: impl FnOnce() -> bool,
+    downstream: &dyn Downstream,
 ) -> Step<'p> {
     let path = head.path_without_query();
     let authority = head.first(":authority").unwrap_or_default();
     let Some(route) = policy.route_for(path, authority) else {
         return Step::Unprotected;
     };
-    match judge_headers(route, head, downstream_tls) {
+    match judge_headers(route, head, downstream) {
         Ok(step) => step,
         Err(rejection) => Step::Reject(route, rejection),
     }
@@ -62,9 +70,10 @@ pub fn on_headers<'p>(
 fn judge_headers<'p>(
     route: &'p Route,
     head: &RequestHead,
-    downstream_tls: impl FnOnce() -> bool,
+    downstream: &dyn Downstream,
 ) -> Result<Step<'p>, Rejection> {
-    check_transport(route.transport, head, downstream_tls)?;
+    check_source(route, head, downstream)?;
+    check_transport(route, head, downstream)?;
     check_declared_length(route, head)?;
     match &route.scheme {
         Scheme::Voice(voice) => {
@@ -76,7 +85,7 @@ fn judge_headers<'p>(
                 Some(verified) if !route.needs_body() => {
                     Ok(Step::Forward(accepted(route, &verified, None)))
                 }
-                None if !sdk_possible => Err(pairs.failure()),
+                None if !sdk_possible => Err(mismatch(route, voice, &pairs, path, None)),
                 _ => Ok(Step::NeedBody(route)),
             }
         }
@@ -134,7 +143,7 @@ fn judge_body<'p>(
     // What verified, the identity a replay would repeat, and the signed time if any.
     let (scheme, key, identity, signed_time): (_, _, Cow<[u8]>, _) = match &route.scheme {
         Scheme::Voice(voice) => {
-            let verified = verify_voice(voice, head, body)?;
+            let verified = verify_voice(route, voice, head, body)?;
             let time = match route.freshness {
                 Some(freshness) => voice_timestamp(head, body, freshness.required)?,
                 None => None,
@@ -215,6 +224,7 @@ fn judge_body<'p>(
 
 /// The docs' V3/V2 where allowed, else the SDK's V3 over the request's parameters.
 fn verify_voice<'p, 'r>(
+    route: &Route,
     voice: &'p VoiceScheme,
     head: &RequestHead<'r>,
     body: &[u8],
@@ -224,6 +234,7 @@ fn verify_voice<'p, 'r>(
     if let Some(verified) = voice.check(&pairs, Message::Docs { path }) {
         return Ok(verified);
     }
+    let mut sdk_url = None;
     if voice.v3 != V3Construction::Docs && pairs.has_v3() {
         let method = head.first(":method").and_then(sdk_v3::Method::from_bytes);
         if let Some(method) = method {
@@ -236,9 +247,34 @@ fn verify_voice<'p, 'r>(
             if let Some(verified) = voice.check(&pairs, Message::Sdk { url: &url }) {
                 return Ok(verified);
             }
+            sdk_url = Some(url);
         }
     }
-    Err(pairs.failure())
+    Err(mismatch(route, voice, &pairs, path, sdk_url.as_deref()))
+}
+
+/// The failure of a voice request; with `debug_signed_string`, a mismatch names the exact
+/// strings that were checked, so a proxy that changed scheme, host or path shows at once.
+fn mismatch(
+    route: &Route,
+    voice: &VoiceScheme,
+    pairs: &Pairs,
+    path: &[u8],
+    sdk_url: Option<&[u8]>,
+) -> Rejection {
+    let rejection = pairs.failure();
+    if !route.debug_signed_string || rejection.reason != Reason::SignatureMismatch {
+        return rejection;
+    }
+    let mut detail = format!(
+        "{}; signed {}",
+        rejection.detail,
+        pairs.docs_messages(&voice.origin, path)
+    );
+    if let Some(url) = sdk_url {
+        detail.push_str(&format!(" sdk_url=\"{}\"", url.escape_ascii()));
+    }
+    Rejection::new(rejection.reason, detail)
 }
 
 fn form_params(body: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
@@ -329,22 +365,52 @@ fn check_declared_length(route: &Route, head: &RequestHead) -> Result<(), Reject
     }
 }
 
-fn check_transport(
-    transport: Transport,
+/// Routes with `allowed_sources` accept callbacks only from there: the peer, or the client
+/// a trusted proxy forwarded for.
+fn check_source(
+    route: &Route,
     head: &RequestHead,
-    downstream_tls: impl FnOnce() -> bool,
+    downstream: &dyn Downstream,
 ) -> Result<(), Rejection> {
-    let secure = match transport {
+    if route.allowed_sources.is_empty() {
+        return Ok(());
+    }
+    let client = downstream.peer().and_then(|peer| {
+        let forwarded = match head.lookup("x-forwarded-for") {
+            Lookup::One(value) => Some(value),
+            Lookup::Missing | Lookup::Duplicate => None,
+        };
+        net::client_address(peer, forwarded, &route.trusted_proxies)
+    });
+    match client {
+        Some(address) if net::any_contains(&route.allowed_sources, address) => Ok(()),
+        Some(address) => Err(Rejection::new(
+            Reason::SourceNotAllowed,
+            format!("source {address} is not in allowed_sources"),
+        )),
+        None => Err(Rejection::new(
+            Reason::SourceNotAllowed,
+            "source address unknown behind the trusted proxies",
+        )),
+    }
+}
+
+fn check_transport(
+    route: &Route,
+    head: &RequestHead,
+    downstream: &dyn Downstream,
+) -> Result<(), Rejection> {
+    let secure = match route.transport {
         Transport::AllowPlainHttp => true,
-        Transport::RequireTls => downstream_tls(),
-        // A trusted proxy terminated TLS and said so; anything but exactly `https` is not TLS.
-        // A duplicated header is ambiguous, so it is not TLS either.
+        Transport::RequireTls => downstream.tls(),
+        // A trusted proxy terminated TLS and said so; anything but exactly one
+        // `x-forwarded-proto: https` from a trusted peer is not TLS.
         Transport::TrustForwardedProto => {
-            downstream_tls()
-                || matches!(
+            downstream.tls()
+                || (matches!(
                     head.lookup("x-forwarded-proto"),
                     Lookup::One(proto) if proto.eq_ignore_ascii_case(b"https")
-                )
+                ) && from_trusted_proxy(route, downstream))
         }
     };
     if secure {
@@ -355,6 +421,14 @@ fn check_transport(
             "callback arrived over plain HTTP",
         ))
     }
+}
+
+/// Without `trusted_proxies`, every peer is trusted (the operator vouches for the network).
+fn from_trusted_proxy(route: &Route, downstream: &dyn Downstream) -> bool {
+    route.trusted_proxies.is_empty()
+        || downstream
+            .peer()
+            .is_some_and(|peer| net::any_contains(&route.trusted_proxies, peer))
 }
 
 #[cfg(test)]
@@ -565,13 +639,65 @@ mod tests {
     // ---- driving the two steps ----
 
     /// The headers step over a TLS connection.
+    /// A downstream connection as the host would describe it.
+    struct Peer {
+        tls: bool,
+        address: Option<IpAddr>,
+    }
+
+    impl Peer {
+        fn tls() -> Self {
+            Peer {
+                tls: true,
+                address: Some([35, 154, 59, 246].into()),
+            }
+        }
+
+        fn plain() -> Self {
+            Peer {
+                tls: false,
+                ..Peer::tls()
+            }
+        }
+
+        fn at(tls: bool, address: &str) -> Self {
+            Peer {
+                tls,
+                address: address.parse().ok(),
+            }
+        }
+    }
+
+    impl Downstream for Peer {
+        fn tls(&self) -> bool {
+            self.tls
+        }
+
+        fn peer(&self) -> Option<IpAddr> {
+            self.address
+        }
+    }
+
+    /// A downstream the route must not need to ask about.
+    struct Unreachable;
+
+    impl Downstream for Unreachable {
+        fn tls(&self) -> bool {
+            panic!("asked about TLS although the route does not need it")
+        }
+
+        fn peer(&self) -> Option<IpAddr> {
+            panic!("asked for the peer although the route does not need it")
+        }
+    }
+
     fn at_headers<'p>(policy: &'p Policy, request: &Request) -> Step<'p> {
-        on_headers(policy, &RequestHead::new(&request.head()), || true)
+        on_headers(policy, &RequestHead::new(&request.head()), &Peer::tls())
     }
 
     /// The headers step over plain HTTP.
     fn at_headers_plain<'p>(policy: &'p Policy, request: &Request) -> Step<'p> {
-        on_headers(policy, &RequestHead::new(&request.head()), || false)
+        on_headers(policy, &RequestHead::new(&request.head()), &Peer::plain())
     }
 
     /// The body step for a route that asked for it.
@@ -691,9 +817,7 @@ mod tests {
     fn unprotected_requests_never_ask_about_tls() {
         let policy = voice(json!({}));
         let h = Request::post("/other").head();
-        let step = on_headers(&policy, &RequestHead::new(&h), || {
-            panic!("downstream_tls asked for an unprotected request")
-        });
+        let step = on_headers(&policy, &RequestHead::new(&h), &Unreachable);
         assert!(matches!(step, Step::Unprotected));
     }
 
@@ -765,10 +889,94 @@ mod tests {
     fn allow_plain_http_admits_plain_http_without_asking() {
         let policy = voice(json!({"allow_plain_http": true}));
         let h = answer().head();
-        let step = on_headers(&policy, &RequestHead::new(&h), || {
-            panic!("downstream_tls asked although plain HTTP is allowed")
-        });
+        let step = on_headers(&policy, &RequestHead::new(&h), &Unreachable);
         needs_body(step);
+    }
+
+    #[test]
+    fn allowed_sources_admit_only_listed_peers() {
+        let policy = voice(json!({"allowed_sources": ["35.154.59.246", "15.206.6.156/32"]}));
+        let head = answer().head();
+        let head = RequestHead::new(&head);
+        needs_body(on_headers(&policy, &head, &Peer::at(true, "35.154.59.246")));
+        let step = on_headers(&policy, &head, &Peer::at(true, "8.8.8.8"));
+        assert_eq!(reason(step), Reason::SourceNotAllowed);
+        let step = on_headers(
+            &policy,
+            &head,
+            &Peer {
+                tls: true,
+                address: None,
+            },
+        );
+        assert_eq!(reason(step), Reason::SourceNotAllowed);
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_forwarded_client_is_the_source() {
+        let policy = voice(json!({
+            "allowed_sources": ["35.154.59.246"],
+            "trusted_proxies": ["10.0.0.0/8"],
+        }));
+        let via_lb = |xff: &str| {
+            let head = answer().header("x-forwarded-for", xff).head();
+            on_headers(
+                &policy,
+                &RequestHead::new(&head),
+                &Peer::at(true, "10.1.2.3"),
+            )
+        };
+        needs_body(via_lb("35.154.59.246"));
+        assert_eq!(reason(via_lb("8.8.8.8")), Reason::SourceNotAllowed);
+        // A client cannot claim an allowed address by writing it left of itself.
+        assert_eq!(
+            reason(via_lb("35.154.59.246, 8.8.8.8")),
+            Reason::SourceNotAllowed
+        );
+        // From an untrusted peer, x-forwarded-for is not consulted at all.
+        let head = answer().header("x-forwarded-for", "35.154.59.246").head();
+        let step = on_headers(
+            &policy,
+            &RequestHead::new(&head),
+            &Peer::at(true, "8.8.8.8"),
+        );
+        assert_eq!(reason(step), Reason::SourceNotAllowed);
+    }
+
+    #[test]
+    fn forwarded_proto_counts_only_from_trusted_proxies_when_listed() {
+        let policy = voice(json!({
+            "trust_x_forwarded_proto": true,
+            "trusted_proxies": ["10.0.0.0/8"],
+        }));
+        let head = answer().header("x-forwarded-proto", "https").head();
+        let head = RequestHead::new(&head);
+        needs_body(on_headers(&policy, &head, &Peer::at(false, "10.9.9.9")));
+        let step = on_headers(&policy, &head, &Peer::at(false, "8.8.8.8"));
+        assert_eq!(reason(step), Reason::TlsRequired);
+    }
+
+    #[test]
+    fn debug_signed_string_names_what_was_signed_but_never_the_key() {
+        let policy = voice(json!({"debug_signed_string": true, "v3_construction": "docs"}));
+        let request = Request::post("/vobiz/answer").v3(FORGED, NONCE).body(FORM);
+        let rejection = rejected(at_headers(&policy, &request));
+        assert_eq!(rejection.reason, Reason::SignatureMismatch);
+        assert!(
+            rejection
+                .detail
+                .contains(&format!("v3=\"https://example.com/vobiz/answer.{NONCE}\"")),
+            "{}",
+            rejection.detail
+        );
+        assert!(!rejection.detail.contains("test_auth_token"));
+        let quiet = voice(json!({"v3_construction": "docs"}));
+        let rejection = rejected(at_headers(&quiet, &request));
+        assert!(
+            !rejection.detail.contains("https://"),
+            "{}",
+            rejection.detail
+        );
     }
 
     // ---- 3. voice without replay ----

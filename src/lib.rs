@@ -7,6 +7,8 @@ pub mod config;
 pub mod form;
 pub mod guard;
 pub mod keys;
+pub mod metrics;
+pub mod net;
 pub mod policy;
 pub mod replay;
 pub mod request;

@@ -1,6 +1,7 @@
 //! The compiled, validated configuration: which requests are protected and how.
 
 use crate::keys::Key;
+use crate::net::Cidr;
 use crate::replay::ReplayCache;
 use crate::vobiz::voice::VoiceScheme;
 
@@ -11,6 +12,9 @@ pub struct Policy {
     /// can be held at its headers while the body arrives. Without it the headers reach the
     /// upstream before a body-dependent verdict, which can then only reset the request.
     pub hold_headers: bool,
+    /// Request header that tells the upstream the verdict (and is removed from every
+    /// request that arrives with it), if the operator wants one.
+    pub upstream_header: Option<String>,
 }
 
 /// How a route decides that a callback arrived over TLS.
@@ -35,6 +39,24 @@ pub struct Route {
     pub replay: Option<Replay>,
     pub freshness: Option<Freshness>,
     pub max_body_bytes: u32,
+    pub mode: Mode,
+    /// Proxies whose `x-forwarded-proto` / `x-forwarded-for` count. Empty with
+    /// `trust_x_forwarded_proto`: every peer is trusted (the pre-existing behaviour).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Where callbacks may come from; empty means anywhere.
+    pub allowed_sources: Vec<Cidr>,
+    /// Log the exact string that was signed (never the key) when a signature mismatches.
+    pub debug_signed_string: bool,
+}
+
+/// Whether a route's verdicts are applied or only recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Verify, count and log everything, reject nothing: for watching before enforcing.
+    Shadow,
 }
 
 /// How a route's callbacks are signed. Chosen by configuration, never guessed from headers.

@@ -40,9 +40,38 @@ pub enum Reason {
     ReplayCacheFull,
     /// The replay store failed or stayed contended: the nonce cannot be reserved.
     ReplayStoreUnavailable,
+    /// The callback's source address is not in the route's `allowed_sources`.
+    SourceNotAllowed,
+    /// The plugin has no valid configuration (Envoy should have refused it): nothing passes.
+    NotConfigured,
+    /// Envoy refused to hand over the request's headers or body: nothing passes.
+    HostError,
 }
 
 impl Reason {
+    /// Every reason, for metrics that exist (at zero) before the first rejection.
+    pub const ALL: [Reason; 19] = [
+        Reason::MissingSignature,
+        Reason::MalformedHeader,
+        Reason::DuplicateHeader,
+        Reason::SignatureMismatch,
+        Reason::TlsRequired,
+        Reason::MalformedBody,
+        Reason::Stale,
+        Reason::Future,
+        Reason::MissingTimestamp,
+        Reason::BodyTooLarge,
+        Reason::ReplayTampered,
+        Reason::Duplicate,
+        Reason::AlreadyDelivered,
+        Reason::InFlight,
+        Reason::ReplayCacheFull,
+        Reason::ReplayStoreUnavailable,
+        Reason::SourceNotAllowed,
+        Reason::NotConfigured,
+        Reason::HostError,
+    ];
+
     pub fn status(self) -> u16 {
         match self {
             Reason::MissingSignature => 401,
@@ -50,12 +79,19 @@ impl Reason {
             // Stale and future requests are well-formed and signed, but refused by policy:
             // resending the same bytes cannot succeed, so they are forbidden, not bad
             // requests, and not 401 (no credential would change the answer).
-            Reason::SignatureMismatch | Reason::TlsRequired | Reason::Stale | Reason::Future => 403,
+            Reason::SignatureMismatch
+            | Reason::TlsRequired
+            | Reason::Stale
+            | Reason::Future
+            | Reason::SourceNotAllowed => 403,
             Reason::MissingTimestamp => 400,
             Reason::BodyTooLarge => 413,
             Reason::ReplayTampered | Reason::Duplicate | Reason::InFlight => 409,
             Reason::AlreadyDelivered => 200,
-            Reason::ReplayCacheFull | Reason::ReplayStoreUnavailable => 503,
+            Reason::ReplayCacheFull
+            | Reason::ReplayStoreUnavailable
+            | Reason::NotConfigured
+            | Reason::HostError => 503,
         }
     }
 
@@ -77,6 +113,9 @@ impl Reason {
             Reason::InFlight => "in_flight",
             Reason::ReplayCacheFull => "replay_cache_full",
             Reason::ReplayStoreUnavailable => "replay_store_unavailable",
+            Reason::SourceNotAllowed => "source_not_allowed",
+            Reason::NotConfigured => "not_configured",
+            Reason::HostError => "host_error",
         }
     }
 
@@ -155,6 +194,12 @@ mod tests {
             serde_json::from_str(&Rejection::new(Reason::Stale, "x").body()).unwrap();
         assert_eq!(v["error"], "forbidden");
         assert_eq!(v["reason"], "stale");
+    }
+
+    #[test]
+    fn all_lists_every_reason_once_with_a_unique_code() {
+        let codes: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), Reason::ALL.len());
     }
 
     #[test]

@@ -70,9 +70,33 @@ impl Family {
         matches!(self, Family::MaV3 | Family::MaV2)
     }
 
+    /// The scheme name of this family's docs (`v3`) or SDK (`v3_sdk`) construction.
+    pub fn scheme(self, sdk: bool) -> &'static str {
+        match (self, sdk) {
+            (Family::V3, true) => "v3_sdk",
+            (Family::MaV3, true) => "ma_v3_sdk",
+            (family, _) => family.name(),
+        }
+    }
+
     /// V3 families share the V3 nonce (and, in the SDK, the second construction).
     pub fn is_v3(self) -> bool {
         matches!(self, Family::V3 | Family::MaV3)
+    }
+
+    /// The bytes this family's signature covers, to be concatenated in order: what the
+    /// verifier MACs and what a sender (`vobiz-sim`) signs. `origin` is used only by the
+    /// docs' construction; the SDK's `url` already starts with it.
+    pub fn signed_parts<'a>(
+        self,
+        origin: &'a [u8],
+        message: Message<'a>,
+        nonce: &'a [u8],
+    ) -> [&'a [u8]; 4] {
+        match message {
+            Message::Docs { path } => [origin, path, self.separator(), nonce],
+            Message::Sdk { url } => [url, b"", b".", nonce],
+        }
     }
 }
 
@@ -111,11 +135,7 @@ pub struct Verified<'k, 'r> {
 impl Verified<'_, '_> {
     /// `v3`, `ma_v3_sdk`, ...: the scheme that matched, for logs and metrics.
     pub fn scheme(&self) -> &'static str {
-        match (self.family, self.sdk) {
-            (Family::V3, true) => "v3_sdk",
-            (Family::MaV3, true) => "ma_v3_sdk",
-            (family, _) => family.name(),
-        }
+        self.family.scheme(self.sdk)
     }
 }
 
@@ -147,6 +167,22 @@ impl Pairs<'_> {
         self.found.iter().any(|p| p.family.is_v3())
     }
 
+    /// The docs' message each pair was checked against, for diagnosing a mismatch behind a
+    /// proxy. Origin, path and nonce are not secret; the key is never part of it.
+    pub fn docs_messages(&self, origin: &str, path: &[u8]) -> String {
+        self.found
+            .iter()
+            .map(|pair| {
+                let mut message = origin.as_bytes().to_vec();
+                message.extend_from_slice(path);
+                message.extend_from_slice(pair.family.separator());
+                message.extend_from_slice(pair.nonce);
+                format!("{}=\"{}\"", pair.family.name(), message.escape_ascii())
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Why nothing verified: a malformed pair is more telling than a mismatch.
     pub fn failure(&self) -> Rejection {
         self.malformed
@@ -156,7 +192,7 @@ impl Pairs<'_> {
 }
 
 impl VoiceScheme {
-    fn keys_for(&self, family: Family) -> &[Key] {
+    pub fn keys_for(&self, family: Family) -> &[Key] {
         if family.uses_parent_key() {
             &self.parent_keys
         } else {
@@ -195,6 +231,24 @@ impl VoiceScheme {
         Ok(pairs)
     }
 
+    /// Every scheme (family and construction) this route can accept, for metrics.
+    pub fn schemes(&self) -> Vec<(&'static str, &[Key])> {
+        let mut schemes = Vec::new();
+        for &family in &self.families {
+            for sdk in [false, true] {
+                let message = if sdk {
+                    Message::Sdk { url: b"" }
+                } else {
+                    Message::Docs { path: b"" }
+                };
+                if self.allows(family, message) {
+                    schemes.push((family.scheme(sdk), self.keys_for(family)));
+                }
+            }
+        }
+        schemes
+    }
+
     /// Whether `message` is a construction this route accepts for `family`: V2 has only
     /// the docs' message; V3 whichever `v3_construction` allows.
     fn allows(&self, family: Family, message: Message) -> bool {
@@ -217,10 +271,7 @@ impl VoiceScheme {
                 continue;
             }
             for key in self.keys_for(family) {
-                let expected = match message {
-                    Message::Docs { path } => key.mac(&[origin, path, family.separator(), nonce]),
-                    Message::Sdk { url } => key.mac(&[url, b".", nonce]),
-                };
+                let expected = key.mac(&family.signed_parts(origin, message, nonce));
                 if pair.signatures.iter().any(|s| macs_equal(&expected, s)) {
                     return Some(Verified {
                         family,

@@ -1,8 +1,11 @@
-//! The proxy-wasm glue: translates Envoy callbacks into calls on the pure core. Host
-//! failures become rejections or log lines, never panics.
+//! The proxy-wasm glue: translates Envoy callbacks into calls on the pure core, and the
+//! core's verdicts into replies, metrics, filter state and log lines. Host failures become
+//! rejections or log lines, never panics.
+
+mod host;
 
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
@@ -11,12 +14,16 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Stat
 
 use crate::config;
 use crate::guard::{self, Accepted, Reserved, Step};
-use crate::policy::{Policy, Route};
-use crate::replay::{Outcome, SharedStore, StoreError};
+use crate::metrics::RouteMetrics;
+use crate::policy::{Mode, Policy, Route};
+use crate::replay::Outcome;
 use crate::request::{Header, RequestHead};
-use crate::verdict::Rejection;
+use crate::verdict::{Reason, Rejection};
+use host::{Connection, HostStore};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Filter state key: `%FILTER_STATE(wasm.callback_guard:PLAIN)%` in an access log.
+const VERDICT_PROPERTY: &str = "callback_guard";
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -24,11 +31,23 @@ proxy_wasm::main! {{
         // A trap fails the stream closed; make sure the reason reaches Envoy's log.
         let _ = hostcalls::log(LogLevel::Critical, &format!("callback-guard panicked: {panic}"));
     }));
-    proxy_wasm::set_root_context(|_| Box::new(GuardRoot { policy: None }));
+    proxy_wasm::set_root_context(|_| Box::new(GuardRoot { plugin: None }));
 }}
 
+/// The configured policy and, route by route, its metrics.
+struct Plugin {
+    policy: Policy,
+    metrics: Vec<RouteMetrics<Option<u32>>>,
+}
+
+impl Plugin {
+    fn metrics(&self, route: &Route) -> Option<&RouteMetrics<Option<u32>>> {
+        self.metrics.get(route_index(&self.policy, route))
+    }
+}
+
 struct GuardRoot {
-    policy: Option<Rc<Policy>>,
+    plugin: Option<Rc<Plugin>>,
 }
 
 impl Context for GuardRoot {}
@@ -47,10 +66,15 @@ impl RootContext for GuardRoot {
                 let routes: Vec<_> = policy
                     .routes
                     .iter()
-                    .map(|r| format!("{}={}", r.name, r.path_prefix))
+                    .map(|r| format!("{}={}{}", r.name, r.path_prefix, shadow_note(r)))
                     .collect();
                 info!("callback-guard {VERSION}: protecting {}", routes.join(", "));
-                self.policy = Some(Rc::new(policy));
+                let metrics = policy
+                    .routes
+                    .iter()
+                    .map(|route| RouteMetrics::define(route, host::define_metric))
+                    .collect();
+                self.plugin = Some(Rc::new(Plugin { policy, metrics }));
                 true
             }
             Err(problem) => {
@@ -62,8 +86,9 @@ impl RootContext for GuardRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GuardRequest {
-            policy: self.policy.clone(),
+            plugin: self.plugin.clone(),
             state: State::Idle,
+            spent: Duration::ZERO,
         }))
     }
 
@@ -72,9 +97,18 @@ impl RootContext for GuardRoot {
     }
 }
 
+fn shadow_note(route: &Route) -> &'static str {
+    match route.mode {
+        Mode::Shadow => " (shadow)",
+        Mode::Enforce => "",
+    }
+}
+
 struct GuardRequest {
-    policy: Option<Rc<Policy>>,
+    plugin: Option<Rc<Plugin>>,
     state: State,
+    /// The filter's own time on this request, for the verification-time histogram.
+    spent: Duration,
 }
 
 /// Where one request stands. Routes are referenced by index into the shared policy.
@@ -91,30 +125,39 @@ impl Context for GuardRequest {}
 
 impl HttpContext for GuardRequest {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        let Some(policy) = self.policy.clone() else {
+        let started = Instant::now();
+        let Some(plugin) = self.plugin.clone() else {
             // Envoy refuses a plugin whose configuration failed, so this is unreachable in
             // practice; if it ever happens, nothing passes.
             error!("callback-guard: request before a valid configuration; refusing");
-            send_json(503, r#"{"error":"unavailable","reason":"not_configured"}"#);
+            host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
             return Action::Pause;
         };
         let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
             Ok(headers) => headers,
             Err(status) => return fail_closed("cannot read request headers", status),
         };
+        if let Some(name) = &plugin.policy.upstream_header {
+            // Only the filter may speak for the filter.
+            if headers.iter().any(|(key, _)| key == name) {
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+            }
+        }
         let head = RequestHead::new(&headers);
-        match guard::on_headers(&policy, &head, downstream_tls) {
+        let step = guard::on_headers(&plugin.policy, &head, &Connection);
+        self.spent += started.elapsed();
+        match step {
             Step::Unprotected => Action::Continue,
             Step::NeedBody(route) => {
-                let index = route_index(&policy, route);
+                let index = route_index(&plugin.policy, route);
                 self.state = State::AwaitingBody {
                     route: index,
                     headers,
                 };
                 if end_of_stream {
-                    return self.finish(&policy, Vec::new());
+                    return self.finish(&plugin, Vec::new());
                 }
-                if policy.hold_headers {
+                if plugin.policy.hold_headers {
                     Action::Pause
                 } else {
                     // Without allow_on_headers_stop_iteration the headers must go on now;
@@ -122,8 +165,8 @@ impl HttpContext for GuardRequest {
                     Action::Continue
                 }
             }
-            Step::Forward(accepted) => self.forward(&policy, accepted),
-            Step::Reject(route, rejection) => reject(route, &head, &rejection),
+            Step::Forward(accepted) => self.forward(&plugin, &head, accepted),
+            Step::Reject(route, rejection) => self.reject(&plugin, route, &head, &rejection),
         }
     }
 
@@ -131,10 +174,10 @@ impl HttpContext for GuardRequest {
         let State::AwaitingBody { route, .. } = self.state else {
             return Action::Continue;
         };
-        let Some(policy) = self.policy.clone() else {
+        let Some(plugin) = self.plugin.clone() else {
             return Action::Continue;
         };
-        let Some(route) = policy.routes.get(route) else {
+        let Some(route) = plugin.policy.routes.get(route) else {
             return Action::Continue;
         };
         if body_size > route.max_body_bytes as usize {
@@ -144,14 +187,15 @@ impl HttpContext for GuardRequest {
             else {
                 return Action::Continue;
             };
-            return reject(route, &RequestHead::new(&headers), &guard::too_large(route));
+            let rejection = guard::too_large(route);
+            return self.reject(&plugin, route, &RequestHead::new(&headers), &rejection);
         }
         if !end_of_stream {
             // Envoy keeps buffering; the next call sees the whole body so far.
             return Action::Pause;
         }
-        match read_body(body_size) {
-            Ok(body) => self.finish(&policy, body),
+        match host::read_body(body_size) {
+            Ok(body) => self.finish(&plugin, body),
             Err(status) => fail_closed("cannot read the request body", status),
         }
     }
@@ -161,11 +205,11 @@ impl HttpContext for GuardRequest {
         if !matches!(self.state, State::AwaitingBody { .. }) {
             return Action::Continue;
         }
-        let Some(policy) = self.policy.clone() else {
+        let Some(plugin) = self.plugin.clone() else {
             return Action::Continue;
         };
-        match read_body(usize::MAX) {
-            Ok(body) => self.finish(&policy, body),
+        match host::read_body(usize::MAX) {
+            Ok(body) => self.finish(&plugin, body),
             Err(status) => fail_closed("cannot read the request body", status),
         }
     }
@@ -190,40 +234,103 @@ impl HttpContext for GuardRequest {
 }
 
 impl GuardRequest {
-    fn finish(&mut self, policy: &Policy, body: Vec<u8>) -> Action {
+    fn finish(&mut self, plugin: &Plugin, body: Vec<u8>) -> Action {
+        let started = Instant::now();
         let State::AwaitingBody { route, headers } =
             std::mem::replace(&mut self.state, State::Idle)
         else {
             return Action::Continue;
         };
-        let Some(route) = policy.routes.get(route) else {
+        let Some(route) = plugin.policy.routes.get(route) else {
             return Action::Continue;
         };
         let head = RequestHead::new(&headers);
-        let (now, nanos) = clock();
-        match guard::on_body(route, &head, &body, now, &HostStore, nanos | 1) {
-            Step::Forward(accepted) => self.forward(policy, accepted),
-            Step::Reject(route, rejection) => reject(route, &head, &rejection),
+        let (now, nanos) = host::clock();
+        let step = guard::on_body(route, &head, &body, now, &HostStore, nanos | 1);
+        self.spent += started.elapsed();
+        match step {
+            Step::Forward(accepted) => self.forward(plugin, &head, accepted),
+            Step::Reject(route, rejection) => self.reject(plugin, route, &head, &rejection),
             // on_body only forwards or rejects.
             Step::Unprotected | Step::NeedBody(_) => Action::Continue,
         }
     }
 
-    fn forward(&mut self, policy: &Policy, accepted: Accepted) -> Action {
-        debug!(
-            "callback-guard: accepted route={} scheme={} key={} retry={}",
-            accepted.route.name,
+    fn forward(&mut self, plugin: &Plugin, head: &RequestHead, accepted: Accepted) -> Action {
+        let route = accepted.route;
+        let retry = accepted.reserved.is_some_and(|r| r.retry);
+        let verdict = format!(
+            "verified route={} scheme={} key={}{}",
+            route.name,
             accepted.scheme,
             accepted.key,
-            accepted.reserved.is_some_and(|r| r.retry)
+            if retry { " retry=true" } else { "" }
         );
+        debug!("callback-guard: {verdict} request_id={}", head.request_id());
+        if let Some(metrics) = plugin.metrics(route) {
+            host::increment(metrics.accepted(accepted.scheme, accepted.key).flatten());
+            if retry {
+                host::increment(metrics.retries);
+            }
+        }
+        self.record(plugin, route, &verdict);
+        if let Some(name) = &plugin.policy.upstream_header {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&verdict));
+        }
         if let Some(reserved) = accepted.reserved {
             self.state = State::Reserved {
-                route: route_index(policy, accepted.route),
+                route: route_index(&plugin.policy, route),
                 reserved,
             };
         }
         Action::Continue
+    }
+
+    fn reject(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        head: &RequestHead,
+        rejection: &Rejection,
+    ) -> Action {
+        let shadow = route.mode == Mode::Shadow;
+        let verdict = format!(
+            "{} route={} status={} reason={}",
+            if shadow {
+                "shadow-rejected"
+            } else {
+                "rejected"
+            },
+            route.name,
+            rejection.status(),
+            rejection.reason.code()
+        );
+        warn!(
+            "callback-guard: {verdict} detail=\"{}\" request_id={}",
+            rejection.detail,
+            head.request_id()
+        );
+        if let Some(metrics) = plugin.metrics(route) {
+            host::increment(metrics.rejected(rejection.reason).flatten());
+            if shadow {
+                host::increment(metrics.shadow_forwarded);
+            }
+        }
+        self.record(plugin, route, &verdict);
+        if shadow {
+            return Action::Continue;
+        }
+        host::send_json(u32::from(rejection.status()), &rejection.body());
+        Action::Pause
+    }
+
+    /// The verdict for the access log, and the filter's time for the histogram.
+    fn record(&mut self, plugin: &Plugin, route: &Route, verdict: &str) {
+        let _ = hostcalls::set_property(vec![VERDICT_PROPERTY], Some(verdict.as_bytes()));
+        if let Some(metrics) = plugin.metrics(route) {
+            let micros = u64::try_from(self.spent.as_micros()).unwrap_or(u64::MAX);
+            host::record(metrics.verify_us, micros);
+        }
     }
 
     fn settle(&mut self, outcome: Outcome) {
@@ -231,15 +338,18 @@ impl GuardRequest {
         else {
             return;
         };
-        let Some(policy) = &self.policy else { return };
-        let Some((route, replay)) = policy
-            .routes
-            .get(route)
-            .and_then(|r| r.replay.as_ref().map(|replay| (r, replay)))
-        else {
+        let Some(plugin) = &self.plugin else { return };
+        let Some(route) = plugin.policy.routes.get(route) else {
             return;
         };
-        let (now, _) = clock();
+        let Some(replay) = &route.replay else { return };
+        if let Some(metrics) = plugin.metrics(route) {
+            host::increment(match outcome {
+                Outcome::Delivered => metrics.delivered,
+                Outcome::Failed => metrics.failed,
+            });
+        }
+        let (now, _) = host::clock();
         let now = u32::try_from(now).unwrap_or(u32::MAX);
         if let Err(problem) = replay.cache.settle(
             &HostStore,
@@ -265,77 +375,8 @@ fn route_index(policy: &Policy, route: &Route) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn reject(route: &Route, head: &RequestHead, rejection: &Rejection) -> Action {
-    warn!(
-        "callback-guard: rejected route={} status={} reason={} detail=\"{}\" request_id={}",
-        route.name,
-        rejection.status(),
-        rejection.reason.code(),
-        rejection.detail,
-        head.request_id()
-    );
-    send_json(u32::from(rejection.status()), &rejection.body());
-    Action::Pause
-}
-
 fn fail_closed(what: &str, status: Status) -> Action {
     error!("callback-guard: {what}: {status:?}; refusing");
-    send_json(503, r#"{"error":"unavailable","reason":"host_error"}"#);
+    host::send_json(503, &Rejection::new(Reason::HostError, "").body());
     Action::Pause
-}
-
-fn send_json(status: u32, body: &str) {
-    let headers = vec![
-        ("content-type", "application/json"),
-        ("cache-control", "no-store"),
-    ];
-    if let Err(status) = hostcalls::send_http_response(status, headers, Some(body.as_bytes())) {
-        error!("callback-guard: cannot send the local reply: {status:?}");
-    }
-}
-
-fn read_body(size: usize) -> Result<Vec<u8>, Status> {
-    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).map(Option::unwrap_or_default)
-}
-
-/// Whether the downstream connection is TLS: Envoy exposes the negotiated version only then.
-fn downstream_tls() -> bool {
-    matches!(
-        hostcalls::get_property(vec!["connection", "tls_version"]),
-        Ok(Some(version)) if !version.is_empty()
-    )
-}
-
-/// Envoy's wall clock: unix seconds, and the sub-second nanoseconds as cheap entropy for
-/// the replay store's create-if-absent CAS value.
-fn clock() -> (i64, u32) {
-    let now = hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .unwrap_or_default();
-    (
-        i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
-        now.subsec_nanos(),
-    )
-}
-
-/// Envoy shared data, shared by every worker thread of this Envoy process.
-struct HostStore;
-
-impl SharedStore for HostStore {
-    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Ok(Some((value, cas))),
-            Ok(_) => Ok(None),
-            Err(_) => Err(StoreError::Host),
-        }
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, StoreError> {
-        match hostcalls::set_shared_data(key, Some(value), Some(cas)) {
-            Ok(()) => Ok(true),
-            Err(Status::CasMismatch) => Ok(false),
-            Err(_) => Err(StoreError::Host),
-        }
-    }
 }
