@@ -98,7 +98,8 @@ class Envoy:
     """Envoy 1.40 from the project's virtual environment, built from envoy/envoy.yaml."""
 
     def __init__(self, workdir: Path, upstream: Upstream, cert, plugin, *, hcm=None,
-                 env=None, concurrency=2, wait=True, dynamic_listeners=False, plugin_options=None):
+                 env=None, concurrency=2, wait=True, dynamic_listeners=False, plugin_options=None,
+                 host_env_keys=()):
         self.workdir = workdir
         self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
         self.cert = cert
@@ -115,6 +116,8 @@ class Envoy:
             manager.update(copy.deepcopy(hcm or {}))
             wasm = manager["http_filters"][0]["typed_config"]["config"]
             wasm.update(plugin_options or {})
+            keys = wasm["vm_config"]["environment_variables"]["host_env_keys"]
+            keys += [key for key in host_env_keys if key not in keys]  # listeners share it
             wasm["vm_config"]["code"]["local"]["filename"] = str(WASM)
             wasm["configuration"]["value"] = json.dumps(plugin)
         cluster = config["static_resources"]["clusters"][0]
