@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use log::error;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, Status};
+use proxy_wasm::types::{BufferType, LogLevel, Status};
 
 use crate::guard::Downstream;
 use crate::metrics::Kind;
@@ -21,6 +21,7 @@ extern "C" {
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_record_metric(id: u32, value: u64) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
 }
 
 const STATUS_OK: u32 = 0;
@@ -54,6 +55,22 @@ pub fn record(id: Option<u32>, value: u64) {
     if let Some(id) = id {
         // SAFETY: plain values; a failure only loses one sample.
         unsafe { proxy_record_metric(id, value) };
+    }
+}
+
+/// Envoy's log level for this plugin, so `debug!` lines cost nothing (no formatting, no
+/// host call) unless Envoy would print them. Read at configuration time.
+pub fn log_level() -> LogLevel {
+    let mut level = 0;
+    // SAFETY: level is a valid out-pointer.
+    let status = unsafe { proxy_get_log_level(&mut level) };
+    match (status, level) {
+        (STATUS_OK, 0) => LogLevel::Trace,
+        (STATUS_OK, 1) => LogLevel::Debug,
+        (STATUS_OK, 3) => LogLevel::Warn,
+        (STATUS_OK, 4) => LogLevel::Error,
+        (STATUS_OK, 5) => LogLevel::Critical,
+        _ => LogLevel::Info,
     }
 }
 

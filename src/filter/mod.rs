@@ -54,6 +54,7 @@ impl Context for GuardRoot {}
 
 impl RootContext for GuardRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
+        proxy_wasm::set_log_level(host::log_level());
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
