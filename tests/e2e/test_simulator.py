@@ -1,0 +1,257 @@
+"""The sender simulator (target/release/vobiz-sim, built by `make build`) against a real
+Envoy: what it signs verifies, what it replays or tampers is refused, and nothing refused
+reaches the upstream. The test Envoy listens on a random port, so every voice request
+passes the registered origin https://127.0.0.1:8443 with --origin."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import PARENT_TOKEN, ROOT, TOKEN, WHATSAPP_SECRET, new_nonce
+
+ORIGIN = "https://127.0.0.1:8443"
+
+
+@pytest.fixture(scope="module")
+def sim_binary():
+    # VOBIZ_SIM_BINARY tests another build (e.g. from another CARGO_TARGET_DIR).
+    binary = Path(os.environ.get("VOBIZ_SIM_BINARY") or ROOT / "target/release/vobiz-sim")
+    assert binary.exists(), f"{binary} is missing: run `make build`"
+    return binary
+
+
+class Result:
+    """A vobiz-sim run: exit code and its result lines, as (status, body) per request."""
+
+    def __init__(self, proc):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.lines = [line for line in proc.stdout.splitlines() if line.startswith("#")]
+
+    def status(self, n):
+        """The HTTP status of request #n (1-based)."""
+        head, _, rest = self.lines[n - 1].partition(" -> ")
+        assert head.startswith(f"#{n} "), self.stdout
+        return int(rest.split(" ", 1)[0])
+
+    def reason(self, n):
+        """The `reason` of a JSON local reply from Envoy, or None."""
+        rest = self.lines[n - 1].partition(" -> ")[2]
+        body = rest.split(" ", 1)[1] if " " in rest else ""
+        try:
+            return json.loads(body).get("reason")
+        except ValueError:
+            return None
+
+
+@pytest.fixture
+def run_sim(sim_binary, envoy):
+    """Runs `vobiz-sim <command> --url https://127.0.0.1:<port><path> ...` with the test
+    Envoy's CA; returns a Result."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VOBIZ_")}
+
+    def run(command, path, *args):
+        argv = [str(sim_binary), command, "--url", f"https://127.0.0.1:{envoy.https_port}{path}",
+                "--cacert", str(envoy.cert[0]), *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=environment)
+        return Result(proc)
+
+    return run
+
+
+def tag():
+    """A unique x-test-id and the --header option carrying it."""
+    test_id = f"sim-{new_nonce()}"
+    return test_id, ["--header", f"x-test-id: {test_id}"]
+
+
+def deliveries(upstream, test_id):
+    return [r for r in upstream.records()
+            if ["x-test-id", test_id] in r["headers"] and not r["truncated"]]
+
+
+def voice(run_sim, *args, path="/vobiz/answer", token=TOKEN):
+    return run_sim("voice", path, "--origin", ORIGIN, "--token", token, *args)
+
+
+def test_a_signed_voice_callback_is_delivered_unchanged(run_sim, upstream):
+    test_id, header = tag()
+    form = "CallUUID=sim-1&Event=StartApp&From=919876543210&To=918071387000"
+    result = voice(run_sim, "--form", form, *header, "--expect", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.status(1) == 200
+    [seen] = deliveries(upstream, test_id)
+    assert seen["method"] == "POST" and seen["path"] == "/vobiz/answer"
+    assert seen["body"] == form
+    received = dict(seen["headers"])
+    assert received["user-agent"] == "Vobiz"
+    assert received["content-type"] == "application/x-www-form-urlencoded"
+    assert len(received["x-vobiz-signature-v3-nonce"]) == 20
+
+
+def test_the_default_callback_with_parent_signature_is_delivered(run_sim, upstream):
+    test_id, header = tag()
+    result = voice(run_sim, "--parent-token", PARENT_TOKEN, *header)
+    assert result.returncode == 0 and result.status(1) == 200, result.stdout + result.stderr
+    [seen] = deliveries(upstream, test_id)
+    assert "Event=StartApp" in seen["body"]
+    assert "x-vobiz-signature-ma-v3" in dict(seen["headers"])
+
+
+def test_only_the_parent_family(run_sim, upstream):
+    test_id, header = tag()
+    result = run_sim("voice", "/vobiz/answer", "--origin", ORIGIN, "--parent-token", PARENT_TOKEN,
+                     "--families", "ma_v3", *header)
+    assert result.status(1) == 200, result.stdout
+    assert len(deliveries(upstream, test_id)) == 1
+
+
+def test_a_replay_is_answered_already_delivered(run_sim, upstream):
+    test_id, header = tag()
+    result = voice(run_sim, "--replay", "1", *header, "--expect", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [result.status(1), result.status(2)] == [200, 200]
+    assert result.reason(2) == "already_delivered"
+    assert "(replay)" in result.lines[1]
+    assert len(deliveries(upstream, test_id)) == 1
+
+
+def test_a_tampered_body_is_refused_as_replay_tampering(run_sim, upstream):
+    test_id, header = tag()
+    form = "CallUUID=sim-2&Event=StartApp"
+    result = voice(run_sim, "--form", form, "--tamper", "body", *header, "--expect", "200,409")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.status(2) == 409 and result.reason(2) == "replay_tampered"
+    [seen] = deliveries(upstream, test_id)
+    assert seen["body"] == form
+
+
+@pytest.mark.parametrize("part, status, reason", [
+    ("query", 409, "replay_tampered"),
+    ("path", 403, "signature_mismatch"),
+    ("signature", 403, "signature_mismatch"),
+    ("nonce", 403, "signature_mismatch"),
+])
+def test_every_tampered_part_is_refused(run_sim, upstream, part, status, reason):
+    test_id, header = tag()
+    result = voice(run_sim, "--tamper", part, *header)
+    assert result.status(1) == 200, result.stdout
+    assert (result.status(2), result.reason(2)) == (status, reason), result.stdout
+    assert len(deliveries(upstream, test_id)) == 1
+
+
+def test_a_wrong_token_is_refused(run_sim, upstream):
+    test_id, header = tag()
+    result = voice(run_sim, *header, token="not-the-token")
+    assert result.returncode == 0  # a response arrived, and nothing was expected
+    assert (result.status(1), result.reason(1)) == (403, "signature_mismatch")
+    assert deliveries(upstream, test_id) == []
+
+
+def test_expect_sets_the_exit_code(run_sim, upstream):
+    _, header = tag()
+    result = voice(run_sim, *header, "--expect", "200", token="not-the-token")
+    assert result.returncode == 1
+    assert "-> 403 (expected 200)" in result.lines[0]
+
+
+def test_the_sdk_construction_verifies(run_sim, upstream):
+    test_id, header = tag()
+    result = voice(run_sim, "--construction", "sdk", "--form", "To=14155550100&From=14155550123",
+                   *header, path="/vobiz/answer?x=1")
+    assert result.status(1) == 200, result.stdout + result.stderr
+    [seen] = deliveries(upstream, test_id)
+    assert seen["path"] == "/vobiz/answer?x=1"
+
+
+def test_a_get_callback_carries_its_parameters_in_the_query(run_sim, upstream):
+    test_id, header = tag()
+    result = voice(run_sim, "--method", "GET", "--form", "CallUUID=sim-3&Event=Hangup", *header)
+    assert result.status(1) == 200, result.stdout + result.stderr
+    [seen] = deliveries(upstream, test_id)
+    assert seen["method"] == "GET"
+    assert seen["path"] == "/vobiz/answer?CallUUID=sim-3&Event=Hangup"
+
+
+def test_v2_families_verify_on_the_v2_route(run_sim, upstream):
+    test_id, header = tag()
+    result = voice(run_sim, "--parent-token", PARENT_TOKEN, "--families", "v2,ma_v2",
+                   *header, path="/vobiz-v2/answer")
+    assert result.status(1) == 200, result.stdout + result.stderr
+    [seen] = deliveries(upstream, test_id)
+    received = dict(seen["headers"])
+    assert {"x-vobiz-signature-v2", "x-vobiz-signature-ma-v2", "x-vobiz-signature-v2-nonce"} <= set(received)
+
+
+def test_dry_run_sends_nothing_and_hides_the_token(run_sim, upstream):
+    test_id, header = tag()
+    result = voice(run_sim, "--parent-token", PARENT_TOKEN, "--dry-run", *header)
+    assert result.returncode == 0
+    assert f"signed v3 (--token): {ORIGIN}/vobiz/answer." in result.stdout
+    assert TOKEN not in result.stdout and PARENT_TOKEN not in result.stdout
+    assert deliveries(upstream, test_id) == []
+
+
+def test_a_whatsapp_event_is_delivered_once(run_sim, upstream):
+    test_id, header = tag()
+    result = run_sim("whatsapp", "/whatsapp/events", "--secret", WHATSAPP_SECRET,
+                     "--replay", "1", *header)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.status(1) == 200
+    assert (result.status(2), result.reason(2)) == (200, "already_delivered")
+    [seen] = deliveries(upstream, test_id)
+    envelope = json.loads(seen["body"])
+    assert envelope["event_type"] == "message.inbound"
+    assert dict(seen["headers"])["x-webhook-event"] == "message.inbound"
+
+
+@pytest.mark.parametrize("option, reason", [("--age", "stale"), ("--ahead", "future")])
+def test_stale_and_future_whatsapp_events_are_refused(run_sim, upstream, option, reason):
+    test_id, header = tag()
+    shift = "2h" if option == "--age" else "10m"
+    result = run_sim("whatsapp", "/whatsapp/events", "--secret", WHATSAPP_SECRET,
+                     option, shift, *header)
+    assert (result.status(1), result.reason(1)) == (403, reason), result.stdout
+    assert deliveries(upstream, test_id) == []
+
+
+def test_a_tampered_whatsapp_body_does_not_verify(run_sim, upstream):
+    test_id, header = tag()
+    result = run_sim("whatsapp", "/whatsapp/events", "--secret", WHATSAPP_SECRET,
+                     "--tamper", "body", *header, "--expect", "200,403")
+    assert result.returncode == 0, result.stdout
+    assert result.reason(2) == "signature_mismatch"
+    assert len(deliveries(upstream, test_id)) == 1
+
+
+def test_a_kyc_webhook_is_delivered(run_sim, upstream):
+    test_id, header = tag()
+    result = run_sim("kyc", "/kyc/events", "--parent-token", PARENT_TOKEN, *header,
+                     "--expect", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [seen] = deliveries(upstream, test_id)
+    assert json.loads(seen["body"])["event"] == "kyc.completed"
+    assert dict(seen["headers"])["x-vobiz-signature"].startswith("sha256=")
+
+
+def test_a_kyc_webhook_signed_with_the_own_token_is_refused(run_sim, upstream):
+    test_id, header = tag()
+    result = run_sim("kyc", "/kyc/events", "--parent-token", TOKEN, *header)
+    assert (result.status(1), result.reason(1)) == (403, "signature_mismatch")
+    assert deliveries(upstream, test_id) == []
+
+
+def test_an_untrusted_certificate_is_a_transport_error(sim_binary, envoy):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VOBIZ_")}
+    url = f"https://127.0.0.1:{envoy.https_port}/vobiz/answer"
+    proc = subprocess.run([str(sim_binary), "voice", "--url", url, "--token", TOKEN],
+                          capture_output=True, text=True, timeout=60, env=environment)
+    assert proc.returncode == 1
+    assert "-> error:" in proc.stdout
+    insecure = subprocess.run([str(sim_binary), "voice", "--url", url, "--token", TOKEN,
+                               "--origin", ORIGIN, "--insecure"],
+                              capture_output=True, text=True, timeout=60, env=environment)
+    assert insecure.returncode == 0 and " -> 200" in insecure.stdout, insecure.stdout
