@@ -4,7 +4,7 @@ VENV := .venv
 WASM := target/wasm32-wasip1/release/callback_guard.wasm
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: build run test unit e2e lint tools
+.PHONY: build run test unit e2e lint tools bench fuzz
 
 # The filter (wasm) and the sender simulator (native: target/release/vobiz-sim).
 build: tools
@@ -37,3 +37,15 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings
+
+# Side-by-side throughput and latency (see bench/run.py); not part of `make test`.
+bench: build
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light; }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	cargo build --release --target wasm32-wasip1 --manifest-path bench/minimal-filter/Cargo.toml
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# Coverage-guided fuzzing of every parser, a bounded time per target (FUZZ_SECONDS).
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
