@@ -183,21 +183,30 @@ def wrk(port, kind, path, lines, connections, seconds, threads=1):
          "-s", str(ROOT / "bench/requests.lua"), f"http://127.0.0.1:{port}{path}"],
         env=env, capture_output=True, text=True, check=True)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
+    total = int(re.search(r"(\d+) requests in", result.stdout).group(1))
     stats = dict(re.findall(r"(\w+)=(\d+)", result.stdout.split("BENCH", 1)[1]))
-    return {"rps": rps, "p50_us": int(stats["p50"]), "p99_us": int(stats["p99"]),
+    return {"rps": rps, "requests": total, "p50_us": int(stats["p50"]), "p99_us": int(stats["p99"]),
             "non2xx": int(stats["non2xx"]), "errors": int(stats["errors"]),
             "wrapped": int(stats["wrapped"])}
 
 
-def measure(name, port, kind, path, lines, seconds):
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (robust to other load on the machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(name, proc, port, kind, path, lines, seconds):
+    cpu_before = cpu_seconds(proc.pid)
     throughput = wrk(port, kind, path, lines["throughput"], connections=32, seconds=seconds)
+    cpu_us = (cpu_seconds(proc.pid) - cpu_before) * 1e6 / max(throughput["requests"], 1)
     latency = wrk(port, kind, path, lines["latency"], connections=1, seconds=max(2, seconds // 2))
-    row = {"setup": name, "rps": throughput["rps"], "p50_us": latency["p50_us"],
-           "p99_us": latency["p99_us"],
+    row = {"setup": name, "rps": throughput["rps"], "envoy_cpu_us": cpu_us,
+           "p50_us": latency["p50_us"], "p99_us": latency["p99_us"],
            "bad": sum(m[k] for m in (throughput, latency) for k in ("non2xx", "errors", "wrapped"))}
     warning = f"   !! {row['bad']} non-2xx, errors or reused lines" if row["bad"] else ""
-    print(f"  {name:<36} {row['rps']:>8.0f} req/s   p50 {row['p50_us']:>5} µs   "
-          f"p99 {row['p99_us']:>5} µs{warning}", flush=True)
+    print(f"  {name:<36} {row['rps']:>8.0f} req/s   Envoy CPU {cpu_us:>6.1f} µs/req   "
+          f"p50 {row['p50_us']:>5} µs   p99 {row['p99_us']:>5} µs{warning}", flush=True)
     return row
 
 
@@ -219,13 +228,15 @@ def workload(kind, seconds, upstream, app, lines):
         ("c", "(c) Envoy -> Python app verifying", None, app),
     ]:
         proc, port, _ = envoy(upstream_port, wasm, guard_plugin() if wasm == WASM else {})
-        rows[key] = measure(name, port, kind, path, lines, seconds)
+        rows[key] = measure(name, proc, port, kind, path, lines, seconds)
         stop(proc)
     a, f, b, c = (rows[k] for k in "afbc")
     ratios = {"b/a": b["rps"] / a["rps"], "b/f": b["rps"] / f["rps"], "b/c": b["rps"] / c["rps"],
               "f/a": f["rps"] / a["rps"], "c/a": c["rps"] / a["rps"],
-              "p99 b-f (µs)": b["p99_us"] - f["p99_us"], "p50 b-f (µs)": b["p50_us"] - f["p50_us"]}
-    print("  " + "   ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v:+d}"
+              "p99 b-f (µs)": b["p99_us"] - f["p99_us"], "p50 b-f (µs)": b["p50_us"] - f["p50_us"],
+              "CPU b-f (µs/req)": b["envoy_cpu_us"] - f["envoy_cpu_us"],
+              "CPU f-a (µs/req)": f["envoy_cpu_us"] - a["envoy_cpu_us"]}
+    print("  " + "   ".join(f"{k} {v:+.1f}" if "µs" in k else f"{k} {v:.2f}"
                             for k, v in ratios.items()), flush=True)
     return {"rows": rows, "ratios": ratios}
 
