@@ -68,7 +68,11 @@ pub fn parse_event(body: &[u8]) -> Result<Event, Rejection> {
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(malformed("body is not a JSON object"));
     }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+    // JSON text is UTF-8 (RFC 8259), but serde_json skips an ignored field's string without
+    // checking it: check the whole body, so no field can carry bytes the application's
+    // parser would refuse.
+    let text = std::str::from_utf8(body).map_err(|_| malformed("body is not UTF-8"))?;
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
         malformed(format!(
             "body is not an envelope with string event_id and occurred_at \
              (line {}, column {})",
@@ -239,6 +243,29 @@ mod tests {
             parse_event(b"\xff\xfe{}").unwrap_err().reason,
             Reason::MalformedBody
         );
+    }
+
+    /// Found by `fuzz/run.sh` (target `whatsapp_body`): invalid UTF-8 inside a field the
+    /// envelope skips (`account_id`, `payload`) was accepted as JSON.
+    #[test]
+    fn invalid_utf8_anywhere_in_the_body_is_malformed() {
+        let valid = r#"{"event_id":"e1","account_id":"MA_X","occurred_at":"2026-03-25T10:00:00Z","payload":{"text":"x"}}"#;
+        assert!(parse_event(valid.as_bytes()).is_ok());
+        for (from, to) in [
+            ("MA_X", &b"MA\xea\xea"[..]),
+            ("\"x\"", b"\"\xff\""),
+            ("e1", b"e\xc3"),
+        ] {
+            let body = valid.as_bytes().to_vec();
+            let at = valid.find(from).unwrap();
+            let body = [&body[..at], to, &body[at + from.len()..]].concat();
+            assert_eq!(
+                parse_event(&body).unwrap_err().reason,
+                Reason::MalformedBody,
+                "{}",
+                body.escape_ascii()
+            );
+        }
     }
 
     #[test]

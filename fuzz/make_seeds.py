@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpus (fuzz/seeds/<target>/): the spec's test vectors, the
+shipped plugin configuration, real Vobiz form bodies, and the inputs of bugs the fuzzers
+found. Re-run after changing it: python3 fuzz/make_seeds.py"""
+import base64, hashlib, hmac, json, os
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.join(here, "seeds")
+OWN, PARENT, WA = b"test_auth_token", b"test_parent_token", b"your-shared-secret"
+ORIGIN = "https://example.com"
+def b64(key, msg): return base64.b64encode(hmac.new(key, msg.encode(), hashlib.sha256).digest()).decode()
+def hx(key, body): return hmac.new(key, body, hashlib.sha256).hexdigest()
+def write(target, name, data):
+    d = os.path.join(root, target); os.makedirs(d, exist_ok=True)
+    if isinstance(data, str): data = data.encode()
+    open(os.path.join(d, name), "wb").write(data)
+def req(headers, body=""):
+    return "".join(f"{k}: {v}\n" for k, v in headers) + "\n" + body
+
+# ---- config ----
+yaml = open(os.path.join(here, "..", "envoy", "envoy.yaml")).read().splitlines()
+i = next(n for n, l in enumerate(yaml) if l.strip() == "value: |")
+ind = len(yaml[i+1]) - len(yaml[i+1].lstrip())
+block = []
+for l in yaml[i+1:]:
+    if l.strip() and len(l) - len(l.lstrip()) < ind: break
+    block.append(l[ind:])
+write("config", "envoy-yaml-plugin.json", "\n".join(block).strip() + "\n")
+readme = open(os.path.join(here, "..", "README.md")).read().splitlines()
+i = next(n for n, l in enumerate(readme) if l.strip() == "value: |")
+ind = len(readme[i+1]) - len(readme[i+1].lstrip())
+block = []
+for l in readme[i+1:]:
+    if l.strip() and len(l) - len(l.lstrip()) < ind: break
+    block.append(l[ind:])
+text = "\n".join(block).strip() + "\n"
+json.loads(text)
+write("config", "readme-full-routes.json", text)
+write("config", "settings.json", json.dumps({"routes": [{"name": "voice", "path_prefix": "/vobiz/", "host": "callbacks.example.com:8443",
+  "public_origin": "https://callbacks.example.com:8443", "keys": [{"name": "primary", "env": "TOKEN"}], "parent_keys": [{"env": "PARENT"}],
+  "accept": ["v2", "ma_v2"], "v3_construction": "sdk", "replay": {"window": "10m", "max_entries": 64, "in_flight_timeout": "5s", "on_duplicate": "reject"},
+  "freshness": {"max_age": "2m", "max_future_skew": "30s", "require": True}, "max_body_bytes": 1000, "mode": "shadow",
+  "trust_x_forwarded_proto": True, "trusted_proxies": ["10.0.0.0/8", "fd00::/8"], "allowed_sources": ["35.154.59.246", "2001:db8::/32"],
+  "debug_signed_string": True}], "upstream_header": "x-callback-guard", "allow_on_headers_stop_iteration": False}, indent=1))
+write("config", "whatsapp-kyc.json", json.dumps({"routes": [
+  {"name": "wa", "path_prefix": "/wa/", "scheme": "vobiz_whatsapp", "keys": [{"value": "your-shared-secret"}], "freshness": {"max_age": "1h"}},
+  {"name": "kyc", "path_prefix": "/kyc/", "scheme": "vobiz_kyc", "keys": [{"name": "parent", "env": "VOBIZ_PARENT_AUTH_TOKEN"}], "replay": {"enabled": False}}]}))
+write("config", "errors.json", '{"routes": [{"name": "x", "path_prefix": "/x/", "public_origin": "http://e.example", "keys": [{"env": "EMPTY"}, {"env": "SPACED"}], "replay": {"window": "24"}}]}')
+write("config", "empty-routes.json", '{"routes": []}')
+
+# ---- headers & guard_body ----
+N2, N3 = "12345678901234567890", "09876543210987654321"
+base = [(":method", "POST"), (":authority", "example.com"), (":scheme", "https")]
+inbound = ("BillRate=0&CallStatus=ringing&CallUUID=12d86ccd-5f0b-4a2e-9c1d-3e4f5a6b7c8d&CallerName=%2B917900000000"
+  "&CountryCode=&Direction=inbound&Event=StartApp&From=917900000000&ParentAuthID=MA_XXXXXXXX&RouteType="
+  "&STIRAttestation=Not+Applicable&STIRVerification=Not+Applicable&SessionStart=2026-06-08+06%3A07%3A34.130248&To=07971234567")
+hangup = ("AnswerTime=2026-06-08+11%3A37%3A40&BillDuration=12&BillRate=0.45&CallStatus=completed"
+  "&CallUUID=12d86ccd-5f0b-4a2e-9c1d-3e4f5a6b7c8d&CallerName=%2B917900000000&Direction=inbound&Duration=12"
+  "&EndTime=2026-06-08+11%3A37%3A52&Event=Hangup&From=917900000000&HangupCause=NORMAL_CLEARING&HangupCauseCode=4000"
+  "&HangupCauseName=Normal+Hangup&HangupSource=Callee&ParentAuthID=MA_XXXXXXXX&STIRAttestation=Not+Applicable"
+  "&STIRVerification=Not+Applicable&SessionStart=2026-06-08+06%3A07%3A34.130248&StartTime=2026-06-08+11%3A37%3A34"
+  "&To=07971234567&TotalCost=0.09000&timestamp=2026-03-25T09%3A58%3A00Z")
+write("form", "inbound-answer", inbound)
+write("form", "hangup", hangup)
+write("form", "sdk-post", "To=14155550100&From=14155550123&CallUUID=abc")
+write("form", "edge-cases", "&&a&=&=x&b=&a+b=c+d%20e&%2B=%2b+&x=%zz%4%41%%41%&k=%C3%A9&k=%C3\xa9&;b=2".encode("latin-1"))
+write("form", "raw-utf8", "\u00e9=%FF%fe&e=%e2%82%ac%E2%82".encode())
+
+def v(path, fam, key, nonce, sep):
+    return b64(key, ORIGIN + path + sep + nonce)
+rows = {
+ "v2": ("x-vobiz-signature-v2", "x-vobiz-signature-v2-nonce", OWN, N2, ""),
+ "v3": ("x-vobiz-signature-v3", "x-vobiz-signature-v3-nonce", OWN, N3, "."),
+ "ma_v2": ("x-vobiz-signature-ma-v2", "x-vobiz-signature-v2-nonce", PARENT, N2, ""),
+ "ma_v3": ("x-vobiz-signature-ma-v3", "x-vobiz-signature-v3-nonce", PARENT, N3, "."),
+}
+def signed(path, fams, query=""):
+    hs = [(":path", path + query)] + base
+    nonces = {}
+    for f in fams:
+        sh, nh, key, nonce, sep = rows[f]
+        hs.append((sh, v(path, f, key, nonce, sep)))
+        nonces[nh] = nonce
+    hs += list(nonces.items())
+    return hs
+assert v("/vobiz/answer", "v3", OWN, N3, ".") == "hcnUcstlkOnYpO6mUNMBs51VJnZ5p6T+dE1Ov5NShuk="
+for f in rows:
+    write("headers", f"spec-{f}", req(signed("/vobiz/answer", [f])))
+write("headers", "spec-v3-ma-v3-query", req(signed("/vobiz/answer", ["v3", "ma_v3"], "?CallUUID=abc&x=y")))
+write("headers", "spec-row5-trailing-slash", req([(":path", "/vobiz/answer/")] + base + [("x-vobiz-signature-v3", "/E8tviQI0nZ9RXQc+5iNcv+0rZsae82baORpraBujXc="), ("x-vobiz-signature-v3-nonce", N3)]))
+write("headers", "rotation-list", req([(":path", "/vobiz/answer")] + base + [("x-vobiz-signature-v3", "A"*43 + "=, hcnUcstlkOnYpO6mUNMBs51VJnZ5p6T+dE1Ov5NShuk="), ("x-vobiz-signature-v3-nonce", N3), ("x-request-id", "3f1c-req.1")]))
+write("headers", "duplicate-and-malformed", req([(":path", "/vobiz/answer")] + base + [("x-vobiz-signature-v2", "garbage"), ("x-vobiz-signature-v2-nonce", "has space"), ("X-Vobiz-Signature-V3", "AAAA"), ("x-vobiz-signature-v3", "hcnUcstlkOnYpO6mUNMBs51VJnZ5p6T+dE1Ov5NShuk="), ("x-vobiz-signature-v3-nonce", N3), ("x-vobiz-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")]))
+src = signed("/src/answer", ["v3"]) + [("x-forwarded-proto", "https"), ("x-forwarded-for", "6.6.6.6, 35.154.59.246, 10.0.0.9")]
+write("headers", "trusted-proxy", req(src))
+write("headers", "trusted-proxy-v6", req(signed("/src/answer", ["v3"]) + [("x-forwarded-proto", "HTTPS"), ("x-forwarded-for", "2001:db8::7, fd00::1")]))
+write("headers", "length-and-kyc", req([(":path", "/kyc/events"), (":method", "POST"), ("content-length", "99999999"), ("x-vobiz-signature", "sha256=265cd474f955da2f32c6e2af7d7ed9e4778730b0f8877fbba6379553af763cdc")]))
+
+WA_BODY = '{"event_id":"f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f","event_type":"message.inbound","account_id":"MA_XXXXXXXX","occurred_at":"2026-03-25T10:00:00Z","payload":{}}'
+assert hx(WA, WA_BODY.encode()) == "6c82a2dbcf397903ffaea500dffa3b4875fe6388361c8ea1c590354868bc48b1"
+KYC_BODY = '{"event":"kyc.completed"}'
+wa_h = [(":method", "POST"), (":path", "/whatsapp/events"), (":authority", "example.com"), ("content-type", "application/json"), ("x-webhook-event", "message.inbound")]
+write("headers", "whatsapp", req(wa_h + [("x-webhook-signature", hx(WA, WA_BODY.encode()))]))
+write("guard_body", "whatsapp-spec", req(wa_h + [("x-webhook-signature", hx(WA, WA_BODY.encode()))], WA_BODY))
+wa2 = json.dumps({"event_id": "evt-2", "event_type": "message.status", "account_id": "MA_X", "occurred_at": "2026-03-25T15:25:00+05:30", "payload": {"status": "read", "entry": [1, {"a": None}]}})
+write("guard_body", "whatsapp-offset", req(wa_h + [("x-webhook-signature", hx(WA, wa2.encode()).upper())], wa2))
+kyc_h = [(":method", "POST"), (":path", "/kyc/events"), (":authority", "example.com"), ("content-type", "application/json")]
+write("guard_body", "kyc-spec", req(kyc_h + [("x-vobiz-signature", "sha256=" + hx(PARENT, KYC_BODY.encode()))], KYC_BODY))
+write("guard_body", "open-v3-inbound", req(signed("/vobiz/answer", ["v3"], "?CallUUID=abc"), inbound))
+write("guard_body", "voice-replay-v3-ma-v3", req(signed("/callbacks/answer", ["v3", "ma_v3"]), inbound))
+write("guard_body", "voice-replay-hangup-timestamp", req(signed("/callbacks/hangup", ["ma_v3"]), hangup))
+write("guard_body", "v2-route", req(signed("/v2/hangup", ["v2", "ma_v2"]), hangup))
+SDK_NONCE = "05429567804466091622"
+sdk_h = [(":method", "POST"), (":path", "/answer"), (":authority", "example.com"), ("content-type", "application/x-www-form-urlencoded"),
+         ("x-vobiz-signature-v3", "x6sWqj1bWCTFPaPgeo9CQQ6Wb1uhdE93JZ8NwCC/2Ic="), ("x-vobiz-signature-v3-nonce", SDK_NONCE)]
+assert b64(OWN, "https://example.com/answer?CallUUIDabcFrom14155550123To14155550100." + SDK_NONCE) == "x6sWqj1bWCTFPaPgeo9CQQ6Wb1uhdE93JZ8NwCC/2Ic="
+write("guard_body", "sdk-post-spec", req(sdk_h, "To=14155550100&From=14155550123&CallUUID=abc"))
+get_h = [(":method", "GET"), (":path", "/answer?x=1&CallUUID=abc"), (":authority", "example.com"),
+         ("x-vobiz-signature-v3", b64(OWN, "https://example.com/answer?CallUUID=abc&x=1." + SDK_NONCE)), ("x-vobiz-signature-v3-nonce", SDK_NONCE)]
+write("guard_body", "sdk-get", req(get_h))
+write("guard_body", "src-proxy", req(src, inbound))
+write("guard_body", "forged", req(base + [(":path", "/callbacks/answer"), ("x-vobiz-signature-v3", "A"*43 + "="), ("x-vobiz-signature-v3-nonce", N3)], inbound))
+
+# ---- whatsapp_body ----
+write("whatsapp_body", "whatsapp-spec", hx(WA, WA_BODY.encode()) + "\n" + WA_BODY)
+write("whatsapp_body", "kyc-spec", "sha256=" + hx(PARENT, KYC_BODY.encode()) + "\n" + KYC_BODY)
+write("whatsapp_body", "envelope-escapes", "x\n" + ' \n{"payload":{"a":[1,{"b":null}]},"event_id":"e\\u0031","occurred_at":"2026-03-25T15:30:00.25+05:30","new_field":true}\n')
+write("whatsapp_body", "envelope-duplicate", "sha256=00\n" + '{"event_id":"e1","event_id":"e2","occurred_at":"2026-03-25T10:00:00Z"}')
+write("whatsapp_body", "array", "\n[\"f4c1\",\"2026-03-25T10:00:00Z\"]")
+
+# ---- base_string ----
+for name, data in [
+  ("spec-post-params", "POST\n/answer\nTo=14155550100&From=14155550123&CallUUID=abc"),
+  ("spec-post-query-params", "POST\n/answer?x=1\nTo=14155550100&From=14155550123"),
+  ("spec-get-merge", "GET\n/answer?x=1\nb=2"),
+  ("spec-post-empty", "POST\n/answer\n"),
+  ("get-query-edges", "GET\n/answer?x=1&x=0&y&=z&&a=%41%zz+b\nx=9"),
+  ("params-and-fragment", "GET\n/a;p/answer;q=1?x=1#frag\n"),
+  ("post-utf8", "POST\n/answer\n%C3%A9=x&z=1&k=b&j=1&k=a"),
+  ("inbound", "POST\n/vobiz/answer?CallUUID=abc\n" + inbound),
+  ("unsignable", "GET\n/answer?x=%C3%A9\n"),
+]:
+    write("base_string", name, data)
+
+# ---- timestamp ----
+for name, data in [
+  ("whatsapp", "2026-03-25T10:00:00Z"), ("session-start", "2026-06-08 06:07:34.130248"),
+  ("offset-fraction", "2026-03-25T15:30:00.5+05:30"), ("negative-offset", "2026-03-25T05:00:00-05:00"),
+  ("leap", "2024-02-29T23:59:60z"), ("epoch", "1970-01-01t00:00:00Z"), ("edge-years", "0000-01-01T00:00:00+23:59"),
+  ("max", "9999-12-31T23:59:60-23:59"),
+]:
+    write("timestamp", name, data)
+
+# ---- regressions: inputs of bugs the fuzzers found ----
+# A duration ending in a multi-byte character panicked (config::parse_duration).
+write("config", "regression-multibyte-duration.json", '{"routes": [{"name": "a", "path_prefix": "/", "public_origin": "https://e", "keys": [{"value": "k"}], "replay": {"window": "1\u0552"}}]}')
+# An unknown field named "" was reported with an empty field name.
+write("config", "regression-empty-field-name.json", '{"": "/x/"}')
+# Invalid UTF-8 in a skipped envelope field was accepted as JSON.
+write("whatsapp_body", "regression-invalid-utf8", b"x\n" + WA_BODY.replace("MA_XXXXXXXX", "MA_\xea\xea").encode("latin-1"))
