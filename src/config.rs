@@ -6,10 +6,13 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::etcd::{Etcd, OnError};
 use crate::keys::Key;
 use crate::net::Cidr;
-use crate::policy::{Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Transport};
-use crate::replay::ReplayCache;
+use crate::policy::{
+    Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport,
+};
+use crate::replay::{ReplayCache, Timing};
 use crate::vobiz::voice::{Family, V3Construction, VoiceScheme};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,8 @@ struct RawReplay {
     in_flight_timeout: Duration,
     #[serde(default)]
     on_duplicate: OnDuplicate,
+    #[serde(default)]
+    store: Option<RawStore>,
 }
 
 impl Default for RawReplay {
@@ -128,9 +133,46 @@ impl Default for RawReplay {
             max_entries: default_max_entries(),
             in_flight_timeout: default_in_flight_timeout(),
             on_duplicate: OnDuplicate::default(),
+            store: None,
         }
     }
 }
+
+/// `replay.store`: flat, so that every error names its field (a tagged enum would hide
+/// the field behind the tag).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(rename = "type")]
+    kind: StoreKind,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    key_prefix: Option<String>,
+    #[serde(default)]
+    timeout: Option<Millis>,
+    #[serde(default)]
+    on_error: Option<OnError>,
+    #[serde(default)]
+    lease_bucket: Option<Duration>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum StoreKind {
+    SharedData,
+    Etcd,
+}
+
+const DEFAULT_KEY_PREFIX: &str = "/callback-guard/";
+/// A round trip to etcd on a healthy cluster takes a few milliseconds; a quarter second
+/// rides out a slow fsync without holding callbacks long.
+const DEFAULT_STORE_TIMEOUT_MS: u32 = 250;
+const MAX_STORE_TIMEOUT_MS: u32 = 30_000;
+/// 25 leases live at a time for a 24 h window; keys outlive their window by at most this.
+const DEFAULT_LEASE_BUCKET_SECS: u32 = 3600;
 
 fn default_window() -> Duration {
     Duration(24 * 3600)
@@ -176,9 +218,35 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+/// A duration that may also be given in milliseconds: `250ms`, `1s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Millis(u32);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_millis(&text).map(Millis).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: use a whole number followed by ms, s, m or h (e.g. \"250ms\")"
+            ))
+        })
+    }
+}
+
+fn parse_millis(text: &str) -> Option<u32> {
+    match text.strip_suffix("ms") {
+        Some(number) if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => {
+            number.parse().ok()
+        }
+        Some(_) => None,
+        None => parse_duration(text)?.checked_mul(1000),
+    }
+}
+
 fn parse_duration(text: &str) -> Option<u32> {
     let split = text.len().checked_sub(1)?;
-    let (number, unit) = text.split_at(split);
+    // Checked: a multi-byte last character has no char boundary one byte from the end.
+    let (number, unit) = text.split_at_checked(split)?;
     let scale = match unit {
         "s" => 1,
         "m" => 60,
@@ -209,7 +277,8 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
+        // `.` is the document itself; an empty path, an unknown field named "".
+        let field = if path == "." || path.is_empty() {
             "configuration".to_string()
         } else {
             path
@@ -402,15 +471,91 @@ fn compile_replay(field: &str, route: &str, raw: RawReplay) -> Result<Option<Rep
     // The format version is part of the key prefix ("cg1"), the slot count is added by the
     // cache: caches of another layout or size never read each other's slots.
     let prefix = format!("cg1/{route}/");
+    let cache = ReplayCache::new(
+        &prefix,
+        raw.max_entries,
+        raw.window.0,
+        raw.in_flight_timeout.0,
+    );
+    let store = match raw.store {
+        Some(store) => compile_store(&format!("{field}.store"), route, store, cache.timing())?,
+        None => Store::SharedData,
+    };
     Ok(Some(Replay {
-        cache: ReplayCache::new(
-            &prefix,
-            raw.max_entries,
-            raw.window.0,
-            raw.in_flight_timeout.0,
-        ),
+        cache,
         on_duplicate: raw.on_duplicate,
+        store,
     }))
+}
+
+fn compile_store(
+    field: &str,
+    route: &str,
+    raw: RawStore,
+    timing: Timing,
+) -> Result<Store, ConfigError> {
+    let at = |name: &str| format!("{field}.{name}");
+    let etcd_only = [
+        ("cluster", raw.cluster.is_some()),
+        ("authority", raw.authority.is_some()),
+        ("key_prefix", raw.key_prefix.is_some()),
+        ("timeout", raw.timeout.is_some()),
+        ("on_error", raw.on_error.is_some()),
+        ("lease_bucket", raw.lease_bucket.is_some()),
+    ];
+    if raw.kind == StoreKind::SharedData {
+        return match etcd_only.iter().find(|(_, set)| *set) {
+            Some((name, _)) => Err(error(at(name), "applies only to type etcd")),
+            None => Ok(Store::SharedData),
+        };
+    }
+    // Printable, no spaces: these go into Envoy's callout headers and etcd keys verbatim.
+    let visible = |text: &str, max: usize| {
+        !text.is_empty() && text.len() <= max && text.bytes().all(|b| b.is_ascii_graphic())
+    };
+    let Some(cluster) = raw.cluster else {
+        return Err(error(at("cluster"), "is required for type etcd"));
+    };
+    if !visible(&cluster, 255) {
+        return Err(error(
+            at("cluster"),
+            "must be the name of an Envoy cluster: 1-255 visible ASCII characters",
+        ));
+    }
+    let authority = raw.authority.unwrap_or_else(|| cluster.clone());
+    if !visible(&authority, 255) || authority.contains('/') {
+        return Err(error(
+            at("authority"),
+            "must be host[:port]: 1-255 visible ASCII characters without '/'",
+        ));
+    }
+    let key_prefix = raw
+        .key_prefix
+        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_string());
+    if !visible(&key_prefix, 128) || !key_prefix.ends_with('/') {
+        return Err(error(
+            at("key_prefix"),
+            "must be 1-128 visible ASCII characters ending with '/'",
+        ));
+    }
+    let timeout_ms = raw.timeout.map_or(DEFAULT_STORE_TIMEOUT_MS, |t| t.0);
+    if timeout_ms == 0 || timeout_ms > MAX_STORE_TIMEOUT_MS {
+        return Err(error(at("timeout"), "must be between 1ms and 30s"));
+    }
+    let lease_bucket = raw.lease_bucket.map_or(DEFAULT_LEASE_BUCKET_SECS, |b| b.0);
+    if lease_bucket == 0 {
+        return Err(error(at("lease_bucket"), "must be at least 1s"));
+    }
+    Ok(Store::Etcd(Etcd::new(
+        cluster,
+        authority,
+        &key_prefix,
+        route,
+        timing,
+        timeout_ms,
+        raw.on_error.unwrap_or_default(),
+        lease_bucket,
+    )))
 }
 
 /// WhatsApp freshness is on by default (its `occurred_at` is signed); the voice `timestamp`
@@ -786,6 +931,23 @@ mod tests {
         }
     }
 
+    /// Found by `fuzz/run.sh` (target `config`): a duration ending in a multi-byte character
+    /// panicked in `split_at`; an unknown field named "" was reported with an empty field.
+    #[test]
+    fn fuzz_regressions_multibyte_duration_and_empty_field_name() {
+        for bad in ["5\u{e9}", "1\u{552}", "\u{e9}", "24h\u{1F600}"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let message = err(serde_json::json!({"replay": {"window": "1\u{552}"}}));
+        assert!(
+            message.starts_with("routes[0].replay.window: invalid duration"),
+            "{message}"
+        );
+        let e = parse(br#"{"": 1}"#, &env).unwrap_err();
+        assert_eq!(e.field, "configuration");
+        assert!(e.problem.starts_with("unknown field ``"), "{e}");
+    }
+
     #[test]
     fn errors_name_the_field_and_the_problem() {
         let wa = |extra: serde_json::Value| {
@@ -908,6 +1070,22 @@ mod tests {
                 serde_json::json!({"allow_plain_http": "yes"}),
                 "routes[0].allow_plain_http: invalid type",
             ),
+            (store(serde_json::json!({"type": "redis"})), "routes[0].replay.store.type: unknown variant `redis`"),
+            (store(serde_json::json!({})), "routes[0].replay.store: missing field `type`"),
+            (store(serde_json::json!({"type": "etcd", "clusters": "x"})), "routes[0].replay.store.clusters: unknown field"),
+            (store(serde_json::json!({"type": "etcd"})), "routes[0].replay.store.cluster: is required for type etcd"),
+            (store(serde_json::json!({"type": "shared_data", "timeout": "1s"})), "routes[0].replay.store.timeout: applies only to type etcd"),
+            (etcd(serde_json::json!({"cluster": "has space"})), "routes[0].replay.store.cluster: must be the name of an Envoy cluster"),
+            (etcd(serde_json::json!({"cluster": ""})), "routes[0].replay.store.cluster: must be the name of an Envoy cluster"),
+            (etcd(serde_json::json!({"authority": "etcd/v3"})), "routes[0].replay.store.authority: must be host[:port]"),
+            (etcd(serde_json::json!({"key_prefix": "/cg"})), "routes[0].replay.store.key_prefix: must be 1-128 visible ASCII characters ending with '/'"),
+            (etcd(serde_json::json!({"key_prefix": ""})), "routes[0].replay.store.key_prefix: must be 1-128"),
+            (etcd(serde_json::json!({"timeout": "0ms"})), "routes[0].replay.store.timeout: must be between 1ms and 30s"),
+            (etcd(serde_json::json!({"timeout": "31s"})), "routes[0].replay.store.timeout: must be between 1ms and 30s"),
+            (etcd(serde_json::json!({"timeout": "250"})), "routes[0].replay.store.timeout: invalid duration \"250\""),
+            (etcd(serde_json::json!({"on_error": "maybe"})), "routes[0].replay.store.on_error: unknown variant `maybe`"),
+            (etcd(serde_json::json!({"lease_bucket": "0s"})), "routes[0].replay.store.lease_bucket: must be at least 1s"),
+            (etcd(serde_json::json!({"lease_bucket": "500ms"})), "routes[0].replay.store.lease_bucket: invalid duration"),
         ];
         for (extra, expected) in cases {
             let message = err(extra.clone());
@@ -915,6 +1093,96 @@ mod tests {
                 message.starts_with(expected),
                 "{extra}: got {message:?}, want {expected:?}"
             );
+        }
+    }
+
+    /// A route whose replay store is `store`.
+    fn store(store: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"replay": {"store": store}})
+    }
+
+    /// A route with an etcd store, `extra` merged into the store.
+    fn etcd(extra: serde_json::Value) -> serde_json::Value {
+        let mut raw = serde_json::json!({"type": "etcd", "cluster": "etcd_cluster"});
+        for (k, v) in extra.as_object().unwrap() {
+            raw[k] = v.clone();
+        }
+        store(raw)
+    }
+
+    fn etcd_of(policy: &Policy) -> &Etcd {
+        match &policy.routes[0].replay.as_ref().unwrap().store {
+            Store::Etcd(etcd) => etcd,
+            Store::SharedData => panic!("not an etcd store"),
+        }
+    }
+
+    #[test]
+    fn the_replay_store_is_shared_data_unless_etcd_is_configured() {
+        for raw in [
+            serde_json::json!({}),
+            store(serde_json::json!({"type": "shared_data"})),
+        ] {
+            let policy = parse_json(route(raw)).unwrap();
+            let replay = policy.routes[0].replay.as_ref().unwrap();
+            assert!(matches!(replay.store, Store::SharedData));
+        }
+    }
+
+    #[test]
+    fn etcd_store_defaults_and_settings() {
+        let policy = parse_json(route(etcd(serde_json::json!({})))).unwrap();
+        let e = etcd_of(&policy);
+        assert_eq!(e.cluster, "etcd_cluster");
+        assert_eq!(e.authority, "etcd_cluster", "defaults to the cluster name");
+        assert_eq!(e.timeout_ms, 250);
+        assert_eq!(e.on_error, OnError::FailClosed);
+        assert!(e.key(&[0; 16]).starts_with("/callback-guard/voice/"));
+        // One-hour buckets over the default 24 h window.
+        let start_of_hour = 1_774_432_800;
+        assert_eq!(e.lease(start_of_hour).ttl_secs, 3600 + 86_400 + 300);
+        // The local first level stays, sized and timed like the shared-data store.
+        let replay = policy.routes[0].replay.as_ref().unwrap();
+        assert_eq!(replay.cache.slots(), 100_000_u32.div_ceil(32));
+
+        let policy = parse_json(route(etcd(serde_json::json!({
+            "authority": "etcd.internal:2379",
+            "key_prefix": "/edge/cg/",
+            "timeout": "1s",
+            "on_error": "fail_open",
+            "lease_bucket": "10m",
+        }))))
+        .unwrap();
+        let e = etcd_of(&policy);
+        assert_eq!(e.authority, "etcd.internal:2379");
+        assert_eq!(e.timeout_ms, 1000);
+        assert_eq!(e.on_error, OnError::FailOpen);
+        assert!(e.key(&[0; 16]).starts_with("/edge/cg/voice/"));
+        assert_eq!(e.lease(start_of_hour).ttl_secs, 600 + 86_400 + 300);
+        // Istio-style cluster names are accepted as they are.
+        let istio = etcd(
+            serde_json::json!({"cluster": "outbound|2379||etcd.db.svc.cluster.local",
+            "authority": "etcd.db.svc.cluster.local"}),
+        );
+        assert!(parse_json(route(istio)).is_ok());
+    }
+
+    #[test]
+    fn store_timeouts_take_milliseconds() {
+        assert_eq!(parse_millis("250ms"), Some(250));
+        assert_eq!(parse_millis("1s"), Some(1000));
+        assert_eq!(parse_millis("2m"), Some(120_000));
+        for bad in [
+            "",
+            "ms",
+            "1.5ms",
+            "-1ms",
+            "10",
+            "1 ms",
+            "9999999h",
+            "99999999999ms",
+        ] {
+            assert_eq!(parse_millis(bad), None, "{bad}");
         }
     }
 

@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use crate::etcd::{Answer, Claim, EtcdError, OnError};
 use crate::form;
 use crate::net;
-use crate::policy::{OnDuplicate, Policy, Route, Scheme, Transport};
+use crate::policy::{OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport};
 use crate::replay::{self, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp;
@@ -20,8 +21,24 @@ pub enum Step<'p> {
     Unprotected,
     /// The verdict needs the complete body: call [`on_body`] with it.
     NeedBody(&'p Route),
+    /// Verified, and unknown to this Envoy's memory: the route's fleet-wide store must
+    /// reserve the id. Ask it (see [`crate::etcd`]), then call [`on_reservation`].
+    Reserve(&'p Route, Pending),
     Forward(Accepted<'p>),
     Reject(&'p Route, Rejection),
+}
+
+/// A verified request waiting for the fleet-wide store's reservation. Owned, so the filter
+/// can keep it while the request is paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub scheme: &'static str,
+    /// The name of the key that verified.
+    pub key: String,
+    pub id: [u8; 16],
+    pub fingerprint: [u8; 16],
+    /// Unix seconds when the body was judged.
+    pub now: u32,
 }
 
 /// A request that may go to the upstream.
@@ -41,6 +58,10 @@ pub struct Reserved {
     pub fingerprint: [u8; 16],
     /// An earlier delivery of the same request failed: this is the provider's retry.
     pub retry: bool,
+    /// The claim in the fleet-wide store, to settle there as well as locally.
+    pub remote: Option<Claim>,
+    /// The fleet-wide store failed and the route fails open: reserved locally only.
+    pub fail_open: bool,
 }
 
 /// What the host knows about the downstream connection. Asked only when a route needs to
@@ -124,9 +145,15 @@ pub fn on_body<'p>(
     create_cas: u32,
 ) -> Step<'p> {
     match judge_body(route, head, body, now, store, create_cas) {
-        Ok(accepted) => Step::Forward(accepted),
+        Ok(Judged::Accepted(accepted)) => Step::Forward(accepted),
+        Ok(Judged::Pending(pending)) => Step::Reserve(route, pending),
         Err(rejection) => Step::Reject(route, rejection),
     }
+}
+
+enum Judged<'p> {
+    Accepted(Accepted<'p>),
+    Pending(Pending),
 }
 
 fn judge_body<'p>(
@@ -136,7 +163,7 @@ fn judge_body<'p>(
     now: i64,
     store: &dyn SharedStore,
     create_cas: u32,
-) -> Result<Accepted<'p>, Rejection> {
+) -> Result<Judged<'p>, Rejection> {
     if body.len() > route.max_body_bytes as usize {
         return Err(too_large(route));
     }
@@ -185,41 +212,144 @@ fn judge_body<'p>(
             u64::from(freshness.max_future_secs),
         )?;
     }
-    let reserved = match &route.replay {
-        Some(replay) => {
-            let id = replay::replay_id(route.name.as_bytes(), &identity);
-            let method = head.first(":method").unwrap_or_default();
-            let path = head.first(":path").unwrap_or_default();
-            let fingerprint = replay::fingerprint(method, path, body);
-            let now = u32::try_from(now).unwrap_or(u32::MAX);
-            let retry = match replay
-                .cache
-                .reserve(store, &id, &fingerprint, now, create_cas)
-            {
-                Ok(Reservation::Fresh) => false,
-                Ok(Reservation::Retry) => true,
-                Ok(refusal) => return Err(replay_refusal(refusal, replay.on_duplicate)),
-                Err(error) => {
-                    return Err(Rejection::new(
-                        Reason::ReplayStoreUnavailable,
-                        error.to_string(),
-                    ))
-                }
-            };
-            Some(Reserved {
-                id,
-                fingerprint,
-                retry,
-            })
-        }
-        None => None,
+    let Some(replay) = &route.replay else {
+        return Ok(Judged::Accepted(Accepted {
+            route,
+            scheme,
+            key,
+            reserved: None,
+        }));
     };
-    Ok(Accepted {
+    let id = replay::replay_id(route.name.as_bytes(), &identity);
+    let method = head.first(":method").unwrap_or_default();
+    let path = head.first(":path").unwrap_or_default();
+    let fingerprint = replay::fingerprint(method, path, body);
+    let now = u32::try_from(now).unwrap_or(u32::MAX);
+    let reserved = match &replay.store {
+        Store::SharedData => reserve_locally(replay, store, &id, &fingerprint, now, create_cas)?,
+        // This Envoy's memory answers what it can (a repeat it saw, tampering with a
+        // fingerprint it knows); the fleet-wide store decides the rest. Local memory is
+        // only a cache in front: when it fails, the fleet-wide store decides alone.
+        Store::Etcd(_) => match replay.cache.peek(store, &id, &fingerprint, now) {
+            Ok(Some(refusal)) => return Err(replay_refusal(refusal, replay.on_duplicate)),
+            Ok(None) | Err(_) => {
+                return Ok(Judged::Pending(Pending {
+                    scheme,
+                    key: key.to_string(),
+                    id,
+                    fingerprint,
+                    now,
+                }))
+            }
+        },
+    };
+    Ok(Judged::Accepted(Accepted {
         route,
         scheme,
         key,
-        reserved,
+        reserved: Some(reserved),
+    }))
+}
+
+/// The reservation in this Envoy's memory (shared data).
+fn reserve_locally(
+    replay: &Replay,
+    store: &dyn SharedStore,
+    id: &[u8; 16],
+    fingerprint: &[u8; 16],
+    now: u32,
+    create_cas: u32,
+) -> Result<Reserved, Rejection> {
+    let retry = match replay
+        .cache
+        .reserve(store, id, fingerprint, now, create_cas)
+    {
+        Ok(Reservation::Fresh) => false,
+        Ok(Reservation::Retry) => true,
+        Ok(refusal) => return Err(replay_refusal(refusal, replay.on_duplicate)),
+        Err(error) => {
+            return Err(Rejection::new(
+                Reason::ReplayStoreUnavailable,
+                error.to_string(),
+            ))
+        }
+    };
+    Ok(Reserved {
+        id: *id,
+        fingerprint: *fingerprint,
+        retry,
+        remote: None,
+        fail_open: false,
     })
+}
+
+/// The verdict on a [`Step::Reserve`] request once the fleet-wide store answered, or
+/// failed (including its timeout). Its answer is remembered locally, so repeats reaching
+/// this Envoy need not ask again; a failure is handled by the route's `on_error` policy:
+/// fail closed (503), or fail open, judged by this Envoy's memory alone.
+pub fn on_reservation<'p>(
+    route: &'p Route,
+    pending: Pending,
+    answer: Result<Answer, EtcdError>,
+    store: &dyn SharedStore,
+    create_cas: u32,
+) -> Step<'p> {
+    let Some(replay) = &route.replay else {
+        return Step::Reject(
+            route,
+            Rejection::new(Reason::ReplayStoreUnavailable, "route has no replay store"),
+        );
+    };
+    let on_error = match &replay.store {
+        Store::Etcd(etcd) => etcd.on_error,
+        Store::SharedData => OnError::FailClosed,
+    };
+    let Pending {
+        scheme,
+        key,
+        id,
+        fingerprint,
+        now,
+    } = pending;
+    let reserved = match answer {
+        Ok(answer) => {
+            // Best effort: a full or failing local slot only costs later round trips.
+            let _ = replay
+                .cache
+                .remember(store, &id, answer.local_record(), now, create_cas);
+            match answer.reservation {
+                Reservation::Fresh | Reservation::Retry => Ok(Reserved {
+                    id,
+                    fingerprint,
+                    retry: answer.reservation == Reservation::Retry,
+                    remote: answer.claim(),
+                    fail_open: false,
+                }),
+                refusal => Err(replay_refusal(refusal, replay.on_duplicate)),
+            }
+        }
+        Err(error) => match on_error {
+            OnError::FailClosed => Err(Rejection::new(
+                Reason::ReplayStoreUnavailable,
+                error.to_string(),
+            )),
+            OnError::FailOpen => reserve_locally(replay, store, &id, &fingerprint, now, create_cas)
+                .map(|reserved| Reserved {
+                    fail_open: true,
+                    ..reserved
+                }),
+        },
+    };
+    match reserved {
+        Ok(reserved) => Step::Forward(Accepted {
+            route,
+            scheme,
+            // Always found: the name came from this route's keys.
+            key: route.key_name(&key).unwrap_or("unknown"),
+            reserved: Some(reserved),
+        }),
+        Err(rejection) => Step::Reject(route, rejection),
+    }
 }
 
 /// The docs' V3/V2 where allowed, else the SDK's V3 over the request's parameters.
@@ -1615,5 +1745,239 @@ mod tests {
     fn without_replay_no_store_is_consulted() {
         let policy = voice(json!({"replay": no_replay(), "freshness": {"max_age": "5m"}}));
         forwarded(verdict(&policy, &answer(), NOW, &FailingStore));
+    }
+
+    // ---- 13. fleet-wide store (etcd) ----
+
+    fn fleet(store: Value) -> Policy {
+        let mut store = store;
+        store["type"] = "etcd".into();
+        store["cluster"] = "etcd".into();
+        voice(json!({"replay": {"store": store}}))
+    }
+
+    fn pending(step: Step<'_>) -> Pending {
+        match step {
+            Step::Reserve(_, pending) => pending,
+            other => panic!("expected Reserve, got {other:?}"),
+        }
+    }
+
+    fn timing(policy: &Policy) -> replay::Timing {
+        policy.routes[0].replay.as_ref().unwrap().cache.timing()
+    }
+
+    /// The fleet's answer for `pending`: `reservation` over `record`.
+    fn answered<'p>(
+        policy: &'p Policy,
+        pending: Pending,
+        reservation: Reservation,
+        record: replay::Record,
+        store: &MemoryStore,
+    ) -> Step<'p> {
+        let answer = Answer {
+            reservation,
+            record,
+            revision: 7,
+        };
+        on_reservation(&policy.routes[0], pending, Ok(answer), store, CAS)
+    }
+
+    #[test]
+    fn an_unknown_nonce_is_asked_of_the_fleet_and_nothing_is_written() {
+        let (policy, store) = (fleet(json!({})), MemoryStore::new());
+        let asked = pending(verdict(&policy, &answer(), NOW, &store));
+        assert_eq!(asked.scheme, "v3");
+        assert_eq!(asked.key, "own");
+        assert_eq!(asked.id, replay::replay_id(b"voice", NONCE.as_bytes()));
+        assert_eq!(
+            asked.fingerprint,
+            replay::fingerprint(b"POST", b"/vobiz/answer", FORM.as_bytes())
+        );
+        assert_eq!(asked.now, NOW as u32);
+        assert!(store.written.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_fleet_claim_is_forwarded_and_remembered_locally() {
+        let (policy, store) = (fleet(json!({})), MemoryStore::new());
+        let asked = pending(verdict(&policy, &answer(), NOW, &store));
+        let claim = timing(&policy).first_sight(&asked.fingerprint, asked.now);
+        let accepted = forwarded(answered(&policy, asked, Reservation::Fresh, claim, &store));
+        assert_eq!((accepted.scheme, accepted.key), ("v3", "own"));
+        let reserved = accepted.reserved.unwrap();
+        assert!(!reserved.retry && !reserved.fail_open);
+        assert_eq!(
+            reserved.remote,
+            Some(Claim {
+                revision: 7,
+                record: claim
+            })
+        );
+        // Local copies now get answers without asking the fleet: in flight, then duplicate.
+        assert_eq!(
+            reason(verdict(&policy, &answer(), NOW + 1, &store)),
+            Reason::InFlight
+        );
+        let tampered = answer().body("CallUUID=evil");
+        assert_eq!(
+            reason(verdict(&policy, &tampered, NOW + 1, &store)),
+            Reason::ReplayTampered
+        );
+        settle(&policy, reserved, Outcome::Delivered, NOW + 2, &store);
+        assert_eq!(
+            reason(verdict(&policy, &answer(), NOW + 3, &store)),
+            Reason::AlreadyDelivered
+        );
+        // A failed local delivery is retried through the fleet, which alone may re-claim.
+        let (policy, store) = (fleet(json!({})), MemoryStore::new());
+        let asked = pending(verdict(&policy, &answer(), NOW, &store));
+        let claim = timing(&policy).first_sight(&asked.fingerprint, asked.now);
+        let reserved = forwarded(answered(&policy, asked, Reservation::Fresh, claim, &store))
+            .reserved
+            .unwrap();
+        settle(&policy, reserved, Outcome::Failed, NOW + 1, &store);
+        let again = pending(verdict(&policy, &answer(), NOW + 2, &store));
+        let reclaim = timing(&policy).reclaim(&claim, NOW as u32 + 2);
+        let retry = forwarded(answered(
+            &policy,
+            again,
+            Reservation::Retry,
+            reclaim,
+            &store,
+        ));
+        assert!(retry.reserved.unwrap().retry);
+    }
+
+    #[test]
+    fn fleet_refusals_are_the_same_verdicts_and_are_remembered() {
+        let store = MemoryStore::new();
+        let policy = fleet(json!({}));
+        let asked = pending(verdict(&policy, &answer(), NOW, &store));
+        let mine = asked.fingerprint;
+        let theirs = replay::Record {
+            fingerprint: [9; 16],
+            ..timing(&policy).first_sight(&mine, asked.now)
+        };
+        // Someone else's claim with another fingerprint: tampering, remembered so that
+        // tampering is refused here without a round trip, while their own request (same
+        // fingerprint as the claim) is still asked of the fleet.
+        let refused = answered(
+            &policy,
+            asked.clone(),
+            Reservation::Tampered,
+            theirs,
+            &store,
+        );
+        assert_eq!(reason(refused), Reason::ReplayTampered);
+        assert_eq!(
+            reason(verdict(&policy, &answer(), NOW + 1, &store)),
+            Reason::ReplayTampered
+        );
+        let remembered = policy.routes[0].replay.as_ref().unwrap().cache.peek(
+            &store,
+            &asked.id,
+            &[9; 16],
+            NOW as u32 + 1,
+        );
+        assert_eq!(
+            remembered,
+            Ok(None),
+            "the claim's owner asks the fleet again"
+        );
+
+        let mine_record = timing(&policy).first_sight(&mine, asked.now);
+        let delivered = replay::Record {
+            state: replay::State::Delivered,
+            ..mine_record
+        };
+        for (reservation, record, on_duplicate, expected) in [
+            (
+                Reservation::Duplicate,
+                delivered,
+                "ok",
+                Reason::AlreadyDelivered,
+            ),
+            (
+                Reservation::Duplicate,
+                delivered,
+                "reject",
+                Reason::Duplicate,
+            ),
+            (Reservation::InFlight, mine_record, "ok", Reason::InFlight),
+        ] {
+            let store = MemoryStore::new();
+            let policy = voice(json!({"replay": {"on_duplicate": on_duplicate,
+                "store": {"type": "etcd", "cluster": "etcd"}}}));
+            let step = answered(&policy, asked.clone(), reservation, record, &store);
+            assert_eq!(reason(step), expected);
+            let again = verdict(&policy, &answer(), NOW + 1, &store);
+            if reservation == Reservation::Duplicate {
+                // Delivered is a fact this Envoy can answer from.
+                assert_eq!(reason(again), expected);
+            } else {
+                // Someone else's claim ends when the fleet says so: ask it again.
+                pending(again);
+            }
+        }
+    }
+
+    #[test]
+    fn a_fleet_failure_fails_closed_by_default() {
+        let (policy, store) = (fleet(json!({})), MemoryStore::new());
+        for error in [
+            EtcdError::Timeout,
+            EtcdError::Unavailable("HTTP 503: no healthy upstream".into()),
+            EtcdError::Corrupt,
+        ] {
+            let asked = pending(verdict(&policy, &answer(), NOW, &store));
+            let rejection = rejected(on_reservation(
+                &policy.routes[0],
+                asked,
+                Err(error.clone()),
+                &store,
+                CAS,
+            ));
+            assert_eq!(rejection.reason, Reason::ReplayStoreUnavailable);
+            assert_eq!(rejection.status(), 503);
+            assert_eq!(rejection.detail, error.to_string());
+        }
+        assert!(store.written.borrow().is_empty());
+    }
+
+    #[test]
+    fn fail_open_forwards_judged_by_local_memory_alone() {
+        let (policy, store) = (fleet(json!({"on_error": "fail_open"})), MemoryStore::new());
+        let down = |request: &Request, now: i64| match verdict(&policy, request, now, &store) {
+            Step::Reserve(route, asked) => {
+                on_reservation(route, asked, Err(EtcdError::Timeout), &store, CAS)
+            }
+            step => step,
+        };
+        let accepted = forwarded(down(&answer(), NOW));
+        let reserved = accepted.reserved.unwrap();
+        assert!(reserved.fail_open && !reserved.retry);
+        assert_eq!(reserved.remote, None, "nothing to settle in etcd");
+        assert_eq!(reason(down(&answer(), NOW + 1)), Reason::InFlight);
+        assert_eq!(
+            reason(down(&answer().body("CallUUID=evil"), NOW + 1)),
+            Reason::ReplayTampered
+        );
+        settle(&policy, reserved, Outcome::Delivered, NOW + 2, &store);
+        assert_eq!(reason(down(&answer(), NOW + 3)), Reason::AlreadyDelivered);
+    }
+
+    #[test]
+    fn a_failing_local_memory_leaves_the_decision_to_the_fleet() {
+        let policy = fleet(json!({}));
+        let asked = pending(verdict(&policy, &answer(), NOW, &FailingStore));
+        let claim = timing(&policy).first_sight(&asked.fingerprint, asked.now);
+        let answer = Answer {
+            reservation: Reservation::Fresh,
+            record: claim,
+            revision: 3,
+        };
+        let step = on_reservation(&policy.routes[0], asked, Ok(answer), &FailingStore, CAS);
+        assert!(forwarded(step).reserved.unwrap().remote.is_some());
     }
 }

@@ -4,6 +4,7 @@
 //! Everything except `filter` is a pure core with no proxy-wasm dependency, tested natively.
 
 pub mod config;
+pub mod etcd;
 pub mod form;
 pub mod guard;
 pub mod keys;

@@ -5,7 +5,7 @@
 //! Every metric exists from configuration on, at zero, so a dashboard can tell "never
 //! happened" from "not reported" (and when an old key has stopped being used).
 
-use crate::policy::{Route, Scheme};
+use crate::policy::{Route, Scheme, Store};
 use crate::verdict::Reason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,20 @@ pub struct RouteMetrics<Id> {
     pub failed: Id,
     /// Microseconds the filter spent judging a request (its own work, not waiting).
     pub verify_us: Id,
+    /// Round trips to the route's fleet-wide store, where it has one.
+    pub store: Option<StoreMetrics<Id>>,
+}
+
+/// A fleet-wide store's round trips (reservations and settles alike).
+#[derive(Debug)]
+pub struct StoreMetrics<Id> {
+    /// Microseconds from dispatch to answer.
+    pub round_trip_us: Id,
+    pub ok: Id,
+    pub error: Id,
+    pub timeout: Id,
+    /// Requests forwarded without the store's decision (`on_error: fail_open`).
+    pub fail_open: Id,
 }
 
 impl<Id: Copy> RouteMetrics<Id> {
@@ -69,6 +83,25 @@ impl<Id: Copy> RouteMetrics<Id> {
                 Kind::Histogram,
                 &format!("callback_guard.verify_us.route.{r}"),
             ),
+            store: match route.replay.as_ref().map(|replay| &replay.store) {
+                Some(Store::Etcd(_)) => {
+                    let result = |define: &mut dyn FnMut(Kind, &str) -> Id, result: &str| {
+                        let name = format!("callback_guard.store.route.{r}.result.{result}");
+                        define(Kind::Counter, &name)
+                    };
+                    Some(StoreMetrics {
+                        round_trip_us: define(
+                            Kind::Histogram,
+                            &format!("callback_guard.store_us.route.{r}"),
+                        ),
+                        ok: result(&mut define, "ok"),
+                        error: result(&mut define, "error"),
+                        timeout: result(&mut define, "timeout"),
+                        fail_open: counter(&mut define, "store_fail_open"),
+                    })
+                }
+                Some(Store::SharedData) | None => None,
+            },
         }
     }
 
@@ -159,6 +192,43 @@ mod tests {
         assert_eq!(accepted, 6);
         let unique: std::collections::HashSet<_> = defined.iter().map(|(_, n)| n).collect();
         assert_eq!(unique.len(), defined.len());
+    }
+
+    #[test]
+    fn store_metrics_exist_only_for_a_fleet_wide_store() {
+        let (defined, metrics) = names(
+            r#"{"routes": [{"name": "voice", "path_prefix": "/v/", "public_origin": "https://x",
+                "keys": [{"name": "k", "env": "A"}],
+                "replay": {"store": {"type": "etcd", "cluster": "etcd"}}}]}"#,
+        );
+        let store = metrics.store.unwrap();
+        let name = |id: usize| defined[id].1.as_str();
+        assert_eq!(
+            name(store.round_trip_us),
+            "callback_guard.store_us.route.voice"
+        );
+        assert_eq!(defined[store.round_trip_us].0, Kind::Histogram);
+        assert_eq!(name(store.ok), "callback_guard.store.route.voice.result.ok");
+        assert_eq!(
+            name(store.error),
+            "callback_guard.store.route.voice.result.error"
+        );
+        assert_eq!(
+            name(store.timeout),
+            "callback_guard.store.route.voice.result.timeout"
+        );
+        assert_eq!(
+            name(store.fail_open),
+            "callback_guard.store_fail_open.route.voice"
+        );
+        let (defined, metrics) = names(
+            r#"{"routes": [{"name": "voice", "path_prefix": "/v/", "public_origin": "https://x",
+                "keys": [{"name": "k", "env": "A"}]}]}"#,
+        );
+        assert!(metrics.store.is_none());
+        assert!(!defined
+            .iter()
+            .any(|(_, n)| n.starts_with("callback_guard.store")));
     }
 
     #[test]

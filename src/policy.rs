@@ -1,5 +1,6 @@
 //! The compiled, validated configuration: which requests are protected and how.
 
+use crate::etcd::Etcd;
 use crate::keys::Key;
 use crate::net::Cidr;
 use crate::replay::ReplayCache;
@@ -75,8 +76,20 @@ pub enum Scheme {
 
 #[derive(Debug)]
 pub struct Replay {
+    /// This Envoy's memory (shared data): the store itself, or the first level in front of
+    /// a fleet-wide one.
     pub cache: ReplayCache,
     pub on_duplicate: OnDuplicate,
+    pub store: Store,
+}
+
+/// Where a route's replay memory lives.
+#[derive(Debug)]
+pub enum Store {
+    /// Envoy shared data: one Envoy process, all its workers.
+    SharedData,
+    /// etcd, shared by every replica, with `cache` as a first level in front.
+    Etcd(Etcd),
 }
 
 /// What to answer when a callback that was already delivered arrives again.
@@ -107,6 +120,18 @@ impl Policy {
 }
 
 impl Route {
+    /// The route's own spelling of a key name (names are unique within a route).
+    pub fn key_name(&self, name: &str) -> Option<&str> {
+        let keys: &[&[Key]] = match &self.scheme {
+            Scheme::Voice(voice) => &[&voice.keys, &voice.parent_keys],
+            Scheme::WhatsApp { keys } | Scheme::Kyc { keys } => &[keys],
+        };
+        keys.iter()
+            .flat_map(|keys| keys.iter())
+            .map(|key| key.name.as_str())
+            .find(|key| *key == name)
+    }
+
     /// Replay fingerprints and freshness need the body, whatever the scheme.
     pub fn needs_body(&self) -> bool {
         self.replay.is_some() || self.freshness.is_some()

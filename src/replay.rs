@@ -116,15 +116,16 @@ pub enum Outcome {
     Failed,
 }
 
+/// Where a remembered request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub enum State {
     InFlight = 0,
     Delivered = 1,
     Failed = 2,
 }
 
 impl State {
-    fn from_byte(byte: u8) -> Result<Self, StoreError> {
+    pub fn from_byte(byte: u8) -> Result<Self, StoreError> {
         match byte {
             0 => Ok(State::InFlight),
             1 => Ok(State::Delivered),
@@ -132,6 +133,82 @@ impl State {
             _ => Err(StoreError::Corrupt),
         }
     }
+}
+
+/// What is remembered about one id, whatever the store: the fingerprint it is bound to,
+/// its state and its two deadlines. The rules below are the replay model; every store
+/// (this cache, the fleet-wide one in [`crate::etcd`]) applies them and no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub fingerprint: [u8; 16],
+    /// Unix seconds; the id is forgotten once `now >= expires_at`.
+    pub expires_at: u32,
+    /// Unix seconds; an `InFlight` claim lapses once `now >= deadline`.
+    pub deadline: u32,
+    pub state: State,
+}
+
+impl Record {
+    pub fn live(&self, now: u32) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// How long ids are remembered and claims held: the two durations of a replay window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub window_secs: u32,
+    pub inflight_secs: u32,
+}
+
+impl Timing {
+    /// The claim a request makes on an id nobody remembers.
+    pub fn first_sight(&self, fingerprint: &[u8; 16], now: u32) -> Record {
+        Record {
+            fingerprint: *fingerprint,
+            expires_at: now.saturating_add(self.window_secs),
+            deadline: now.saturating_add(self.inflight_secs),
+            state: State::InFlight,
+        }
+    }
+
+    /// The claim a retry makes on a failed or lapsed one. The expiry stays, so retries
+    /// cannot stretch the window.
+    pub fn reclaim(&self, record: &Record, now: u32) -> Record {
+        Record {
+            state: State::InFlight,
+            deadline: now.saturating_add(self.inflight_secs),
+            ..*record
+        }
+    }
+}
+
+/// What a live record means for a request with `fingerprint` at `now`: `Tampered`,
+/// `Duplicate`, `InFlight`, or `Retry` when the request may claim the id again (the earlier
+/// attempt failed, or was in flight past its deadline and so was lost).
+pub fn judge(record: &Record, fingerprint: &[u8; 16], now: u32) -> Reservation {
+    if record.fingerprint != *fingerprint {
+        return Reservation::Tampered;
+    }
+    match record.state {
+        State::Delivered => Reservation::Duplicate,
+        State::InFlight if now < record.deadline => Reservation::InFlight,
+        State::InFlight | State::Failed => Reservation::Retry,
+    }
+}
+
+/// The record after the request that claimed it ended with `outcome`; `None` when it
+/// must not change: only an in-flight claim with this fingerprint is settled, so a late
+/// or foreign settle never reopens a delivered callback.
+pub fn settled(record: &Record, fingerprint: &[u8; 16], outcome: Outcome) -> Option<Record> {
+    if record.fingerprint != *fingerprint || record.state != State::InFlight {
+        return None;
+    }
+    let state = match outcome {
+        Outcome::Delivered => State::Delivered,
+        Outcome::Failed => State::Failed,
+    };
+    Some(Record { state, ..*record })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +223,25 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(id: [u8; 16], record: Record) -> Self {
+        Entry {
+            id,
+            fingerprint: record.fingerprint,
+            expires_at: record.expires_at,
+            deadline: record.deadline,
+            state: record.state,
+        }
+    }
+
+    fn record(&self) -> Record {
+        Record {
+            fingerprint: self.fingerprint,
+            expires_at: self.expires_at,
+            deadline: self.deadline,
+            state: self.state,
+        }
+    }
+
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let (id, rest) = bytes.split_first_chunk::<16>().ok_or(StoreError::Corrupt)?;
         let (fingerprint, rest) = rest.split_first_chunk::<16>().ok_or(StoreError::Corrupt)?;
@@ -208,8 +304,7 @@ enum Step<T> {
 pub struct ReplayCache {
     prefix: String,
     slots: u32,
-    window_secs: u32,
-    inflight_secs: u32,
+    timing: Timing,
 }
 
 impl ReplayCache {
@@ -221,13 +316,19 @@ impl ReplayCache {
         ReplayCache {
             prefix: format!("{prefix}{slots}/"),
             slots,
-            window_secs,
-            inflight_secs,
+            timing: Timing {
+                window_secs,
+                inflight_secs,
+            },
         }
     }
 
     pub fn window_secs(&self) -> u32 {
-        self.window_secs
+        self.timing.window_secs
+    }
+
+    pub fn timing(&self) -> Timing {
+        self.timing
     }
 
     /// Number of slot keys this cache may ever write.
@@ -262,27 +363,75 @@ impl ReplayCache {
                 if entries.len() >= SLOT_ENTRIES {
                     return Step::Done(Reservation::Full);
                 }
-                entries.push(Entry {
-                    id: *id,
-                    fingerprint: *fingerprint,
-                    expires_at: now.saturating_add(self.window_secs),
-                    deadline: now.saturating_add(self.inflight_secs),
-                    state: State::InFlight,
-                });
+                entries.push(Entry::new(*id, self.timing.first_sight(fingerprint, now)));
                 return Step::Write(Reservation::Fresh);
             };
-            if entry.fingerprint != *fingerprint {
-                return Step::Done(Reservation::Tampered);
-            }
-            match entry.state {
-                State::Delivered => Step::Done(Reservation::Duplicate),
-                State::InFlight if now < entry.deadline => Step::Done(Reservation::InFlight),
-                // Failed, or in flight past its deadline (that attempt was lost): claim it
-                // again. The expiry stays, so retries cannot stretch the window.
-                State::InFlight | State::Failed => {
-                    entry.state = State::InFlight;
-                    entry.deadline = now.saturating_add(self.inflight_secs);
+            match judge(&entry.record(), fingerprint, now) {
+                Reservation::Retry => {
+                    *entry = Entry::new(*id, self.timing.reclaim(&entry.record(), now));
                     Step::Write(Reservation::Retry)
+                }
+                answer => Step::Done(answer),
+            }
+        })
+    }
+
+    /// Read-only: what this cache alone can answer for a request, without writing. `None`
+    /// when it cannot decide (the id is unknown here, or it may be claimed again): then a
+    /// fleet-wide store in front of which this cache sits must be asked.
+    pub fn peek(
+        &self,
+        store: &dyn SharedStore,
+        id: &[u8; 16],
+        fingerprint: &[u8; 16],
+        now: u32,
+    ) -> Result<Option<Reservation>, StoreError> {
+        let Some((value, _)) = store.get(&self.key(id))? else {
+            return Ok(None);
+        };
+        let entries = decode_slot(&value)?;
+        let found = entries.iter().find(|e| e.id == *id && e.expires_at > now);
+        Ok(match found.map(|e| judge(&e.record(), fingerprint, now)) {
+            None | Some(Reservation::Retry) => None,
+            answer => answer,
+        })
+    }
+
+    /// Remembers what a fleet-wide store knows about `id`, so that repeats reaching this
+    /// Envoy are answered without asking it again. Best effort, as befits a cache: a full
+    /// slot records nothing (`Ok(false)`). For the same fingerprint, what this Envoy knows
+    /// is never made less precise: a delivered entry stays (delivered is final; an older
+    /// answer must not undo it), and a failed record (how someone else's claim is
+    /// remembered) does not replace an entry this Envoy holds.
+    pub fn remember(
+        &self,
+        store: &dyn SharedStore,
+        id: &[u8; 16],
+        record: Record,
+        now: u32,
+        create_cas: u32,
+    ) -> Result<bool, StoreError> {
+        if !record.live(now) {
+            return Ok(false);
+        }
+        self.transact(store, id, now, create_cas, |entries| {
+            let full = entries.len() >= SLOT_ENTRIES;
+            match entries.iter_mut().find(|e| e.id == *id) {
+                Some(entry) if entry.record() == record => Step::Done(true),
+                Some(entry)
+                    if entry.fingerprint == record.fingerprint
+                        && (entry.state == State::Delivered || record.state == State::Failed) =>
+                {
+                    Step::Done(true)
+                }
+                Some(entry) => {
+                    *entry = Entry::new(*id, record);
+                    Step::Write(true)
+                }
+                None if full => Step::Done(false),
+                None => {
+                    entries.push(Entry::new(*id, record));
+                    Step::Write(true)
                 }
             }
         })
@@ -300,15 +449,12 @@ impl ReplayCache {
         now: u32,
     ) -> Result<(), StoreError> {
         self.transact(store, id, now, FALLBACK_CREATE_CAS, |entries| {
-            let found = entries.iter_mut().find(|e| {
-                e.id == *id && e.fingerprint == *fingerprint && e.state == State::InFlight
+            let found = entries.iter_mut().find(|e| e.id == *id).and_then(|entry| {
+                settled(&entry.record(), fingerprint, outcome).map(|record| (entry, record))
             });
             match found {
-                Some(entry) => {
-                    entry.state = match outcome {
-                        Outcome::Delivered => State::Delivered,
-                        Outcome::Failed => State::Failed,
-                    };
+                Some((entry, record)) => {
+                    *entry = Entry::new(*id, record);
                     Step::Write(())
                 }
                 None => Step::Done(()),
@@ -939,6 +1085,134 @@ mod tests {
                 Err(StoreError::Host)
             );
         }
+    }
+
+    #[test]
+    fn peek_answers_only_what_is_final_here_and_never_writes() {
+        let (c, s) = (cache(), MemoryStore::new());
+        let peek = |n: u32, body: &str, now: u32| c.peek(&s, &id(n), &fp(body), now).unwrap();
+        assert_eq!(peek(1, "a", T0), None, "unknown");
+        assert_eq!(reserve(&c, &s, 1, "a", T0), Reservation::Fresh);
+        let writes = s.sets.get();
+        assert_eq!(peek(1, "a", T0 + 1), Some(Reservation::InFlight));
+        assert_eq!(peek(1, "b", T0 + 1), Some(Reservation::Tampered));
+        assert_eq!(
+            peek(1, "a", T0 + INFLIGHT),
+            None,
+            "lapsed: may be claimed again"
+        );
+        settle(&c, &s, 1, "a", Outcome::Failed, T0 + 2);
+        assert_eq!(peek(1, "a", T0 + 3), None, "failed: may be claimed again");
+        assert_eq!(peek(1, "b", T0 + 3), Some(Reservation::Tampered));
+        assert_eq!(reserve(&c, &s, 1, "a", T0 + 4), Reservation::Retry);
+        settle(&c, &s, 1, "a", Outcome::Delivered, T0 + 5);
+        let writes_after = s.sets.get();
+        assert_eq!(peek(1, "a", T0 + 6), Some(Reservation::Duplicate));
+        assert_eq!(peek(1, "a", T0 + WINDOW), None, "expired");
+        assert_eq!(peek(2, "a", T0 + 6), None, "another id in the same slot");
+        assert_eq!(s.sets.get(), writes_after);
+        assert!(writes < writes_after);
+    }
+
+    #[test]
+    fn remember_upserts_best_effort_and_never_undoes_a_delivery() {
+        let (c, s) = (cache(), MemoryStore::new());
+        let peek = |body: &str, now: u32| c.peek(&s, &id(1), &fp(body), now).unwrap();
+        let claim = c.timing().first_sight(&fp("a"), T0);
+        let with_state = |state| Record { state, ..claim };
+        // Someone else's claim is remembered as failed: tampering is caught, the same
+        // request asks again.
+        assert_eq!(
+            c.remember(&s, &id(1), with_state(State::Failed), T0, CREATE),
+            Ok(true)
+        );
+        assert_eq!(peek("a", T0 + 1), None);
+        assert_eq!(peek("b", T0 + 1), Some(Reservation::Tampered));
+        // Our own claim replaces it; a failed record (another worker's late answer about
+        // the claim before ours) does not replace ours.
+        assert_eq!(c.remember(&s, &id(1), claim, T0 + 1, CREATE), Ok(true));
+        assert_eq!(peek("a", T0 + 1), Some(Reservation::InFlight));
+        let writes = s.sets.get();
+        assert_eq!(
+            c.remember(&s, &id(1), with_state(State::Failed), T0 + 1, CREATE),
+            Ok(true)
+        );
+        assert_eq!(s.sets.get(), writes);
+        assert_eq!(peek("a", T0 + 2), Some(Reservation::InFlight));
+        let delivered = with_state(State::Delivered);
+        assert_eq!(c.remember(&s, &id(1), delivered, T0 + 2, CREATE), Ok(true));
+        let writes = s.sets.get();
+        // An older answer arriving late does not undo the delivery, nor does the same again.
+        for late in [with_state(State::Failed), claim, delivered] {
+            assert_eq!(c.remember(&s, &id(1), late, T0 + 3, CREATE), Ok(true));
+        }
+        assert_eq!(s.sets.get(), writes);
+        assert_eq!(peek("a", T0 + 4), Some(Reservation::Duplicate));
+        // Another fingerprint replaces it (the fleet's record is the truth).
+        let other = Record {
+            fingerprint: fp("b"),
+            ..claim
+        };
+        assert_eq!(c.remember(&s, &id(1), other, T0 + 4, CREATE), Ok(true));
+        assert_eq!(peek("a", T0 + 5), Some(Reservation::Tampered));
+        // Expired records are not written; a full slot records nothing and evicts nothing.
+        let expired = Record {
+            expires_at: T0 + 5,
+            ..claim
+        };
+        assert_eq!(c.remember(&s, &id(2), expired, T0 + 5, CREATE), Ok(false));
+        for n in 3..=SLOT_ENTRIES as u32 + 1 {
+            assert_eq!(reserve(&c, &s, n, "a", T0 + 5), Reservation::Fresh);
+        }
+        let full = s.raw(&c.key(&id(1)));
+        assert_eq!(c.remember(&s, &id(99), claim, T0 + 5, CREATE), Ok(false));
+        assert_eq!(s.raw(&c.key(&id(1))), full);
+    }
+
+    #[test]
+    fn peek_and_remember_fail_closed_on_corrupt_slots() {
+        let (c, s) = (cache(), MemoryStore::new());
+        assert!(s.set(&c.key(&id(1)), b"garbage", 0).unwrap());
+        assert_eq!(c.peek(&s, &id(1), &fp("a"), T0), Err(StoreError::Corrupt));
+        let claim = c.timing().first_sight(&fp("a"), T0);
+        assert_eq!(
+            c.remember(&s, &id(1), claim, T0, CREATE),
+            Err(StoreError::Corrupt)
+        );
+    }
+
+    #[test]
+    fn judge_and_settled_are_the_replay_model() {
+        let t = Timing {
+            window_secs: WINDOW,
+            inflight_secs: INFLIGHT,
+        };
+        let claim = t.first_sight(&fp("a"), T0);
+        assert_eq!(claim.expires_at, T0 + WINDOW);
+        assert_eq!(claim.deadline, T0 + INFLIGHT);
+        assert_eq!(claim.state, State::InFlight);
+        assert!(claim.live(T0 + WINDOW - 1) && !claim.live(T0 + WINDOW));
+        assert_eq!(judge(&claim, &fp("b"), T0), Reservation::Tampered);
+        assert_eq!(judge(&claim, &fp("a"), T0), Reservation::InFlight);
+        assert_eq!(judge(&claim, &fp("a"), T0 + INFLIGHT), Reservation::Retry);
+        let failed = settled(&claim, &fp("a"), Outcome::Failed).unwrap();
+        assert_eq!(judge(&failed, &fp("a"), T0 + 1), Reservation::Retry);
+        assert_eq!(settled(&failed, &fp("a"), Outcome::Delivered), None);
+        assert_eq!(settled(&claim, &fp("b"), Outcome::Delivered), None);
+        let again = t.reclaim(&failed, T0 + 100);
+        assert_eq!(
+            (again.state, again.deadline),
+            (State::InFlight, T0 + 100 + INFLIGHT)
+        );
+        assert_eq!(
+            again.expires_at, claim.expires_at,
+            "retries do not stretch the window"
+        );
+        let delivered = settled(&again, &fp("a"), Outcome::Delivered).unwrap();
+        assert_eq!(
+            judge(&delivered, &fp("a"), T0 + 200),
+            Reservation::Duplicate
+        );
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! of the core's traits (shared-data store, downstream connection).
 
 use std::net::IpAddr;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use log::error;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, Status};
 
+use crate::etcd::{Call, Etcd};
 use crate::guard::Downstream;
 use crate::metrics::Kind;
 use crate::net;
@@ -22,7 +23,28 @@ extern "C" {
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_record_metric(id: u32, value: u64) -> u32;
     fn proxy_get_log_level(level: *mut u32) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key: *const u8,
+        key_size: usize,
+        value: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
+
+// The ABI's MapType, BufferType and StreamType values used below.
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+const STREAM_HTTP_REQUEST: u32 = 0;
 
 const STATUS_OK: u32 = 0;
 
@@ -140,4 +162,86 @@ impl SharedStore for HostStore {
             Err(_) => Err(StoreError::Host),
         }
     }
+}
+
+/// Sends one request to etcd's gateway through the route's Envoy cluster. The answer
+/// arrives in `on_http_call_response` of the context that called this.
+pub fn dispatch(etcd: &Etcd, call: &Call, timeout: Duration) -> Result<u32, Status> {
+    let headers = vec![
+        (":method", "POST"),
+        (":path", call.path),
+        (":authority", etcd.authority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    // A zero timeout would mean "none" to Envoy: never hang a request.
+    let timeout = timeout.max(Duration::from_millis(1));
+    hostcalls::dispatch_http_call(
+        &etcd.cluster,
+        headers,
+        Some(call.body.as_bytes()),
+        vec![],
+        timeout,
+    )
+}
+
+/// A callout's answer: its `:status` (`None` when the callout failed without one, e.g.
+/// a reset) and its body. Read through the ABI directly: the SDK's getters panic on
+/// statuses a failed callout can produce.
+pub fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<u8>) {
+    if num_headers == 0 {
+        return (None, Vec::new());
+    }
+    let status = host_bytes(|data, size| {
+        let key = ":status";
+        // SAFETY: key points to key.len() valid bytes; data and size are out-pointers.
+        unsafe {
+            proxy_get_header_map_value(
+                HTTP_CALL_RESPONSE_HEADERS,
+                key.as_ptr(),
+                key.len(),
+                data,
+                size,
+            )
+        }
+    })
+    .and_then(|status| std::str::from_utf8(&status).ok()?.parse().ok());
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        host_bytes(|data, size| {
+            // SAFETY: data and size are out-pointers.
+            unsafe { proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, body_size, data, size) }
+        })
+        .unwrap_or_default()
+    };
+    (status, body)
+}
+
+/// Bytes the host returns in memory it allocated through the SDK's
+/// `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes); `None` on any
+/// non-Ok status.
+fn host_bytes(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    if call(&mut data, &mut size) != STATUS_OK {
+        return None;
+    }
+    if data.is_null() {
+        return Some(Vec::new());
+    }
+    // SAFETY: on Ok the host handed over `size` bytes at `data`, allocated by the module's
+    // own allocator export for exactly that size, as the SDK's getters assume too.
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// Lets a request paused for a callout go on. False if Envoy refused.
+pub fn resume_request() -> bool {
+    // SAFETY: plain value.
+    unsafe { proxy_continue_stream(STREAM_HTTP_REQUEST) == STATUS_OK }
+}
+
+/// Sets the tick period of the root context this context belongs to (0 stops it).
+pub fn set_tick(milliseconds: u32) -> bool {
+    // SAFETY: plain value.
+    unsafe { proxy_set_tick_period_milliseconds(milliseconds) == STATUS_OK }
 }

@@ -4,6 +4,8 @@
 
 mod host;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +15,12 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 
 use crate::config;
-use crate::guard::{self, Accepted, Reserved, Step};
+use crate::etcd::{
+    self, Answer, Call, Etcd, EtcdError, Progress, ReserveOp, Response, RoundTrip, SettleOp,
+};
+use crate::guard::{self, Accepted, Pending, Reserved, Step};
 use crate::metrics::RouteMetrics;
-use crate::policy::{Mode, Policy, Route};
+use crate::policy::{Mode, Policy, Route, Store};
 use crate::replay::Outcome;
 use crate::request::{Header, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -31,7 +36,12 @@ proxy_wasm::main! {{
         // A trap fails the stream closed; make sure the reason reaches Envoy's log.
         let _ = hostcalls::log(LogLevel::Critical, &format!("callback-guard panicked: {panic}"));
     }));
-    proxy_wasm::set_root_context(|_| Box::new(GuardRoot { plugin: None }));
+    proxy_wasm::set_root_context(|_| {
+        Box::new(GuardRoot {
+            plugin: None,
+            settles: Rc::default(),
+        })
+    });
 }}
 
 /// The configured policy and, route by route, its metrics.
@@ -44,13 +54,140 @@ impl Plugin {
     fn metrics(&self, route: &Route) -> Option<&RouteMetrics<Option<u32>>> {
         self.metrics.get(route_index(&self.policy, route))
     }
+
+    /// A route's etcd store, by index.
+    fn etcd(&self, route: usize) -> Option<(&Route, &Etcd)> {
+        let route = self.policy.routes.get(route)?;
+        match &route.replay.as_ref()?.store {
+            Store::Etcd(etcd) => Some((route, etcd)),
+            Store::SharedData => None,
+        }
+    }
+
+    /// Counts one round trip to a route's fleet-wide store and its latency.
+    fn round_trip(&self, route: &Route, result: RoundTrip, took: Duration) {
+        let Some(store) = self.metrics(route).and_then(|m| m.store.as_ref()) else {
+            return;
+        };
+        host::increment(match result {
+            RoundTrip::Ok => store.ok,
+            RoundTrip::Error => store.error,
+            RoundTrip::Timeout => store.timeout,
+        });
+        host::record(
+            store.round_trip_us,
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
 }
 
 struct GuardRoot {
     plugin: Option<Rc<Plugin>>,
+    settles: Rc<RefCell<Settles>>,
 }
 
-impl Context for GuardRoot {}
+/// Settles of etcd claims. A callout's answer goes back to the context that dispatched it,
+/// and a request's context is gone soon after its response (on_log), so requests only
+/// queue their settles here; the root context dispatches them on its next tick (1 ms) and
+/// so receives the answers, follows up and counts them.
+#[derive(Default)]
+struct Settles {
+    queued: Vec<SettleJob>,
+    in_flight: HashMap<u32, (SettleJob, Instant)>,
+    ticking: bool,
+}
+
+struct SettleJob {
+    plugin: Rc<Plugin>,
+    route: usize,
+    op: SettleOp,
+    call: Call,
+}
+
+/// Settles waiting or in flight beyond this are dropped (counted as store errors): their
+/// claims then lapse after `in_flight_timeout`, when a retry can take them over.
+const MAX_SETTLES: usize = 10_000;
+
+impl Settles {
+    fn queue(&mut self, job: SettleJob) {
+        if self.queued.len() + self.in_flight.len() >= MAX_SETTLES {
+            if let Some(route) = job.plugin.policy.routes.get(job.route) {
+                job.plugin
+                    .round_trip(route, RoundTrip::Error, Duration::ZERO);
+                warn!(
+                    "callback-guard: route={} too many etcd settles pending; one dropped",
+                    route.name
+                );
+            }
+            return;
+        }
+        self.queued.push(job);
+        if !self.ticking {
+            self.ticking = host::set_tick(1);
+        }
+    }
+}
+
+impl GuardRoot {
+    fn send_settle(&mut self, job: SettleJob) {
+        let Some((route, etcd)) = job.plugin.etcd(job.route) else {
+            return;
+        };
+        let timeout = Duration::from_millis(u64::from(etcd.timeout_ms));
+        match host::dispatch(etcd, &job.call, timeout) {
+            Ok(token) => {
+                self.settles
+                    .borrow_mut()
+                    .in_flight
+                    .insert(token, (job, Instant::now()));
+            }
+            Err(status) => {
+                job.plugin
+                    .round_trip(route, RoundTrip::Error, Duration::ZERO);
+                warn!(
+                    "callback-guard: route={} cannot settle a delivery in etcd: callout to cluster {} refused: {status:?}",
+                    route.name, etcd.cluster
+                );
+            }
+        }
+    }
+}
+
+impl Context for GuardRoot {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some((mut job, sent)) = self.settles.borrow_mut().in_flight.remove(&token) else {
+            return;
+        };
+        let Some(route) = job.plugin.policy.routes.get(job.route) else {
+            return;
+        };
+        let (status, body) = host::call_response(num_headers, body_size);
+        let response = Response {
+            status,
+            body: &body,
+        };
+        job.plugin
+            .round_trip(route, etcd::round_trip(response), sent.elapsed());
+        match job.op.on_response(response) {
+            Progress::Call(call) => {
+                job.call = call;
+                self.send_settle(job);
+            }
+            Progress::Done(Ok(_)) => {}
+            // The claim stays in flight until its deadline lapses; a retry then passes.
+            Progress::Done(Err(problem)) => warn!(
+                "callback-guard: route={} cannot settle a delivery in etcd: {problem}",
+                route.name
+            ),
+        }
+    }
+}
 
 impl RootContext for GuardRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -88,9 +225,21 @@ impl RootContext for GuardRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GuardRequest {
             plugin: self.plugin.clone(),
+            settles: self.settles.clone(),
             state: State::Idle,
             spent: Duration::ZERO,
         }))
+    }
+
+    fn on_tick(&mut self) {
+        let queued = std::mem::take(&mut self.settles.borrow_mut().queued);
+        for job in queued {
+            self.send_settle(job);
+        }
+        let mut settles = self.settles.borrow_mut();
+        if settles.queued.is_empty() && host::set_tick(0) {
+            settles.ticking = false;
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -107,6 +256,7 @@ fn shadow_note(route: &Route) -> &'static str {
 
 struct GuardRequest {
     plugin: Option<Rc<Plugin>>,
+    settles: Rc<RefCell<Settles>>,
     state: State,
     /// The filter's own time on this request, for the verification-time histogram.
     spent: Duration,
@@ -118,11 +268,89 @@ enum State {
     Idle,
     /// Waiting for the complete body; the headers are kept to finish the verdict.
     AwaitingBody { route: usize, headers: Vec<Header> },
+    /// Verified; paused until etcd answers the reservation (callout `token`), or the
+    /// route's timeout, counted from the first call, runs out.
+    Reserving {
+        route: usize,
+        headers: Vec<Header>,
+        pending: Pending,
+        op: ReserveOp,
+        token: u32,
+        sent: Instant,
+        deadline: Instant,
+    },
     /// Forwarded with a replay reservation to settle when the upstream answers.
     Reserved { route: usize, reserved: Reserved },
 }
 
-impl Context for GuardRequest {}
+impl Context for GuardRequest {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if !matches!(self.state, State::Reserving { token: expected, .. } if expected == token) {
+            return;
+        }
+        let State::Reserving {
+            route,
+            headers,
+            pending,
+            mut op,
+            sent,
+            deadline,
+            ..
+        } = std::mem::replace(&mut self.state, State::Idle)
+        else {
+            return;
+        };
+        // Both always exist in this state; should they not, the paused request must still end.
+        let Some(plugin) = self.plugin.clone() else {
+            host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
+            return;
+        };
+        let Some((route_ref, etcd)) = plugin.etcd(route) else {
+            host::send_json(
+                503,
+                &Rejection::new(Reason::ReplayStoreUnavailable, "").body(),
+            );
+            return;
+        };
+        let (status, body) = host::call_response(num_headers, body_size);
+        let response = Response {
+            status,
+            body: &body,
+        };
+        plugin.round_trip(route_ref, etcd::round_trip(response), sent.elapsed());
+        let answer = match op.on_response(response) {
+            Progress::Done(answer) => answer,
+            Progress::Call(call) => {
+                match send_reservation(&plugin, route_ref, etcd, &call, deadline) {
+                    Ok(token) => {
+                        self.state = State::Reserving {
+                            route,
+                            headers,
+                            pending,
+                            op,
+                            token,
+                            sent: Instant::now(),
+                            deadline,
+                        };
+                        return;
+                    }
+                    Err(problem) => Err(problem),
+                }
+            }
+        };
+        if let Action::Continue = self.conclude(&plugin, route_ref, headers, pending, answer) {
+            if !host::resume_request() {
+                error!("callback-guard: cannot resume a request after its reservation");
+            }
+        }
+    }
+}
 
 impl HttpContext for GuardRequest {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
@@ -168,6 +396,12 @@ impl HttpContext for GuardRequest {
             }
             Step::Forward(accepted) => self.forward(&plugin, &head, accepted),
             Step::Reject(route, rejection) => self.reject(&plugin, route, &head, &rejection),
+            // Only a body step reserves; should that ever change, nothing passes unreserved.
+            Step::Reserve(route, _) => {
+                let rejection =
+                    Rejection::new(Reason::ReplayStoreUnavailable, "reserve at headers");
+                self.reject(&plugin, route, &head, &rejection)
+            }
         }
     }
 
@@ -252,8 +486,76 @@ impl GuardRequest {
         match step {
             Step::Forward(accepted) => self.forward(plugin, &head, accepted),
             Step::Reject(route, rejection) => self.reject(plugin, route, &head, &rejection),
-            // on_body only forwards or rejects.
+            Step::Reserve(route, pending) => self.reserve(plugin, route, headers, pending),
+            // on_body never asks for the body again.
             Step::Unprotected | Step::NeedBody(_) => Action::Continue,
+        }
+    }
+
+    /// Asks the route's etcd store to reserve the id; the request stays paused until it
+    /// answers (on_http_call_response) or the timeout runs out (the callout's own).
+    fn reserve(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        headers: Vec<Header>,
+        pending: Pending,
+    ) -> Action {
+        let index = route_index(&plugin.policy, route);
+        let Some((_, etcd)) = plugin.etcd(index) else {
+            return self.conclude(
+                plugin,
+                route,
+                headers,
+                pending,
+                Err(EtcdError::Unavailable("route has no etcd store".into())),
+            );
+        };
+        let deadline = Instant::now() + Duration::from_millis(u64::from(etcd.timeout_ms));
+        let (op, call) = etcd.reserve(&pending.id, &pending.fingerprint, pending.now);
+        match send_reservation(plugin, route, etcd, &call, deadline) {
+            Ok(token) => {
+                self.state = State::Reserving {
+                    route: index,
+                    headers,
+                    pending,
+                    op,
+                    token,
+                    sent: Instant::now(),
+                    deadline,
+                };
+                Action::Pause
+            }
+            Err(problem) => self.conclude(plugin, route, headers, pending, Err(problem)),
+        }
+    }
+
+    /// The verdict once etcd answered or failed.
+    fn conclude(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        headers: Vec<Header>,
+        pending: Pending,
+        answer: Result<Answer, EtcdError>,
+    ) -> Action {
+        let started = Instant::now();
+        let head = RequestHead::new(&headers);
+        if let Err(problem) = &answer {
+            warn!(
+                "callback-guard: route={} replay store: {problem} request_id={}",
+                route.name,
+                head.request_id()
+            );
+        }
+        let (_, nanos) = host::clock();
+        let step = guard::on_reservation(route, pending, answer, &HostStore, nanos | 1);
+        self.spent += started.elapsed();
+        match step {
+            Step::Forward(accepted) => self.forward(plugin, &head, accepted),
+            Step::Reject(route, rejection) => self.reject(plugin, route, &head, &rejection),
+            // on_reservation only forwards or rejects.
+            Step::Unprotected | Step::NeedBody(_) | Step::Reserve(..) => Action::Continue,
         }
     }
 
@@ -272,6 +574,9 @@ impl GuardRequest {
             host::increment(metrics.accepted(accepted.scheme, accepted.key).flatten());
             if retry {
                 host::increment(metrics.retries);
+            }
+            if accepted.reserved.is_some_and(|r| r.fail_open) {
+                host::increment(metrics.store.as_ref().and_then(|s| s.fail_open));
             }
         }
         self.record(plugin, route, &verdict);
@@ -340,6 +645,7 @@ impl GuardRequest {
             return;
         };
         let Some(plugin) = &self.plugin else { return };
+        let index = route;
         let Some(route) = plugin.policy.routes.get(route) else {
             return;
         };
@@ -365,7 +671,39 @@ impl GuardRequest {
                 route.name
             );
         }
+        if let (Some(claim), Store::Etcd(etcd)) = (reserved.remote, &replay.store) {
+            if let Some((op, call)) = etcd.settle(&reserved.id, claim, outcome, now) {
+                self.settles.borrow_mut().queue(SettleJob {
+                    plugin: plugin.clone(),
+                    route: index,
+                    op,
+                    call,
+                });
+            }
+        }
     }
+}
+
+/// Sends one call of a reservation with what is left of its time.
+fn send_reservation(
+    plugin: &Plugin,
+    route: &Route,
+    etcd: &Etcd,
+    call: &Call,
+    deadline: Instant,
+) -> Result<u32, EtcdError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(1) {
+        plugin.round_trip(route, RoundTrip::Timeout, Duration::ZERO);
+        return Err(EtcdError::Timeout);
+    }
+    host::dispatch(etcd, call, left).map_err(|status| {
+        plugin.round_trip(route, RoundTrip::Error, Duration::ZERO);
+        EtcdError::Unavailable(format!(
+            "Envoy refused the callout to cluster {}: {status:?}",
+            etcd.cluster
+        ))
+    })
 }
 
 fn route_index(policy: &Policy, route: &Route) -> usize {

@@ -7,10 +7,13 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,7 +102,7 @@ class Envoy:
 
     def __init__(self, workdir: Path, upstream: Upstream, cert, plugin, *, hcm=None,
                  env=None, concurrency=2, wait=True, dynamic_listeners=False, plugin_options=None,
-                 host_env_keys=()):
+                 host_env_keys=(), clusters=()):
         self.workdir = workdir
         self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
         self.cert = cert
@@ -123,6 +126,7 @@ class Envoy:
         cluster = config["static_resources"]["clusters"][0]
         endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
         endpoint["address"]["socket_address"]["port_value"] = upstream.port
+        config["static_resources"]["clusters"] += [copy.deepcopy(c) for c in clusters]
         self.config_path = workdir / f"envoy-{self.admin_port}.yaml"
         if dynamic_listeners:
             # Listeners from a watched file (LDS), so a test can push a configuration update.
@@ -197,6 +201,96 @@ class Envoy:
             self.proc.terminate()
             self.proc.wait(timeout=15)
         self.log.close()
+
+
+ETCD = shutil.which("etcd") or "/usr/sbin/etcd"
+
+
+class Etcd:
+    """A one-member etcd (Debian's etcd-server) on loopback, its data in a fresh directory
+    (in memory where /dev/shm exists). Can be stopped, paused (SIGSTOP: accepts
+    connections, never answers) and started again on the same data."""
+
+    def __init__(self, workdir: Path):
+        self.client_port, self.peer_port = free_port(), free_port()
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else str(workdir)
+        self.data = Path(tempfile.mkdtemp(prefix="callback-guard-etcd-", dir=base))
+        self.log_path = workdir / f"etcd-{self.client_port}.log"
+        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [ETCD, "--name", "e2e", "--data-dir", str(self.data / "data"),
+                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"e2e={peer}", "--log-level", "warn",
+                 "--auto-compaction-mode", "revision", "--auto-compaction-retention", "10000"],
+                stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self.healthy, timeout=30, what=f"etcd healthy (log: {self.log_path})")
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"etcd exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).json().get("health") == "true"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def cluster(self, name="etcd"):
+        """An Envoy cluster for the filter's callouts (HTTP/1.1: etcd serves its JSON
+        gateway there; HTTP/2 on this port is gRPC)."""
+        return {"name": name, "type": "STATIC", "connect_timeout": "0.25s",
+                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {
+                        "address": "127.0.0.1", "port_value": self.client_port}}}}]}]}}
+
+    def call(self, path, body):
+        return httpx.post(f"{self.url}{path}", json=body, timeout=5).json()
+
+    def get(self, key):
+        """(value bytes, lease id) of a key, or None."""
+        reply = self.call("/v3/kv/range", {"key": base64.b64encode(key.encode()).decode()})
+        kvs = reply.get("kvs") or []
+        if not kvs:
+            return None
+        return base64.b64decode(kvs[0].get("value", "")), int(kvs[0].get("lease", 0))
+
+    def keys(self, prefix):
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        reply = self.call("/v3/kv/range", {"key": base64.b64encode(prefix.encode()).decode(),
+                                           "range_end": base64.b64encode(end.encode()).decode(),
+                                           "keys_only": True})
+        return [base64.b64decode(kv["key"]).decode() for kv in reply.get("kvs") or []]
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def replay_key(route, nonce, prefix="/callback-guard/"):
+    """The etcd key the filter uses for a nonce: SHA-256 over length-prefixed parts, 16
+    bytes, base64url (src/replay.rs replay_id, src/etcd.rs Etcd::key)."""
+    digest = hashlib.sha256()
+    for part in (b"cg1/replay-id", route.encode(), nonce.encode()):
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return prefix + route + "/" + base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
 
 
 def sign(family, origin, path, nonce, token):
