@@ -71,11 +71,14 @@ def replicas(workdir, upstream, cert, etcd):
             proxy.stop()
 
 
-def test_a_callback_delivered_through_one_replica_is_a_replay_at_the_other(replicas, upstream):
+def test_a_callback_delivered_through_one_replica_is_a_replay_at_the_other(replicas, upstream, etcd):
     a, b = replicas
-    path, headers, body, test_id, _ = callback()
+    path, headers, body, test_id, nonce = callback()
     with a.https_client() as client_a, b.https_client() as client_b:
         first = client_a.post(path, headers=headers, content=body)
+        # A settles in etcd just after its response (off the request path); until then B
+        # would answer 409 in_flight, also a refusal. Wait for it to see "delivered".
+        wait_for_state(etcd, nonce, 1)
         again = client_b.post(path, headers=headers, content=body)
     assert first.status_code == 200 and "reason" not in first.json(), first.text
     assert again.status_code == 200
@@ -134,6 +137,19 @@ def test_a_failed_delivery_is_retried_through_the_other_replica(replicas, upstre
     assert "retry=true" in b.log_text()
 
 
+def steady_store_stat(envoy, result, timeout=5.0):
+    """The counter once it has stopped moving (no callout answer still on its way)."""
+    deadline = time.monotonic() + timeout
+    last = store_stat(envoy, result)
+    while True:
+        time.sleep(0.1)
+        now = store_stat(envoy, result)
+        if now == last:
+            return now
+        assert time.monotonic() < deadline, f"store {result} still moving: {now}"
+        last = now
+
+
 def wait_for_state(etcd, nonce, state, timeout=5.0):
     deadline = time.monotonic() + timeout
     while state_in_etcd(etcd, nonce) != state:
@@ -141,13 +157,13 @@ def wait_for_state(etcd, nonce, state, timeout=5.0):
         time.sleep(0.02)
 
 
-def test_repeats_on_the_same_replica_cost_no_round_trip(replicas, upstream):
+def test_repeats_on_the_same_replica_cost_no_round_trip(replicas, upstream, etcd):
     a, _ = replicas
-    path, headers, body, test_id, _ = callback()
+    path, headers, body, test_id, nonce = callback()
     with a.https_client() as client:
         assert client.post(path, headers=headers, content=body).status_code == 200
-        time.sleep(0.2)  # the settle's round trip
-        before = store_stat(a, "ok")
+        wait_for_state(etcd, nonce, 1)
+        before = steady_store_stat(a, "ok")  # the settle's answer counted too
         again = client.post(path, headers=headers, content=body)
         tampered = client.post(path, headers=headers, content="CallUUID=evil")
         after = store_stat(a, "ok")
@@ -285,11 +301,11 @@ def test_fail_open_forwards_counted_and_keeps_local_protection(outage, etcd_down
 
 
 def test_repeats_seen_before_the_outage_are_answered_locally(outage, etcd_down, upstream):
-    _, proxy = outage
-    path, headers, body, test_id, _ = callback()
+    server, proxy = outage
+    path, headers, body, test_id, nonce = callback()
     with proxy.https_client() as client:
         assert client.post(path, headers=headers, content=body).status_code == 200
-        time.sleep(0.2)  # the settle's round trip
+        wait_for_state(server, nonce, 1)
         etcd_down("hung")
         again, took = timed_post(client, path, headers, body)
         tampered = client.post(path, headers=headers, content="CallUUID=evil")
