@@ -223,7 +223,14 @@ fn judge_body<'p>(
     let id = replay::replay_id(route.name.as_bytes(), &identity);
     let method = head.first(":method").unwrap_or_default();
     let path = head.first(":path").unwrap_or_default();
-    let fingerprint = replay::fingerprint(method, path, body);
+    // The fingerprint binds what the signature leaves open. A body-signed scheme's body
+    // is already authentic (and, for KYC, the identity), so hashing it again would only
+    // double the cost of a large body.
+    let unsigned_body: &[u8] = match route.scheme {
+        Scheme::Voice(_) => body,
+        Scheme::WhatsApp { .. } | Scheme::Kyc { .. } => b"",
+    };
+    let fingerprint = replay::fingerprint(method, path, unsigned_body);
     let now = u32::try_from(now).unwrap_or(u32::MAX);
     let reserved = match &replay.store {
         Store::SharedData => reserve_locally(replay, store, &id, &fingerprint, now, create_cas)?,
@@ -1636,9 +1643,10 @@ mod tests {
     }
 
     #[test]
-    fn whatsapp_event_id_with_another_signed_body_is_tampered() {
+    fn whatsapp_event_id_with_another_signed_body_is_a_copy_of_that_event() {
+        // The body is signed, so only the key holder can change it: the event id decides.
         let (policy, store) = (whatsapp(), MemoryStore::new());
-        reserve(
+        let reserved = reserve(
             &policy,
             &wa_request(WA_SIGNATURE, WA_BODY),
             NOW + 60,
@@ -1648,6 +1656,29 @@ mod tests {
         let resigned = wa_request(&body_mac(WA_SECRET, &other), &other);
         assert_eq!(
             reason(verdict(&policy, &resigned, NOW + 61, &store)),
+            Reason::InFlight
+        );
+        settle(&policy, reserved, Outcome::Delivered, NOW + 61, &store);
+        assert_eq!(
+            reason(verdict(&policy, &resigned, NOW + 62, &store)),
+            Reason::AlreadyDelivered
+        );
+    }
+
+    #[test]
+    fn whatsapp_event_replayed_to_another_path_is_tampered() {
+        let (policy, store) = (whatsapp(), MemoryStore::new());
+        reserve(
+            &policy,
+            &wa_request(WA_SIGNATURE, WA_BODY),
+            NOW + 60,
+            &store,
+        );
+        let moved = Request::post("/wa/events?copy=1")
+            .header("x-webhook-signature", WA_SIGNATURE)
+            .body(WA_BODY);
+        assert_eq!(
+            reason(verdict(&policy, &moved, NOW + 61, &store)),
             Reason::ReplayTampered
         );
     }

@@ -505,7 +505,8 @@ pub fn replay_id(scope: &[u8], nonce: &[u8]) -> [u8; 16] {
     digest16(b"cg1/replay-id", &[scope, nonce])
 }
 
-/// What a nonce is bound to: truncated SHA-256 of method, path and body, length-prefixed.
+/// What a nonce is bound to: truncated SHA-256 of method, path (query included) and the
+/// unsigned body, length-prefixed.
 pub fn fingerprint(method: &[u8], path: &[u8], body: &[u8]) -> [u8; 16] {
     digest16(b"cg1/fingerprint", &[method, path, body])
 }

@@ -1359,8 +1359,10 @@ def soak_whatsapp(envoy, ledger, stop, seed):
                      {(200, "already_delivered")})
             elif roll < 0.5:
                 changed = whatsapp_body(event_id=event_id, text="changed")
-                post(client, ledger, "WhatsApp tampered", path, whatsapp_headers(changed), changed,
-                     {(409, "replay_tampered")})
+                post(client, ledger, "WhatsApp re-signed copy", path, whatsapp_headers(changed),
+                     changed, {(200, "already_delivered")})
+                post(client, ledger, "WhatsApp moved", path + "?copy=1", whatsapp_headers(body),
+                     body, {(409, "replay_tampered")})
             elif roll < 0.6:
                 post(client, ledger, "WhatsApp forged", path, whatsapp_headers(body), body + b" ",
                      {(403, "signature_mismatch")})
