@@ -46,6 +46,7 @@ bench: build
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/minimal-filter/Cargo.toml
+	cargo build --release --target wasm32-wasip1 --manifest-path bench/probe-filter/Cargo.toml
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 # Coverage-guided fuzzing of every parser, a bounded time per target (FUZZ_SECONDS).

@@ -3,9 +3,12 @@
 and against verification inside a Python app, side by side in one run on this machine.
 
 Envoy runs one worker thread; the upstream is nginx; the load generator is wrk. Each setup
-gets the same stream of pre-signed requests (every one a fresh nonce or event id). Two
-phases per setup: throughput (many connections) and latency (one connection). Prints
-requests/s, p50 and p99, and the ratios b/a, b/f, b/c, then the .wasm size and Envoy's
+gets the same kind of pre-signed requests (every one a fresh nonce or event id where the
+setup remembers them). All setups run side by side and take turns in short bursts, a few
+rounds, so that a machine whose speed drifts (shared cloud cores do) slows them alike; each
+burst is a throughput phase (many connections) and a latency phase (one connection).
+Prints the medians of requests/s, Envoy CPU per request, p50 and p99, and the ratios b/a,
+b/f, b/c (with b/f per round, to show how steady they were), then the .wasm size and Envoy's
 memory with one million remembered nonces. The voice workload also runs (b) with the
 fleet-wide etcd store (one etcd member on loopback, started here), printed next to the
 shared-data (b) with etcd's own CPU per request, and a last phase measures etcd's memory
@@ -20,6 +23,7 @@ import json
 import os
 import re
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +41,7 @@ import httpx  # noqa: E402
 VENV_BIN = Path(sys.executable).parent
 WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
 MINIMAL = ROOT / "bench/minimal-filter/target/wasm32-wasip1/release/minimal_filter.wasm"
+PROBE = ROOT / "bench/probe-filter/target/wasm32-wasip1/release/probe_filter.wasm"
 TOKEN, SECRET = "bench-auth-token", "bench-whatsapp-secret"
 # The registered origin: configuration, not the request, so every setup signs alike.
 ORIGIN = "https://callbacks.example.com"
@@ -206,32 +211,44 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(name, proc, port, kind, path, lines, seconds, etcd=None, admin=None):
-    """Throughput, then latency. With etcd the latency phase comes first, so that the
-    filter's round-trip histogram, read in between, holds only unloaded round trips."""
-    round_trip = None
-    if etcd:
-        latency = wrk(port, kind, path, lines["latency"], connections=1, seconds=max(2, seconds // 2))
-        round_trip = round_trips(admin, "voice")
-    cpu_before = cpu_seconds(proc.pid)
+def burst(setup, kind, path, lines, connections, seconds):
+    """One wrk run against one setup, with the Envoy CPU it cost per request."""
+    cpu_before = cpu_seconds(setup["proc"].pid)
+    etcd = setup.get("etcd")
     etcd_before = cpu_seconds(etcd.proc.pid) if etcd else 0
-    throughput = wrk(port, kind, path, lines["throughput"], connections=32, seconds=seconds)
-    requests = max(throughput["requests"], 1)
-    cpu_us = (cpu_seconds(proc.pid) - cpu_before) * 1e6 / requests
-    etcd_us = (cpu_seconds(etcd.proc.pid) - etcd_before) * 1e6 / requests if etcd else None
-    if not etcd:
-        latency = wrk(port, kind, path, lines["latency"], connections=1, seconds=max(2, seconds // 2))
-    row = {"setup": name, "rps": throughput["rps"], "envoy_cpu_us": cpu_us,
-           "p50_us": latency["p50_us"], "p99_us": latency["p99_us"],
-           "bad": sum(m[k] for m in (throughput, latency) for k in ("non2xx", "errors", "wrapped"))}
+    result = wrk(setup["port"], kind, path, lines, connections, seconds)
+    requests = max(result["requests"], 1)
+    result["envoy_cpu_us"] = (cpu_seconds(setup["proc"].pid) - cpu_before) * 1e6 / requests
+    if etcd:
+        result["etcd_cpu_us"] = (cpu_seconds(etcd.proc.pid) - etcd_before) * 1e6 / requests
+    # Only setups that remember nonces need each line once.
+    result["bad"] = result["non2xx"] + result["errors"] + (result["wrapped"] if setup["fresh"] else 0)
+    return result
+
+
+def median(values):
+    return statistics.median(values) if values else 0
+
+
+def summarize(name, samples, round_trip=None):
+    """Medians over the rounds: throughput bursts for req/s and CPU, latency bursts for
+    p50 and p99."""
+    row = {"setup": name,
+           "rps": median([t["rps"] for t, _ in samples]),
+           "envoy_cpu_us": median([t["envoy_cpu_us"] for t, _ in samples]),
+           "p50_us": median([l["p50_us"] for _, l in samples]),
+           "p99_us": median([l["p99_us"] for _, l in samples]),
+           "bad": sum(m["bad"] for pair in samples for m in pair),
+           "rounds": [{"rps": t["rps"], "envoy_cpu_us": round(t["envoy_cpu_us"], 1),
+                       "p50_us": l["p50_us"], "p99_us": l["p99_us"]} for t, l in samples]}
     warning = f"   !! {row['bad']} non-2xx, errors or reused lines" if row["bad"] else ""
     extra = ""
-    if etcd_us is not None:
-        row["etcd_cpu_us"] = etcd_us
+    if "etcd_cpu_us" in samples[0][0]:
+        row["etcd_cpu_us"] = median([t["etcd_cpu_us"] for t, _ in samples])
         row["round_trip"] = round_trip
-        extra = f"   etcd CPU {etcd_us:.1f} µs/req"
-    print(f"  {name:<36} {row['rps']:>8.0f} req/s   Envoy CPU {cpu_us:>6.1f} µs/req   "
-          f"p50 {row['p50_us']:>5} µs   p99 {row['p99_us']:>5} µs{extra}{warning}", flush=True)
+        extra = f"   etcd CPU {row['etcd_cpu_us']:.1f} µs/req"
+    print(f"  {name:<36} {row['rps']:>8.0f} req/s   Envoy CPU {row['envoy_cpu_us']:>6.1f} µs/req   "
+          f"p50 {row['p50_us']:>5.0f} µs   p99 {row['p99_us']:>5.0f} µs{extra}{warning}", flush=True)
     if round_trip:
         q = round_trip["quantiles"]
         print(f"      etcd round trips at 1 connection (filter's histogram): p50 "
@@ -245,30 +262,79 @@ def stop(proc):
     proc.wait(timeout=15)
 
 
-def workload(kind, seconds, upstream, app, lines, etcd=None):
+class Lines:
+    """Request lines for wrk. Setups that remember nonces get fresh ones for every burst;
+    the others share one file (repeats cost them nothing)."""
+
+    def __init__(self, kind):
+        self.kind, self.made, self.shared = kind, 0, {}
+
+    def make(self, count):
+        self.made += 1
+        if self.kind == "voice":
+            return signed_voice("/vobiz/answer", count, start=self.made * 10**8)
+        return signed_whatsapp(count, f"r{self.made:03d}x")
+
+    def get(self, fresh, count):
+        if fresh:
+            return self.make(count)
+        if count not in self.shared:
+            self.shared[count] = self.make(count)
+        return self.shared[count]
+
+
+def workload(kind, seconds, rounds, upstream, app, etcd=None):
     path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
     title = "header-signed V3" if kind == "voice" else "16 KiB body-signed WhatsApp"
-    print(f"\n{title}, replay protection on: {seconds} s at 32 connections (req/s), "
-          f"then {max(2, seconds // 2)} s at 1 connection (latency)", flush=True)
-    rows = {}
-    setups = [
-        ("a", "(a) Envoy, no filter", None, upstream, {}),
-        ("f", "(f) Envoy + minimal wasm filter", MINIMAL, upstream, {}),
-        ("b", "(b) Envoy + callback-guard", WASM, upstream, guard_plugin()),
-        ("c", "(c) Envoy -> Python app verifying", None, app, {}),
-    ]
+    latency_seconds = max(2, seconds // 2)
+    print(f"\n{title}, replay protection on: {rounds} rounds, each setup in turn: {seconds} s at "
+          f"32 connections (req/s, Envoy CPU), {latency_seconds} s at 1 connection (latency); "
+          f"medians", flush=True)
+    setups = {
+        "a": ("(a) Envoy, no filter", None, upstream, {}),
+        "f": ("(f) Envoy + minimal wasm filter", MINIMAL, upstream, {}),
+        "b": ("(b) Envoy + callback-guard", WASM, upstream, guard_plugin()),
+        "c": ("(c) Envoy -> Python app verifying", None, app, {}),
+    }
     if etcd and kind == "voice":
         # The same, with the fleet-wide store: a local shared-data first level in front
         # of etcd, one transaction per new nonce and one settle after the response.
-        setups.insert(3, ("e", "(b) ... with the etcd store", WASM, upstream,
-                          guard_plugin(store=ETCD_STORE)))
-    for key, name, wasm, upstream_port, plugin in setups:
+        setups["e"] = ("(b) ... with the etcd store", WASM, upstream, guard_plugin(store=ETCD_STORE))
+    running = {}
+    for key, (_, wasm, upstream_port, plugin) in setups.items():
         fleet = key == "e"
         proc, port, admin = envoy(upstream_port, wasm, plugin,
                                   clusters=[etcd.cluster()] if fleet else ())
-        rows[key] = measure(name, proc, port, kind, path, lines, seconds,
-                            etcd if fleet else None, admin)
-        stop(proc)
+        running[key] = {"proc": proc, "port": port, "admin": admin, "fresh": wasm == WASM,
+                        **({"etcd": etcd} if fleet else {})}
+    lines = Lines(kind)
+    # Generous: no setup here exceeds 40k req/s (voice) or 15k (WhatsApp) on two cores.
+    per_second = 40_000 if kind == "voice" else 15_000
+    throughput_lines, latency_lines = per_second * seconds, 5_000 * latency_seconds
+    round_trip = None
+    if "e" in running:
+        # Unloaded round trips first, read from the filter's own histogram, so that it
+        # holds no round trips queued behind 32 connections.
+        burst(running["e"], kind, path, lines.get(True, latency_lines), 1, latency_seconds)
+        round_trip = round_trips(running["e"]["admin"], "voice")
+    samples = {key: [] for key in running}
+    keys = list(running)
+    try:
+        for r in range(rounds):
+            # A different order each round, so no setup always follows the same one.
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                setup = running[key]
+                throughput = burst(setup, kind, path, lines.get(setup["fresh"], throughput_lines),
+                                   32, seconds)
+                latency = burst(setup, kind, path, lines.get(setup["fresh"], latency_lines),
+                                1, latency_seconds)
+                samples[key].append((throughput, latency))
+    finally:
+        for setup in running.values():
+            stop(setup["proc"])
+    rows = {key: summarize(setups[key][0], samples[key], round_trip if key == "e" else None)
+            for key in keys}
+    # Ratios of the medians; each round's own ratios show how steady they were.
     a, f, b, c = (rows[k] for k in "afbc")
     ratios = {"b/a": b["rps"] / a["rps"], "b/f": b["rps"] / f["rps"], "b/c": b["rps"] / c["rps"],
               "f/a": f["rps"] / a["rps"], "c/a": c["rps"] / a["rps"],
@@ -277,13 +343,16 @@ def workload(kind, seconds, upstream, app, lines, etcd=None):
               "CPU f-a (µs/req)": f["envoy_cpu_us"] - a["envoy_cpu_us"]}
     print("  " + "   ".join(f"{k} {v:+.1f}" if "µs" in k else f"{k} {v:.2f}"
                             for k, v in ratios.items()), flush=True)
+    per_round = [samples["b"][r][0]["rps"] / samples["f"][r][0]["rps"] for r in range(rounds)]
+    print("  b/f by round: " + ", ".join(f"{x:.2f}" for x in per_round), flush=True)
+    ratios["b/f by round"] = per_round
     if "e" in rows:
         e = rows["e"]
         ratios.update({"etcd/b": e["rps"] / b["rps"], "p50 etcd-b (µs)": e["p50_us"] - b["p50_us"],
                        "p99 etcd-b (µs)": e["p99_us"] - b["p99_us"],
                        "CPU etcd-b (µs/req)": e["envoy_cpu_us"] - b["envoy_cpu_us"]})
         print(f"  etcd store vs shared data: req/s x{ratios['etcd/b']:.2f}, "
-              f"p50 {ratios['p50 etcd-b (µs)']:+d} µs, p99 {ratios['p99 etcd-b (µs)']:+d} µs, "
+              f"p50 {ratios['p50 etcd-b (µs)']:+.0f} µs, p99 {ratios['p99 etcd-b (µs)']:+.0f} µs, "
               f"Envoy CPU {ratios['CPU etcd-b (µs/req)']:+.1f} µs/req, "
               f"etcd CPU {e['etcd_cpu_us']:.1f} µs/req", flush=True)
     return {"rows": rows, "ratios": ratios}
@@ -368,9 +437,27 @@ def memory_with_nonces(upstream, count, rps_hint):
             "fill_seconds": round(time.monotonic() - started)}
 
 
+def probe(upstream):
+    """What the building blocks of the filter cost inside this Envoy's V8 (see
+    bench/probe-filter): asked a few times, as V8 compiles hot code in tiers."""
+    proc, port, _ = envoy(upstream, PROBE, {})
+    try:
+        for _ in range(5):
+            answer = httpx.get(f"http://127.0.0.1:{port}/probe", timeout=60).json()
+    finally:
+        stop(proc)
+    print("\nbuilding blocks inside Envoy's V8 (probe filter, ns per call):", flush=True)
+    names = list(answer)
+    for i in range(0, len(names), 3):
+        print("  " + "   ".join(f"{n} {answer[n]:,}" for n in names[i:i + 3]), flush=True)
+    return answer
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="throughput phase per setup")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bursts per setup, interleaved; medians are reported")
     parser.add_argument("--nonces", type=int, default=1_000_000, help="for the memory phase (0: skip)")
     parser.add_argument("--etcd-nonces", type=int, default=100_000,
                         help="for the etcd memory phase (0: skip)")
@@ -387,12 +474,9 @@ def main():
         # One etcd member on loopback, data in memory (/dev/shm): the cost measured is the
         # round trips and etcd's CPU, not a disk's fsync.
         etcd = Etcd(WORK)
-        voice = {"throughput": signed_voice("/vobiz/answer", 300_000),
-                 "latency": signed_voice("/vobiz/answer", 50_000, start=10**9)}
-        report["voice"] = workload("voice", args.seconds, upstream, app, voice, etcd)
-        whatsapp = {"throughput": signed_whatsapp(200_000, "t"),
-                    "latency": signed_whatsapp(30_000, "l")}
-        report["whatsapp"] = workload("whatsapp", args.seconds, upstream, app, whatsapp)
+        report["probe_ns"] = probe(upstream)
+        report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, etcd)
+        report["whatsapp"] = workload("whatsapp", args.seconds, args.rounds, upstream, app)
         if args.nonces:
             print(f"\nmemory: filling the replay cache with {args.nonces:,} unique nonces ...", flush=True)
             rps = report["voice"]["rows"]["b"]["rps"]
