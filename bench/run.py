@@ -113,7 +113,8 @@ def envoy(upstream_port, wasm=None, plugin=None, port=None, clusters=()):
         manager["http_filters"] = [router]
     else:
         guard["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(wasm)
-        guard["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin or {})
+        value = plugin if isinstance(plugin, str) else json.dumps(plugin or {})
+        guard["typed_config"]["config"]["configuration"]["value"] = value
     endpoint = config["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
     endpoint["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
     config["static_resources"]["clusters"] += list(clusters)
@@ -293,6 +294,8 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None):
     setups = {
         "a": ("(a) Envoy, no filter", None, upstream, {}),
         "f": ("(f) Envoy + minimal wasm filter", MINIMAL, upstream, {}),
+        # The floor for any filter that must see the body before the upstream does.
+        "h": ("(h) ... minimal, holding the body", MINIMAL, upstream, "hold_body"),
         "b": ("(b) Envoy + callback-guard", WASM, upstream, guard_plugin()),
         "c": ("(c) Envoy -> Python app verifying", None, app, {}),
     }
@@ -339,10 +342,13 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None):
     ratios = {"b/a": b["rps"] / a["rps"], "b/f": b["rps"] / f["rps"], "b/c": b["rps"] / c["rps"],
               "f/a": f["rps"] / a["rps"], "c/a": c["rps"] / a["rps"],
               "p99 b-f (µs)": b["p99_us"] - f["p99_us"], "p50 b-f (µs)": b["p50_us"] - f["p50_us"],
+              "b/h": b["rps"] / rows["h"]["rps"],
               "CPU b-f (µs/req)": b["envoy_cpu_us"] - f["envoy_cpu_us"],
+              "CPU h-f (µs/req)": rows["h"]["envoy_cpu_us"] - f["envoy_cpu_us"],
+              "CPU b-h (µs/req)": b["envoy_cpu_us"] - rows["h"]["envoy_cpu_us"],
               "CPU f-a (µs/req)": f["envoy_cpu_us"] - a["envoy_cpu_us"]}
-    print("  " + "   ".join(f"{k} {v:+.1f}" if "µs" in k else f"{k} {v:.2f}"
-                            for k, v in ratios.items()), flush=True)
+    print("  " + "   ".join(f"{k} {v:.2f}" for k, v in ratios.items() if "µs" not in k), flush=True)
+    print("  " + "   ".join(f"{k} {v:+.1f}" for k, v in ratios.items() if "µs" in k), flush=True)
     per_round = [samples["b"][r][0]["rps"] / samples["f"][r][0]["rps"] for r in range(rounds)]
     print("  b/f by round: " + ", ".join(f"{x:.2f}" for x in per_round), flush=True)
     ratios["b/f by round"] = per_round
@@ -430,9 +436,11 @@ def memory_with_nonces(upstream, count, rps_hint):
                     str(ROOT / "bench/requests.lua"), f"http://127.0.0.1:{port}/vobiz/answer"],
                    env=env, capture_output=True, text=True, check=True)
     remembered = stat(admin, accepted)
+    full = stat(admin, "wasmcustom.callback_guard.rejected.route.voice.reason.replay_cache_full")
     after = stat(admin, "server.memory_allocated")
     stop(proc)
-    return {"remembered": remembered, "allocated_before": before, "allocated_after": after,
+    return {"remembered": remembered, "cache_full": full,
+            "allocated_before": before, "allocated_after": after,
             "bytes_per_nonce": (after - before) / max(remembered, 1),
             "fill_seconds": round(time.monotonic() - started)}
 
@@ -484,7 +492,9 @@ def main():
             report["memory"] = memory
             print(f"  {memory['remembered']:,} nonces remembered: allocated "
                   f"{memory['allocated_before'] / 2**20:.1f} MiB -> {memory['allocated_after'] / 2**20:.1f} MiB, "
-                  f"{memory['bytes_per_nonce']:.1f} bytes per nonce ({memory['fill_seconds']} s to fill)")
+                  f"{memory['bytes_per_nonce']:.1f} bytes per nonce ({memory['fill_seconds']} s to fill); "
+                  f"{memory['cache_full']:,} refused as replay_cache_full (their key was full at "
+                  f"half occupancy)")
         if args.etcd_nonces:
             print(f"\netcd memory: {args.etcd_nonces:,} unique nonces through the etcd store, "
                   f"then a compaction ...", flush=True)

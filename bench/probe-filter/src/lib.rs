@@ -72,26 +72,52 @@ fn timings() -> Vec<(&'static str, u64)> {
     vec![
         ("clock_monotonic", time(Instant::now)),
         ("clock_wall", time(hostcalls::get_current_time)),
-        ("counter_increment", time(|| hostcalls::increment_metric(metric, 1))),
-        ("histogram_record", time(|| hostcalls::record_metric(histogram, 5))),
-        ("request_headers_all", time(|| hostcalls::get_map_bytes(MapType::HttpRequestHeaders))),
-        ("request_header_one", time(|| {
-            hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "user-agent")
-        })),
-        ("property_get_source_address", time(|| hostcalls::get_property(vec!["source", "address"]))),
-        ("property_set_filter_state", time(|| {
-            hostcalls::set_property(vec!["callback_guard"], Some(b"verified route=voice scheme=v3 key=bench"))
-        })),
-        ("shared_data_get_cache_key", time(|| hostcalls::get_shared_data("probe/cache-key"))),
-        ("shared_data_set_cache_key", time(|| {
-            hostcalls::set_shared_data("probe/cache-key", Some(&cache_key), None)
-        })),
-        ("hmac_sha256_voice_base_string", time(|| {
-            key.clone().map(|mut mac| {
-                mac.update(base_string);
-                mac.finalize().into_bytes()
-            })
-        })),
+        (
+            "counter_increment",
+            time(|| hostcalls::increment_metric(metric, 1)),
+        ),
+        (
+            "histogram_record",
+            time(|| hostcalls::record_metric(histogram, 5)),
+        ),
+        (
+            "request_headers_all",
+            time(|| hostcalls::get_map_bytes(MapType::HttpRequestHeaders)),
+        ),
+        (
+            "request_header_one",
+            time(|| hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "user-agent")),
+        ),
+        (
+            "property_get_source_address",
+            time(|| hostcalls::get_property(vec!["source", "address"])),
+        ),
+        (
+            "property_set_filter_state",
+            time(|| {
+                hostcalls::set_property(
+                    vec!["callback_guard"],
+                    Some(b"verified route=voice scheme=v3 key=bench"),
+                )
+            }),
+        ),
+        (
+            "shared_data_get_cache_key",
+            time(|| hostcalls::get_shared_data("probe/cache-key")),
+        ),
+        (
+            "shared_data_set_cache_key",
+            time(|| hostcalls::set_shared_data("probe/cache-key", Some(&cache_key), None)),
+        ),
+        (
+            "hmac_sha256_voice_base_string",
+            time(|| {
+                key.clone().map(|mut mac| {
+                    mac.update(base_string);
+                    mac.finalize().into_bytes()
+                })
+            }),
+        ),
         ("sha256_16_kib", time(|| Sha256::digest(&body))),
     ]
 }
