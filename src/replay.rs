@@ -18,15 +18,16 @@
 //!   malloc overhead (~16) and a bucket pointer (8). That is ~152; rounded up. Plus the
 //!   1-byte format version.
 //! * Amortised over 32 entries: (160 + 1) / 32 = 5.03, so **~47 bytes per nonce** in full
-//!   slots ([`BYTES_PER_NONCE`], rounded up); ~51 at the recommended half occupancy. Under
-//!   the 64-byte budget either way.
+//!   slots ([`BYTES_PER_NONCE`], rounded up); 55 measured at the recommended third
+//!   occupancy. Under the 64-byte budget either way.
 //!
 //! Hard bound for a cache: `slots × (ENVOY_KEY_OVERHEAD + MAX_SLOT_VALUE)` bytes, e.g.
 //! 100 000 entries -> 3 125 slots -> ~4.6 MB.
 //!
 //! Sizing: ids hash into slots unevenly, so a slot can be full before the cache is. At a
-//! mean fill of half the slot, 0.03 % of slots are full (Poisson tail); at three quarters,
-//! 7 %. Configure `max_entries` at about twice `peak callbacks/s × window`.
+//! mean fill of a third of the slot, 1 in 10^7 slots is full (Poisson tail); at half,
+//! 0.03 %; at three quarters, 7 %. Configure `max_entries` at three times
+//! `peak callbacks/s × window`.
 //!
 //! The slot of an id depends on the slot count: a cache with another `max_entries` under the
 //! same prefix looks in other slots. Put anything that changes the slot count (or the format)
