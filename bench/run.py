@@ -413,19 +413,20 @@ def etcd_compact(etcd):
     etcd.call("/v3/kv/compaction", {"revision": revision, "physical": True})
 
 
+def fill(port, lines, count, rps):
+    """Sends the `count` voice callbacks of `lines` once, at about `rps`, with margin; what
+    the margin sends again only meets the replay cache."""
+    wrk(port, "voice", "/vobiz/answer", lines, connections=32, seconds=int(count / rps * 1.5) + 5)
+
+
 def etcd_memory_per_nonce(upstream, etcd, count, rps_hint):
     """etcd's database and resident memory before and after remembering `count` nonces."""
     lines = signed_voice("/vobiz/answer", count, start=2 * 10**12)
-    proc, port, _ = envoy(upstream, WASM, guard_plugin(max_entries=2 * count, store=ETCD_STORE),
+    proc, port, _ = envoy(upstream, WASM, guard_plugin(max_entries=3 * count, store=ETCD_STORE),
                           clusters=[etcd.cluster()])
     etcd_compact(etcd)
     before = etcd_metrics(etcd)
-    seconds = int(count / max(rps_hint, 500) * 1.5) + 5
-    env = dict(os.environ, BENCH_FILE=str(lines), BENCH_KIND="voice", BENCH_PATH="/vobiz/answer",
-               BENCH_THREADS="1")
-    subprocess.run(["wrk", "-t", "1", "-c", "32", "-d", f"{seconds}s", "-s",
-                    str(ROOT / "bench/requests.lua"), f"http://127.0.0.1:{port}/vobiz/answer"],
-                   env=env, capture_output=True, text=True, check=True)
+    fill(port, lines, count, max(rps_hint, 500))
     stop(proc)
     time.sleep(1)  # the last settles
     etcd_compact(etcd)
@@ -445,13 +446,7 @@ def memory_with_nonces(upstream, count, rps_hint):
     accepted = "wasmcustom.callback_guard.accepted.route.voice.scheme.v3.key.bench"
     before = stat(admin, "server.memory_allocated")
     started = time.monotonic()
-    # One pass over the file at the measured rate, with margin; reuse only hits the cache.
-    seconds = int(count / max(rps_hint, 1000) * 1.5) + 5
-    env = dict(os.environ, BENCH_FILE=str(lines), BENCH_KIND="voice", BENCH_PATH="/vobiz/answer",
-               BENCH_THREADS="1")
-    subprocess.run(["wrk", "-t", "1", "-c", "32", "-d", f"{seconds}s", "-s",
-                    str(ROOT / "bench/requests.lua"), f"http://127.0.0.1:{port}/vobiz/answer"],
-                   env=env, capture_output=True, text=True, check=True)
+    fill(port, lines, count, max(rps_hint, 1000))
     remembered = stat(admin, accepted)
     full = stat(admin, "wasmcustom.callback_guard.rejected.route.voice.reason.replay_cache_full")
     after = stat(admin, "server.memory_allocated")
