@@ -64,6 +64,24 @@ impl Plugin {
         }
     }
 
+    /// Reads the answer to a callout sent to the route's etcd store at `sent`, counts the
+    /// round trip, and hands the answer to `next` (the operation that asked).
+    fn store_answer<T>(
+        &self,
+        route: &Route,
+        sent: Instant,
+        (num_headers, body_size): (usize, usize),
+        next: impl FnOnce(Response) -> T,
+    ) -> T {
+        let (status, body) = host::call_response(num_headers, body_size);
+        let response = Response {
+            status,
+            body: &body,
+        };
+        self.round_trip(route, etcd::round_trip(response), sent.elapsed());
+        next(response)
+    }
+
     /// Counts one round trip to a route's fleet-wide store and its latency.
     fn round_trip(&self, route: &Route, result: RoundTrip, took: Duration) {
         let Some(store) = self.metrics(route).and_then(|m| m.store.as_ref()) else {
@@ -167,14 +185,12 @@ impl Context for GuardRoot {
         let Some(route) = job.plugin.policy.routes.get(job.route) else {
             return;
         };
-        let (status, body) = host::call_response(num_headers, body_size);
-        let response = Response {
-            status,
-            body: &body,
-        };
-        job.plugin
-            .round_trip(route, etcd::round_trip(response), sent.elapsed());
-        match job.op.on_response(response) {
+        let progress = job
+            .plugin
+            .store_answer(route, sent, (num_headers, body_size), |answer| {
+                job.op.on_response(answer)
+            });
+        match progress {
             Progress::Call(call) => {
                 job.call = call;
                 self.send_settle(job);
@@ -318,13 +334,10 @@ impl Context for GuardRequest {
             );
             return;
         };
-        let (status, body) = host::call_response(num_headers, body_size);
-        let response = Response {
-            status,
-            body: &body,
-        };
-        plugin.round_trip(route_ref, etcd::round_trip(response), sent.elapsed());
-        let answer = match op.on_response(response) {
+        let progress = plugin.store_answer(route_ref, sent, (num_headers, body_size), |answer| {
+            op.on_response(answer)
+        });
+        let answer = match progress {
             Progress::Done(answer) => answer,
             Progress::Call(call) => {
                 match send_reservation(&plugin, route_ref, etcd, &call, deadline) {
