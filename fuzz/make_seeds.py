@@ -149,6 +149,17 @@ for name, data in [
 ]:
     write("timestamp", name, data)
 
+# ---- path_view: the spellings of issue 9, and the property test's finds ----
+for name, data in [
+  ("canonical", "/vobiz/hangup?CallUUID=1"), ("encoded-slash", "/vobiz%2Fhangup"),
+  ("backslash", "/vobiz\\hangup"), ("tomcat", "/x/..;/api/hooks/y"), ("parameter", "/api;x%2Fy/hooks/x"),
+  ("double", "/vobiz%252Fhangup"), ("iis", "/vobiz%u002fhangup"), ("dotless-i", "/vob%C4%B1z/x"),
+  ("kelvin", "/wa/\u212a"), ("fullwidth", "/vobiz\uff0fhangup"), ("overlong", "/vobiz%C0%AFhangup"),
+  ("partial-decode-dots", "/a%252Fb/../vobiz/x"), ("kestrel-dots", "/a%2Fb/%2e%2e/vobiz/x"),
+  ("trailing-space", " %2Fvobiz/"), ("space-after-slash", "/vobiz%2F "), ("case", "/VOBIZ/x"),
+]:
+    write("path_view", name, data)
+
 # ---- regressions: inputs of bugs the fuzzers found ----
 # A duration ending in a multi-byte character panicked (config::parse_duration).
 write("config", "regression-multibyte-duration.json", '{"routes": [{"name": "a", "path_prefix": "/", "public_origin": "https://e", "keys": [{"value": "k"}], "replay": {"window": "1\u0552"}}]}')
@@ -156,3 +167,5 @@ write("config", "regression-multibyte-duration.json", '{"routes": [{"name": "a",
 write("config", "regression-empty-field-name.json", '{"": "/x/"}')
 # Invalid UTF-8 in a skipped envelope field was accepted as JSON.
 write("whatsapp_body", "regression-invalid-utf8", b"x\n" + WA_BODY.replace("MA_XXXXXXXX", "MA_\xea\xea").encode("latin-1"))
+# A host with two ports ("h:8:43") was accepted and read as "h:8", not its own name.
+write("config", "regression-two-ports.json", '{"routes": [{"name": "a", "path_prefix": "/", "host": "callbacks.example.com:8:43", "public_origin": "https://e", "keys": [{"value": "k"}]}]}')

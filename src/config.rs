@@ -9,8 +9,9 @@ use serde::Deserialize;
 use crate::etcd::{Etcd, OnError};
 use crate::keys::Key;
 use crate::net::Cidr;
+use crate::path_view::Prefix;
 use crate::policy::{
-    Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport,
+    host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport,
 };
 use crate::replay::{ReplayCache, Timing};
 use crate::vobiz::voice::{Family, V3Construction, VoiceScheme};
@@ -328,15 +329,12 @@ fn compile_route(
 ) -> Result<Route, ConfigError> {
     let at = |name: &str| format!("{field}.{name}");
     check_identifier(&at("name"), &raw.name)?;
-    check_path_prefix(&at("path_prefix"), &raw.path_prefix)?;
-    if let Some(host) = &raw.host {
-        if host.is_empty() || host.bytes().any(|b| !b.is_ascii_graphic() || b == b'/') {
-            return Err(error(
-                at("host"),
-                "must be a host name, optionally with :port",
-            ));
-        }
-    }
+    let path_prefix =
+        Prefix::new(&raw.path_prefix).map_err(|problem| error(at("path_prefix"), problem))?;
+    let host = match &raw.host {
+        Some(host) => Some(compile_host(&at("host"), host)?),
+        None => None,
+    };
     let transport = match (raw.allow_plain_http, raw.trust_x_forwarded_proto) {
         (false, false) => Transport::RequireTls,
         (false, true) => Transport::TrustForwardedProto,
@@ -424,8 +422,8 @@ fn compile_route(
 
     Ok(Route {
         name: raw.name,
-        path_prefix: raw.path_prefix,
-        host: raw.host,
+        path_prefix,
+        host,
         transport,
         scheme,
         replay,
@@ -627,20 +625,23 @@ fn check_identifier(field: &str, name: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn check_path_prefix(field: &str, prefix: &str) -> Result<(), ConfigError> {
-    if !prefix.starts_with('/') {
-        return Err(error(field, "must start with '/'"));
-    }
-    if prefix
+/// The host name a route is restricted to, as requests are compared with it (see
+/// [`host_name`]): a port is accepted but plays no part, since applications route on names.
+fn compile_host(field: &str, host: &str) -> Result<String, ConfigError> {
+    let visible = host
         .bytes()
-        .any(|b| !b.is_ascii_graphic() || b == b'?' || b == b'#')
-    {
-        return Err(error(
-            field,
-            "must be a path without query, fragment or whitespace",
-        ));
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'@'));
+    let name = host_name(host.as_bytes());
+    let bracketed = name.starts_with(b"[") && name.ends_with(b"]");
+    let port = host[name.len()..].trim_start_matches('.');
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    if !visible || name.is_empty() || (!bracketed && name.contains(&b':')) || !port_ok {
+        return Err(error(field, "must be a host name, optionally with :port"));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(name).to_ascii_lowercase())
 }
 
 /// `scheme://authority`, exactly as registered with Vobiz; the MAC covers these bytes.
@@ -1057,6 +1058,26 @@ mod tests {
             (
                 serde_json::json!({"path_prefix": "/v?x"}),
                 "routes[0].path_prefix: must be a path",
+            ),
+            (
+                serde_json::json!({"path_prefix": "/vobiz%2Fx/"}),
+                "routes[0].path_prefix: must be canonical",
+            ),
+            (
+                serde_json::json!({"path_prefix": "/vobiz/../x/"}),
+                "routes[0].path_prefix: must be canonical",
+            ),
+            (
+                serde_json::json!({"host": "."}),
+                "routes[0].host: must be a host name",
+            ),
+            (
+                serde_json::json!({"host": "example.com:8:43"}),
+                "routes[0].host: must be a host name",
+            ),
+            (
+                serde_json::json!({"host": "user@example.com"}),
+                "routes[0].host: must be a host name",
             ),
             (
                 serde_json::json!({"name": "has space"}),

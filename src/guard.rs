@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use crate::etcd::{Answer, Claim, EtcdError, OnError};
 use crate::form;
 use crate::net;
-use crate::policy::{OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport};
+use crate::path_view::Features;
+use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Scheme, Store, Transport};
 use crate::replay::{self, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp;
@@ -77,10 +78,12 @@ pub fn on_headers<'p>(
     head: &RequestHead,
     downstream: &dyn Downstream,
 ) -> Step<'p> {
-    let path = head.path_without_query();
-    let authority = head.first(":authority").unwrap_or_default();
-    let Some(route) = policy.route_for(path, authority) else {
-        return Step::Unprotected;
+    let route = match policy.protection(head) {
+        Protection::None => return Step::Unprotected,
+        Protection::Noncanonical(route, features) => {
+            return Step::Reject(route, noncanonical(route, features))
+        }
+        Protection::Route(route) => route,
     };
     match judge_headers(route, head, downstream) {
         Ok(step) => step,
@@ -481,6 +484,18 @@ fn replay_refusal(reservation: Reservation, on_duplicate: OnDuplicate) -> Reject
         }
     };
     Rejection::new(reason, detail)
+}
+
+/// Names the spelling and the prefix it reaches; the path itself is in the access log.
+fn noncanonical(route: &Route, features: Features) -> Rejection {
+    Rejection::new(
+        Reason::NoncanonicalPath,
+        format!(
+            "path reaches prefix {} only as some servers read it ({}); protected paths must be sent canonically",
+            route.path_prefix.as_str(),
+            features.names()
+        ),
+    )
 }
 
 pub fn too_large(route: &Route) -> Rejection {
@@ -936,11 +951,75 @@ mod tests {
             "/other",
             "/vobiz",
             "/other?to=/vobiz/answer",
-            "/VOBIZ/answer",
+            "/static/a%2Fb/logo.png",
         ] {
             let step = at_headers_plain(&policy, &Request::post(path));
             assert!(matches!(step, Step::Unprotected), "{path}: {step:?}");
         }
+    }
+
+    #[test]
+    fn other_spellings_of_a_protected_path_are_refused_before_anything_else() {
+        let policy = voice(json!({}));
+        for (path, feature) in [
+            ("/VOBIZ/answer", "letter case"),
+            ("/vobiz%2Fanswer", "encoded slash"),
+            ("/x/..;/vobiz/answer", "dot segment"),
+            ("/vobiz/answer/../../admin", "dot segment"),
+            ("/vobiz//answer", "repeated slash"),
+            ("/vobiz;jsessionid=1/answer", "path parameter"),
+        ] {
+            // Even correctly signed for the canonical path, and over plain HTTP.
+            let request = answer().set(":path", path);
+            let rejection = rejected(at_headers_plain(&policy, &request));
+            assert_eq!(rejection.reason, Reason::NoncanonicalPath, "{path}");
+            assert!(
+                rejection.detail.contains(feature),
+                "{path}: {}",
+                rejection.detail
+            );
+            assert!(rejection.detail.contains("/vobiz/"), "{}", rejection.detail);
+        }
+    }
+
+    #[test]
+    fn path_override_headers_never_travel_with_a_protected_path() {
+        let policy = voice(json!({}));
+        let carried = answer().header("x-original-url", "/admin");
+        assert_eq!(
+            reason(at_headers(&policy, &carried)),
+            Reason::NoncanonicalPath
+        );
+        let pointing = Request::post("/public").header("X-Rewrite-URL", "/vobiz/answer");
+        assert_eq!(
+            reason(at_headers(&policy, &pointing)),
+            Reason::NoncanonicalPath
+        );
+        let elsewhere = Request::post("/public").header("x-original-url", "/other");
+        assert!(matches!(at_headers(&policy, &elsewhere), Step::Unprotected));
+    }
+
+    #[test]
+    fn a_host_restricted_route_protects_every_spelling_of_its_host() {
+        let policy = voice(json!({}));
+        for authority in [
+            "EXAMPLE.com",
+            "example.com.",
+            "example.com:1",
+            "u@example.com",
+        ] {
+            let request = answer().set(":authority", authority);
+            assert!(
+                matches!(at_headers(&policy, &request), Step::NeedBody(_)),
+                "{authority}"
+            );
+        }
+        let forwarded = answer()
+            .set(":authority", "other.example")
+            .header("x-forwarded-host", "Example.com.");
+        assert!(matches!(at_headers(&policy, &forwarded), Step::NeedBody(_)));
+        let hostless = answer().set(":authority", "");
+        assert!(matches!(at_headers(&policy, &hostless), Step::NeedBody(_)));
     }
 
     #[test]
@@ -1287,14 +1366,13 @@ mod tests {
             "keys": [{"name": "own", "value": "test_auth_token"}],
         });
         let two = json!({"routes": [
-            // A host without a port matches any port, so the exact one goes first.
-            with(base.clone(), json!({"name": "a", "host": "example.com:8443"})),
+            with(base.clone(), json!({"name": "a", "host": "other.example"})),
             with(base, json!({"name": "b", "host": "example.com"})),
         ]});
         let policy = crate::config::parse(two.to_string().as_bytes(), &|_| None).unwrap();
         let store = MemoryStore::new();
         reserve(&policy, &answer(), NOW, &store);
-        let other_route = answer().set(":authority", "example.com:8443");
+        let other_route = answer().set(":authority", "other.example");
         let accepted = forwarded(verdict(&policy, &other_route, NOW + 1, &store));
         assert_eq!(accepted.route.name, "a");
         assert!(!accepted.reserved.unwrap().retry);

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod keys;
 pub mod metrics;
 pub mod net;
+pub mod path_view;
 pub mod policy;
 pub mod replay;
 pub mod request;

@@ -3,7 +3,9 @@
 use crate::etcd::Etcd;
 use crate::keys::Key;
 use crate::net::Cidr;
+use crate::path_view::{Features, PathView, Prefix};
 use crate::replay::ReplayCache;
+use crate::request::{Header, RequestHead};
 use crate::vobiz::voice::VoiceScheme;
 
 #[derive(Debug)]
@@ -32,7 +34,9 @@ pub enum Transport {
 #[derive(Debug)]
 pub struct Route {
     pub name: String,
-    pub path_prefix: String,
+    pub path_prefix: Prefix,
+    /// The host the route is restricted to, as [`host_name`] reads it: lowercase, without
+    /// port or trailing dot.
     pub host: Option<String>,
     pub transport: Transport,
     pub scheme: Scheme,
@@ -112,10 +116,88 @@ pub struct Freshness {
     pub required: bool,
 }
 
+/// Whether a request is protected, decided on every way a server could read its path and
+/// host (see [`crate::path_view`]).
+#[derive(Debug)]
+pub enum Protection<'p> {
+    /// No reading of the request reaches a protected route.
+    None,
+    /// The request is under the route's prefix as sent, in the spelling every server reads
+    /// alike.
+    Route(&'p Route),
+    /// Some server could read the request as the route's, but it is not spelled canonically:
+    /// refused, since providers call canonical URLs and a signature that does not cover the
+    /// path would otherwise carry a request to wherever its spelling leads.
+    Noncanonical(&'p Route, Features),
+}
+
+/// Headers that make some servers route on another path than the request line's (IIS URL
+/// Rewrite, older Symfony and Zend): a protected request never carries them, and an
+/// unprotected one carrying a protected path in them is refused.
+const PATH_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+
 impl Policy {
-    /// The first route, in configuration order, that protects this request.
-    pub fn route_for(&self, path: &[u8], authority: &[u8]) -> Option<&Route> {
-        self.routes.iter().find(|r| r.matches(path, authority))
+    /// Incoming headers that the upstream would read as the verdict header: its name in any
+    /// case, and with `_` for `-` (CGI and WSGI servers read both as `HTTP_X_...`). Only the
+    /// filter may speak for the filter, so they are removed from every request.
+    pub fn verdict_header_copies<'h>(&self, headers: &'h [Header]) -> Vec<&'h str> {
+        let Some(name) = &self.upstream_header else {
+            return Vec::new();
+        };
+        let same = |key: &str| {
+            key.len() == name.len()
+                && key
+                    .bytes()
+                    .zip(name.bytes())
+                    .all(|(k, n)| k.to_ascii_lowercase() == n || (k == b'_' && n == b'-'))
+        };
+        headers
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .filter(|key| same(key))
+            .collect()
+    }
+
+    /// The route that protects this request, if any reading of its path and host reaches
+    /// one. Routes are tried in configuration order, first as sent, then as read.
+    pub fn protection(&self, head: &RequestHead) -> Protection<'_> {
+        let path = PathView::new(head.first(":path").unwrap_or_default());
+        let hosts = head.hosts();
+        let overrides: Vec<PathView> = PATH_OVERRIDES
+            .iter()
+            .flat_map(|name| head.all(name))
+            .map(PathView::new)
+            .collect();
+        let exact = self
+            .routes
+            .iter()
+            .find(|r| r.path_prefix.is_prefix_of(path.raw()) && r.serves(&hosts));
+        if let Some(route) = exact {
+            let ambiguous = path.features().ambiguous();
+            return match (ambiguous.is_empty(), overrides.is_empty()) {
+                (true, true) => Protection::Route(route),
+                (true, false) => Protection::Noncanonical(route, Features::PATH_OVERRIDE),
+                (false, _) => Protection::Noncanonical(route, ambiguous),
+            };
+        }
+        let read = |view: &PathView| {
+            self.routes
+                .iter()
+                .find(|r| view.could_reach(&r.path_prefix) && r.serves(&hosts))
+        };
+        if let Some(route) = read(&path) {
+            let features = path.features();
+            let features = if features.is_empty() {
+                Features::LETTER_CASE
+            } else {
+                features
+            };
+            return Protection::Noncanonical(route, features);
+        }
+        match overrides.iter().find_map(read) {
+            Some(route) => Protection::Noncanonical(route, Features::PATH_OVERRIDE),
+            None => Protection::None,
+        }
     }
 }
 
@@ -137,55 +219,85 @@ impl Route {
         self.replay.is_some() || self.freshness.is_some()
     }
 
-    fn matches(&self, path: &[u8], authority: &[u8]) -> bool {
-        path.starts_with(self.path_prefix.as_bytes())
-            && self
-                .host
-                .as_ref()
-                .is_none_or(|host| host_matches(host, authority))
+    /// Whether a request naming these hosts could be for this route's host. Any of them
+    /// counts (applications behind proxies route on `X-Forwarded-Host` too), and a request
+    /// naming none may land on whatever host an application serves by default.
+    fn serves(&self, hosts: &[&[u8]]) -> bool {
+        match &self.host {
+            None => true,
+            Some(host) => {
+                hosts.is_empty()
+                    || hosts
+                        .iter()
+                        .any(|authority| host_name(authority).eq_ignore_ascii_case(host.as_bytes()))
+            }
+        }
     }
 }
 
-/// A configured host without a port matches the authority with any port; one with a port
-/// must match exactly. Case-insensitive, as DNS names are.
-fn host_matches(host: &str, authority: &[u8]) -> bool {
-    if host.as_bytes().eq_ignore_ascii_case(authority) {
-        return true;
-    }
-    if has_port(host.as_bytes()) {
-        return false;
-    }
-    strip_port(authority).eq_ignore_ascii_case(host.as_bytes())
-}
-
-fn has_port(authority: &[u8]) -> bool {
-    strip_port(authority).len() != authority.len()
-}
-
-fn strip_port(authority: &[u8]) -> &[u8] {
+/// A host as servers compare it: without userinfo, port or trailing dots (compare it
+/// case-insensitively). The port is dropped whatever it is: applications route on the name.
+pub fn host_name(authority: &[u8]) -> &[u8] {
+    let authority = authority.trim_ascii();
+    let host = match authority.iter().rposition(|&b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
     // `[v6]:port` keeps its brackets; `host:port` loses the `:port`.
-    let host_end = match authority.iter().rposition(|&b| b == b']') {
+    let host_end = match host.iter().rposition(|&b| b == b']') {
         Some(bracket) => bracket + 1,
         None => 0,
     };
-    match authority[host_end..].iter().rposition(|&b| b == b':') {
-        Some(colon) => &authority[..host_end + colon],
-        None => authority,
-    }
+    let host = match host[host_end..].iter().rposition(|&b| b == b':') {
+        Some(colon) => &host[..host_end + colon],
+        None => host,
+    };
+    let end = host
+        .iter()
+        .rposition(|&b| b != b'.')
+        .map_or(0, |last| last + 1);
+    &host[..end]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn serves(host: &str, authority: &[u8]) -> bool {
+        host_name(authority).eq_ignore_ascii_case(host_name(host.as_bytes()))
+    }
+
     #[test]
-    fn ports_are_stripped_only_when_the_host_has_none() {
-        assert!(host_matches("example.com", b"example.com:8443"));
-        assert!(host_matches("Example.COM", b"example.com"));
-        assert!(host_matches("example.com:8443", b"example.com:8443"));
-        assert!(!host_matches("example.com:8443", b"example.com:443"));
-        assert!(!host_matches("example.com", b"example.com.evil:443"));
-        assert!(host_matches("[::1]", b"[::1]:8443"));
-        assert!(!host_matches("[::1]", b"[::2]"));
+    fn every_spelling_of_the_verdict_header_is_a_copy() {
+        let json = r#"{"upstream_header": "x-callback-guard", "routes": [{"name": "r",
+            "path_prefix": "/w/", "scheme": "vobiz_whatsapp", "keys": [{"value": "s"}]}]}"#;
+        let policy = crate::config::parse(json.as_bytes(), &|_| None).unwrap();
+        let h = crate::request::headers(&[
+            ("x-callback-guard", "a"),
+            ("x_callback_guard", "b"),
+            ("X_Callback-Guard", "c"),
+            ("x-callback-guards", "d"),
+            ("x-callback", "e"),
+        ]);
+        assert_eq!(
+            policy.verdict_header_copies(&h),
+            ["x-callback-guard", "x_callback_guard", "X_Callback-Guard"]
+        );
+    }
+
+    #[test]
+    fn hosts_compare_without_case_port_trailing_dot_or_userinfo() {
+        assert!(serves("example.com", b"example.com:8443"));
+        assert!(serves("Example.COM", b"example.com"));
+        assert!(serves("example.com", b"example.com."));
+        assert!(serves("example.com", b"EXAMPLE.com.:443"));
+        assert!(serves("example.com", b"user:pw@example.com"));
+        assert!(serves("example.com", b" example.com "));
+        // A port is no boundary: applications behind route on the name alone.
+        assert!(serves("example.com:8443", b"example.com:443"));
+        assert!(!serves("example.com", b"example.com.evil:443"));
+        assert!(!serves("example.com", b"evil-example.com"));
+        assert!(serves("[::1]", b"[::1]:8443"));
+        assert!(!serves("[::1]", b"[::2]"));
     }
 }

@@ -44,6 +44,38 @@ impl<'a> RequestHead<'a> {
             .map(|(_, value)| value.as_slice())
     }
 
+    /// Every value of `name`, in order.
+    pub fn all<'n>(&self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + 'n
+    where
+        'a: 'n,
+    {
+        self.headers
+            .iter()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_slice())
+    }
+
+    /// Every host the request names, for any server to route on: `:authority`, `Host`,
+    /// each entry of `X-Forwarded-Host` and each `host=` of `Forwarded`.
+    pub fn hosts(&self) -> Vec<&'a [u8]> {
+        let mut hosts: Vec<&[u8]> = self.all(":authority").chain(self.all("host")).collect();
+        for value in self.all("x-forwarded-host") {
+            hosts.extend(value.split(|&b| b == b','));
+        }
+        for value in self.all("forwarded") {
+            let pairs = value.split(|&b| b == b',' || b == b';');
+            hosts.extend(pairs.filter_map(|pair| {
+                let pair = pair.trim_ascii();
+                let (name, host) = pair.split_at_checked(5)?;
+                name.eq_ignore_ascii_case(b"host=")
+                    .then(|| host.strip_prefix(b"\"").unwrap_or(host))
+                    .map(|host| host.strip_suffix(b"\"").unwrap_or(host))
+            }));
+        }
+        hosts.retain(|host| !host.trim_ascii().is_empty());
+        hosts
+    }
+
     /// The request path without its query string: the bytes Vobiz signs after the origin.
     pub fn path_without_query(&self) -> &'a [u8] {
         let path = self.first(":path").unwrap_or_default();
@@ -92,6 +124,30 @@ mod tests {
         assert_eq!(RequestHead::new(&h).path_without_query(), b"/vobiz/answer");
         let h = headers(&[(":path", "/vobiz/answer/")]);
         assert_eq!(RequestHead::new(&h).path_without_query(), b"/vobiz/answer/");
+    }
+
+    #[test]
+    fn hosts_come_from_every_header_a_server_may_route_on() {
+        let h = headers(&[
+            (":authority", "a.example"),
+            ("host", "b.example"),
+            ("x-forwarded-host", "c.example, d.example"),
+            (
+                "forwarded",
+                "for=1.2.3.4;Host=\"e.example\";proto=https, host=f.example",
+            ),
+            ("x-forwarded-host", ""),
+        ]);
+        let hosts = RequestHead::new(&h).hosts();
+        let expected: Vec<&[u8]> = vec![
+            b"a.example",
+            b"b.example",
+            b"c.example",
+            b" d.example",
+            b"e.example",
+            b"f.example",
+        ];
+        assert_eq!(hosts, expected);
     }
 
     #[test]

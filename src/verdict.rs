@@ -42,6 +42,10 @@ pub enum Reason {
     ReplayStoreUnavailable,
     /// The callback's source address is not in the route's `allowed_sources`.
     SourceNotAllowed,
+    /// The path (or host-restricted route) is reached only through a spelling that servers
+    /// read differently: escaped slashes, dot segments, `;` parameters, letter case, ...
+    /// Providers call canonical URLs, so this is never a genuine callback.
+    NoncanonicalPath,
     /// The plugin has no valid configuration (Envoy should have refused it): nothing passes.
     NotConfigured,
     /// Envoy refused to hand over the request's headers or body: nothing passes.
@@ -50,7 +54,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metrics that exist (at zero) before the first rejection.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::MissingSignature,
         Reason::MalformedHeader,
         Reason::DuplicateHeader,
@@ -68,6 +72,7 @@ impl Reason {
         Reason::ReplayCacheFull,
         Reason::ReplayStoreUnavailable,
         Reason::SourceNotAllowed,
+        Reason::NoncanonicalPath,
         Reason::NotConfigured,
         Reason::HostError,
     ];
@@ -75,7 +80,10 @@ impl Reason {
     pub fn status(self) -> u16 {
         match self {
             Reason::MissingSignature => 401,
-            Reason::MalformedHeader | Reason::DuplicateHeader | Reason::MalformedBody => 400,
+            Reason::MalformedHeader
+            | Reason::DuplicateHeader
+            | Reason::MalformedBody
+            | Reason::NoncanonicalPath => 400,
             // Stale and future requests are well-formed and signed, but refused by policy:
             // resending the same bytes cannot succeed, so they are forbidden, not bad
             // requests, and not 401 (no credential would change the answer).
@@ -114,6 +122,7 @@ impl Reason {
             Reason::ReplayCacheFull => "replay_cache_full",
             Reason::ReplayStoreUnavailable => "replay_store_unavailable",
             Reason::SourceNotAllowed => "source_not_allowed",
+            Reason::NoncanonicalPath => "noncanonical_path",
             Reason::NotConfigured => "not_configured",
             Reason::HostError => "host_error",
         }

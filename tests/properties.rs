@@ -812,3 +812,66 @@ fn changed_voice_messages_are_refused_with_the_right_reason() {
         Err(Reason::MalformedHeader)
     );
 }
+
+// ---- the path view over-approximates every server's reading ----
+
+#[path = "support/servers.rs"]
+mod servers;
+
+/// The protected prefixes of the path property: a directory, two levels, and a prefix that
+/// ends inside a segment.
+const PATH_PREFIXES: [&str; 3] = ["/vobiz/", "/api/hooks/", "/wa"];
+
+fn path_policy() -> Result<Policy, config::ConfigError> {
+    let routes: Vec<_> = PATH_PREFIXES
+        .iter()
+        .enumerate()
+        .map(|(i, prefix)| {
+            serde_json::json!({
+                "name": format!("r{i}"), "path_prefix": prefix, "scheme": "vobiz_whatsapp",
+                "keys": [{"value": "s"}],
+            })
+        })
+        .collect();
+    let document = serde_json::json!({ "routes": routes }).to_string();
+    config::parse(document.as_bytes(), &|_| None)
+}
+
+/// Paths built from the pieces servers read differently, around the prefixes' own words.
+fn odd_path() -> impl Strategy<Value = String> {
+    let token = prop::sample::select(vec![
+        "/", "/", "/", "vobiz", "VoBiz", "api", "hooks", "wa", "x", "%2F", "%2f", "%5C", "\\", ";",
+        ";x=1", "%3B", ".", "..", "%2e", "%2E%2e", "%252F", "%252e", "%25", "%76", "%u002f",
+        "%C4%B1", "\u{131}", "\u{17f}", "\u{212a}", "%09", "\t", " ", "%20", "#", "?",
+    ]);
+    proptest::collection::vec(token, 1..10).prop_map(|tokens| tokens.concat())
+}
+
+proptest! {
+    #![proptest_config(cases(2048))]
+
+    #[test]
+    fn a_path_any_server_routes_under_a_prefix_is_protected(path in odd_path()) {
+        let policy = path_policy().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let bytes = path.as_bytes();
+        let cut = &bytes[..bytes.iter().position(|&b| b == b'?').unwrap_or(bytes.len())];
+        let view = callback_guard::path_view::PathView::new(bytes);
+        let headers = headers(&[(":method", b"POST"), (":path", bytes), (":authority", b"h")]);
+        let step = guard::on_headers(&policy, &RequestHead::new(&headers), &Tls);
+        for route in &policy.routes {
+            let prefix = route.path_prefix.as_str();
+            for reading in servers::readings(cut) {
+                prop_assert!(
+                    !reading.under(prefix) || view.could_reach(&route.path_prefix),
+                    "{} routes {:?} to {:?}, under {}, but the view does not reach it",
+                    reading.server, path, String::from_utf8_lossy(&reading.path), prefix
+                );
+            }
+            // Whenever the view reaches a prefix, the filter protects the request: an
+            // unsigned request is refused, never let through.
+            if view.could_reach(&route.path_prefix) {
+                prop_assert!(matches!(step, Step::Reject(..)), "{:?}: {:?}", path, step);
+            }
+        }
+    }
+}

@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 
 use callback_guard::config;
-use callback_guard::policy::{Policy, Scheme, Transport};
+use callback_guard::path_view::PathView;
+use callback_guard::policy::{host_name, Policy, Protection, Scheme, Transport};
+use callback_guard::request::{Header, RequestHead};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzz-env-secret-7f3a";
@@ -43,13 +45,16 @@ fn check_policy(policy: &Policy) {
     for route in &policy.routes {
         assert!(identifier(&route.name), "{:?}", route.name);
         assert!(names.insert(&route.name), "duplicate route {}", route.name);
-        let prefix = route.path_prefix.as_bytes();
+        let prefix = route.path_prefix.as_str().as_bytes();
         assert_eq!(prefix.first(), Some(&b'/'));
         assert!(prefix
             .iter()
-            .all(|b| b.is_ascii_graphic() && *b != b'?' && *b != b'#'));
+            .all(|b| b.is_ascii_graphic() && !b"?#%;\\".contains(b)));
+        assert!(PathView::new(prefix).features().is_empty(), "{prefix:?}");
         if let Some(host) = &route.host {
             assert!(!host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'/'));
+            assert_eq!(host_name(host.as_bytes()), host.as_bytes());
+            assert_eq!(host, &host.to_ascii_lowercase());
         }
         assert!(route.max_body_bytes >= 1);
         if let Some(replay) = &route.replay {
@@ -121,8 +126,16 @@ fn check_policy(policy: &Policy) {
             (Scheme::Voice(_), _) => {}
         }
         // Every route is reachable at its own prefix and host.
-        let authority = route.host.as_deref().unwrap_or("any.example").as_bytes();
-        assert!(policy.route_for(prefix, authority).is_some());
+        let authority = route.host.as_deref().unwrap_or("any.example");
+        let prefix = route.path_prefix.as_str();
+        let headers: Vec<Header> = vec![
+            (":path".into(), prefix.as_bytes().to_vec()),
+            (":authority".into(), authority.as_bytes().to_vec()),
+        ];
+        assert!(matches!(
+            policy.protection(&RequestHead::new(&headers)),
+            Protection::Route(_)
+        ));
     }
 }
 

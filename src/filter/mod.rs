@@ -220,7 +220,7 @@ impl RootContext for GuardRoot {
                 let routes: Vec<_> = policy
                     .routes
                     .iter()
-                    .map(|r| format!("{}={}{}", r.name, r.path_prefix, shadow_note(r)))
+                    .map(|r| format!("{}={}{}", r.name, r.path_prefix.as_str(), shadow_note(r)))
                     .collect();
                 info!("callback-guard {VERSION}: protecting {}", routes.join(", "));
                 let metrics = policy
@@ -379,11 +379,8 @@ impl HttpContext for GuardRequest {
             Ok(headers) => headers,
             Err(status) => return fail_closed("cannot read request headers", status),
         };
-        if let Some(name) = &plugin.policy.upstream_header {
-            // Only the filter may speak for the filter.
-            if headers.iter().any(|(key, _)| key == name) {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
-            }
+        for copy in plugin.policy.verdict_header_copies(&headers) {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, copy, None);
         }
         let head = RequestHead::new(&headers);
         let step = guard::on_headers(&plugin.policy, &head, &Connection);
