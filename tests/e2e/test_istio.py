@@ -36,8 +36,13 @@ WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
 
 
+def documents(name):
+    return list(yaml.safe_load_all((ISTIO / name).read_text()))
+
+
 def manifest(name):
-    return yaml.safe_load((ISTIO / name).read_text())
+    """The file's first (main) resource."""
+    return documents(name)[0]
 
 
 def validator(kind):
@@ -50,9 +55,24 @@ def errors(kind, document):
             for e in validator(kind).iter_errors(document)]
 
 
-def wasm_patch(envoyfilter):
-    [patch] = envoyfilter["spec"]["configPatches"]
+def patch_of(envoyfilter, apply_to):
+    [patch] = [p for p in envoyfilter["spec"]["configPatches"] if p["applyTo"] == apply_to]
     return patch
+
+
+def wasm_patch(envoyfilter):
+    return patch_of(envoyfilter, "HTTP_FILTER")
+
+
+def hardening(name):
+    """The HTTP connection manager fields the file's NETWORK_FILTER MERGE patch sets."""
+    [patch] = [patch_of(d, "NETWORK_FILTER") for d in documents(name) if d["kind"] == "EnvoyFilter"]
+    assert patch["patch"]["operation"] == "MERGE"
+    assert patch["match"]["listener"]["filterChain"]["filter"] == {
+        "name": "envoy.filters.network.http_connection_manager"}
+    typed_config = dict(patch["patch"]["value"]["typed_config"])
+    assert typed_config.pop("@type").endswith(".HttpConnectionManager")
+    return typed_config
 
 
 def envoyfilter_wasm_config(envoyfilter):
@@ -81,9 +101,27 @@ def test_the_schemas_are_valid_json_schemas(kind):
     assert "istio/api" in schema["$comment"]
 
 
-@pytest.mark.parametrize("kind", ["wasmplugin", "envoyfilter"])
-def test_the_manifest_matches_the_istio_api(kind):
-    assert errors(kind, manifest(f"{kind}.yaml")) == []
+@pytest.mark.parametrize("name", ["wasmplugin.yaml", "envoyfilter.yaml"])
+def test_the_manifest_matches_the_istio_api(name):
+    for document in documents(name):
+        assert errors(document["kind"].lower(), document) == [], document["metadata"]["name"]
+
+
+def test_both_variants_harden_path_and_host_handling_as_envoy_yaml_does():
+    shipped = yaml.safe_load((ROOT / "envoy/envoy.yaml").read_text())
+    manager = shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    # No port mode: it would replace the one Istio sets with ISTIO_GATEWAY_STRIP_HOST_PORT.
+    expected = {key: manager[key] for key in (
+        "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
+        "strip_trailing_host_dot", "common_http_protocol_options")}
+    assert hardening("envoyfilter.yaml") == hardening("wasmplugin.yaml") == expected
+    # The WasmPlugin's hardening applies to the same gateway pods and listener.
+    [plugin, path_hardening] = documents("wasmplugin.yaml")
+    assert path_hardening["metadata"]["namespace"] == plugin["metadata"]["namespace"]
+    assert path_hardening["spec"]["workloadSelector"]["labels"] == plugin["spec"]["selector"]["matchLabels"]
+    [patch] = path_hardening["spec"]["configPatches"]
+    assert patch["match"]["context"] == "GATEWAY"
+    assert {patch["match"]["listener"]["portNumber"]} == {p["number"] for m in plugin["spec"]["match"] for p in m["ports"]}
 
 
 def _set(document, path, value):
@@ -270,19 +308,20 @@ def apply_http_filter_patch(http_filters, patch):
     raise AssertionError(f"unexpected operation {operation}")
 
 
-def bootstrap(http_filters, cert, upstream_port, port, admin_port):
+def bootstrap(http_filters, cert, upstream_port, port, admin_port, hardening=None):
     """A minimal stand-in for an Istio gateway: TLS listener, HCM with the gateway's edge
-    settings (and MERGE_SLASHES path normalization), the given filters, a static upstream."""
+    settings (Istio's default BASE path normalization), the given filters, a
+    static upstream; `hardening` is merged into the HCM as a NETWORK_FILTER MERGE patch is."""
     manager = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",
         "codec_type": "AUTO",
         "use_remote_address": True,
         "normalize_path": True,
-        "merge_slashes": True,
         "route_config": {"name": "gateway", "virtual_hosts": [
             {"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]},
         "http_filters": http_filters,
+        **(hardening or {}),
     }
     tls = {
         "name": "envoy.transport_sockets.tls",
@@ -372,12 +411,12 @@ def token_env():
 class GatewayEnvoy:
     """Envoy 1.40 from .venv serving a bootstrap built by `bootstrap`."""
 
-    def __init__(self, workdir, http_filters, cert, upstream):
+    def __init__(self, workdir, http_filters, cert, upstream, hardening=None):
         self.port, self.admin_port = free_port(), free_port()
         self.cert = cert
         self.config_path = workdir / f"istio-gateway-{self.admin_port}.yaml"
         self.config_path.write_text(yaml.safe_dump(
-            bootstrap(http_filters, cert, upstream.port, self.port, self.admin_port)))
+            bootstrap(http_filters, cert, upstream.port, self.port, self.admin_port, hardening)))
         self.log_path = workdir / f"istio-gateway-{self.admin_port}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
@@ -408,8 +447,8 @@ class GatewayEnvoy:
 def gateway(workdir, cert, upstream):
     started = []
 
-    def start(http_filters):
-        proxy = GatewayEnvoy(workdir, http_filters, cert, upstream)
+    def start(http_filters, hardening=None):
+        proxy = GatewayEnvoy(workdir, http_filters, cert, upstream, hardening)
         started.append(proxy)
         return proxy
 
@@ -432,12 +471,18 @@ def voice_callback(path="/vobiz/answer", body="CallUUID=abc&Event=StartApp"):
     return path, headers, body, test_id
 
 
+def variant_filters(variant):
+    """The gateway's HTTP filters as the variant's manifest makes them."""
+    if variant == "envoyfilter":
+        return envoyfilter_http_filters()
+    return [istio_generated_filter(manifest("wasmplugin.yaml")), copy.deepcopy(ROUTER)]
+
+
 @pytest.mark.parametrize("variant", ["envoyfilter", "wasmplugin"])
 def test_envoy_validates_the_generated_configuration(variant, workdir, cert):
-    http_filters = (envoyfilter_http_filters() if variant == "envoyfilter"
-                    else [istio_generated_filter(manifest("wasmplugin.yaml")), copy.deepcopy(ROUTER)])
     path = workdir / f"istio-{variant}-validate.yaml"
-    path.write_text(yaml.safe_dump(bootstrap(http_filters, cert, free_port(), free_port(), free_port())))
+    path.write_text(yaml.safe_dump(bootstrap(variant_filters(variant), cert, free_port(), free_port(),
+                                             free_port(), hardening(f"{variant}.yaml"))))
     result = subprocess.run([str(VENV_BIN / "envoy"), "--mode", "validate", "-c", str(path)],
                             capture_output=True, text=True, env=token_env(), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -460,7 +505,7 @@ def test_an_unfilled_secret_keeps_the_plugin_from_loading(workdir, cert):
 def test_the_envoyfilter_variant_guards_callbacks_with_headers_held(gateway, upstream):
     http_filters = envoyfilter_http_filters()
     assert [f["name"] for f in http_filters] == ["callback_guard", "envoy.filters.http.router"]
-    envoy = gateway(http_filters)
+    envoy = gateway(http_filters, hardening("envoyfilter.yaml"))
     path, headers, body, test_id = voice_callback()
     unsigned_id = new_nonce()
     other_host_id = new_nonce()
@@ -490,7 +535,7 @@ def test_the_wasmplugin_variant_is_accepted_and_guards_callbacks_without_header_
     assert "allow_on_headers_stop_iteration" not in config
     assert "vm_id" not in config["vm_config"]
     assert json.loads(config["configuration"]["value"])["allow_on_headers_stop_iteration"] is False
-    envoy = gateway([generated, copy.deepcopy(ROUTER)])
+    envoy = gateway([generated, copy.deepcopy(ROUTER)], hardening("wasmplugin.yaml"))
     path, headers, body, test_id = voice_callback()
     unsigned_id = new_nonce()
     with envoy.client() as client:
@@ -506,3 +551,25 @@ def test_the_wasmplugin_variant_is_accepted_and_guards_callbacks_without_header_
     assert delivered["body"] == body
     # A header-only verdict still stops the request before the upstream sees anything.
     assert records(upstream, unsigned_id) == []
+
+
+@pytest.mark.parametrize("hardened", [True, False], ids=["hardened", "istio-defaults"])
+@pytest.mark.parametrize("variant", ["envoyfilter", "wasmplugin"])
+def test_no_spelling_of_a_protected_path_passes_a_gateway(variant, hardened, gateway, upstream):
+    """Spellings of /vobiz/answer, unsigned, for the callbacks host: refused by the gateway's
+    hardened connection manager or by the filter; with Istio's defaults alone (BASE
+    normalisation, escaped slashes kept), by the filter."""
+    envoy = gateway(variant_filters(variant), hardening(f"{variant}.yaml") if hardened else None)
+    spellings = ["/vobiz%2Fanswer", "/vobiz%5Canswer", "//vobiz/answer", "/VOBIZ/answer",
+                 "/x/..;/vobiz/answer", "/vobiz;x/answer", "/vob%C4%B1z/answer", "/vobiz%252Fanswer"]
+    sent = []
+    with envoy.client() as client:
+        for path in spellings:
+            test_id = new_nonce()
+            request = client.build_request("POST", path, headers={**FORM, "Host": f"{HOST}.", "x-test-id": test_id},
+                                           content="CallUUID=abc")
+            request.url = request.url.copy_with(raw_path=path.encode())
+            response = client.send(request)
+            assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+            sent.append(test_id)
+    assert all(records(upstream, test_id) == [] for test_id in sent)
