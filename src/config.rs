@@ -13,7 +13,7 @@ use crate::path_view::Prefix;
 use crate::policy::{
     host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport,
 };
-use crate::replay::{ReplayCache, Timing};
+use crate::replay::{ReplayCache, Timing, WhenFull};
 use crate::vobiz::voice::{Family, V3Construction, VoiceScheme};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +123,8 @@ struct RawReplay {
     #[serde(default)]
     on_duplicate: OnDuplicate,
     #[serde(default)]
+    when_full: WhenFull,
+    #[serde(default)]
     store: Option<RawStore>,
 }
 
@@ -134,6 +136,7 @@ impl Default for RawReplay {
             max_entries: default_max_entries(),
             in_flight_timeout: default_in_flight_timeout(),
             on_duplicate: OnDuplicate::default(),
+            when_full: WhenFull::default(),
             store: None,
         }
     }
@@ -466,15 +469,17 @@ fn compile_replay(field: &str, route: &str, raw: RawReplay) -> Result<Option<Rep
             "must be between 1s and the replay window",
         ));
     }
-    // The format version is part of the key prefix ("cg1"), the slot count is added by the
-    // cache: caches of another layout or size never read each other's slots.
-    let prefix = format!("cg1/{route}/");
+    // The layout version is part of the key prefix ("cg2": slots of 24 holding 64), the
+    // slot count is added by the cache: caches of another layout or size never read each
+    // other's slots, also while two filter versions share an Envoy during a rollout.
+    let prefix = format!("cg2/{route}/");
     let cache = ReplayCache::new(
         &prefix,
         raw.max_entries,
         raw.window.0,
         raw.in_flight_timeout.0,
-    );
+    )
+    .when_full(raw.when_full);
     let store = match raw.store {
         Some(store) => compile_store(&format!("{field}.store"), route, store, cache.timing())?,
         None => Store::SharedData,
@@ -831,7 +836,7 @@ mod tests {
         assert_eq!(voice(r).parent_keys[0].name, "parent0");
         let replay = r.replay.as_ref().unwrap();
         assert_eq!(replay.cache.window_secs(), 24 * 3600);
-        assert_eq!(replay.cache.slots(), 100_000_u32.div_ceil(32));
+        assert_eq!(replay.cache.slots(), 100_000_u32.div_ceil(24));
         assert_eq!(replay.on_duplicate, OnDuplicate::Ok);
         assert_eq!(r.freshness, None);
         assert_eq!(r.max_body_bytes, 128 * 1024);
@@ -866,7 +871,7 @@ mod tests {
         .unwrap();
         let r = &policy.routes[0];
         let replay = r.replay.as_ref().unwrap();
-        assert_eq!((replay.cache.window_secs(), replay.cache.slots()), (600, 2));
+        assert_eq!((replay.cache.window_secs(), replay.cache.slots()), (600, 3));
         assert_eq!(replay.on_duplicate, OnDuplicate::Reject);
         assert_eq!(
             r.freshness,
@@ -1164,7 +1169,7 @@ mod tests {
         assert_eq!(e.lease(start_of_hour).ttl_secs, 3600 + 86_400 + 300);
         // The local first level stays, sized and timed like the shared-data store.
         let replay = policy.routes[0].replay.as_ref().unwrap();
-        assert_eq!(replay.cache.slots(), 100_000_u32.div_ceil(32));
+        assert_eq!(replay.cache.slots(), 100_000_u32.div_ceil(24));
 
         let policy = parse_json(route(etcd(serde_json::json!({
             "authority": "etcd.internal:2379",

@@ -63,6 +63,8 @@ pub struct Reserved {
     pub remote: Option<Claim>,
     /// The fleet-wide store failed and the route fails open: reserved locally only.
     pub fail_open: bool,
+    /// The slot was full: its oldest delivered entry was forgotten to make room.
+    pub forgot: bool,
 }
 
 /// What the host knows about the downstream connection. Asked only when a route needs to
@@ -270,13 +272,13 @@ fn reserve_locally(
     now: u32,
     create_cas: u32,
 ) -> Result<Reserved, Rejection> {
-    let retry = match replay
+    let (retry, forgot) = match replay
         .cache
         .reserve(store, id, fingerprint, now, create_cas)
     {
-        Ok(Reservation::Fresh) => false,
-        Ok(Reservation::Retry) => true,
-        Ok(refusal) => return Err(replay_refusal(refusal, replay.on_duplicate)),
+        Ok((Reservation::Fresh, forgot)) => (false, forgot),
+        Ok((Reservation::Retry, _)) => (true, false),
+        Ok((refusal, _)) => return Err(replay_refusal(refusal, replay.on_duplicate)),
         Err(error) => {
             return Err(Rejection::new(
                 Reason::ReplayStoreUnavailable,
@@ -290,6 +292,7 @@ fn reserve_locally(
         retry,
         remote: None,
         fail_open: false,
+        forgot,
     })
 }
 
@@ -334,6 +337,7 @@ pub fn on_reservation<'p>(
                     retry: answer.reservation == Reservation::Retry,
                     remote: answer.claim(),
                     fail_open: false,
+                    forgot: false,
                 }),
                 refusal => Err(replay_refusal(refusal, replay.on_duplicate)),
             }
@@ -477,7 +481,7 @@ fn replay_refusal(reservation: Reservation, on_duplicate: OnDuplicate) -> Reject
         ),
         Reservation::Full => (
             Reason::ReplayCacheFull,
-            "replay cache slot full of live entries",
+            "replay cache slot full of live entries (when_full: refuse, or none delivered to forget)",
         ),
         Reservation::Fresh | Reservation::Retry => {
             (Reason::ReplayStoreUnavailable, "unexpected reservation")
@@ -1427,6 +1431,38 @@ mod tests {
         // Nothing live was evicted to make room.
         assert_eq!(
             reason(verdict(&policy, &request(0), NOW + 1, &store)),
+            Reason::InFlight
+        );
+    }
+
+    #[test]
+    fn a_full_cache_may_forget_its_oldest_delivered_callback_instead() {
+        let policy =
+            voice(json!({"replay": {"max_entries": 1, "when_full": "forget_oldest_delivered"}}));
+        let store = MemoryStore::new();
+        let request = |n: usize| {
+            let nonce = format!("{n:020}");
+            Request::post("/vobiz/answer")
+                .v3(&docs_v3("/vobiz/answer", &nonce), &nonce)
+                .body(FORM)
+        };
+        for n in 0..SLOT_ENTRIES {
+            let reserved = reserve(&policy, &request(n), NOW, &store);
+            assert!(!reserved.forgot);
+            if n < 2 {
+                settle(&policy, reserved, Outcome::Delivered, NOW, &store);
+            }
+        }
+        let later = NOW + 1;
+        let reserved = reserve(&policy, &request(SLOT_ENTRIES), later, &store);
+        assert!(reserved.forgot);
+        // The oldest delivered callback was forgotten: it would be taken as new again.
+        assert!(reserve(&policy, &request(0), later, &store).forgot);
+        // The other delivered one is gone too now; in-flight entries are never forgotten.
+        let rejection = rejected(verdict(&policy, &request(SLOT_ENTRIES + 1), later, &store));
+        assert_eq!(rejection.reason, Reason::ReplayCacheFull);
+        assert_eq!(
+            reason(verdict(&policy, &request(5), later, &store)),
             Reason::InFlight
         );
     }

@@ -11,6 +11,7 @@ use crate::verdict::Reason;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Counter,
+    Gauge,
     Histogram,
 }
 
@@ -31,6 +32,17 @@ pub struct RouteMetrics<Id> {
     pub verify_us: Id,
     /// Round trips to the route's fleet-wide store, where it has one.
     pub store: Option<StoreMetrics<Id>>,
+    /// This Envoy's replay memory, where the route has one.
+    pub replay: Option<ReplayMetrics<Id>>,
+}
+
+/// How full a route's replay memory in this Envoy is, and what made room in it.
+#[derive(Debug)]
+pub struct ReplayMetrics<Id> {
+    /// Live entries as a percentage of `max_entries`, sampled periodically.
+    pub occupancy_percent: Id,
+    /// Delivered entries forgotten to make room (`when_full: forget_oldest_delivered`).
+    pub forgotten: Id,
 }
 
 /// A fleet-wide store's round trips (reservations and settles alike).
@@ -102,6 +114,13 @@ impl<Id: Copy> RouteMetrics<Id> {
                 }
                 Some(Store::SharedData) | None => None,
             },
+            replay: route.replay.as_ref().map(|_| ReplayMetrics {
+                occupancy_percent: define(
+                    Kind::Gauge,
+                    &format!("callback_guard.replay_occupancy_percent.route.{r}"),
+                ),
+                forgotten: counter(&mut define, "replay_forgotten"),
+            }),
         }
     }
 

@@ -4,30 +4,37 @@
 //!
 //! Pure algorithm over a [`SharedStore`] (Envoy shared data in the filter, an in-memory map
 //! in tests). The store has no delete, no TTL and no listing, so the key space is fixed:
-//! `slots` keys per cache, each holding at most [`SLOT_ENTRIES`] fixed-size entries, expired
-//! lazily whenever a slot is rewritten.
+//! `slots` keys per cache, each holding fixed-size entries, expired lazily whenever a slot
+//! is rewritten. A nonce lives in exactly one slot, so its reservation is one
+//! compare-and-swap on one key: exactly-once under races needs nothing more.
 //!
-//! # Memory per remembered nonce (at full occupancy)
+//! # Layout: room where the nonces fall
+//!
+//! Nonces hash into slots unevenly (the live ones in a slot are Poisson distributed), so
+//! slots are sized for [`NONCES_PER_SLOT`] = 24 nonces each but hold up to [`SLOT_ENTRIES`]
+//! = 64. At 90 % of `max_entries` a slot holds 21.6 live nonces on average, and the chance
+//! that the slot of a new nonce is full is P(Poisson(21.6) >= 64) = 1.2e-13: no refusal in
+//! a lifetime of callbacks. At 100 % it is 1e-11, at 120 % 1e-8; refusals (or, if the
+//! operator chose so, forgetting the oldest delivered entries: [`WhenFull`]) start only
+//! well beyond `max_entries`. (Slots of 32 holding 32, the previous layout, had 30 % of
+//! slots full at 90 %.)
+//!
+//! # Memory per remembered nonce
 //!
 //! * Entry: [`ENTRY_SIZE`] = 16 (id) + 16 (fingerprint) + 4 (expires_at) + 4 (deadline)
 //!   + 1 (state) = **41 bytes**.
 //! * Per slot key in Envoy, estimated at [`ENVOY_KEY_OVERHEAD`] = **160 bytes**: the
 //!   `unordered_map` node (next pointer, cached hash, key `std::string`, value
 //!   `pair<std::string, uint32_t>`: about 88 bytes, ~96 after malloc rounding), the key's
-//!   heap buffer (`cg1/vobiz-voice/1234` is past the 15-byte SSO: ~32), the value buffer's
+//!   heap buffer (`cg2/vobiz-voice/1234` is past the 15-byte SSO: ~32), the value buffer's
 //!   malloc overhead (~16) and a bucket pointer (8). That is ~152; rounded up. Plus the
 //!   1-byte format version.
-//! * Amortised over 32 entries: (160 + 1) / 32 = 5.03, so **~47 bytes per nonce** in full
-//!   slots ([`BYTES_PER_NONCE`], rounded up); 55 measured at the recommended third
-//!   occupancy. Under the 64-byte budget either way.
+//! * At 90 % occupancy a slot holds 21.6 nonces: 41 + 161 / 21.6 = **~49 bytes per
+//!   nonce** ([`BYTES_PER_NONCE`]), measured by `make bench`. Under the 64-byte budget.
 //!
-//! Hard bound for a cache: `slots × (ENVOY_KEY_OVERHEAD + MAX_SLOT_VALUE)` bytes, e.g.
-//! 100 000 entries -> 3 125 slots -> ~4.6 MB.
-//!
-//! Sizing: ids hash into slots unevenly, so a slot can be full before the cache is. At a
-//! mean fill of a third of the slot, 1 in 10^7 slots is full (Poisson tail); at half,
-//! 0.03 %; at three quarters, 7 %. Configure `max_entries` at three times
-//! `peak callbacks/s × window`.
+//! Hard bound for a cache: `slots × (ENVOY_KEY_OVERHEAD + MAX_SLOT_VALUE)` bytes, reached
+//! only with every slot full (about 2.6 × `max_entries` live nonces): 100 000 entries ->
+//! 4 167 slots -> ~11.6 MB.
 //!
 //! The slot of an id depends on the slot count: a cache with another `max_entries` under the
 //! same prefix looks in other slots. Put anything that changes the slot count (or the format)
@@ -37,21 +44,22 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-/// Entries per slot. Bigger means fewer keys, less per-key overhead per nonce and less
-/// variance between slots (so fewer full slots at a given load), but every reservation
-/// copies the whole slot value twice (get and set) under Envoy's one global shared-data
-/// mutex. At 32 a slot value is 1313 bytes (a few hundred nanoseconds to copy); measured on
-/// Envoy, 16 cost 64 bytes per nonce at half occupancy and filled 0.8 % of slots already.
-pub const SLOT_ENTRIES: usize = 32;
+/// Slots are sized for this many live nonces each: `max_entries / 24` slots.
+pub const NONCES_PER_SLOT: u32 = 24;
+/// Entries a slot holds at most: room for the slots that Poisson fills above the mean.
+pub const SLOT_ENTRIES: usize = 64;
 /// Bytes of one encoded entry.
 pub const ENTRY_SIZE: usize = 16 + 16 + 4 + 4 + 1;
 /// Largest slot value: the version byte and a full slot.
 pub const MAX_SLOT_VALUE: usize = 1 + SLOT_ENTRIES * ENTRY_SIZE;
 /// Estimated bytes Envoy spends per shared-data key besides the value bytes (see module doc).
 pub const ENVOY_KEY_OVERHEAD: usize = 160;
-/// Estimated bytes per remembered nonce in a full slot, everything included.
-pub const BYTES_PER_NONCE: usize = ENTRY_SIZE + (ENVOY_KEY_OVERHEAD + 1).div_ceil(SLOT_ENTRIES);
+/// Estimated bytes per remembered nonce at 90 % occupancy (21.6 nonces a slot), everything
+/// included.
+pub const BYTES_PER_NONCE: usize = ENTRY_SIZE + ((ENVOY_KEY_OVERHEAD + 1) * 10).div_ceil(216);
 const _: () = assert!(BYTES_PER_NONCE < 64);
+/// Slots sampled for the occupancy estimate: evenly spaced, the same in every worker.
+pub const OCCUPANCY_SAMPLE: u32 = 256;
 
 /// Leading byte of every slot value. A new layout needs a new key prefix as well, since old
 /// and new filter versions share the store during a rollout.
@@ -106,8 +114,21 @@ pub enum Reservation {
     InFlight,
     /// Same nonce, different request: a replay with altered content. Refuse.
     Tampered,
-    /// The slot is full of live entries; nothing was evicted. 503.
+    /// The slot is full of live entries and none may be forgotten. 503.
     Full,
+}
+
+/// What a cache does for a new nonce whose slot is full of live entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Refuse the new nonce (503 `replay_cache_full`): nothing remembered is ever lost.
+    #[default]
+    Refuse,
+    /// Forget the slot's oldest *delivered* entry to make room: the callback goes through,
+    /// and a replay of the forgotten one would be taken as new for the rest of its window.
+    /// Never an entry in flight or failed (their retries are still owed an answer).
+    ForgetOldestDelivered,
 }
 
 /// How the upstream answered a forwarded request.
@@ -273,6 +294,7 @@ impl Entry {
 /// Fails closed on anything but the exact layout: a wrong version, a partial entry, more
 /// entries than a slot may hold, or an unknown state.
 fn decode_slot(value: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    // Any layout's slots decode: SLOT_ENTRIES bounds them all.
     let (&version, body) = value.split_first().ok_or(StoreError::Corrupt)?;
     if version != FORMAT_VERSION
         || body.len() % ENTRY_SIZE != 0
@@ -300,28 +322,70 @@ enum Step<T> {
     Write(T),
 }
 
+/// How a cache spreads its entries over slot keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub slots: u32,
+    /// Live entries one slot holds at most (at most [`SLOT_ENTRIES`]).
+    pub slot_capacity: usize,
+}
+
+impl Layout {
+    /// The layout for `max_entries` live nonces: a slot per [`NONCES_PER_SLOT`] (at least
+    /// one), each with room for [`SLOT_ENTRIES`].
+    pub fn for_entries(max_entries: u32) -> Self {
+        Layout {
+            slots: max_entries.div_ceil(NONCES_PER_SLOT).max(1),
+            slot_capacity: SLOT_ENTRIES,
+        }
+    }
+}
+
 /// A replay cache over a fixed set of slot keys.
 #[derive(Debug, Clone)]
 pub struct ReplayCache {
     prefix: String,
-    slots: u32,
+    layout: Layout,
+    max_entries: u32,
+    when_full: WhenFull,
     timing: Timing,
 }
 
 impl ReplayCache {
-    /// `max_entries` live nonces (rounded up to whole slots, at least one slot), each
-    /// remembered `window_secs` from first sight; an in-flight claim lasts `inflight_secs`.
-    /// Slot keys are `{prefix}{slots}/{index}`: a cache of another size never reads them.
+    /// `max_entries` live nonces, each remembered `window_secs` from first sight; an
+    /// in-flight claim lasts `inflight_secs`. Slot keys are `{prefix}{slots}/{index}`: a
+    /// cache of another size never reads them.
     pub fn new(prefix: &str, max_entries: u32, window_secs: u32, inflight_secs: u32) -> Self {
-        let slots = max_entries.div_ceil(SLOT_ENTRIES as u32).max(1);
+        let timing = Timing {
+            window_secs,
+            inflight_secs,
+        };
+        Self::with_layout(
+            prefix,
+            max_entries,
+            Layout::for_entries(max_entries),
+            timing,
+        )
+    }
+
+    /// A cache with another layout than the one `max_entries` gets (benchmarks compare).
+    pub fn with_layout(prefix: &str, max_entries: u32, layout: Layout, timing: Timing) -> Self {
+        let layout = Layout {
+            slots: layout.slots.max(1),
+            slot_capacity: layout.slot_capacity.clamp(1, SLOT_ENTRIES),
+        };
         ReplayCache {
-            prefix: format!("{prefix}{slots}/"),
-            slots,
-            timing: Timing {
-                window_secs,
-                inflight_secs,
-            },
+            prefix: format!("{prefix}{}/", layout.slots),
+            layout,
+            max_entries: max_entries.max(1),
+            when_full: WhenFull::default(),
+            timing,
         }
+    }
+
+    /// What to do for a new nonce whose slot is full (default: refuse it).
+    pub fn when_full(self, when_full: WhenFull) -> Self {
+        ReplayCache { when_full, ..self }
     }
 
     pub fn window_secs(&self) -> u32 {
@@ -334,23 +398,28 @@ impl ReplayCache {
 
     /// Number of slot keys this cache may ever write.
     pub fn slots(&self) -> u32 {
-        self.slots
+        self.layout.slots
     }
 
     fn slot_of(&self, id: &[u8; 16]) -> u32 {
         let [a, b, c, d, e, f, g, h, ..] = *id;
-        let index = u64::from_le_bytes([a, b, c, d, e, f, g, h]) % u64::from(self.slots);
+        let index = u64::from_le_bytes([a, b, c, d, e, f, g, h]) % u64::from(self.layout.slots);
         // Less than `slots`, which is a u32.
         index as u32
     }
 
     fn key(&self, id: &[u8; 16]) -> String {
-        format!("{}{}", self.prefix, self.slot_of(id))
+        self.slot_key(self.slot_of(id))
     }
 
-    /// Atomically claims `id` for a request with `fingerprint`. `create_cas` is a random
-    /// non-zero value used only when the slot does not exist yet, so that two workers
-    /// creating it at once cannot both succeed (see the module on `SharedStore`).
+    fn slot_key(&self, slot: u32) -> String {
+        format!("{}{}", self.prefix, slot)
+    }
+
+    /// Atomically claims `id` for a request with `fingerprint`; also says whether a
+    /// delivered entry was forgotten to make room ([`WhenFull::ForgetOldestDelivered`]).
+    /// `create_cas` is a random non-zero value used only when the slot does not exist yet,
+    /// so that two workers creating it at once cannot both succeed (see `SharedStore`).
     pub fn reserve(
         &self,
         store: &dyn SharedStore,
@@ -358,23 +427,65 @@ impl ReplayCache {
         fingerprint: &[u8; 16],
         now: u32,
         create_cas: u32,
-    ) -> Result<Reservation, StoreError> {
+    ) -> Result<(Reservation, bool), StoreError> {
         self.transact(store, id, now, create_cas, |entries| {
             let Some(entry) = entries.iter_mut().find(|e| e.id == *id) else {
-                if entries.len() >= SLOT_ENTRIES {
-                    return Step::Done(Reservation::Full);
+                let forgot = entries.len() >= self.layout.slot_capacity;
+                if forgot && !self.make_room(entries) {
+                    return Step::Done((Reservation::Full, false));
                 }
                 entries.push(Entry::new(*id, self.timing.first_sight(fingerprint, now)));
-                return Step::Write(Reservation::Fresh);
+                return Step::Write((Reservation::Fresh, forgot));
             };
             match judge(&entry.record(), fingerprint, now) {
                 Reservation::Retry => {
                     *entry = Entry::new(*id, self.timing.reclaim(&entry.record(), now));
-                    Step::Write(Reservation::Retry)
+                    Step::Write((Reservation::Retry, false))
                 }
-                answer => Step::Done(answer),
+                answer => Step::Done((answer, false)),
             }
         })
+    }
+
+    /// Frees one entry of a full slot if the policy allows: the delivered entry seen first.
+    fn make_room(&self, entries: &mut Vec<Entry>) -> bool {
+        if self.when_full == WhenFull::Refuse {
+            return false;
+        }
+        let oldest = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.state == State::Delivered)
+            .min_by_key(|(_, e)| e.expires_at)
+            .map(|(i, _)| i);
+        match oldest {
+            Some(i) => {
+                entries.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Live entries as a percentage of `max_entries` (above 100 when over it), estimated
+    /// from at most [`OCCUPANCY_SAMPLE`] evenly spaced slots: the same slots in every worker,
+    /// so they all report the same number.
+    pub fn occupancy_percent(&self, store: &dyn SharedStore, now: u32) -> Result<u32, StoreError> {
+        let slots = u64::from(self.layout.slots);
+        let sampled = slots.min(u64::from(OCCUPANCY_SAMPLE));
+        let mut live = 0u64;
+        for i in 0..sampled {
+            // Less than `slots`, which is a u32.
+            let slot = (i * slots / sampled) as u32;
+            if let Some((value, _)) = store.get(&self.slot_key(slot))? {
+                live += decode_slot(&value)?
+                    .iter()
+                    .filter(|e| e.expires_at > now)
+                    .count() as u64;
+            }
+        }
+        let percent = live * slots * 100 / (sampled * u64::from(self.max_entries));
+        Ok(u32::try_from(percent).unwrap_or(u32::MAX))
     }
 
     /// Read-only: what this cache alone can answer for a request, without writing. `None`
@@ -416,7 +527,7 @@ impl ReplayCache {
             return Ok(false);
         }
         self.transact(store, id, now, create_cas, |entries| {
-            let full = entries.len() >= SLOT_ENTRIES;
+            let full = entries.len() >= self.layout.slot_capacity;
             match entries.iter_mut().find(|e| e.id == *id) {
                 Some(entry) if entry.record() == record => Step::Done(true),
                 Some(entry)
@@ -635,7 +746,7 @@ mod tests {
     }
 
     fn reserve(c: &ReplayCache, s: &MemoryStore, n: u32, body: &str, now: u32) -> Reservation {
-        c.reserve(s, &id(n), &fp(body), now, CREATE).unwrap()
+        c.reserve(s, &id(n), &fp(body), now, CREATE).unwrap().0
     }
 
     fn settle(c: &ReplayCache, s: &MemoryStore, n: u32, body: &str, o: Outcome, now: u32) {
@@ -667,9 +778,9 @@ mod tests {
         assert_eq!(ENTRY_SIZE, 41);
         assert_eq!(Entry::decode(&bytes), Ok(entry));
         assert_eq!(encode_slot(&[entry; SLOT_ENTRIES]).len(), MAX_SLOT_VALUE);
-        assert_eq!(MAX_SLOT_VALUE, 1313);
-        // 41 + ceil((160 + 1) / 16) = 41 + 11.
-        assert_eq!(BYTES_PER_NONCE, 47);
+        assert_eq!(MAX_SLOT_VALUE, 2625);
+        // 41 + ceil((160 + 1) / 21.6) = 41 + 8: a slot at 90 % of its 24.
+        assert_eq!(BYTES_PER_NONCE, 49);
     }
 
     #[test]
@@ -737,7 +848,8 @@ mod tests {
             );
             let other_path = fingerprint(b"POST", b"/vobiz/hangup", b"a");
             assert_eq!(
-                c.reserve(&s, &id(n), &other_path, T0 + 2, CREATE),
+                c.reserve(&s, &id(n), &other_path, T0 + 2, CREATE)
+                    .map(|r| r.0),
                 Ok(Reservation::Tampered)
             );
             assert_eq!(s.sets.get(), writes, "tampering writes nothing");
@@ -843,10 +955,119 @@ mod tests {
         assert_eq!(live_ids(&c, &s, 0, T0 + WINDOW + 1).len(), SLOT_ENTRIES);
     }
 
+    /// Reserves `count` distinct nonces in `c`, in order; the refusals.
+    fn fill(c: &ReplayCache, s: &MemoryStore, count: u32) -> usize {
+        (0..count)
+            .filter(|&n| reserve(c, s, n, "a", T0) == Reservation::Full)
+            .count()
+    }
+
+    #[test]
+    fn a_fill_to_ninety_percent_of_max_entries_never_refuses() {
+        for max_entries in [10_000, 111_112] {
+            let c = ReplayCache::new("cg2/test/", max_entries, WINDOW, INFLIGHT);
+            let s = MemoryStore::new();
+            let live = max_entries / 10 * 9;
+            assert_eq!(fill(&c, &s, live), 0, "max_entries {max_entries}");
+            // Every nonce is found where it was placed.
+            for n in (0..live).step_by(97) {
+                assert_eq!(reserve(&c, &s, n, "a", T0 + 1), Reservation::InFlight);
+                assert_eq!(reserve(&c, &s, n, "b", T0 + 1), Reservation::Tampered);
+            }
+            let occupancy = c.occupancy_percent(&s, T0 + 1).unwrap();
+            assert!((85..=95).contains(&occupancy), "{occupancy} %");
+            assert!(s.largest.get() < MAX_SLOT_VALUE, "no slot filled up");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+        /// Any size, any ids (random bytes, not counters), any arrival times within the
+        /// window: at 90 % no refusal, and every nonce is found where it was placed.
+        #[test]
+        fn any_cache_at_ninety_percent_refuses_nothing(
+            max_entries in 10_000u32..40_000,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let c = ReplayCache::new("cg2/prop/", max_entries, WINDOW, INFLIGHT);
+            let s = MemoryStore::new();
+            let ids: Vec<[u8; 16]> = (0..max_entries / 10 * 9)
+                .map(|n| replay_id(&seed.to_le_bytes(), &n.to_le_bytes()))
+                .collect();
+            for (n, id) in ids.iter().enumerate() {
+                let now = T0 + (n as u32) % (WINDOW / 2);
+                let (answer, forgot) = c.reserve(&s, id, &fp("a"), now, CREATE).unwrap();
+                proptest::prop_assert_eq!((answer, forgot), (Reservation::Fresh, false));
+            }
+            for id in ids.iter().step_by(31) {
+                let again = c.reserve(&s, id, &fp("b"), T0 + WINDOW / 2, CREATE).unwrap();
+                proptest::prop_assert_eq!(again, (Reservation::Tampered, false));
+            }
+        }
+    }
+
+    #[test]
+    fn the_previous_layout_refused_long_before_ninety_percent() {
+        // Slots of 32 holding 32: what `make bench` compares against.
+        let max_entries: u32 = 10_000;
+        let layout = Layout {
+            slots: max_entries.div_ceil(32),
+            slot_capacity: 32,
+        };
+        let timing = Timing {
+            window_secs: WINDOW,
+            inflight_secs: INFLIGHT,
+        };
+        let c = ReplayCache::with_layout("cg1/test/", max_entries, layout, timing);
+        let refused = fill(&c, &MemoryStore::new(), max_entries / 10 * 9);
+        assert!(refused > 100, "{refused}");
+    }
+
+    #[test]
+    fn occupancy_counts_only_live_entries_and_goes_past_a_hundred() {
+        let c = ReplayCache::new("cg2/test/", 100, WINDOW, INFLIGHT);
+        let s = MemoryStore::new();
+        assert_eq!(c.occupancy_percent(&s, T0), Ok(0));
+        assert_eq!(fill(&c, &s, 50), 0);
+        // A cache of 5 slots is sampled whole: exact.
+        assert_eq!(c.occupancy_percent(&s, T0), Ok(50));
+        assert_eq!(c.occupancy_percent(&s, T0 + WINDOW), Ok(0), "all expired");
+        for n in 50..150 {
+            reserve(&c, &s, n, "a", T0);
+        }
+        assert_eq!(c.occupancy_percent(&s, T0), Ok(150));
+    }
+
+    #[test]
+    fn forgetting_makes_room_only_from_delivered_entries_oldest_first() {
+        let c = cache().when_full(WhenFull::ForgetOldestDelivered);
+        let s = MemoryStore::new();
+        for n in 0..SLOT_ENTRIES as u32 {
+            assert_eq!(reserve(&c, &s, n, "a", T0 + n), Reservation::Fresh);
+        }
+        for n in [7, 3] {
+            settle(&c, &s, n, "a", Outcome::Delivered, T0 + 70);
+        }
+        settle(&c, &s, 1, "a", Outcome::Failed, T0 + 70);
+        let forgets = |n| c.reserve(&s, &id(n), &fp("a"), T0 + 71, CREATE).unwrap();
+        // Entry 3 is the oldest delivered (entries 0 and 2 are in flight or lapsed, 1 failed).
+        assert_eq!(forgets(100), (Reservation::Fresh, true));
+        assert!(!live_ids(&c, &s, 0, T0 + 71).contains(&id(3)));
+        assert_eq!(forgets(101), (Reservation::Fresh, true));
+        assert!(!live_ids(&c, &s, 0, T0 + 71).contains(&id(7)));
+        // Nothing delivered is left: refused, nothing forgotten.
+        assert_eq!(forgets(102), (Reservation::Full, false));
+        assert_eq!(live_ids(&c, &s, 0, T0 + 71).len(), SLOT_ENTRIES);
+        // A forgotten nonce is new again: the weakened protection the operator chose.
+        settle(&c, &s, 100, "a", Outcome::Delivered, T0 + 72);
+        assert_eq!(forgets(3), (Reservation::Fresh, true));
+    }
+
     #[test]
     fn key_space_and_value_size_stay_bounded() {
         let c = ReplayCache::new("cg1/test/", 100, WINDOW, INFLIGHT);
-        assert_eq!(c.slots(), 4);
+        assert_eq!(c.slots(), 5);
         let s = MemoryStore::new();
         let mut outcomes = [0usize; 6];
         // 20 000 distinct nonces at 10 per second: far more than the cache holds.
@@ -872,14 +1093,14 @@ mod tests {
         let slots = |max| ReplayCache::new("", max, 1, 1).slots();
         assert_eq!(slots(0), 1);
         assert_eq!(slots(1), 1);
-        assert_eq!(slots(32), 1);
-        assert_eq!(slots(33), 2);
-        assert_eq!(slots(u32::MAX), u32::MAX.div_ceil(32));
+        assert_eq!(slots(24), 1);
+        assert_eq!(slots(25), 2);
+        assert_eq!(slots(u32::MAX), u32::MAX.div_ceil(24));
     }
 
     #[test]
     fn slot_index_is_the_first_eight_bytes_little_endian() {
-        let c = ReplayCache::new("p/", 32 * 1000, 1, 1);
+        let c = ReplayCache::new("p/", 24 * 1000, 1, 1);
         let mut id = [0xff; 16];
         id[..8].copy_from_slice(&1_234_567u64.to_le_bytes());
         assert_eq!(c.slot_of(&id), 567);
@@ -898,7 +1119,8 @@ mod tests {
             // A different worker: its own random create_cas.
             seen.set(Some(
                 c2.reserve(s, &id(other), &fp("a"), T0 + 1, 0x0bad_cafe)
-                    .unwrap(),
+                    .unwrap()
+                    .0,
             ));
         });
         let ours = reserve(&c, &s, 1, "a", T0 + 1);
@@ -947,7 +1169,7 @@ mod tests {
         s.before_next_set(move |s| {
             assert_eq!(
                 c2.reserve(s, &id(2), &fp("a"), T0 + 1, 7),
-                Ok(Reservation::Fresh)
+                Ok((Reservation::Fresh, false))
             );
         });
         settle(&c, &s, 1, "a", Outcome::Delivered, T0 + 1);
@@ -962,12 +1184,12 @@ mod tests {
         s.before_next_set(move |s| {
             assert_eq!(
                 c2.reserve(s, &id(1), &fp("a"), T0, 0),
-                Ok(Reservation::Fresh)
+                Ok((Reservation::Fresh, false))
             );
         });
         assert_eq!(
             c.reserve(&s, &id(1), &fp("a"), T0, 0),
-            Ok(Reservation::InFlight)
+            Ok((Reservation::InFlight, false))
         );
     }
 

@@ -53,6 +53,7 @@ pub fn define_metric(kind: Kind, name: &str) -> Option<u32> {
     // The ABI's MetricType: 0 counter, 1 gauge, 2 histogram.
     let kind = match kind {
         Kind::Counter => 0,
+        Kind::Gauge => 1,
         Kind::Histogram => 2,
     };
     let mut id = 0;

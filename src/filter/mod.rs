@@ -40,6 +40,7 @@ proxy_wasm::main! {{
         Box::new(GuardRoot {
             plugin: None,
             settles: Rc::default(),
+            next_sample: Instant::now(),
         })
     });
 }}
@@ -102,7 +103,14 @@ impl Plugin {
 struct GuardRoot {
     plugin: Option<Rc<Plugin>>,
     settles: Rc<RefCell<Settles>>,
+    /// When the replay occupancy gauges are next sampled.
+    next_sample: Instant,
 }
+
+/// How often each VM samples its routes' replay occupancy into the gauges: cheap (a few
+/// hundred shared-data reads), frequent enough for an alert to fire long before a cache
+/// fills, whose window is minutes to days.
+const OCCUPANCY_PERIOD: Duration = Duration::from_secs(10);
 
 /// Settles of etcd claims. A callout's answer goes back to the context that dispatched it,
 /// and a request's context is gone soon after its response (on_log), so requests only
@@ -142,6 +150,41 @@ impl Settles {
         self.queued.push(job);
         if !self.ticking {
             self.ticking = host::set_tick(1);
+        }
+    }
+}
+
+impl Plugin {
+    /// The tick period while no settle is queued: the occupancy sampling, where a route
+    /// has replay memory to sample.
+    fn idle_tick_ms(&self) -> u32 {
+        let sampled = self
+            .policy
+            .routes
+            .iter()
+            .any(|route| route.replay.is_some());
+        if sampled {
+            u32::try_from(OCCUPANCY_PERIOD.as_millis()).unwrap_or(u32::MAX)
+        } else {
+            0
+        }
+    }
+
+    /// Records each route's replay occupancy in its gauge.
+    fn sample_occupancy(&self) {
+        let (now, _) = host::clock();
+        let now = u32::try_from(now).unwrap_or(u32::MAX);
+        for (route, metrics) in self.policy.routes.iter().zip(&self.metrics) {
+            let (Some(replay), Some(gauges)) = (&route.replay, &metrics.replay) else {
+                continue;
+            };
+            match replay.cache.occupancy_percent(&HostStore, now) {
+                Ok(percent) => host::record(gauges.occupancy_percent, u64::from(percent)),
+                Err(problem) => warn!(
+                    "callback-guard: route={} cannot sample replay occupancy: {problem}",
+                    route.name
+                ),
+            }
         }
     }
 }
@@ -228,7 +271,9 @@ impl RootContext for GuardRoot {
                     .iter()
                     .map(|route| RouteMetrics::define(route, host::define_metric))
                     .collect();
-                self.plugin = Some(Rc::new(Plugin { policy, metrics }));
+                let plugin = Rc::new(Plugin { policy, metrics });
+                host::set_tick(plugin.idle_tick_ms());
+                self.plugin = Some(plugin);
                 true
             }
             Err(problem) => {
@@ -252,9 +297,19 @@ impl RootContext for GuardRoot {
         for job in queued {
             self.send_settle(job);
         }
-        let mut settles = self.settles.borrow_mut();
-        if settles.queued.is_empty() && host::set_tick(0) {
-            settles.ticking = false;
+        let Some(plugin) = self.plugin.clone() else {
+            return;
+        };
+        {
+            let mut settles = self.settles.borrow_mut();
+            if settles.ticking && settles.queued.is_empty() && host::set_tick(plugin.idle_tick_ms())
+            {
+                settles.ticking = false;
+            }
+        }
+        if Instant::now() >= self.next_sample && plugin.idle_tick_ms() > 0 {
+            self.next_sample = Instant::now() + OCCUPANCY_PERIOD;
+            plugin.sample_occupancy();
         }
     }
 
@@ -587,6 +642,9 @@ impl GuardRequest {
             }
             if accepted.reserved.is_some_and(|r| r.fail_open) {
                 host::increment(metrics.store.as_ref().and_then(|s| s.fail_open));
+            }
+            if accepted.reserved.is_some_and(|r| r.forgot) {
+                host::increment(metrics.replay.as_ref().and_then(|r| r.forgotten));
             }
         }
         self.record(plugin, route, &verdict);

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from harness import (PARENT_TOKEN, TOKEN, WHATSAPP_SECRET, new_nonce, plugin_config,
-                     sign, vobiz_headers)
+                     sign, vobiz_headers, wait_for)
 
 FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -282,14 +282,17 @@ def test_kyc_webhook_verifies_with_the_parent_token(envoy, upstream):
     assert len(deliveries(upstream, test_id)) == 1
 
 
+SLOT_ENTRIES = 64  # src/replay.rs: the most live entries one slot holds
+
+
 def test_a_full_cache_fails_closed_with_503(start_envoy, upstream):
-    # One slot of 32 entries: the 33rd live nonce finds no room and nothing is evicted.
+    # One slot of 64 entries: the 65th live nonce finds no room and nothing is evicted.
     envoy = start_envoy(plugin_config(replay={"max_entries": 1}))
     sent = []
     first_path, first_headers, first_body, _ = callback()
     with envoy.https_client() as client:
         sent.append((client.post(first_path, headers=first_headers, content=first_body), None))
-        for _ in range(32):
+        for _ in range(SLOT_ENTRIES):
             path, headers, body, test_id = callback()
             sent.append((client.post(path, headers=headers, content=body), test_id))
         # The first nonce is still remembered: its replay is still recognised.
@@ -300,6 +303,42 @@ def test_a_full_cache_fails_closed_with_503(start_envoy, upstream):
     assert deliveries(upstream, overflow_id) == []
     assert reason(first_again) == "already_delivered"
     assert "reason=replay_cache_full" in envoy.log_text()
+
+
+def test_a_full_cache_may_forget_its_oldest_delivered_callback(start_envoy, upstream):
+    """when_full: forget_oldest_delivered: the new callback is delivered, the oldest
+    delivered one is forgotten (its replay would be new again), and it is counted."""
+    envoy = start_envoy(plugin_config(replay={"max_entries": 1,
+                                              "when_full": "forget_oldest_delivered"}))
+    forgotten = "wasmcustom.callback_guard.replay_forgotten.route.vobiz-voice"
+    first = callback()
+    with envoy.https_client() as client:
+        for path, headers, body, _ in [first, *(callback() for _ in range(SLOT_ENTRIES - 1))]:
+            assert client.post(path, headers=headers, content=body).status_code == 200
+        assert envoy.stat(forgotten) == 0
+        path, headers, body, test_id = callback()
+        overflow = client.post(path, headers=headers, content=body)
+        assert overflow.status_code == 200 and "reason" not in overflow.json()
+        assert len(deliveries(upstream, test_id)) == 1
+        assert envoy.stat(forgotten) == 1
+        # The forgotten callback is taken as new: the protection the operator traded away.
+        path, headers, body, test_id = first
+        again = client.post(path, headers=headers, content=body)
+    assert again.status_code == 200 and "reason" not in again.json()
+    assert len(deliveries(upstream, test_id)) == 2
+
+
+def test_the_occupancy_gauge_reports_live_entries_against_max_entries(start_envoy):
+    envoy = start_envoy(plugin_config(replay={"max_entries": 100}))
+    gauge = "wasmcustom.callback_guard.replay_occupancy_percent.route.vobiz-voice"
+    with envoy.https_client() as client:
+        for _ in range(45):
+            path, headers, body, _ = callback()
+            assert client.post(path, headers=headers, content=body).status_code == 200
+    # Sampled every 10 s by each VM; five slots, all sampled: exact.
+    wait_for(lambda: envoy.stat(gauge) == 45, timeout=60, what="occupancy gauge at 45 %")
+    text = httpx.get(f"http://127.0.0.1:{envoy.admin_port}/stats/prometheus", timeout=5).text
+    assert 'callback_guard_replay_occupancy_percent{route="vobiz-voice"} 45' in text
 
 
 def test_entries_expire_after_the_window(start_envoy, upstream):
