@@ -9,7 +9,9 @@ rounds, so that a machine whose speed drifts (shared cloud cores do) slows them 
 burst is a throughput phase (many connections) and a latency phase (one connection).
 Prints the medians of requests/s, Envoy CPU per request, p50 and p99, and the ratios b/a,
 b/f, b/c (with b/f per round, to show how steady they were), then the .wasm size and Envoy's
-memory with one million remembered nonces. The voice workload also runs (b) with the
+memory with one million remembered nonces filling the replay cache to 90 %, and the cache's
+current layout against its previous one at that fill (refusals, time per reservation,
+bytes per nonce; inside one Envoy, by the probe filter). The voice workload also runs (b) with the
 fleet-wide etcd store (one etcd member on loopback, started here), printed next to the
 shared-data (b) with etcd's own CPU per request, and a last phase measures etcd's memory
 per remembered nonce.
@@ -438,23 +440,52 @@ def etcd_memory_per_nonce(upstream, etcd, count, rps_hint):
             "rss_bytes_per_nonce": (after["rss"] - before["rss"]) / added}
 
 
+def allocated(admin):
+    """Bytes tcmalloc has handed out, live (the server.memory_allocated stat is only
+    refreshed at each stats flush)."""
+    return int(httpx.get(f"http://127.0.0.1:{admin}/memory", timeout=5).json()["allocated"])
+
+
+def ninety_percent(count):
+    """The max_entries that `count` nonces fill to 90 %."""
+    return -(-count * 10 // 9)
+
+
 def memory_with_nonces(upstream, count, rps_hint):
-    """Envoy's allocated memory before and after remembering `count` nonces."""
+    """Envoy's allocated memory before and after remembering `count` nonces, through real
+    callbacks, in a cache they fill to 90 %."""
     lines = signed_voice("/vobiz/answer", count, start=10**12)
-    # Sized as the README recommends: three times the nonces to remember.
-    proc, port, admin = envoy(upstream, WASM, guard_plugin(max_entries=3 * count))
+    proc, port, admin = envoy(upstream, WASM, guard_plugin(max_entries=ninety_percent(count)))
     accepted = "wasmcustom.callback_guard.accepted.route.voice.scheme.v3.key.bench"
-    before = stat(admin, "server.memory_allocated")
+    before = allocated(admin)
     started = time.monotonic()
     fill(port, lines, count, max(rps_hint, 1000))
     remembered = stat(admin, accepted)
     full = stat(admin, "wasmcustom.callback_guard.rejected.route.voice.reason.replay_cache_full")
-    after = stat(admin, "server.memory_allocated")
+    after = allocated(admin)
     stop(proc)
-    return {"remembered": remembered, "cache_full": full,
+    return {"remembered": remembered, "cache_full": full, "max_entries": ninety_percent(count),
             "allocated_before": before, "allocated_after": after,
             "bytes_per_nonce": (after - before) / max(remembered, 1),
             "fill_seconds": round(time.monotonic() - started)}
+
+
+def layouts(upstream, count):
+    """The replay cache in its current layout and the previous one (slots of 32 holding
+    32), each filled with `count` nonces to 90 % of its max_entries inside one Envoy by the
+    probe filter: refusals, mean time of a reservation in V8, allocated bytes per nonce."""
+    proc, port, admin = envoy(upstream, PROBE, {})
+    results = {}
+    try:
+        for layout in ("previous", "current"):
+            before = allocated(admin)
+            query = f"layout={layout}&entries={ninety_percent(count)}&fill=0.9"
+            answer = httpx.get(f"http://127.0.0.1:{port}/layout?{query}", timeout=600).json()
+            answer["bytes_per_nonce"] = (allocated(admin) - before) / max(answer["reservations"], 1)
+            results[layout] = answer
+    finally:
+        stop(proc)
+    return results
 
 
 def probe(upstream):
@@ -498,15 +529,21 @@ def main():
         report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, etcd)
         report["whatsapp"] = workload("whatsapp", args.seconds, args.rounds, upstream, app)
         if args.nonces:
-            print(f"\nmemory: filling the replay cache with {args.nonces:,} unique nonces ...", flush=True)
+            print(f"\nmemory: {args.nonces:,} unique nonces filling the replay cache to 90 % "
+                  f"(max_entries {ninety_percent(args.nonces):,}) ...", flush=True)
             rps = report["voice"]["rows"]["b"]["rps"]
             memory = memory_with_nonces(upstream, args.nonces, rps)
             report["memory"] = memory
-            print(f"  {memory['remembered']:,} nonces remembered: allocated "
+            print(f"  through Envoy: {memory['remembered']:,} nonces remembered, "
+                  f"{memory['cache_full']:,} refused as replay_cache_full; allocated "
                   f"{memory['allocated_before'] / 2**20:.1f} MiB -> {memory['allocated_after'] / 2**20:.1f} MiB, "
-                  f"{memory['bytes_per_nonce']:.1f} bytes per nonce ({memory['fill_seconds']} s to fill); "
-                  f"{memory['cache_full']:,} refused as replay_cache_full (max_entries "
-                  f"{3 * args.nonces:,})")
+                  f"{memory['bytes_per_nonce']:.1f} bytes per nonce ({memory['fill_seconds']} s to fill)",
+                  flush=True)
+            report["layouts"] = layouts(upstream, args.nonces)
+            for name, row in report["layouts"].items():
+                print(f"  {name:>8} layout (probe, {row['slots']:,} slots): {row['refused']:,} of "
+                      f"{row['reservations']:,} refused, {row['ns_per_reservation'] / 1000:.2f} µs per "
+                      f"reservation, {row['bytes_per_nonce']:.1f} bytes per nonce", flush=True)
         if args.etcd_nonces:
             print(f"\netcd memory: {args.etcd_nonces:,} unique nonces through the etcd store, "
                   f"then a compaction ...", flush=True)

@@ -22,8 +22,27 @@ class Echo(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     record_lock = threading.Lock()
     record_path = None
+    active = 0
 
     def handle_any(self):
+        with self.record_lock:
+            Echo.active += 1
+            self.write_active()
+        try:
+            self.echo()
+        finally:
+            with self.record_lock:
+                Echo.active -= 1
+                self.write_active()
+
+    def write_active(self):
+        """With --record, the number of requests being read or answered right now, in
+        <record>.active: a test waits for 0 before it concludes nothing more will arrive."""
+        if self.record_path:
+            with open(self.record_path + ".active", "w", encoding="utf-8") as f:
+                f.write(str(Echo.active))
+
+    def echo(self):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         if self.headers.get("transfer-encoding", "").lower() == "chunked":

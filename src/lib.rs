@@ -14,9 +14,13 @@ pub mod path_view;
 pub mod policy;
 pub mod replay;
 pub mod request;
+#[cfg(target_arch = "wasm32")]
+pub mod shared_data;
 pub mod timestamp;
 pub mod verdict;
 pub mod vobiz;
 
-#[cfg(target_arch = "wasm32")]
+/// The proxy-wasm glue; without the `filter` feature the crate is only the core, for other
+/// modules built against it (the benchmark's probe filter).
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod filter;

@@ -1,5 +1,5 @@
-//! Host calls the SDK would panic on, wrapped to fail softly, and the host's implementations
-//! of the core's traits (shared-data store, downstream connection).
+//! Host calls the SDK would panic on, wrapped to fail softly, and the host's side of
+//! the core's `Downstream` trait.
 
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
@@ -12,7 +12,6 @@ use crate::etcd::{Call, Etcd};
 use crate::guard::Downstream;
 use crate::metrics::Kind;
 use crate::net;
-use crate::replay::{SharedStore, StoreError};
 
 // The SDK's metric wrappers panic on any status they do not expect (a host without
 // metrics, a bad id). Metrics must never take the VM down, so call the ABI directly.
@@ -140,27 +139,6 @@ impl Downstream for Connection {
         match hostcalls::get_property(vec!["source", "address"]) {
             Ok(Some(address)) => net::parse_socket_address(&address),
             _ => None,
-        }
-    }
-}
-
-/// Envoy shared data, shared by every worker thread of this Envoy process.
-pub struct HostStore;
-
-impl SharedStore for HostStore {
-    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Ok(Some((value, cas))),
-            Ok(_) => Ok(None),
-            Err(_) => Err(StoreError::Host),
-        }
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, StoreError> {
-        match hostcalls::set_shared_data(key, Some(value), Some(cas)) {
-            Ok(()) => Ok(true),
-            Err(Status::CasMismatch) => Ok(false),
-            Err(_) => Err(StoreError::Host),
         }
     }
 }

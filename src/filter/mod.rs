@@ -23,8 +23,9 @@ use crate::metrics::RouteMetrics;
 use crate::policy::{Mode, Policy, Route, Store};
 use crate::replay::Outcome;
 use crate::request::{Header, RequestHead};
+use crate::shared_data::HostStore;
 use crate::verdict::{Reason, Rejection};
-use host::{Connection, HostStore};
+use host::Connection;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Filter state key: `%FILTER_STATE(wasm.callback_guard:PLAIN)%` in an access log.

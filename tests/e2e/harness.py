@@ -76,6 +76,11 @@ class Upstream:
     def records(self):
         return [json.loads(line) for line in self.record.read_text().splitlines() if line]
 
+    def idle(self):
+        """No request is being read or answered (demo_upstream.py keeps the count)."""
+        active = Path(f"{self.record}.active")
+        return not active.exists() or active.read_text().strip() in ("", "0")
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
@@ -174,6 +179,12 @@ class Envoy:
             manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
             manager["http_filters"][0]["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin)
         self.write_listeners(listeners)
+
+    def quiet(self):
+        """No request open downstream or upstream: whatever Envoy forwarded has arrived."""
+        active = [self.stat("http.callbacks.downstream_rq_active"),
+                  self.stat("cluster.demo_upstream.upstream_rq_active")]
+        return all(value in (0, None) for value in active)
 
     def stat(self, name):
         text = httpx.get(f"http://127.0.0.1:{self.admin_port}/stats?filter=^{name}$", timeout=5).text

@@ -14,6 +14,8 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
+from harness import wait_for
+
 
 def as_bytes(value):
     return value if isinstance(value, bytes) else str(value).encode()
@@ -32,9 +34,13 @@ def seen_by_upstream(upstream):
     return seen
 
 
-def assert_never_delivered(upstream, *test_ids, settle=0.0):
-    if settle:
-        time.sleep(settle)  # a forwarded request would have been recorded by now
+def assert_never_delivered(upstream, *test_ids, envoy=None):
+    """None of these requests reached the upstream, not even in part. With `envoy`, first
+    waits until nothing is open in Envoy or the upstream (requests that were reset or hung
+    up may still be on their way when their sender moved on)."""
+    if envoy is not None:
+        wait_for(lambda: envoy.quiet() and upstream.idle(), timeout=30,
+                 what="Envoy and the upstream to finish every open request")
     seen = seen_by_upstream(upstream)
     leaked = {t: seen[t] for t in test_ids if seen.get(t)}
     assert not leaked, f"refused requests reached the upstream: {leaked}"

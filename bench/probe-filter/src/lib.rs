@@ -2,10 +2,18 @@
 //! callback-guard's request path takes inside this Envoy's V8: the host calls it makes and
 //! the hashing it does. `make bench` asks a few times (V8 compiles hot code in tiers) and
 //! reports the last answer.
+//!
+//! `/layout?layout=current|previous&entries=N&fill=F` instead fills a replay cache sized
+//! for N entries with F * N fresh nonces in this Envoy's shared data, in callback-guard's
+//! current layout or the previous one (slots of 32 holding 32), and answers how many were
+//! refused and the mean time of a reservation; `make bench` reads Envoy's allocation
+//! counter around it.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use callback_guard::replay::{self, Layout, Reservation, ReplayCache, Timing};
+use callback_guard::shared_data::HostStore;
 use hmac::{Hmac, Mac};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -40,6 +48,15 @@ impl Context for Probe {}
 
 impl HttpContext for Probe {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let path = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":path")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if let Some(query) = path.strip_prefix(b"/layout?") {
+            let body = fill_cache(&String::from_utf8_lossy(query));
+            let _ = hostcalls::send_http_response(200, vec![], Some(body.as_bytes()));
+            return Action::Pause;
+        }
         let report = timings()
             .iter()
             .map(|(name, ns)| format!("\"{name}\":{ns}"))
@@ -120,4 +137,47 @@ fn timings() -> Vec<(&'static str, u64)> {
         ),
         ("sha256_16_kib", time(|| Sha256::digest(&body))),
     ]
+}
+
+/// Fills a replay cache as the query says; the answer is JSON.
+fn fill_cache(query: &str) -> String {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_default()
+    };
+    let entries: u32 = param("entries").parse().unwrap_or(100_000);
+    let fill: f64 = param("fill").parse().unwrap_or(0.9);
+    let layout = match param("layout") {
+        "previous" => Layout {
+            slots: entries.div_ceil(32),
+            slot_capacity: 32,
+        },
+        _ => Layout::for_entries(entries),
+    };
+    let timing = Timing {
+        window_secs: 86_400,
+        inflight_secs: 30,
+    };
+    let prefix = format!("probe/{}/", param("layout"));
+    let cache = ReplayCache::with_layout(&prefix, entries, layout, timing);
+    let count = (f64::from(entries) * fill) as u32;
+    let now = 1_800_000_000;
+    let fingerprint = replay::fingerprint(b"POST", b"/vobiz/answer", b"");
+    let (mut refused, mut failed) = (0u32, 0u32);
+    let start = Instant::now();
+    for n in 0..count {
+        let id = replay::replay_id(prefix.as_bytes(), &n.to_le_bytes());
+        match cache.reserve(&HostStore, &id, &fingerprint, now, n | 1) {
+            Ok((Reservation::Full, _)) => refused += 1,
+            Ok(_) => {}
+            Err(_) => failed += 1,
+        }
+    }
+    let ns = start.elapsed().as_nanos() / u128::from(count.max(1));
+    format!(
+        "{{\"reservations\":{count},\"refused\":{refused},\"failed\":{failed},\"ns_per_reservation\":{ns},\"slots\":{}}}",
+        layout.slots
+    )
 }
