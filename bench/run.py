@@ -299,7 +299,20 @@ class Lines:
         return self.shared[count]
 
 
-def workload(kind, seconds, rounds, upstream, app, etcd=None):
+def build_baseline(rev):
+    """callback-guard's .wasm at another git revision (its own Cargo.lock), for an A/B of
+    the filter itself in the same run."""
+    source = WORK / "baseline-src"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    target = ROOT / "target/baseline"
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1", "--lib"],
+                   cwd=source, env=dict(os.environ, CARGO_TARGET_DIR=str(target)), check=True)
+    return target / "wasm32-wasip1/release/callback_guard.wasm"
+
+
+def workload(kind, seconds, rounds, upstream, app, etcd=None, baseline=None):
     path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
     title = "header-signed V3" if kind == "voice" else "16 KiB body-signed WhatsApp"
     latency_seconds = max(2, seconds // 2)
@@ -314,6 +327,8 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None):
         "b": ("(b) Envoy + callback-guard", WASM, upstream, guard_plugin()),
         "c": ("(c) Envoy -> Python app verifying", None, app, {}),
     }
+    if baseline:
+        setups["b0"] = (f"(b0) ... at {baseline[0]}", baseline[1], upstream, guard_plugin())
     if etcd and kind == "voice":
         # The same, with the fleet-wide store: a local shared-data first level in front
         # of etcd, one transaction per new nonce and one settle after the response.
@@ -323,7 +338,8 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None):
         fleet = key == "e"
         proc, port, admin = envoy(upstream_port, wasm, plugin,
                                   clusters=[etcd.cluster()] if fleet else ())
-        running[key] = {"proc": proc, "port": port, "admin": admin, "fresh": wasm == WASM,
+        running[key] = {"proc": proc, "port": port, "admin": admin,
+                        "fresh": wasm not in (None, MINIMAL),
                         **({"etcd": etcd} if fleet else {})}
     lines = Lines(kind)
     # Generous: no setup here exceeds 40k req/s (voice) or 15k (WhatsApp) on two cores, nor
@@ -370,6 +386,16 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None):
     per_round = [samples["b"][r][0]["rps"] / samples["f"][r][0]["rps"] for r in range(rounds)]
     print("  b/f by round: " + ", ".join(f"{x:.2f}" for x in per_round), flush=True)
     ratios["b/f by round"] = per_round
+    if "b0" in rows:
+        b0 = rows["b0"]
+        ratios.update({"b/b0": b["rps"] / b0["rps"],
+                       "CPU b-b0 (µs/req)": b["envoy_cpu_us"] - b0["envoy_cpu_us"],
+                       "CPU b-b0 by round (µs/req)": [
+                           samples["b"][r][0]["envoy_cpu_us"] - samples["b0"][r][0]["envoy_cpu_us"]
+                           for r in range(rounds)]})
+        print(f"  callback-guard against {baseline[0]}: req/s x{ratios['b/b0']:.2f}, Envoy CPU "
+              f"{ratios['CPU b-b0 (µs/req)']:+.1f} µs/req (by round: "
+              + ", ".join(f"{x:+.1f}" for x in ratios["CPU b-b0 by round (µs/req)"]) + ")", flush=True)
     if "e" in rows:
         e = rows["e"]
         ratios.update({"etcd/b": e["rps"] / b["rps"], "p50 etcd-b (µs)": e["p50_us"] - b["p50_us"],
@@ -512,6 +538,8 @@ def main():
     parser.add_argument("--nonces", type=int, default=1_000_000, help="for the memory phase (0: skip)")
     parser.add_argument("--etcd-nonces", type=int, default=100_000,
                         help="for the etcd memory phase (0: skip)")
+    parser.add_argument("--baseline", metavar="GIT_REV",
+                        help="also run callback-guard built at this revision, side by side (A/B)")
     args = parser.parse_args()
     print(f"callback-guard bench: {os.cpu_count()} cores, Envoy 1.40 with one worker thread, "
           f"nginx upstream, wrk; ratios only compare within this run")
@@ -526,8 +554,10 @@ def main():
         # round trips and etcd's CPU, not a disk's fsync.
         etcd = Etcd(WORK)
         report["probe_ns"] = probe(upstream)
-        report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, etcd)
-        report["whatsapp"] = workload("whatsapp", args.seconds, args.rounds, upstream, app)
+        baseline = (args.baseline, build_baseline(args.baseline)) if args.baseline else None
+        report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, etcd, baseline)
+        report["whatsapp"] = workload("whatsapp", args.seconds, args.rounds, upstream, app,
+                                      baseline=baseline)
         if args.nonces:
             print(f"\nmemory: {args.nonces:,} unique nonces filling the replay cache to 90 % "
                   f"(max_entries {ninety_percent(args.nonces):,}) ...", flush=True)
