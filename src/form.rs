@@ -64,7 +64,7 @@ fn unescape(run: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while let Some(&b) = run.get(i) {
         let escaped = match b {
-            b'%' => hex(run.get(i + 1)).zip(hex(run.get(i + 2))),
+            b'%' => digit(run.get(i + 1)).zip(digit(run.get(i + 2))),
             _ => None,
         };
         match (b, escaped) {
@@ -85,9 +85,18 @@ fn unescape(run: &[u8]) -> Vec<u8> {
     out
 }
 
-fn hex(digit: Option<&u8>) -> Option<u8> {
-    let value = char::from(*digit?).to_digit(16)?;
-    u8::try_from(value).ok()
+fn digit(b: Option<&u8>) -> Option<u8> {
+    hex_digit(*b?)
+}
+
+/// The value of one hex digit, either case: for every decoder of `%XX` and hex signatures.
+pub(crate) fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@
 //! A path with none of the features (the hot path: every canonical callback) is read alike
 //! by every server up to letter case and is judged without allocating.
 
+use crate::form::hex_digit;
+
 /// What makes a path read differently by different servers. Several can be present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Features(u16);
@@ -388,15 +390,6 @@ fn segments(path: &[u8], features: &mut Features) -> Reading {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// One round of decoding `%XX` and `%uXXXX`; `None` when there was nothing to decode.
 fn decode(path: &[u8], features: &mut Features) -> Option<Vec<u8>> {
     if !path.contains(&b'%') {
@@ -408,7 +401,9 @@ fn decode(path: &[u8], features: &mut Features) -> Option<Vec<u8>> {
     while i < path.len() {
         let rest = &path[i..];
         if let [b'%', b'u' | b'U', a, b, c, d, ..] = *rest {
-            if let (Some(a), Some(b), Some(c), Some(d)) = (hex(a), hex(b), hex(c), hex(d)) {
+            if let (Some(a), Some(b), Some(c), Some(d)) =
+                (hex_digit(a), hex_digit(b), hex_digit(c), hex_digit(d))
+            {
                 let code =
                     u32::from(a) << 12 | u32::from(b) << 8 | u32::from(c) << 4 | u32::from(d);
                 let ch = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
@@ -423,7 +418,7 @@ fn decode(path: &[u8], features: &mut Features) -> Option<Vec<u8>> {
             }
         }
         if let [b'%', a, b, ..] = *rest {
-            if let (Some(a), Some(b)) = (hex(a), hex(b)) {
+            if let (Some(a), Some(b)) = (hex_digit(a), hex_digit(b)) {
                 let byte = a << 4 | b;
                 note_decoded(byte, features);
                 out.push(byte);

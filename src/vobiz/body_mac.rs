@@ -2,6 +2,7 @@
 //! the body bytes received, behind a fixed prefix. They differ only in header, prefix and
 //! key, so both use this one check.
 
+use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -77,18 +78,9 @@ pub fn parse_hex(text: &[u8]) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
         let [high, low] = pair else { return None };
-        *byte = nibble(*high)? << 4 | nibble(*low)?;
+        *byte = hex_digit(*high)? << 4 | hex_digit(*low)?;
     }
     Some(out)
-}
-
-fn nibble(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
