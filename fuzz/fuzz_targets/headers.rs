@@ -41,8 +41,8 @@ fn check_head(headers: &[callback_guard::request::Header], head: &RequestHead) {
     }
 }
 
-/// `/src/` comes over plain HTTP from a trusted proxy: a verdict past the source and
-/// transport checks needs exactly one `x-forwarded-proto: https` and one `x-forwarded-for`
+/// `/src/` comes over plain HTTP from a trusted proxy: a verdict past the path spelling,
+/// source and transport checks needs exactly one `x-forwarded-proto: https` and one `x-forwarded-for`
 /// whose right-most untrusted entry is an allowed source.
 fn check_source_route(
     headers: &[callback_guard::request::Header],
@@ -52,7 +52,11 @@ fn check_source_route(
 ) {
     let step = guard::on_headers(policy, head, conn);
     if let Step::Reject(_, r) = &step {
-        if matches!(r.reason, Reason::SourceNotAllowed | Reason::TlsRequired) {
+        // A path servers read differently is refused before source and transport.
+        if matches!(
+            r.reason,
+            Reason::SourceNotAllowed | Reason::TlsRequired | Reason::NoncanonicalPath
+        ) {
             return;
         }
     }
