@@ -13,8 +13,9 @@ use crate::path_view::Prefix;
 use crate::policy::{
     host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport,
 };
+use crate::providers::vobiz::voice::{Family, V3Construction, VoiceScheme};
+use crate::providers::vobiz::{Kyc, WhatsApp};
 use crate::replay::{ReplayCache, Timing, WhenFull};
-use crate::vobiz::voice::{Family, V3Construction, VoiceScheme};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -406,8 +407,8 @@ fn compile_route(
             return Err(error(at("keys"), "at least one key is required"));
         }
         match raw.scheme {
-            RawScheme::WhatsApp => Scheme::WhatsApp { keys },
-            _ => Scheme::Kyc { keys },
+            RawScheme::WhatsApp => Scheme::WhatsApp(WhatsApp { keys }),
+            _ => Scheme::Kyc(Kyc { keys }),
         }
     };
     let freshness = compile_freshness(&at("freshness"), raw.freshness, &scheme, replay.as_ref())?;
@@ -570,10 +571,10 @@ fn compile_freshness(
     replay: Option<&Replay>,
 ) -> Result<Option<Freshness>, ConfigError> {
     let raw = match (raw, scheme) {
-        (Some(_), Scheme::Kyc { .. }) => {
+        (Some(_), Scheme::Kyc(_)) => {
             return Err(error(field, "is not available for scheme vobiz_kyc"))
         }
-        (None, Scheme::WhatsApp { .. }) => RawFreshness {
+        (None, Scheme::WhatsApp(_)) => RawFreshness {
             max_age: Duration(3600),
             max_future_skew: default_max_future_skew(),
             require: None,
@@ -596,7 +597,7 @@ fn compile_freshness(
     };
     // An event must be remembered for as long as it counts as fresh, or it could be
     // replayed after the cache forgot it but before it went stale.
-    if let (Some(replay), Scheme::WhatsApp { .. }) = (replay, scheme) {
+    if let (Some(replay), Scheme::WhatsApp(_)) = (replay, scheme) {
         let fresh_for = u64::from(raw.max_age.0) + u64::from(raw.max_future_skew.0);
         if u64::from(replay.cache.window_secs()) < fresh_for {
             return Err(error(
@@ -891,7 +892,7 @@ mod tests {
             "keys": [{"env": "TOKEN"}]}]});
         let policy = parse_json(whatsapp).unwrap();
         let r = &policy.routes[0];
-        assert!(matches!(r.scheme, Scheme::WhatsApp { .. }));
+        assert!(matches!(r.scheme, Scheme::WhatsApp(_)));
         // occurred_at is signed, so freshness is on by default and required.
         assert_eq!(
             r.freshness,
@@ -905,7 +906,7 @@ mod tests {
             "name": "kyc", "path_prefix": "/kyc/", "scheme": "vobiz_kyc",
             "keys": [{"env": "PARENT"}]}]});
         let policy = parse_json(kyc).unwrap();
-        assert!(matches!(policy.routes[0].scheme, Scheme::Kyc { .. }));
+        assert!(matches!(policy.routes[0].scheme, Scheme::Kyc(_)));
         assert_eq!(policy.routes[0].freshness, None);
     }
 

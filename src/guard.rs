@@ -5,16 +5,14 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::etcd::{Answer, Claim, EtcdError, OnError};
-use crate::form;
 use crate::net;
 use crate::path_view::Features;
-use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Scheme, Store, Transport};
+use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Store, Transport};
+use crate::providers::{AtHeaders, Checks, Open, Verified};
 use crate::replay::{self, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
-use crate::vobiz::voice::{Message, Pairs, V3Construction, Verified, VoiceScheme};
-use crate::vobiz::{kyc, sdk_v3, whatsapp};
 
 #[derive(Debug)]
 pub enum Step<'p> {
@@ -101,41 +99,23 @@ fn judge_headers<'p>(
     check_source(route, head, downstream)?;
     check_transport(route, head, downstream)?;
     check_declared_length(route, head)?;
-    match &route.scheme {
-        Scheme::Voice(voice) => {
-            let pairs = voice.read_pairs(head)?;
-            let sdk_possible = voice.v3 != V3Construction::Docs && pairs.has_v3();
-            let path = head.path_without_query();
-            match voice.check(&pairs, Message::Docs { path }) {
-                // The body step would try the docs' message first too: nothing to wait for.
-                Some(verified) if !route.needs_body() => {
-                    Ok(Step::Forward(accepted(route, &verified, None)))
-                }
-                None if !sdk_possible => Err(mismatch(route, voice, &pairs, path, None)),
-                _ => Ok(Step::NeedBody(route)),
-            }
-        }
-        Scheme::WhatsApp { .. } => {
-            whatsapp::SCHEME.signature(head)?;
-            Ok(Step::NeedBody(route))
-        }
-        Scheme::Kyc { .. } => {
-            kyc::SCHEME.signature(head)?;
-            Ok(Step::NeedBody(route))
-        }
+    let checks = checks(route);
+    match route.scheme.provider().at_headers(head, &checks)? {
+        AtHeaders::Verified { scheme, key } if !route.needs_body() => Ok(Step::Forward(Accepted {
+            route,
+            scheme,
+            key,
+            reserved: None,
+        })),
+        AtHeaders::Verified { .. } | AtHeaders::NeedBody => Ok(Step::NeedBody(route)),
     }
 }
 
-fn accepted<'p>(
-    route: &'p Route,
-    verified: &Verified<'p, '_>,
-    reserved: Option<Reserved>,
-) -> Accepted<'p> {
-    Accepted {
-        route,
-        scheme: verified.scheme(),
-        key: verified.key,
-        reserved,
+/// The route settings a scheme's verdict depends on.
+fn checks(route: &Route) -> Checks {
+    Checks {
+        explain: route.debug_signed_string,
+        freshness: route.freshness,
     }
 }
 
@@ -172,44 +152,11 @@ fn judge_body<'p>(
     if body.len() > route.max_body_bytes as usize {
         return Err(too_large(route));
     }
-    // What verified, the identity a replay would repeat, and the signed time if any.
-    let (scheme, key, identity, signed_time): (_, _, Cow<[u8]>, _) = match &route.scheme {
-        Scheme::Voice(voice) => {
-            let verified = verify_voice(route, voice, head, body)?;
-            let time = match route.freshness {
-                Some(freshness) => voice_timestamp(head, body, freshness.required)?,
-                None => None,
-            };
-            (
-                verified.scheme(),
-                verified.key,
-                Cow::Owned(verified.nonce.to_vec()),
-                time,
-            )
-        }
-        Scheme::WhatsApp { keys } => {
-            let verified = whatsapp::verify(keys, head, body)?;
-            let whatsapp::Event {
-                event_id,
-                occurred_at,
-            } = verified.event;
-            (
-                "whatsapp",
-                verified.key,
-                Cow::Owned(event_id.into_bytes()),
-                Some(occurred_at),
-            )
-        }
-        // No delivery id is signed: the body itself is the identity, so a repeat is a
-        // duplicate or a retry, and tampering only if sent with another method or path.
-        Scheme::Kyc { keys } => (
-            "kyc",
-            kyc::verify(keys, head, body)?,
-            Cow::Borrowed(body),
-            None,
-        ),
-    };
-    if let (Some(freshness), Some(time)) = (route.freshness, signed_time) {
+    let verified = route
+        .scheme
+        .provider()
+        .at_body(head, body, &checks(route))?;
+    if let (Some(freshness), Some(time)) = (route.freshness, verified.time) {
         timestamp::check_fresh(
             time,
             now,
@@ -217,6 +164,13 @@ fn judge_body<'p>(
             u64::from(freshness.max_future_secs),
         )?;
     }
+    let Verified {
+        scheme,
+        key,
+        identity,
+        open,
+        ..
+    } = verified;
     let Some(replay) = &route.replay else {
         return Ok(Judged::Accepted(Accepted {
             route,
@@ -226,16 +180,7 @@ fn judge_body<'p>(
         }));
     };
     let id = replay::replay_id(route.name.as_bytes(), &identity);
-    let method = head.first(":method").unwrap_or_default();
-    let path = head.first(":path").unwrap_or_default();
-    // The fingerprint binds what the signature leaves open. A body-signed scheme's body
-    // is already authentic (and, for KYC, the identity), so hashing it again would only
-    // double the cost of a large body.
-    let unsigned_body: &[u8] = match route.scheme {
-        Scheme::Voice(_) => body,
-        Scheme::WhatsApp { .. } | Scheme::Kyc { .. } => b"",
-    };
-    let fingerprint = replay::fingerprint(method, path, unsigned_body);
+    let fingerprint = fingerprint(head, body, open);
     let now = u32::try_from(now).unwrap_or(u32::MAX);
     let reserved = match &replay.store {
         Store::SharedData => reserve_locally(replay, store, &id, &fingerprint, now, create_cas)?,
@@ -366,103 +311,27 @@ pub fn on_reservation<'p>(
     }
 }
 
-/// The docs' V3/V2 where allowed, else the SDK's V3 over the request's parameters.
-fn verify_voice<'p, 'r>(
-    route: &Route,
-    voice: &'p VoiceScheme,
-    head: &RequestHead<'r>,
-    body: &[u8],
-) -> Result<Verified<'p, 'r>, Rejection> {
-    let pairs = voice.read_pairs(head)?;
-    let path = head.path_without_query();
-    if let Some(verified) = voice.check(&pairs, Message::Docs { path }) {
-        return Ok(verified);
-    }
-    let mut sdk_url = None;
-    if voice.v3 != V3Construction::Docs && pairs.has_v3() {
-        let method = head.first(":method").and_then(sdk_v3::Method::from_bytes);
-        if let Some(method) = method {
-            let params = match method {
-                sdk_v3::Method::Post => form_params(body)?,
-                sdk_v3::Method::Get => Vec::new(),
-            };
-            let path = head.first(":path").unwrap_or_default();
-            let url = sdk_v3::signed_url(method, voice.origin.as_bytes(), path, &params)?;
-            if let Some(verified) = voice.check(&pairs, Message::Sdk { url: &url }) {
-                return Ok(verified);
-            }
-            sdk_url = Some(url);
-        }
-    }
-    Err(mismatch(route, voice, &pairs, path, sdk_url.as_deref()))
-}
-
-/// The failure of a voice request; with `debug_signed_string`, a mismatch names the exact
-/// strings that were checked, so a proxy that changed scheme, host or path shows at once.
-fn mismatch(
-    route: &Route,
-    voice: &VoiceScheme,
-    pairs: &Pairs,
-    path: &[u8],
-    sdk_url: Option<&[u8]>,
-) -> Rejection {
-    let rejection = pairs.failure();
-    if !route.debug_signed_string || rejection.reason != Reason::SignatureMismatch {
-        return rejection;
-    }
-    let mut detail = format!(
-        "{}; signed {}",
-        rejection.detail,
-        pairs.docs_messages(&voice.origin, path)
-    );
-    if let Some(url) = sdk_url {
-        detail.push_str(&format!(" sdk_url=\"{}\"", url.escape_ascii()));
-    }
-    Rejection::new(rejection.reason, detail)
-}
-
-fn form_params(body: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
-    form::parse(body, form::MAX_PAIRS).map_err(|e| {
-        Rejection::new(
-            Reason::MalformedBody,
-            format!("form body has more than {} parameters", e.limit),
-        )
-    })
-}
-
-/// The voice `timestamp` parameter (body for POST, query for GET). Unsigned, so only a
-/// sanity check: an absent one passes unless the route requires it.
-fn voice_timestamp(
-    head: &RequestHead,
-    body: &[u8],
-    required: bool,
-) -> Result<Option<i64>, Rejection> {
+/// What the replay fingerprint binds: exactly the parts the signature leaves open. A signed
+/// body is already authentic, so hashing it again would only double the cost of a large
+/// body.
+fn fingerprint(head: &RequestHead, body: &[u8], open: Open) -> [u8; 16] {
+    let method = head
+        .first(":method")
+        .filter(|_| open.method)
+        .unwrap_or_default();
     let path = head.first(":path").unwrap_or_default();
-    let query = path
-        .iter()
-        .position(|&b| b == b'?')
-        .map_or(&[][..], |q| &path[q + 1..]);
-    let source = if head.first(":method") == Some(b"GET") {
-        query
-    } else {
-        body
+    let (path_only, query) =
+        path.split_at(path.iter().position(|&b| b == b'?').unwrap_or(path.len()));
+    // The whole `:path` when both are open: the fingerprint a fleet's other filter
+    // versions compute for the same request.
+    let path: Cow<[u8]> = match (open.path, open.query) {
+        (true, true) => Cow::Borrowed(path),
+        (true, false) => Cow::Borrowed(path_only),
+        (false, true) => Cow::Borrowed(query),
+        (false, false) => Cow::Borrowed(b""),
     };
-    let params = form_params(source)?;
-    match params.iter().find(|(name, _)| name == "timestamp") {
-        Some((_, value)) => timestamp::parse_assume_utc(value.as_bytes())
-            .map(Some)
-            .ok_or_else(|| {
-                Rejection::new(
-                    Reason::MalformedBody,
-                    "timestamp is not an ISO 8601 date-time",
-                )
-            }),
-        None if required => Err(Rejection::new(
-            Reason::MissingTimestamp,
-            "no timestamp parameter",
-        )),
-        None => Ok(None),
-    }
+    let body: &[u8] = if open.body { body } else { b"" };
+    replay::fingerprint(method, &path, body)
 }
 
 fn replay_refusal(reservation: Reservation, on_duplicate: OnDuplicate) -> Rejection {

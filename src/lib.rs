@@ -12,13 +12,13 @@ pub mod metrics;
 pub mod net;
 pub mod path_view;
 pub mod policy;
+pub mod providers;
 pub mod replay;
 pub mod request;
 #[cfg(target_arch = "wasm32")]
 pub mod shared_data;
 pub mod timestamp;
 pub mod verdict;
-pub mod vobiz;
 
 /// The proxy-wasm glue; without the `filter` feature the crate is only the core, for other
 /// modules built against it (the benchmark's probe filter).

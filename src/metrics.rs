@@ -5,7 +5,7 @@
 //! Every metric exists from configuration on, at zero, so a dashboard can tell "never
 //! happened" from "not reported" (and when an old key has stopped being used).
 
-use crate::policy::{Route, Scheme, Store};
+use crate::policy::{Route, Store};
 use crate::verdict::Reason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,16 +139,13 @@ impl<Id: Copy> RouteMetrics<Id> {
 
 /// Every scheme a route can accept, with the names of the keys that can verify it.
 fn schemes(route: &Route) -> Vec<(&'static str, Vec<String>)> {
-    let names = |keys: &[crate::keys::Key]| keys.iter().map(|k| k.name.clone()).collect();
-    match &route.scheme {
-        Scheme::Voice(voice) => voice
-            .schemes()
-            .into_iter()
-            .map(|(scheme, keys)| (scheme, names(keys)))
-            .collect(),
-        Scheme::WhatsApp { keys } => vec![("whatsapp", names(keys))],
-        Scheme::Kyc { keys } => vec![("kyc", names(keys))],
-    }
+    route
+        .scheme
+        .provider()
+        .schemes()
+        .into_iter()
+        .map(|(scheme, keys)| (scheme, keys.into_iter().map(String::from).collect()))
+        .collect()
 }
 
 #[cfg(test)]

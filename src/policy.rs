@@ -1,12 +1,13 @@
 //! The compiled, validated configuration: which requests are protected and how.
 
 use crate::etcd::Etcd;
-use crate::keys::Key;
 use crate::net::Cidr;
 use crate::path_view::{Features, PathView, Prefix};
+use crate::providers::vobiz::voice::VoiceScheme;
+use crate::providers::vobiz::{Kyc, WhatsApp};
+use crate::providers::Provider;
 use crate::replay::ReplayCache;
 use crate::request::{Header, RequestHead};
-use crate::vobiz::voice::VoiceScheme;
 
 #[derive(Debug)]
 pub struct Policy {
@@ -65,17 +66,26 @@ pub enum Mode {
 }
 
 /// How a route's callbacks are signed. Chosen by configuration, never guessed from headers.
+/// Each variant is a provider's scheme on the one seam the guard uses ([`Provider`]).
 #[derive(Debug)]
 pub enum Scheme {
+    /// Vobiz voice: `X-Vobiz-Signature-V3`/`-V2`/`-MA-*` over URL and nonce.
     Voice(VoiceScheme),
-    /// `X-Webhook-Signature`: hex HMAC of the body with the subscription secret.
-    WhatsApp {
-        keys: Vec<Key>,
-    },
-    /// `X-Vobiz-Signature: sha256=<hex>` HMAC of the body with the parent account token.
-    Kyc {
-        keys: Vec<Key>,
-    },
+    /// Vobiz `X-Webhook-Signature`: hex HMAC of the body with the subscription secret.
+    WhatsApp(WhatsApp),
+    /// Vobiz `X-Vobiz-Signature: sha256=<hex>` HMAC of the body with the parent token.
+    Kyc(Kyc),
+}
+
+impl Scheme {
+    /// The scheme on the seam.
+    pub fn provider(&self) -> &dyn Provider {
+        match self {
+            Scheme::Voice(scheme) => scheme,
+            Scheme::WhatsApp(scheme) => scheme,
+            Scheme::Kyc(scheme) => scheme,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -204,13 +214,11 @@ impl Policy {
 impl Route {
     /// The route's own spelling of a key name (names are unique within a route).
     pub fn key_name(&self, name: &str) -> Option<&str> {
-        let keys: &[&[Key]] = match &self.scheme {
-            Scheme::Voice(voice) => &[&voice.keys, &voice.parent_keys],
-            Scheme::WhatsApp { keys } | Scheme::Kyc { keys } => &[keys],
-        };
-        keys.iter()
-            .flat_map(|keys| keys.iter())
-            .map(|key| key.name.as_str())
+        self.scheme
+            .provider()
+            .schemes()
+            .into_iter()
+            .flat_map(|(_, keys)| keys)
             .find(|key| *key == name)
     }
 

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use callback_guard::config;
 use callback_guard::path_view::PathView;
 use callback_guard::policy::{host_name, Policy, Protection, Scheme, Transport};
+use callback_guard::providers::vobiz::{Kyc, WhatsApp};
 use callback_guard::request::{Header, RequestHead};
 use libfuzzer_sys::fuzz_target;
 
@@ -104,7 +105,7 @@ fn check_policy(policy: &Policy) {
                     assert!(key_names.insert(&key.name), "duplicate key {}", key.name);
                 }
             }
-            Scheme::WhatsApp { keys } | Scheme::Kyc { keys } => {
+            Scheme::WhatsApp(WhatsApp { keys }) | Scheme::Kyc(Kyc { keys }) => {
                 assert!(!keys.is_empty());
                 for key in keys {
                     assert!(identifier(&key.name));
@@ -113,7 +114,7 @@ fn check_policy(policy: &Policy) {
             }
         }
         match (&route.scheme, route.freshness) {
-            (Scheme::WhatsApp { .. }, Some(freshness)) => {
+            (Scheme::WhatsApp(_), Some(freshness)) => {
                 assert!(freshness.required);
                 if let Some(replay) = &route.replay {
                     let fresh_for =
@@ -121,8 +122,8 @@ fn check_policy(policy: &Policy) {
                     assert!(u64::from(replay.cache.window_secs()) >= fresh_for);
                 }
             }
-            (Scheme::WhatsApp { .. }, None) => panic!("WhatsApp route without freshness"),
-            (Scheme::Kyc { .. }, freshness) => assert_eq!(freshness, None),
+            (Scheme::WhatsApp(_), None) => panic!("WhatsApp route without freshness"),
+            (Scheme::Kyc(_), freshness) => assert_eq!(freshness, None),
             (Scheme::Voice(_), _) => {}
         }
         // Every route is reachable at its own prefix and host.

@@ -11,7 +11,7 @@ use callback_guard::guard::{self, Step};
 use callback_guard::policy::Scheme;
 use callback_guard::request::{Lookup, RequestHead};
 use callback_guard::verdict::Reason;
-use callback_guard::vobiz::voice::V3Construction;
+use callback_guard::providers::vobiz::voice::V3Construction;
 use libfuzzer_sys::fuzz_target;
 
 fn check_head(headers: &[callback_guard::request::Header], head: &RequestHead) {

@@ -19,8 +19,8 @@ use callback_guard::policy::{Policy, Route, Scheme};
 use callback_guard::replay::{SharedStore, StoreError};
 use callback_guard::request::{Header, RequestHead};
 use callback_guard::verdict::Rejection;
-use callback_guard::vobiz::sdk_v3;
-use callback_guard::vobiz::voice::VoiceScheme;
+use callback_guard::providers::vobiz::sdk_v3;
+use callback_guard::providers::vobiz::voice::VoiceScheme;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -316,9 +316,9 @@ pub fn assert_authentic(accepted: &Accepted, headers: &[Header], body: &[u8], se
     let route: &Route = accepted.route;
     let authentic = match &route.scheme {
         Scheme::Voice(_) => voice_signed(headers, body, secrets, true),
-        Scheme::WhatsApp { .. } => single(headers, "x-webhook-signature")
+        Scheme::WhatsApp(_) => single(headers, "x-webhook-signature")
             .is_some_and(|v| body_signed(v, b"", &secrets.whatsapp, body)),
-        Scheme::Kyc { .. } => single(headers, "x-vobiz-signature")
+        Scheme::Kyc(_) => single(headers, "x-vobiz-signature")
             .is_some_and(|v| body_signed(v, b"sha256=", &secrets.parent, body)),
     };
     assert!(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use callback_guard::vobiz::voice::Family;
+use callback_guard::providers::vobiz::voice::Family;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::util::parse_duration;

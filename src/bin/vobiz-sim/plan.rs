@@ -4,10 +4,10 @@
 use base64::Engine;
 use callback_guard::form;
 use callback_guard::keys::Key;
+use callback_guard::providers::vobiz::sdk_v3;
+use callback_guard::providers::vobiz::voice::{Family, Message};
+use callback_guard::providers::vobiz::{kyc, whatsapp};
 use callback_guard::timestamp;
-use callback_guard::vobiz::sdk_v3;
-use callback_guard::vobiz::voice::{Family, Message};
-use callback_guard::vobiz::{kyc, whatsapp};
 
 use crate::cli::{Common, Construction, KycArgs, Method, Tamper, VoiceArgs, WhatsappArgs};
 use crate::util;

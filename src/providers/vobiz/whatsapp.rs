@@ -12,10 +12,10 @@
 use serde::Deserialize;
 
 use crate::keys::Key;
+use crate::providers::body_mac::BodyMac;
 use crate::request::RequestHead;
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
-use crate::vobiz::body_mac::BodyMac;
 
 pub const SCHEME: BodyMac = BodyMac {
     header: "x-webhook-signature",

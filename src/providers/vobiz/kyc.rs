@@ -5,9 +5,9 @@
 //! is required exactly (lowercase), while the hex digits may be either case.
 
 use crate::keys::Key;
+use crate::providers::body_mac::BodyMac;
 use crate::request::RequestHead;
 use crate::verdict::Rejection;
-use crate::vobiz::body_mac::BodyMac;
 
 pub const SCHEME: BodyMac = BodyMac {
     header: "x-vobiz-signature",

@@ -1,0 +1,91 @@
+//! Webhook providers behind one seam: the guard asks each route's scheme the same
+//! questions and does freshness, replay and forwarding the same way for all of them.
+//!
+//! A scheme says, in one place: what it reads at the headers ([`Provider::at_headers`]),
+//! how it verifies once the body is complete ([`Provider::at_body`]), the replay identity
+//! (always bytes its signature covers: an unsigned delivery-id header is not an identity an
+//! attacker cannot change), the request's signed time for freshness, and which parts of the
+//! request its signature leaves open ([`Open`]), which the replay fingerprint then binds.
+//! Adding a provider adds a module and a [`crate::policy::Scheme`] variant; the request
+//! flow does not change.
+
+use std::borrow::Cow;
+
+use crate::policy::Freshness;
+use crate::request::RequestHead;
+use crate::verdict::Rejection;
+
+pub mod body_mac;
+pub mod vobiz;
+
+/// What the headers alone say about a request the scheme protects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtHeaders<'p> {
+    /// A signature verified already: the request may go on now unless the route needs the
+    /// body anyway (replay protection, freshness).
+    Verified { scheme: &'static str, key: &'p str },
+    /// The verdict needs the complete body.
+    NeedBody,
+}
+
+/// The parts of a request its signature leaves open. The replay fingerprint binds exactly
+/// these, so a captured delivery cannot come again with any of them changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Open {
+    pub method: bool,
+    pub path: bool,
+    pub query: bool,
+    pub body: bool,
+}
+
+impl Open {
+    /// A scheme whose signature covers the body and nothing else of the request.
+    pub const ALL_BUT_BODY: Open = Open {
+        method: true,
+        path: true,
+        query: true,
+        body: false,
+    };
+}
+
+/// A request whose signature verified, as the guard needs it for freshness and replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<'p, 'r> {
+    /// What matched, for metrics and logs: `v3`, `whatsapp`, `stripe`, ...
+    pub scheme: &'static str,
+    /// The name of the key that verified.
+    pub key: &'p str,
+    /// Bytes the signature covers that identify the delivery: a repeat of them is a retry,
+    /// a duplicate or a replay.
+    pub identity: Cow<'r, [u8]>,
+    /// The request's own time (unix seconds), for the route's freshness window.
+    pub time: Option<i64>,
+    pub open: Open,
+}
+
+/// Route settings a scheme's verdict depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks {
+    /// Name the exact signed strings in a mismatch's log detail (never the key).
+    pub explain: bool,
+    pub freshness: Option<Freshness>,
+}
+
+/// The questions the guard asks of every scheme.
+pub trait Provider {
+    /// Judges what the headers alone can: a missing, duplicated or malformed signature is
+    /// refused here, before any body is buffered.
+    fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection>;
+
+    /// Verifies the request with its complete body.
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        checks: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection>;
+
+    /// Every scheme name it reports, with the names of the keys that can verify it, so
+    /// that each metric exists from the start.
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)>;
+}

@@ -1,0 +1,248 @@
+//! Vobiz, byte-exact to `vobiz-signatures.md`: voice callbacks (V2/V3 and the main-account
+//! variants), WhatsApp webhooks and KYC webhooks. What each scheme does on the seam:
+//!
+//! | scheme | at the headers | signed | identity | time | left open |
+//! | --- | --- | --- | --- | --- | --- |
+//! | voice | signature + nonce pairs; the docs' V3/V2 verifies here | origin, path, nonce (the SDK's V3 also the query and form parameters) | the nonce | the unsigned `timestamp` parameter, only where the route checks it | method, path, query, body |
+//! | whatsapp | `X-Webhook-Signature` (hex) | the body | `event_id` | `occurred_at` | method, path, query |
+//! | kyc | `X-Vobiz-Signature: sha256=` (hex) | the body | the body | none | method, path, query |
+
+pub mod kyc;
+pub mod sdk_v3;
+pub mod voice;
+pub mod whatsapp;
+
+use std::borrow::Cow;
+
+use crate::form;
+use crate::keys::Key;
+use crate::providers::{AtHeaders, Checks, Open, Provider, Verified};
+use crate::request::RequestHead;
+use crate::timestamp;
+use crate::verdict::{Reason, Rejection};
+use voice::{Message, Pairs, V3Construction, VoiceScheme};
+
+/// WhatsApp webhooks: the subscription secrets.
+#[derive(Debug)]
+pub struct WhatsApp {
+    pub keys: Vec<Key>,
+}
+
+/// KYC webhooks: the parent account tokens.
+#[derive(Debug)]
+pub struct Kyc {
+    pub keys: Vec<Key>,
+}
+
+fn key_names(keys: &[Key]) -> Vec<&str> {
+    keys.iter().map(|key| key.name.as_str()).collect()
+}
+
+impl Provider for VoiceScheme {
+    fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        let pairs = self.read_pairs(head)?;
+        let sdk_possible = self.v3 != V3Construction::Docs && pairs.has_v3();
+        let path = head.path_without_query();
+        match self.check(&pairs, Message::Docs { path }) {
+            // The body step would try the docs' message first too: nothing to wait for.
+            Some(verified) => Ok(AtHeaders::Verified {
+                scheme: verified.scheme(),
+                key: verified.key,
+            }),
+            None if !sdk_possible => Err(self.mismatch(&pairs, path, None, checks)),
+            None => Ok(AtHeaders::NeedBody),
+        }
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        checks: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let verified = self.verify_with_body(head, body, checks)?;
+        let time = match checks.freshness {
+            Some(freshness) => voice_timestamp(head, body, freshness.required)?,
+            None => None,
+        };
+        Ok(Verified {
+            scheme: verified.scheme(),
+            key: verified.key,
+            identity: Cow::Borrowed(verified.nonce),
+            time,
+            // The body is never signed, and the SDK's V3 signs decoded parameters: `a=b` and
+            // `a&b` sign alike, so the raw bytes are bound here.
+            open: Open {
+                method: true,
+                path: true,
+                query: true,
+                body: true,
+            },
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        VoiceScheme::schemes(self)
+            .into_iter()
+            .map(|(scheme, keys)| (scheme, key_names(keys)))
+            .collect()
+    }
+}
+
+impl VoiceScheme {
+    /// The docs' V3/V2 where allowed, else the SDK's V3 over the request's parameters.
+    fn verify_with_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &[u8],
+        checks: &Checks,
+    ) -> Result<voice::Verified<'p, 'r>, Rejection> {
+        let pairs = self.read_pairs(head)?;
+        let path = head.path_without_query();
+        if let Some(verified) = self.check(&pairs, Message::Docs { path }) {
+            return Ok(verified);
+        }
+        let mut sdk_url = None;
+        if self.v3 != V3Construction::Docs && pairs.has_v3() {
+            let method = head.first(":method").and_then(sdk_v3::Method::from_bytes);
+            if let Some(method) = method {
+                let params = match method {
+                    sdk_v3::Method::Post => form_params(body)?,
+                    sdk_v3::Method::Get => Vec::new(),
+                };
+                let path = head.first(":path").unwrap_or_default();
+                let url = sdk_v3::signed_url(method, self.origin.as_bytes(), path, &params)?;
+                if let Some(verified) = self.check(&pairs, Message::Sdk { url: &url }) {
+                    return Ok(verified);
+                }
+                sdk_url = Some(url);
+            }
+        }
+        Err(self.mismatch(&pairs, path, sdk_url.as_deref(), checks))
+    }
+
+    /// The failure of a voice request; with `explain`, a mismatch names the exact strings
+    /// that were checked, so a proxy that changed scheme, host or path shows at once.
+    fn mismatch(
+        &self,
+        pairs: &Pairs,
+        path: &[u8],
+        sdk_url: Option<&[u8]>,
+        checks: &Checks,
+    ) -> Rejection {
+        let rejection = pairs.failure();
+        if !checks.explain || rejection.reason != Reason::SignatureMismatch {
+            return rejection;
+        }
+        let mut detail = format!(
+            "{}; signed {}",
+            rejection.detail,
+            pairs.docs_messages(&self.origin, path)
+        );
+        if let Some(url) = sdk_url {
+            detail.push_str(&format!(" sdk_url=\"{}\"", url.escape_ascii()));
+        }
+        Rejection::new(rejection.reason, detail)
+    }
+}
+
+fn form_params(body: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
+    form::parse(body, form::MAX_PAIRS).map_err(|e| {
+        Rejection::new(
+            Reason::MalformedBody,
+            format!("form body has more than {} parameters", e.limit),
+        )
+    })
+}
+
+/// The voice `timestamp` parameter (body for POST, query for GET). Unsigned, so only a
+/// sanity check: an absent one passes unless the route requires it.
+fn voice_timestamp(
+    head: &RequestHead,
+    body: &[u8],
+    required: bool,
+) -> Result<Option<i64>, Rejection> {
+    let path = head.first(":path").unwrap_or_default();
+    let query = path
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(&[][..], |q| &path[q + 1..]);
+    let source = if head.first(":method") == Some(b"GET") {
+        query
+    } else {
+        body
+    };
+    let params = form_params(source)?;
+    match params.iter().find(|(name, _)| name == "timestamp") {
+        Some((_, value)) => timestamp::parse_assume_utc(value.as_bytes())
+            .map(Some)
+            .ok_or_else(|| {
+                Rejection::new(
+                    Reason::MalformedBody,
+                    "timestamp is not an ISO 8601 date-time",
+                )
+            }),
+        None if required => Err(Rejection::new(
+            Reason::MissingTimestamp,
+            "no timestamp parameter",
+        )),
+        None => Ok(None),
+    }
+}
+
+impl Provider for WhatsApp {
+    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        whatsapp::SCHEME.signature(head)?;
+        Ok(AtHeaders::NeedBody)
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let verified = whatsapp::verify(&self.keys, head, body)?;
+        Ok(Verified {
+            scheme: "whatsapp",
+            key: verified.key,
+            identity: Cow::Owned(verified.event.event_id.into_bytes()),
+            time: Some(verified.event.occurred_at),
+            // The body is authentic once its MAC verifies: an event id re-sent with another
+            // signed body is a copy of that event, not tampering.
+            open: Open::ALL_BUT_BODY,
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![("whatsapp", key_names(&self.keys))]
+    }
+}
+
+impl Provider for Kyc {
+    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        kyc::SCHEME.signature(head)?;
+        Ok(AtHeaders::NeedBody)
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        Ok(Verified {
+            scheme: "kyc",
+            key: kyc::verify(&self.keys, head, body)?,
+            // No delivery id is signed: the body itself is the identity, so a repeat is a
+            // duplicate or a retry, and tampering only if sent with another method or path.
+            identity: Cow::Borrowed(body),
+            time: None,
+            open: Open::ALL_BUT_BODY,
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![("kyc", key_names(&self.keys))]
+    }
+}
