@@ -11,9 +11,16 @@ use crate::keys::Key;
 use crate::net::Cidr;
 use crate::path_view::Prefix;
 use crate::policy::{
-    host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Transport,
+    host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Time, Transport,
 };
-use crate::providers::vobiz::voice::{Family, V3Construction, VoiceScheme};
+use crate::providers::github::GitHub;
+use crate::providers::meta::Meta;
+use crate::providers::shopify::Shopify;
+use crate::providers::slack::Slack;
+use crate::providers::standard_webhooks::{self, StandardWebhooks};
+use crate::providers::stripe::Stripe;
+use crate::providers::twilio::Twilio;
+use crate::providers::vobiz::voice::{Brand, Family, V3Construction, VoiceScheme};
 use crate::providers::vobiz::{Kyc, WhatsApp};
 use crate::replay::{ReplayCache, Timing, WhenFull};
 
@@ -51,8 +58,9 @@ fn default_true() -> bool {
     true
 }
 
-/// Provider-prefixed names leave room for other providers' schemes.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+/// A route's `scheme`: one value per provider scheme.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
 enum RawScheme {
     #[serde(rename = "vobiz_voice")]
     Voice,
@@ -60,6 +68,52 @@ enum RawScheme {
     WhatsApp,
     #[serde(rename = "vobiz_kyc")]
     Kyc,
+    StandardWebhooks,
+    Svix,
+    Stripe,
+    #[serde(rename = "github")]
+    GitHub,
+    Slack,
+    Twilio,
+    Plivo,
+    Shopify,
+    Meta,
+}
+
+impl RawScheme {
+    fn name(self) -> &'static str {
+        match self {
+            RawScheme::Voice => "vobiz_voice",
+            RawScheme::WhatsApp => "vobiz_whatsapp",
+            RawScheme::Kyc => "vobiz_kyc",
+            RawScheme::StandardWebhooks => "standard_webhooks",
+            RawScheme::Svix => "svix",
+            RawScheme::Stripe => "stripe",
+            RawScheme::GitHub => "github",
+            RawScheme::Slack => "slack",
+            RawScheme::Twilio => "twilio",
+            RawScheme::Plivo => "plivo",
+            RawScheme::Shopify => "shopify",
+            RawScheme::Meta => "meta",
+        }
+    }
+
+    /// Nonce-signed voice callbacks: public origin, parent keys, families, constructions.
+    fn is_voice(self) -> bool {
+        matches!(self, RawScheme::Voice | RawScheme::Plivo)
+    }
+
+    /// How a configured secret becomes key bytes.
+    fn key_bytes(self, secret: &str) -> Option<Vec<u8>> {
+        match self {
+            // `whsec_<base64>`: the decoded bytes (Stripe, in contrast, keys with the
+            // whole string).
+            RawScheme::StandardWebhooks | RawScheme::Svix => {
+                standard_webhooks::secret_bytes(secret)
+            }
+            _ => Some(secret.as_bytes().to_vec()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -354,21 +408,23 @@ fn compile_route(
         return Err(error(at("max_body_bytes"), "must be at least 1"));
     }
     let mut key_names = HashSet::new();
-    let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, env)?;
+    let kind = raw.scheme;
+    let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, kind, env)?;
     let parent_keys = compile_keys(
         &at("parent_keys"),
         raw.parent_keys,
         "parent",
         &mut key_names,
+        kind,
         env,
     )?;
     let replay = compile_replay(&at("replay"), &raw.name, raw.replay)?;
 
-    let scheme = if raw.scheme == RawScheme::Voice {
+    let scheme = if kind.is_voice() {
         let Some(origin) = raw.public_origin else {
             return Err(error(
                 at("public_origin"),
-                "is required for scheme vobiz_voice",
+                format!("is required for scheme {}", kind.name()),
             ));
         };
         check_origin(&at("public_origin"), &origin, transport)?;
@@ -386,6 +442,11 @@ fn compile_route(
             replay.is_some(),
         )?;
         Scheme::Voice(VoiceScheme {
+            brand: if kind == RawScheme::Plivo {
+                Brand::Plivo
+            } else {
+                Brand::Vobiz
+            },
             origin,
             families,
             v3: raw.v3_construction.unwrap_or_default(),
@@ -393,25 +454,69 @@ fn compile_route(
             parent_keys,
         })
     } else {
-        // Body-signed schemes: one secret list, no URL, no families.
+        // Every other scheme: one secret list, no nonce families; a URL only for Twilio.
         let voice_only = [
-            ("public_origin", raw.public_origin.is_some()),
             ("parent_keys", !parent_keys.is_empty()),
             ("accept", raw.accept.is_some()),
             ("v3_construction", raw.v3_construction.is_some()),
         ];
         if let Some((name, _)) = voice_only.iter().find(|(_, set)| *set) {
-            return Err(error(at(name), "applies only to scheme vobiz_voice"));
+            return Err(error(
+                at(name),
+                "applies only to scheme vobiz_voice or plivo",
+            ));
         }
         if keys.is_empty() {
             return Err(error(at("keys"), "at least one key is required"));
         }
-        match raw.scheme {
+        let origin = match (kind, raw.public_origin) {
+            (RawScheme::Twilio, Some(origin)) => {
+                check_origin(&at("public_origin"), &origin, transport)?;
+                origin
+            }
+            (RawScheme::Twilio, None) => {
+                return Err(error(at("public_origin"), "is required for scheme twilio"))
+            }
+            (_, Some(_)) => {
+                return Err(error(
+                    at("public_origin"),
+                    "applies only to scheme vobiz_voice, plivo or twilio (the schemes that sign the URL)",
+                ))
+            }
+            (_, None) => String::new(),
+        };
+        match kind {
             RawScheme::WhatsApp => Scheme::WhatsApp(WhatsApp { keys }),
-            _ => Scheme::Kyc(Kyc { keys }),
+            RawScheme::Kyc => Scheme::Kyc(Kyc { keys }),
+            RawScheme::StandardWebhooks | RawScheme::Svix => {
+                Scheme::StandardWebhooks(StandardWebhooks {
+                    names: if kind == RawScheme::Svix {
+                        standard_webhooks::SVIX
+                    } else {
+                        standard_webhooks::STANDARD
+                    },
+                    keys,
+                })
+            }
+            RawScheme::Stripe => Scheme::Stripe(Stripe { keys }),
+            RawScheme::GitHub => Scheme::GitHub(GitHub { keys }),
+            RawScheme::Slack => Scheme::Slack(Slack { keys }),
+            RawScheme::Twilio => Scheme::Twilio(Twilio::new(&origin, keys)),
+            RawScheme::Shopify => Scheme::Shopify(Shopify { keys }),
+            RawScheme::Meta => Scheme::Meta(Meta { keys }),
+            // Compiled above; listed so that a new scheme must be placed here or there.
+            RawScheme::Voice | RawScheme::Plivo => {
+                return Err(error(at("scheme"), "is a voice scheme"));
+            }
         }
     };
-    let freshness = compile_freshness(&at("freshness"), raw.freshness, &scheme, replay.as_ref())?;
+    let freshness = compile_freshness(
+        &at("freshness"),
+        raw.freshness,
+        &scheme,
+        kind.name(),
+        replay.as_ref(),
+    )?;
     let trusted_proxies = compile_cidrs(&at("trusted_proxies"), &raw.trusted_proxies)?;
     let allowed_sources = compile_cidrs(&at("allowed_sources"), &raw.allowed_sources)?;
     if !trusted_proxies.is_empty()
@@ -568,15 +673,20 @@ fn compile_freshness(
     field: &str,
     raw: Option<RawFreshness>,
     scheme: &Scheme,
+    name: &str,
     replay: Option<&Replay>,
 ) -> Result<Option<Freshness>, ConfigError> {
-    let raw = match (raw, scheme) {
-        (Some(_), Scheme::Kyc(_)) => {
-            return Err(error(field, "is not available for scheme vobiz_kyc"))
+    let time = scheme.time();
+    let raw = match (raw, time) {
+        (Some(_), Time::None) => {
+            return Err(error(
+                field,
+                format!("is not available for scheme {name}: it signs no time"),
+            ))
         }
-        (None, Scheme::WhatsApp(_)) => RawFreshness {
-            max_age: Duration(3600),
-            max_future_skew: default_max_future_skew(),
+        (None, Time::Signed(default)) => RawFreshness {
+            max_age: Duration(default.max_age_secs),
+            max_future_skew: Duration(default.max_future_secs),
             require: None,
         },
         (None, _) => return Ok(None),
@@ -585,19 +695,18 @@ fn compile_freshness(
     if raw.max_age.0 == 0 {
         return Err(error(format!("{field}.max_age"), "must be at least 1s"));
     }
-    let required = match (scheme, raw.require) {
-        (Scheme::Voice(_), require) => require.unwrap_or(false),
-        (_, Some(_)) => {
-            return Err(error(
+    let required =
+        match (time, raw.require) {
+            (Time::Unsigned, require) => require.unwrap_or(false),
+            (_, Some(_)) => return Err(error(
                 format!("{field}.require"),
-                "applies only to scheme vobiz_voice (occurred_at is always required)",
-            ))
-        }
-        (_, None) => true,
-    };
-    // An event must be remembered for as long as it counts as fresh, or it could be
+                "applies only to scheme vobiz_voice or plivo (a signed time is always required)",
+            )),
+            (_, None) => true,
+        };
+    // A delivery must be remembered for as long as it counts as fresh, or it could be
     // replayed after the cache forgot it but before it went stale.
-    if let (Some(replay), Scheme::WhatsApp(_)) = (replay, scheme) {
+    if let (Some(replay), Time::Signed(_)) = (replay, time) {
         let fresh_for = u64::from(raw.max_age.0) + u64::from(raw.max_future_skew.0);
         if u64::from(replay.cache.window_secs()) < fresh_for {
             return Err(error(
@@ -683,6 +792,7 @@ fn compile_keys(
     raw: Vec<RawKey>,
     default_prefix: &str,
     names: &mut HashSet<String>,
+    scheme: RawScheme,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Key>, ConfigError> {
     raw.into_iter()
@@ -718,7 +828,13 @@ fn compile_keys(
             if !names.insert(name.clone()) {
                 return Err(error(format!("{field}.name"), format!("duplicate key name {name:?}")));
             }
-            Key::new(name, secret.as_bytes()).map_err(|_| error(&field, "unusable key"))
+            let bytes = scheme.key_bytes(&secret).ok_or_else(|| {
+                error(
+                    &field,
+                    format!("key from {source} is not whsec_ followed by base64, as {} secrets are", scheme.name()),
+                )
+            })?;
+            Key::new(name, &bytes).map_err(|_| error(&field, "unusable key"))
         })
         .collect()
 }
@@ -862,6 +978,114 @@ mod tests {
         );
     }
 
+    /// A route of `scheme` with one key from `value` and no voice fields.
+    fn provider(
+        scheme: &str,
+        secret: &str,
+        extra: serde_json::Value,
+    ) -> Result<Policy, ConfigError> {
+        let mut route = serde_json::json!({
+            "name": "p", "path_prefix": "/p/", "scheme": scheme,
+            "keys": [{"name": "k", "value": secret}],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            route[k] = v.clone();
+        }
+        parse_json(serde_json::json!({ "routes": [route] }))
+    }
+
+    #[test]
+    fn every_provider_compiles_with_its_freshness_default() {
+        let whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let timed = Some(Freshness {
+            max_age_secs: 300,
+            max_future_secs: 300,
+            required: true,
+        });
+        for (scheme, secret, freshness) in [
+            ("standard_webhooks", whsec, timed),
+            ("svix", whsec, timed),
+            ("stripe", "whsec_anything", timed),
+            ("slack", "s", timed),
+            ("github", "s", None),
+            ("shopify", "s", None),
+            ("meta", "s", None),
+        ] {
+            let policy = provider(scheme, secret, serde_json::json!({})).unwrap();
+            let route = &policy.routes[0];
+            assert_eq!(route.freshness, freshness, "{scheme}");
+            assert!(
+                route.replay.is_some(),
+                "{scheme}: replay protection on by default"
+            );
+            let (name, keys) = &route.scheme.provider().schemes()[0];
+            assert_eq!((*name, keys.as_slice()), (scheme, ["k"].as_slice()));
+        }
+        let twilio = provider(
+            "twilio",
+            "t",
+            serde_json::json!({"public_origin": "https://a.example"}),
+        );
+        assert!(matches!(
+            twilio.unwrap().routes[0].scheme,
+            Scheme::Twilio(_)
+        ));
+        let plivo = parse_json(route(serde_json::json!({"scheme": "plivo"}))).unwrap();
+        assert_eq!(voice(&plivo.routes[0]).brand, Brand::Plivo);
+    }
+
+    #[test]
+    fn provider_errors_name_the_field_and_why() {
+        let message = |result: Result<Policy, ConfigError>| result.unwrap_err().to_string();
+        assert!(
+            message(provider("svix", "not base64!", serde_json::json!({})))
+                .starts_with("routes[0].keys[0]: key from value is not whsec_ followed by base64")
+        );
+        assert!(message(provider("twilio", "t", serde_json::json!({})))
+            .starts_with("routes[0].public_origin: is required for scheme twilio"));
+        assert!(message(provider(
+            "github",
+            "s",
+            serde_json::json!({"public_origin": "https://a"})
+        ))
+        .starts_with(
+            "routes[0].public_origin: applies only to scheme vobiz_voice, plivo or twilio"
+        ));
+        assert!(message(provider(
+            "github",
+            "s",
+            serde_json::json!({"freshness": {"max_age": "5m"}})
+        ))
+        .starts_with("routes[0].freshness: is not available for scheme github: it signs no time"));
+        assert!(message(provider(
+            "stripe",
+            "s",
+            serde_json::json!({"freshness": {"max_age": "2d"}})
+        ))
+        .starts_with(
+            "routes[0].freshness.max_age: max_age + max_future_skew must not exceed replay.window"
+        ));
+        assert!(message(provider(
+            "slack",
+            "s",
+            serde_json::json!({"freshness": {"max_age": "1m", "require": true}})
+        ))
+        .starts_with("routes[0].freshness.require: applies only to scheme vobiz_voice or plivo"));
+        let narrowed = provider(
+            "stripe",
+            "s",
+            serde_json::json!({"freshness": {"max_age": "1m", "max_future_skew": "10s"}}),
+        );
+        assert_eq!(
+            narrowed.unwrap().routes[0].freshness,
+            Some(Freshness {
+                max_age_secs: 60,
+                max_future_secs: 10,
+                required: true
+            })
+        );
+    }
+
     #[test]
     fn replay_and_freshness_settings() {
         let policy = parse_json(route(serde_json::json!({
@@ -977,7 +1201,7 @@ mod tests {
             (serde_json::json!({"freshness": {}}), "routes[0].freshness: missing field `max_age`"),
             (serde_json::json!({"freshness": {"max_age": "0s"}}), "routes[0].freshness.max_age: must be at least 1s"),
             (serde_json::json!({"max_body_bytes": 0}), "routes[0].max_body_bytes: must be at least 1"),
-            (serde_json::json!({"scheme": "stripe"}), "routes[0].scheme: unknown variant `stripe`"),
+            (serde_json::json!({"scheme": "carrier_pigeon"}), "routes[0].scheme: unknown variant `carrier_pigeon`"),
             (wa(serde_json::json!({"public_origin": "https://x"})), "routes[0].public_origin: applies only to scheme vobiz_voice"),
             (wa(serde_json::json!({"accept": ["v3"]})), "routes[0].accept: applies only to scheme vobiz_voice"),
             (wa(serde_json::json!({"keys": []})), "routes[0].keys: at least one key is required"),

@@ -1305,6 +1305,51 @@ mod tests {
     }
 
     #[test]
+    fn plivo_signs_like_vobiz_under_its_own_header_names() {
+        // providers.md §4 rows 7a (V2, the query is not signed) and 7b (V3, the SDK's
+        // construction over query and POST parameters), checked by the plivo SDK.
+        let plivo = |accept: &str| {
+            policy(json!({
+                "name": "plivo", "path_prefix": "/answer", "scheme": "plivo",
+                "public_origin": "https://example.com", "accept": [accept],
+                "keys": [{"name": "token", "value": "MAXXXXXXXXXXXXXXXXXX_test_token"}],
+                "replay": {"enabled": false},
+            }))
+        };
+        let nonce = "05429567804466091622";
+        let v2 = Request::post("/answer/?x=1")
+            .header(
+                "x-plivo-signature-v2",
+                "NXfJq7jiqMh8dwdT9s8Li2O6gt9LQfZ8EBtBDtJncQA=",
+            )
+            .header("x-plivo-signature-v2-nonce", nonce);
+        let v2_policy = plivo("v2");
+        let accepted = forwarded(at_headers(&v2_policy, &v2));
+        assert_eq!((accepted.scheme, accepted.key), ("v2", "token"));
+        let v3 = Request::post("/answer?x=1")
+            .header(
+                "x-plivo-signature-v3",
+                "sVFiBGr0N/ItJUqRMLveELKsMZfCcjFfGpN7IV1Ok30=",
+            )
+            .header("x-plivo-signature-v3-nonce", nonce)
+            .body("CallUUID=abc&From=14155550123&To=14155550100");
+        let v3_policy = plivo("v3");
+        let accepted = forwarded(verdict(&v3_policy, &v3, NOW, &MemoryStore::new()));
+        assert_eq!((accepted.scheme, accepted.key), ("v3_sdk", "token"));
+        // Vobiz's header names mean nothing on a Plivo route.
+        let vobiz = Request::post("/answer/?x=1")
+            .header(
+                "x-vobiz-signature-v2",
+                "NXfJq7jiqMh8dwdT9s8Li2O6gt9LQfZ8EBtBDtJncQA=",
+            )
+            .header("x-vobiz-signature-v2-nonce", nonce);
+        assert_eq!(
+            reason(at_headers(&v2_policy, &vobiz)),
+            Reason::MissingSignature
+        );
+    }
+
+    #[test]
     fn a_full_cache_may_forget_its_oldest_delivered_callback_instead() {
         let policy =
             voice(json!({"replay": {"max_entries": 1, "when_full": "forget_oldest_delivered"}}));

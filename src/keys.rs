@@ -2,15 +2,18 @@
 //! never re-derives the inner and outer pads.
 
 use hmac::{Hmac, Mac};
+use sha1::Sha1;
 use sha2::Sha256;
 
 pub type HmacSha256 = Hmac<Sha256>;
 
-/// A named key with its precomputed HMAC-SHA256 state. The secret itself is not kept.
+/// A named key with its precomputed HMAC state (SHA-256, and SHA-1 for the providers that
+/// still sign with it). The secret itself is not kept.
 #[derive(Clone)]
 pub struct Key {
     pub name: String,
     mac: HmacSha256,
+    sha1: Hmac<Sha1>,
 }
 
 impl Key {
@@ -22,7 +25,17 @@ impl Key {
         Ok(Key {
             name: name.into(),
             mac: HmacSha256::new_from_slice(secret)?,
+            sha1: Hmac::<Sha1>::new_from_slice(secret)?,
         })
+    }
+
+    /// A fresh HMAC-SHA1 over the concatenation of `parts`.
+    pub fn mac_sha1(&self, parts: &[&[u8]]) -> [u8; 20] {
+        let mut mac = self.sha1.clone();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// A fresh MAC over the concatenation of `parts`.
@@ -45,7 +58,7 @@ impl std::fmt::Debug for Key {
 }
 
 /// Constant-time equality of two MACs.
-pub fn macs_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub fn macs_equal<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
     use subtle::ConstantTimeEq;
     a.ct_eq(b).into()
 }

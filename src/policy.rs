@@ -3,6 +3,13 @@
 use crate::etcd::Etcd;
 use crate::net::Cidr;
 use crate::path_view::{Features, PathView, Prefix};
+use crate::providers::github::GitHub;
+use crate::providers::meta::Meta;
+use crate::providers::shopify::Shopify;
+use crate::providers::slack::Slack;
+use crate::providers::standard_webhooks::StandardWebhooks;
+use crate::providers::stripe::Stripe;
+use crate::providers::twilio::Twilio;
 use crate::providers::vobiz::voice::VoiceScheme;
 use crate::providers::vobiz::{Kyc, WhatsApp};
 use crate::providers::Provider;
@@ -75,15 +82,70 @@ pub enum Scheme {
     WhatsApp(WhatsApp),
     /// Vobiz `X-Vobiz-Signature: sha256=<hex>` HMAC of the body with the parent token.
     Kyc(Kyc),
+    /// Standard Webhooks or Svix (`webhook-*` / `svix-*` headers).
+    StandardWebhooks(StandardWebhooks),
+    Stripe(Stripe),
+    GitHub(GitHub),
+    Slack(Slack),
+    Twilio(Twilio),
+    Shopify(Shopify),
+    Meta(Meta),
 }
 
+/// What a scheme's freshness check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    /// A signed time, checked by default with the provider SDK's tolerance (the future
+    /// bounded as well).
+    Signed(Freshness),
+    /// An unsigned time the route may choose to check (a sanity check only).
+    Unsigned,
+    /// Nothing time-like: a freshness setting would check nothing.
+    None,
+}
+
+/// The tolerance of the SDKs that check a signed time (Standard Webhooks, Svix, Stripe,
+/// Slack): five minutes, here in both directions.
+pub const FIVE_MINUTES: Freshness = Freshness {
+    max_age_secs: 300,
+    max_future_secs: 300,
+    required: true,
+};
+
 impl Scheme {
+    /// What freshness reads for this scheme, and its default.
+    pub fn time(&self) -> Time {
+        match self {
+            Scheme::Voice(_) => Time::Unsigned,
+            Scheme::WhatsApp(_) => Time::Signed(Freshness {
+                max_age_secs: 3600,
+                max_future_secs: 300,
+                required: true,
+            }),
+            Scheme::StandardWebhooks(_) | Scheme::Stripe(_) | Scheme::Slack(_) => {
+                Time::Signed(FIVE_MINUTES)
+            }
+            Scheme::Kyc(_)
+            | Scheme::GitHub(_)
+            | Scheme::Twilio(_)
+            | Scheme::Shopify(_)
+            | Scheme::Meta(_) => Time::None,
+        }
+    }
+
     /// The scheme on the seam.
     pub fn provider(&self) -> &dyn Provider {
         match self {
             Scheme::Voice(scheme) => scheme,
             Scheme::WhatsApp(scheme) => scheme,
             Scheme::Kyc(scheme) => scheme,
+            Scheme::StandardWebhooks(scheme) => scheme,
+            Scheme::Stripe(scheme) => scheme,
+            Scheme::GitHub(scheme) => scheme,
+            Scheme::Slack(scheme) => scheme,
+            Scheme::Twilio(scheme) => scheme,
+            Scheme::Shopify(scheme) => scheme,
+            Scheme::Meta(scheme) => scheme,
         }
     }
 }

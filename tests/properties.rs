@@ -20,7 +20,7 @@ use callback_guard::guard::{self, Downstream, Step};
 use callback_guard::keys::Key;
 use callback_guard::path_view::PathView;
 use callback_guard::policy::Policy;
-use callback_guard::providers::vobiz::voice::{Family, V3Construction, VoiceScheme};
+use callback_guard::providers::vobiz::voice::{Brand, Family, V3Construction, VoiceScheme};
 use callback_guard::providers::vobiz::{kyc, whatsapp};
 use callback_guard::replay::{SharedStore, StoreError};
 use callback_guard::request::{Header, RequestHead};
@@ -132,6 +132,7 @@ fn voice_signature(secret: &[u8], origin: &str, path: &str, family: Family, nonc
 
 fn voice_scheme(origin: &str, own: &[u8], parent: &[u8]) -> VoiceScheme {
     VoiceScheme {
+        brand: Brand::Vobiz,
         origin: origin.to_string(),
         families: Family::ALL.to_vec(),
         v3: V3Construction::Either,

@@ -7,8 +7,7 @@ use std::collections::HashSet;
 
 use callback_guard::config;
 use callback_guard::path_view::PathView;
-use callback_guard::policy::{host_name, Policy, Protection, Scheme, Transport};
-use callback_guard::providers::vobiz::{Kyc, WhatsApp};
+use callback_guard::policy::{host_name, Policy, Protection, Scheme, Time, Transport};
 use callback_guard::request::{Header, RequestHead};
 use libfuzzer_sys::fuzz_target;
 
@@ -70,7 +69,7 @@ fn check_policy(policy: &Policy) {
                     || !route.allowed_sources.is_empty()
             );
         }
-        let mut key_names = HashSet::new();
+        let mut key_names: HashSet<String> = HashSet::new();
         match &route.scheme {
             Scheme::Voice(voice) => {
                 let origin = voice.origin.as_str();
@@ -102,19 +101,25 @@ fn check_policy(policy: &Policy) {
                 }
                 for key in voice.keys.iter().chain(&voice.parent_keys) {
                     assert!(identifier(&key.name));
-                    assert!(key_names.insert(&key.name), "duplicate key {}", key.name);
+                    assert!(key_names.insert(key.name.clone()), "duplicate key {}", key.name);
                 }
             }
-            Scheme::WhatsApp(WhatsApp { keys }) | Scheme::Kyc(Kyc { keys }) => {
+            other => {
+                let keys: Vec<&str> = other
+                    .provider()
+                    .schemes()
+                    .into_iter()
+                    .flat_map(|(_, keys)| keys)
+                    .collect();
                 assert!(!keys.is_empty());
                 for key in keys {
-                    assert!(identifier(&key.name));
-                    assert!(key_names.insert(&key.name), "duplicate key {}", key.name);
+                    assert!(identifier(key));
+                    assert!(key_names.insert(key.to_string()), "duplicate key {key}");
                 }
             }
         }
-        match (&route.scheme, route.freshness) {
-            (Scheme::WhatsApp(_), Some(freshness)) => {
+        match (route.scheme.time(), route.freshness) {
+            (Time::Signed(_), Some(freshness)) => {
                 assert!(freshness.required);
                 if let Some(replay) = &route.replay {
                     let fresh_for =
@@ -122,9 +127,9 @@ fn check_policy(policy: &Policy) {
                     assert!(u64::from(replay.cache.window_secs()) >= fresh_for);
                 }
             }
-            (Scheme::WhatsApp(_), None) => panic!("WhatsApp route without freshness"),
-            (Scheme::Kyc(_), freshness) => assert_eq!(freshness, None),
-            (Scheme::Voice(_), _) => {}
+            (Time::Signed(_), None) => panic!("a signed time without freshness"),
+            (Time::None, freshness) => assert_eq!(freshness, None),
+            (Time::Unsigned, _) => {}
         }
         // Every route is reachable at its own prefix and host.
         let authority = route.host.as_deref().unwrap_or("any.example");

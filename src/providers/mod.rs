@@ -11,11 +11,19 @@
 
 use std::borrow::Cow;
 
+use crate::keys::{macs_equal, Key};
 use crate::policy::Freshness;
-use crate::request::RequestHead;
-use crate::verdict::Rejection;
+use crate::request::{Lookup, RequestHead};
+use crate::verdict::{Reason, Rejection};
 
 pub mod body_mac;
+pub mod github;
+pub mod meta;
+pub mod shopify;
+pub mod slack;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod twilio;
 pub mod vobiz;
 
 /// What the headers alone say about a request the scheme protects.
@@ -88,4 +96,77 @@ pub trait Provider {
     /// Every scheme name it reports, with the names of the keys that can verify it, so
     /// that each metric exists from the start.
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)>;
+}
+
+/// The one value of a header a scheme cannot do without: missing is 401, duplicated 400
+/// (the filter and the application could read different copies).
+pub fn required<'r>(head: &RequestHead<'r>, name: &str) -> Result<&'r [u8], Rejection> {
+    match head.lookup(name) {
+        Lookup::One(value) => Ok(value),
+        Lookup::Missing => Err(Rejection::new(
+            Reason::MissingSignature,
+            format!("{name} is missing"),
+        )),
+        Lookup::Duplicate => Err(Rejection::new(
+            Reason::DuplicateHeader,
+            format!("{name} appears more than once"),
+        )),
+    }
+}
+
+pub fn malformed(detail: impl Into<Cow<'static, str>>) -> Rejection {
+    Rejection::new(Reason::MalformedHeader, detail)
+}
+
+/// Unix seconds as the provider sends them: 1 to 12 ASCII digits, nothing else (no sign,
+/// no fraction: the signed bytes are these bytes).
+pub fn unix_seconds(name: &str, value: &[u8]) -> Result<i64, Rejection> {
+    let digits = !value.is_empty() && value.len() <= 12 && value.iter().all(u8::is_ascii_digit);
+    let parsed = digits
+        .then(|| std::str::from_utf8(value).ok()?.parse::<i64>().ok())
+        .flatten();
+    parsed.ok_or_else(|| malformed(format!("{name} is not unix seconds")))
+}
+
+/// Standard base64 (padded) of exactly `N` bytes.
+pub fn base64_exact<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// A visible-ASCII header value of at most `max` bytes: safe as an identity and in logs.
+pub fn visible(name: &str, value: &[u8], max: usize) -> Result<(), Rejection> {
+    if value.is_empty() || value.len() > max || !value.iter().all(u8::is_ascii_graphic) {
+        return Err(malformed(format!(
+            "{name} is not 1 to {max} visible ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Longest signature header any scheme reads, and most signatures it checks: rotation needs
+/// two or three, nothing needs more.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 2048;
+pub const MAX_SIGNATURES: usize = 8;
+
+/// The key, among `keys`, whose HMAC-SHA256 over `parts` is one of `signatures`.
+pub fn any_key<'k>(keys: &'k [Key], parts: &[&[u8]], signatures: &[[u8; 32]]) -> Option<&'k Key> {
+    keys.iter().find(|key| {
+        let expected = key.mac(parts);
+        signatures
+            .iter()
+            .any(|signature| macs_equal(&expected, signature))
+    })
+}
+
+pub fn mismatch(what: &str) -> Rejection {
+    Rejection::new(Reason::SignatureMismatch, format!("{what} did not verify"))
+}
+
+/// A route's keys by name, as every scheme reports them.
+pub fn key_names(keys: &[Key]) -> Vec<&str> {
+    keys.iter().map(|key| key.name.as_str()).collect()
 }

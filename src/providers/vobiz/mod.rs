@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use crate::form;
 use crate::keys::Key;
-use crate::providers::{AtHeaders, Checks, Open, Provider, Verified};
+use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, Verified};
 use crate::request::RequestHead;
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
@@ -32,10 +32,6 @@ pub struct WhatsApp {
 #[derive(Debug)]
 pub struct Kyc {
     pub keys: Vec<Key>,
-}
-
-fn key_names(keys: &[Key]) -> Vec<&str> {
-    keys.iter().map(|key| key.name.as_str()).collect()
 }
 
 impl Provider for VoiceScheme {

@@ -41,21 +41,14 @@ impl Family {
         }
     }
 
+    /// Vobiz's signature header of this family.
     pub fn signature_header(self) -> &'static str {
-        match self {
-            Family::V3 => "x-vobiz-signature-v3",
-            Family::V2 => "x-vobiz-signature-v2",
-            Family::MaV3 => "x-vobiz-signature-ma-v3",
-            Family::MaV2 => "x-vobiz-signature-ma-v2",
-        }
+        Brand::Vobiz.signature_header(self)
     }
 
-    /// MA variants re-use the V2/V3 nonce headers.
+    /// Vobiz's nonce header of this family.
     pub fn nonce_header(self) -> &'static str {
-        match self {
-            Family::V3 | Family::MaV3 => "x-vobiz-signature-v3-nonce",
-            Family::V2 | Family::MaV2 => "x-vobiz-signature-v2-nonce",
-        }
+        Brand::Vobiz.nonce_header(self)
     }
 
     /// The bytes between base URL and nonce: V3 puts a dot there, V2 nothing.
@@ -100,6 +93,40 @@ impl Family {
     }
 }
 
+/// Whose headers carry the signatures: Vobiz signs exactly as Plivo does, under its own
+/// header names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Brand {
+    #[default]
+    Vobiz,
+    Plivo,
+}
+
+impl Brand {
+    pub fn signature_header(self, family: Family) -> &'static str {
+        match (self, family) {
+            (Brand::Vobiz, Family::V3) => "x-vobiz-signature-v3",
+            (Brand::Vobiz, Family::V2) => "x-vobiz-signature-v2",
+            (Brand::Vobiz, Family::MaV3) => "x-vobiz-signature-ma-v3",
+            (Brand::Vobiz, Family::MaV2) => "x-vobiz-signature-ma-v2",
+            (Brand::Plivo, Family::V3) => "x-plivo-signature-v3",
+            (Brand::Plivo, Family::V2) => "x-plivo-signature-v2",
+            (Brand::Plivo, Family::MaV3) => "x-plivo-signature-ma-v3",
+            (Brand::Plivo, Family::MaV2) => "x-plivo-signature-ma-v2",
+        }
+    }
+
+    /// MA variants re-use the V2/V3 nonce headers.
+    pub fn nonce_header(self, family: Family) -> &'static str {
+        match (self, family.is_v3()) {
+            (Brand::Vobiz, true) => "x-vobiz-signature-v3-nonce",
+            (Brand::Vobiz, false) => "x-vobiz-signature-v2-nonce",
+            (Brand::Plivo, true) => "x-plivo-signature-v3-nonce",
+            (Brand::Plivo, false) => "x-plivo-signature-v2-nonce",
+        }
+    }
+}
+
 /// Which V3 message a route accepts: the docs' `baseURL.nonce`, the official SDK's
 /// Plivo-style URL with sorted query and POST parameters, or either.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
@@ -114,6 +141,7 @@ pub enum V3Construction {
 /// A route's voice policy: which families it accepts and with which keys.
 #[derive(Debug, Clone)]
 pub struct VoiceScheme {
+    pub brand: Brand,
     /// `scheme://authority` exactly as registered with Vobiz: the start of every base URL.
     pub origin: String,
     pub families: Vec<Family>,
@@ -208,7 +236,7 @@ impl VoiceScheme {
             malformed: None,
         };
         for &family in &self.families {
-            match read_pair(head, family)? {
+            match read_pair(head, family, self.brand)? {
                 Some(Ok((signatures, nonce))) => pairs.found.push(Pair {
                     family,
                     signatures,
@@ -302,17 +330,20 @@ type Signatures = Vec<[u8; 32]>;
 fn read_pair<'r>(
     head: &RequestHead<'r>,
     family: Family,
+    brand: Brand,
 ) -> Result<Option<Result<(Signatures, &'r [u8]), Rejection>>, Rejection> {
-    let signature = match single(head, family.signature_header())? {
+    let (signature_header, nonce_header) =
+        (brand.signature_header(family), brand.nonce_header(family));
+    let signature = match single(head, signature_header)? {
         Some(value) => value,
         None => return Ok(None),
     };
-    let nonce = match single(head, family.nonce_header())? {
+    let nonce = match single(head, nonce_header)? {
         Some(value) => value,
         None => return Ok(None),
     };
-    Ok(Some(parse_nonce(family, nonce).and_then(|nonce| {
-        Ok((parse_signatures(family, signature)?, nonce))
+    Ok(Some(parse_nonce(nonce_header, nonce).and_then(|nonce| {
+        Ok((parse_signatures(signature_header, signature)?, nonce))
     })))
 }
 
@@ -327,8 +358,7 @@ fn single<'r>(head: &RequestHead<'r>, name: &'static str) -> Result<Option<&'r [
     }
 }
 
-fn parse_nonce(family: Family, nonce: &[u8]) -> Result<&[u8], Rejection> {
-    let name = family.nonce_header();
+fn parse_nonce<'r>(name: &str, nonce: &'r [u8]) -> Result<&'r [u8], Rejection> {
     if nonce.is_empty() || nonce.len() > MAX_NONCE_BYTES {
         return Err(malformed(format!(
             "{name}: empty or longer than {MAX_NONCE_BYTES} bytes"
@@ -341,8 +371,7 @@ fn parse_nonce(family: Family, nonce: &[u8]) -> Result<&[u8], Rejection> {
 }
 
 /// A comma-separated list of base64 signatures, each exactly 32 bytes once decoded.
-fn parse_signatures(family: Family, value: &[u8]) -> Result<Signatures, Rejection> {
-    let name = family.signature_header();
+fn parse_signatures(name: &str, value: &[u8]) -> Result<Signatures, Rejection> {
     if value.len() > MAX_SIGNATURE_HEADER_BYTES {
         return Err(malformed(format!(
             "{name}: longer than {MAX_SIGNATURE_HEADER_BYTES} bytes"
@@ -390,6 +419,7 @@ mod tests {
 
     fn scheme() -> VoiceScheme {
         VoiceScheme {
+            brand: Brand::Vobiz,
             origin: "https://example.com".to_string(),
             v3: V3Construction::Either,
             families: Family::ALL.to_vec(),
@@ -406,6 +436,7 @@ mod tests {
         let h = headers(pairs);
         let head = RequestHead::new(&h);
         let scheme = VoiceScheme {
+            brand: Brand::Vobiz,
             origin: String::from_utf8(origin.to_vec()).unwrap(),
             ..scheme.clone()
         };

@@ -1,0 +1,114 @@
+//! Shopify: `X-Shopify-Hmac-Sha256: <base64>` (the "events" delivery type sends
+//! `shopify-hmac-sha256`) = HMAC-SHA256 of the body with the app's client secret.
+//!
+//! | at the headers | signed | identity | time | left open |
+//! | --- | --- | --- | --- | --- |
+//! | the signature, under either name (both at once: refused, they could differ) | the body | the body (retries carry it unchanged; `X-Shopify-Webhook-Id` is not signed) | none signed | method, path, query |
+//!
+//! An empty body is refused, as Shopify's own library does.
+
+use crate::keys::Key;
+use crate::providers::github::body_signed;
+use crate::providers::{
+    any_key, base64_exact, key_names, malformed, mismatch, required, AtHeaders, Checks, Provider,
+    Verified,
+};
+use crate::request::{Lookup, RequestHead};
+use crate::verdict::{Reason, Rejection};
+
+pub const HEADER: &str = "x-shopify-hmac-sha256";
+pub const EVENTS_HEADER: &str = "shopify-hmac-sha256";
+
+#[derive(Debug)]
+pub struct Shopify {
+    pub keys: Vec<Key>,
+}
+
+fn signature(head: &RequestHead) -> Result<[u8; 32], Rejection> {
+    let name = match (head.lookup(HEADER), head.lookup(EVENTS_HEADER)) {
+        (_, Lookup::Missing) => HEADER,
+        (Lookup::Missing, _) => EVENTS_HEADER,
+        _ => {
+            return Err(Rejection::new(
+                Reason::DuplicateHeader,
+                format!("both {HEADER} and {EVENTS_HEADER}"),
+            ))
+        }
+    };
+    base64_exact::<32>(required(head, name)?)
+        .ok_or_else(|| malformed(format!("{name} is not base64 of 32 bytes")))
+}
+
+impl Provider for Shopify {
+    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        signature(head)?;
+        Ok(AtHeaders::NeedBody)
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let signature = signature(head)?;
+        if body.is_empty() {
+            return Err(Rejection::new(Reason::MalformedBody, "empty body"));
+        }
+        let key = any_key(&self.keys, &[body], &[signature]).ok_or_else(|| mismatch(HEADER))?;
+        Ok(body_signed("shopify", key, body))
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![("shopify", key_names(&self.keys))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::test_key;
+    use crate::request::headers;
+
+    const BODY: &str = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
+    const SIGNATURE: &str = "vyJXvnxmcYLmvLnBYoI+3OnOQBYMbSXzEjNKQ25TjlI=";
+
+    fn check(h: &[(&str, &str)], body: &str) -> Result<(), Reason> {
+        let shopify = Shopify {
+            keys: vec![test_key("k", "shpss_test_secret")],
+        };
+        let h = headers(h);
+        let head = RequestHead::new(&h);
+        shopify
+            .at_headers(&head, &Checks::default())
+            .map_err(|r| r.reason)?;
+        shopify
+            .at_body(&head, body.as_bytes(), &Checks::default())
+            .map(|_| ())
+            .map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn the_reference_vector_verifies_under_both_header_names() {
+        // providers.md §4 row 8.
+        assert_eq!(check(&[(HEADER, SIGNATURE)], BODY), Ok(()));
+        assert_eq!(check(&[(EVENTS_HEADER, SIGNATURE)], BODY), Ok(()));
+        assert_eq!(
+            check(&[(HEADER, SIGNATURE), (EVENTS_HEADER, SIGNATURE)], BODY),
+            Err(Reason::DuplicateHeader)
+        );
+        assert_eq!(
+            check(&[(HEADER, SIGNATURE)], "{}"),
+            Err(Reason::SignatureMismatch)
+        );
+        assert_eq!(
+            check(&[(HEADER, SIGNATURE)], ""),
+            Err(Reason::MalformedBody)
+        );
+        assert_eq!(
+            check(&[(HEADER, "vyJXvnxm")], BODY),
+            Err(Reason::MalformedHeader)
+        );
+        assert_eq!(check(&[], BODY), Err(Reason::MissingSignature));
+    }
+}

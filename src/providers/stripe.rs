@@ -1,0 +1,185 @@
+//! Stripe: `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=<hex>...]` = HMAC-SHA256 over
+//! `t ‖ "." ‖ body`, keyed with the whole `whsec_...` secret as UTF-8 (no base64 decoding,
+//! unlike Svix).
+//!
+//! | at the headers | signed | identity | time | left open |
+//! | --- | --- | --- | --- | --- |
+//! | `t` and the `v1` list | `t`, body | the body (it carries the event id; each attempt is re-signed with a new `t`, the body stays) | `t` (5 min, the SDK's tolerance; Stripe's SDK bounds only the past, here the future is bounded too) | method, path, query |
+//!
+//! `v0` (test mode, legacy) and unknown items are ignored, as the SDK does.
+
+use std::borrow::Cow;
+
+use crate::keys::Key;
+use crate::providers::body_mac::parse_hex;
+use crate::providers::{
+    any_key, key_names, malformed, mismatch, required, unix_seconds, AtHeaders, Checks, Open,
+    Provider, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+};
+use crate::request::RequestHead;
+use crate::verdict::{Reason, Rejection};
+
+pub const HEADER: &str = "stripe-signature";
+
+#[derive(Debug)]
+pub struct Stripe {
+    pub keys: Vec<Key>,
+}
+
+struct Signed<'r> {
+    timestamp: &'r [u8],
+    time: i64,
+    signatures: Vec<[u8; 32]>,
+}
+
+fn read<'r>(head: &RequestHead<'r>) -> Result<Signed<'r>, Rejection> {
+    let value = required(head, HEADER)?;
+    if value.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(malformed(format!(
+            "{HEADER} is longer than {MAX_SIGNATURE_HEADER_BYTES} bytes"
+        )));
+    }
+    let (mut timestamp, mut signatures) = (None, Vec::new());
+    for item in value.split(|&b| b == b',') {
+        let Some(eq) = item.iter().position(|&b| b == b'=') else {
+            return Err(malformed(format!("{HEADER}: an item is not key=value")));
+        };
+        match (&item[..eq], &item[eq + 1..]) {
+            (b"t", _) if timestamp.is_some() => {
+                return Err(malformed(format!("{HEADER} has more than one t")))
+            }
+            (b"t", t) => timestamp = Some(t),
+            (b"v1", hex) => {
+                let signature = parse_hex(hex)
+                    .ok_or_else(|| malformed(format!("{HEADER}: a v1 is not 64 hex digits")))?;
+                if signatures.len() == MAX_SIGNATURES {
+                    return Err(malformed(format!(
+                        "{HEADER} lists more than {MAX_SIGNATURES} signatures"
+                    )));
+                }
+                signatures.push(signature);
+            }
+            _ => {}
+        }
+    }
+    let Some(timestamp) = timestamp else {
+        return Err(malformed(format!("{HEADER} has no t")));
+    };
+    let time = unix_seconds("stripe-signature t", timestamp)?;
+    if signatures.is_empty() {
+        return Err(Rejection::new(
+            Reason::MissingSignature,
+            format!("{HEADER} has no v1"),
+        ));
+    }
+    Ok(Signed {
+        timestamp,
+        time,
+        signatures,
+    })
+}
+
+impl Provider for Stripe {
+    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        read(head)?;
+        Ok(AtHeaders::NeedBody)
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let signed = read(head)?;
+        let key = any_key(
+            &self.keys,
+            &[signed.timestamp, b".", body],
+            &signed.signatures,
+        )
+        .ok_or_else(|| mismatch(HEADER))?;
+        Ok(Verified {
+            scheme: "stripe",
+            key: &key.name,
+            identity: Cow::Borrowed(body),
+            time: Some(signed.time),
+            open: Open::ALL_BUT_BODY,
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![("stripe", key_names(&self.keys))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::test_key;
+    use crate::request::headers;
+
+    // providers.md §4 row 3, body B.
+    const BODY: &str = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
+    const V1: &str = "ded3e6cc0cd2789801416f088188c9dc5d275de96f6b6edeca9bcf9372ec2eea";
+
+    fn check(value: &str, body: &str) -> Result<i64, Reason> {
+        let stripe = Stripe {
+            keys: vec![test_key("k", "whsec_test_secret")],
+        };
+        let h = headers(&[(HEADER, value)]);
+        let head = RequestHead::new(&h);
+        stripe
+            .at_headers(&head, &Checks::default())
+            .map_err(|r| r.reason)?;
+        stripe
+            .at_body(&head, body.as_bytes(), &Checks::default())
+            .map(|v| v.time.unwrap())
+            .map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn the_reference_vector_verifies_among_other_items() {
+        let zero = "0".repeat(64);
+        for value in [
+            format!("t=1700000000,v1={V1}"),
+            format!("t=1700000000,v1={zero},v1={V1},v0={zero}"),
+            format!("v1={V1},t=1700000000,x=y"),
+        ] {
+            assert_eq!(check(&value, BODY), Ok(1_700_000_000), "{value}");
+        }
+    }
+
+    #[test]
+    fn changes_and_malformed_headers_are_refused() {
+        assert_eq!(
+            check(&format!("t=1700000001,v1={V1}"), BODY),
+            Err(Reason::SignatureMismatch)
+        );
+        assert_eq!(
+            check(
+                &format!("t=1700000000,v1={V1}"),
+                &BODY.replace("100", "101")
+            ),
+            Err(Reason::SignatureMismatch)
+        );
+        assert_eq!(check("t=1700000000", BODY), Err(Reason::MissingSignature));
+        assert_eq!(
+            check(&format!("t=1700000000,v0={V1}"), BODY),
+            Err(Reason::MissingSignature)
+        );
+        // A space after the comma makes the item " v1", which the SDK does not read either.
+        assert_eq!(
+            check(&format!("t=1700000000, v1={V1}"), BODY),
+            Err(Reason::MissingSignature)
+        );
+        for bad in [
+            format!("v1={V1}"),
+            format!("t=+1700000000,v1={V1}"),
+            format!("t=1,t=2,v1={V1}"),
+            "t=1700000000,v1=zz".into(),
+            format!("t=1700000000,v1={V1}x"),
+        ] {
+            assert_eq!(check(&bad, BODY), Err(Reason::MalformedHeader), "{bad}");
+        }
+    }
+}

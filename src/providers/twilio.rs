@@ -1,0 +1,303 @@
+//! Twilio: `X-Twilio-Signature: <base64>` = HMAC-SHA1 with the account's Auth Token over
+//! the full URL Twilio requested (the public origin, then the path and query as sent),
+//! followed, for a form POST, by every parameter's name and value (decoded; names sorted,
+//! each name's values sorted and de-duplicated, nothing between them). A JSON body is
+//! signed through the URL instead: Twilio adds `bodySHA256=<hex SHA-256 of the body>` to
+//! the query, and the body must hash to it.
+//!
+//! | at the headers | signed | identity | time | left open |
+//! | --- | --- | --- | --- | --- |
+//! | the signature | URL (path, query), form parameters or, through `bodySHA256`, the JSON body | the signed path, query and parameters (a retry carries them unchanged) | none: nothing is timed | method; for a form, the raw body's encoding (`a=b&c` and `c&a=b` sign alike) |
+//!
+//! The URL is tried with the origin's port and without it (with the default port when it
+//! has none), the two forms Twilio's own validator tries, and no other.
+
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+
+use crate::form;
+use crate::keys::{macs_equal, Key};
+use crate::providers::{
+    base64_exact, key_names, malformed, mismatch, required, AtHeaders, Checks, Open, Provider,
+    Verified,
+};
+use crate::request::RequestHead;
+use crate::verdict::{Reason, Rejection};
+
+pub const HEADER: &str = "x-twilio-signature";
+
+#[derive(Debug)]
+pub struct Twilio {
+    /// The public origin with its port (the default one when it names none), and without.
+    pub origins: [String; 2],
+    pub keys: Vec<Key>,
+}
+
+impl Twilio {
+    /// `origin` is `scheme://host[:port]`, checked by the configuration.
+    pub fn new(origin: &str, keys: Vec<Key>) -> Self {
+        let (scheme, authority) = origin.split_once("://").unwrap_or(("https", origin));
+        let host_end = authority.rfind(']').map_or(0, |bracket| bracket + 1);
+        let (host, port) = match authority[host_end..].rfind(':') {
+            Some(colon) => authority.split_at(host_end + colon),
+            None => (authority, if scheme == "http" { ":80" } else { ":443" }),
+        };
+        Twilio {
+            origins: [
+                format!("{scheme}://{host}{port}"),
+                format!("{scheme}://{host}"),
+            ],
+            keys,
+        }
+    }
+}
+
+/// What Twilio signed after the origin, and how much of the request it covers.
+struct Signed {
+    /// `:path` as sent, then the rendered form parameters.
+    message: Vec<u8>,
+    open: Open,
+}
+
+fn signed(head: &RequestHead, body: &[u8]) -> Result<Signed, Rejection> {
+    let path = head.first(":path").unwrap_or_default();
+    let query = path
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(&[][..], |q| &path[q + 1..]);
+    let params = |bytes: &[u8]| {
+        form::parse(bytes, form::MAX_PAIRS).map_err(|e| {
+            Rejection::new(
+                Reason::MalformedBody,
+                format!("more than {} parameters", e.limit),
+            )
+        })
+    };
+    let body_hash = params(query)?
+        .into_iter()
+        .find(|(name, _)| name == "bodySHA256")
+        .map(|(_, value)| value);
+    let mut message = path.to_vec();
+    if let Some(expected) = body_hash {
+        let actual: [u8; 32] = Sha256::digest(body).into();
+        let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
+        if !actual.as_bytes().eq_ignore_ascii_case(expected.as_bytes()) {
+            return Err(mismatch("bodySHA256 of the body"));
+        }
+        return Ok(Signed {
+            message,
+            open: Open {
+                method: true,
+                path: false,
+                query: false,
+                body: false,
+            },
+        });
+    }
+    if head.first(":method") != Some(b"GET") {
+        let mut pairs = params(body)?;
+        pairs.sort();
+        pairs.dedup();
+        for (name, value) in pairs {
+            message.extend_from_slice(name.as_bytes());
+            message.extend_from_slice(value.as_bytes());
+        }
+    }
+    Ok(Signed {
+        message,
+        open: Open {
+            method: true,
+            path: false,
+            query: false,
+            body: true,
+        },
+    })
+}
+
+fn signature(head: &RequestHead) -> Result<[u8; 20], Rejection> {
+    base64_exact::<20>(required(head, HEADER)?)
+        .ok_or_else(|| malformed(format!("{HEADER} is not base64 of 20 bytes (HMAC-SHA1)")))
+}
+
+impl Provider for Twilio {
+    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        signature(head)?;
+        Ok(AtHeaders::NeedBody)
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let signature = signature(head)?;
+        let signed = signed(head, body)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|key| {
+                self.origins.iter().any(|origin| {
+                    macs_equal(
+                        &key.mac_sha1(&[origin.as_bytes(), &signed.message]),
+                        &signature,
+                    )
+                })
+            })
+            .ok_or_else(|| mismatch(HEADER))?;
+        Ok(Verified {
+            scheme: "twilio",
+            key: &key.name,
+            identity: Cow::Owned(signed.message),
+            time: None,
+            open: signed.open,
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![("twilio", key_names(&self.keys))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::test_key;
+    use crate::request::headers;
+
+    fn check(
+        origin: &str,
+        method: &str,
+        path: &str,
+        signature: &str,
+        body: &str,
+    ) -> Result<Open, Reason> {
+        let twilio = Twilio::new(origin, vec![test_key("token", "12345")]);
+        let h = headers(&[(":method", method), (":path", path), (HEADER, signature)]);
+        let head = RequestHead::new(&h);
+        twilio
+            .at_headers(&head, &Checks::default())
+            .map_err(|r| r.reason)?;
+        twilio
+            .at_body(&head, body.as_bytes(), &Checks::default())
+            .map(|v| v.open)
+            .map_err(|r| r.reason)
+    }
+
+    // providers.md §4 row 6a: Twilio's documented example.
+    const FORM: &str = "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212";
+
+    #[test]
+    fn twilios_documented_form_example_verifies_with_and_without_the_default_port() {
+        let signature = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
+        for origin in ["https://mycompany.com", "https://mycompany.com:443"] {
+            let open = check(origin, "POST", "/myapp.php?foo=1&bar=2", signature, FORM).unwrap();
+            assert!(open.body && open.method && !open.path && !open.query);
+        }
+        // Parameter order and encoding do not matter; values do.
+        let reordered = "To=%2B18005551212&From=%2B12349013030&Digits=1234&Caller=+12349013030&CallSid=CA1234567890ABCDE";
+        assert!(check(
+            "https://mycompany.com",
+            "POST",
+            "/myapp.php?foo=1&bar=2",
+            signature,
+            reordered
+        )
+        .is_err());
+        let shuffled = "To=%2B18005551212&From=%2B12349013030&Digits=1234&Caller=%2B12349013030&CallSid=CA1234567890ABCDE";
+        assert!(check(
+            "https://mycompany.com",
+            "POST",
+            "/myapp.php?foo=1&bar=2",
+            signature,
+            shuffled
+        )
+        .is_ok());
+        assert_eq!(
+            check(
+                "https://mycompany.com",
+                "POST",
+                "/myapp.php?foo=1&bar=3",
+                signature,
+                FORM
+            ),
+            Err(Reason::SignatureMismatch)
+        );
+        assert_eq!(
+            check(
+                "https://mycompany.com",
+                "POST",
+                "/myapp.php?foo=1&bar=2",
+                signature,
+                &FORM.replace("1234&", "1235&")
+            ),
+            Err(Reason::SignatureMismatch)
+        );
+        assert_eq!(
+            check(
+                "https://other.com",
+                "POST",
+                "/myapp.php?foo=1&bar=2",
+                signature,
+                FORM
+            ),
+            Err(Reason::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn a_json_body_is_signed_through_its_hash_in_the_url() {
+        // providers.md §4 row 6b.
+        let path = "/myapp.php?bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+        let body = r#"{"property": "value", "boolean": true}"#;
+        let open = check(
+            "https://mycompany.com",
+            "POST",
+            path,
+            "y77kIzt2vzLz71DgmJGsen2scGs=",
+            body,
+        )
+        .unwrap();
+        assert!(!open.body);
+        assert_eq!(
+            check(
+                "https://mycompany.com",
+                "POST",
+                path,
+                "y77kIzt2vzLz71DgmJGsen2scGs=",
+                r#"{"property": "value", "boolean": false}"#
+            ),
+            Err(Reason::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn a_non_default_port_is_tried_as_is_and_without() {
+        let twilio = Twilio::new("https://127.0.0.1:8443", vec![]);
+        assert_eq!(
+            twilio.origins,
+            [
+                "https://127.0.0.1:8443".to_string(),
+                "https://127.0.0.1".to_string()
+            ]
+        );
+        let twilio = Twilio::new("http://[::1]", vec![]);
+        assert_eq!(
+            twilio.origins,
+            ["http://[::1]:80".to_string(), "http://[::1]".to_string()]
+        );
+    }
+
+    #[test]
+    fn malformed_signatures_are_400_and_missing_401() {
+        assert_eq!(
+            check("https://a.com", "POST", "/", "not base64!", ""),
+            Err(Reason::MalformedHeader)
+        );
+        assert_eq!(
+            check("https://a.com", "POST", "/", "AAAA", ""),
+            Err(Reason::MalformedHeader)
+        );
+    }
+}
