@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Demo upstream: answers 200 with a JSON echo of what it received.
 
-A form body carrying DemoFail=1 gets a 500 instead, so anyone can watch a failed delivery
-and the provider's retry go through; DemoDelayMs=N makes the answer take N milliseconds
+A form body carrying DemoFail=1, or any request with the header `x-demo-fail: 1`, gets a
+500 instead, so anyone can watch a failed delivery and the provider's retry go through; DemoDelayMs=N makes the answer take N milliseconds
 (at most 5000), to watch a repeat arrive while the first delivery is still in flight. Every request is also recorded (one JSON object per
 line) to the file named by --record, so tests can prove what did and did not reach the
 application.
@@ -64,7 +64,8 @@ class Echo(BaseHTTPRequestHandler):
         delay = form.get("DemoDelayMs", ["0"])[0]
         if delay.isdigit():
             time.sleep(min(int(delay), 5000) / 1000)
-        self.send_response(500 if form.get("DemoFail") == ["1"] else 200)
+        fail = form.get("DemoFail") == ["1"] or self.headers.get("x-demo-fail") == "1"
+        self.send_response(500 if fail else 200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(reply)))
         self.end_headers()

@@ -29,6 +29,18 @@ WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
 TOKEN = "e2e-auth-token"
 PARENT_TOKEN = "e2e-parent-token"
 WHATSAPP_SECRET = "e2e-whatsapp-secret"
+# The other providers' secrets, by the environment variable the shipped routes read.
+PROVIDER_SECRETS = {
+    "STANDARD_WEBHOOKS_SECRET": "whsec_ZTJlLXN0YW5kYXJkLXdlYmhvb2tzLXNlY3JldC0wMQ==",
+    "SVIX_WEBHOOK_SECRET": "whsec_ZTJlLXN2aXgtd2ViaG9vay1zZWNyZXQtMDEyMzQ1",
+    "STRIPE_WEBHOOK_SECRET": "whsec_e2e_stripe_secret",
+    "GITHUB_WEBHOOK_SECRET": "e2e-github-secret",
+    "SLACK_SIGNING_SECRET": "e2e-slack-signing-secret",
+    "TWILIO_AUTH_TOKEN": "e2e-twilio-auth-token",
+    "PLIVO_AUTH_TOKEN": "e2e-plivo-auth-token",
+    "SHOPIFY_WEBHOOK_SECRET": "e2e-shopify-secret",
+    "META_APP_SECRET": "e2e-meta-app-secret",
+}
 
 
 def free_port():
@@ -151,7 +163,7 @@ class Envoy:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / f"envoy-{self.admin_port}.log"
         environment = dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_PARENT_AUTH_TOKEN=PARENT_TOKEN,
-                           VOBIZ_WHATSAPP_SECRET=WHATSAPP_SECRET)
+                           VOBIZ_WHATSAPP_SECRET=WHATSAPP_SECRET, **PROVIDER_SECRETS)
         for key, value in (env or {}).items():
             if value is None:
                 environment.pop(key, None)

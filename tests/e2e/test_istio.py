@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 import yaml
 
-from harness import (PARENT_TOKEN, ROOT, TOKEN, VENV_BIN, WASM, WHATSAPP_SECRET, free_port,
+from harness import (PARENT_TOKEN, PROVIDER_SECRETS, ROOT, TOKEN, VENV_BIN, WASM, WHATSAPP_SECRET, free_port,
                      new_nonce, shipped_plugin_config, vobiz_headers, wait_for)
 
 ISTIO = ROOT / "envoy/istio"
@@ -31,7 +31,7 @@ SCHEMAS = Path(__file__).resolve().parent / "istio_schemas"
 HOST = "callbacks.example.com"
 ORIGIN = "https://callbacks.example.com"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-TOKEN_ENV = ["VOBIZ_AUTH_TOKEN", "VOBIZ_PARENT_AUTH_TOKEN", "VOBIZ_WHATSAPP_SECRET"]
+TOKEN_ENV = ["VOBIZ_AUTH_TOKEN", "VOBIZ_PARENT_AUTH_TOKEN", "VOBIZ_WHATSAPP_SECRET", *PROVIDER_SECRETS]
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
 
@@ -405,7 +405,7 @@ def istio_generated_filter(wasmplugin):
 
 def token_env():
     return dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_PARENT_AUTH_TOKEN=PARENT_TOKEN,
-                VOBIZ_WHATSAPP_SECRET=WHATSAPP_SECRET)
+                VOBIZ_WHATSAPP_SECRET=WHATSAPP_SECRET, **PROVIDER_SECRETS)
 
 
 class GatewayEnvoy:

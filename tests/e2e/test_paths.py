@@ -38,8 +38,9 @@ LOOK_ALIKES = {"i": "\u0131", "s": "\u017f", "k": "\u212a"}
 def spellings(prefix):
     """(class, path) for every class of non-canonical spelling of `prefix + TAIL`."""
     stem, name = prefix.rstrip("/"), prefix.strip("/")
-    letter = next(c for c in name if c in LOOK_ALIKES)
-    look_alike = name.replace(letter, LOOK_ALIKES[letter], 1)
+    letter = next((c for c in name if c in LOOK_ALIKES), name[0])
+    # ı ſ K where the name has i, s or k; else the fullwidth form of its first letter.
+    look_alike = name.replace(letter, LOOK_ALIKES.get(letter, chr(ord(letter) + 0xFEE0)), 1)
     encoded_look_alike = "".join(f"%{b:02X}" for b in look_alike.encode())
     return [
         ("encoded slash", f"{stem}%2F{TAIL}"),
