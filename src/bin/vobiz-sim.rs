@@ -43,6 +43,7 @@ fn run(cli: &cli::Cli) -> Result<bool, plan::Error> {
         cli::Command::Voice(args) => (plan::voice(args)?, &args.common),
         cli::Command::Whatsapp(args) => (plan::whatsapp(args)?, &args.common),
         cli::Command::Kyc(args) => (plan::kyc(args)?, &args.common),
+        cli::Command::Webhook(args) => (plan::webhook(args)?, &args.common),
     };
     let requests = plan::sequence(genuine, common)?;
     if common.dry_run {

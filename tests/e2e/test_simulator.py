@@ -255,3 +255,48 @@ def test_an_untrusted_certificate_is_a_transport_error(sim_binary, envoy):
                                "--origin", ORIGIN, "--insecure"],
                               capture_output=True, text=True, timeout=60, env=environment)
     assert insecure.returncode == 0 and " -> 200" in insecure.stdout, insecure.stdout
+
+
+# Every other provider: `webhook --provider`, and `voice --brand plivo`.
+WEBHOOKS = [
+    ("standard-webhooks", "/standard/events", "STANDARD_WEBHOOKS_SECRET", True),
+    ("svix", "/svix/events", "SVIX_WEBHOOK_SECRET", True),
+    ("stripe", "/stripe/events", "STRIPE_WEBHOOK_SECRET", True),
+    ("github", "/github/events", "GITHUB_WEBHOOK_SECRET", False),
+    ("slack", "/slack/events", "SLACK_SIGNING_SECRET", True),
+    ("twilio", "/twilio/voice?x=1", "TWILIO_AUTH_TOKEN", False),
+    ("shopify", "/shopify/orders", "SHOPIFY_WEBHOOK_SECRET", False),
+    ("meta", "/meta/events", "META_APP_SECRET", False),
+]
+
+
+@pytest.mark.parametrize("provider, path, env, timed", WEBHOOKS, ids=[w[0] for w in WEBHOOKS])
+def test_the_simulator_signs_every_provider(run_sim, upstream, provider, path, env, timed):
+    from harness import PROVIDER_SECRETS
+    secret = ["--secret", PROVIDER_SECRETS[env], "--origin", ORIGIN] if provider == "twilio" \
+        else ["--secret", PROVIDER_SECRETS[env]]
+    test_id, header = tag()
+    result = run_sim("webhook", path, "--provider", provider, *secret, *header,
+                     "--replay", "1", "--tamper", "body", "--expect", "200,200,403")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.reason(2) == "already_delivered"
+    assert result.reason(3) == "signature_mismatch"
+    assert len([r for r in upstream.records() if ["x-test-id", test_id] in r["headers"]]) == 1
+    wrong = run_sim("webhook", path, "--provider", provider, "--secret", "whsec_d3Jvbmc=",
+                    *secret[2:], "--expect", "403")
+    assert wrong.returncode == 0, wrong.stdout + wrong.stderr
+    if timed:
+        stale = run_sim("webhook", path, "--provider", provider, *secret, "--age", "10m",
+                        "--expect", "403")
+        assert stale.returncode == 0 and stale.reason(1) == "stale", stale.stdout
+
+
+def test_the_simulator_signs_plivo_under_plivos_header_names(run_sim):
+    from harness import PROVIDER_SECRETS
+    result = run_sim("voice", "/plivo/hangup", "--brand", "plivo", "--origin", ORIGIN,
+                     "--token", PROVIDER_SECRETS["PLIVO_AUTH_TOKEN"], "--construction", "sdk",
+                     "--replay", "1", "--expect", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.reason(2) == "already_delivered"
+    assert "X-Plivo-Signature-V3" in run_sim("voice", "/plivo/hangup", "--brand", "plivo",
+                                             "--token", "t", "--dry-run").stdout

@@ -30,6 +30,71 @@ pub enum Command {
     /// A sub-account KYC webhook: X-Vobiz-Signature: sha256=<hex HMAC of the body>, keyed
     /// with the parent account token.
     Kyc(KycArgs),
+    /// Another provider's webhook, signed as that provider does: Standard Webhooks, Svix,
+    /// Stripe, GitHub, Slack, Twilio, Shopify or Meta (Plivo: `voice --brand plivo`).
+    Webhook(WebhookArgs),
+}
+
+/// The providers `webhook` signs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    /// webhook-id/-timestamp/-signature: v1,base64 HMAC of id.timestamp.body (whsec_ key).
+    StandardWebhooks,
+    /// The same under svix-* header names.
+    Svix,
+    /// Stripe-Signature: t=<time>,v1=<hex HMAC of time.body> (the whole whsec_ secret).
+    Stripe,
+    /// X-Hub-Signature-256: sha256=<hex HMAC of the body>.
+    Github,
+    /// X-Slack-Signature: v0=<hex HMAC of v0:time:body>, with X-Slack-Request-Timestamp.
+    Slack,
+    /// X-Twilio-Signature: base64 HMAC-SHA1 of URL + sorted form parameters.
+    Twilio,
+    /// X-Shopify-Hmac-Sha256: base64 HMAC of the body.
+    Shopify,
+    /// X-Hub-Signature-256: sha256=<hex HMAC of the body> (Meta's App Secret).
+    Meta,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Whose webhook to sign and send.
+    #[arg(long, value_enum)]
+    pub provider: Provider,
+
+    /// The endpoint's secret (Standard Webhooks and Svix: whsec_<base64>; Twilio: the Auth
+    /// Token).
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: String,
+
+    /// Sign and send exactly this body [default: a JSON event with a fresh id; Twilio: a
+    /// call-status form].
+    #[arg(long)]
+    pub body: Option<String>,
+
+    /// Sign this long before now, for providers that sign a time (e.g. 10m, to be refused
+    /// as stale).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, group = "when")]
+    pub age: Option<Duration>,
+
+    /// Sign this long after now (e.g. 10m, to be refused as future).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, group = "when")]
+    pub ahead: Option<Duration>,
+
+    /// Twilio: the scheme://authority Twilio calls, when it differs from the --url's
+    /// [default: the --url's, as written].
+    #[arg(long, value_name = "SCHEME://AUTHORITY")]
+    pub origin: Option<String>,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Whose header names a voice callback carries: Vobiz signs exactly as Plivo does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Brand {
+    Vobiz,
+    Plivo,
 }
 
 /// Options every subcommand takes.
@@ -130,6 +195,10 @@ pub struct VoiceArgs {
     /// (a load balancer, tunnel or test port in front) [default: the --url's, as written].
     #[arg(long, value_name = "SCHEME://AUTHORITY")]
     pub origin: Option<String>,
+
+    /// X-Vobiz-* or X-Plivo-* signature headers (the signing is the same).
+    #[arg(long, value_enum, default_value_t = Brand::Vobiz)]
+    pub brand: Brand,
 
     #[command(flatten)]
     pub common: Common,

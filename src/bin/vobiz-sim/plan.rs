@@ -5,11 +5,15 @@ use base64::Engine;
 use callback_guard::form;
 use callback_guard::keys::Key;
 use callback_guard::providers::vobiz::sdk_v3;
-use callback_guard::providers::vobiz::voice::{Family, Message};
+use callback_guard::providers::vobiz::voice::{Brand, Family, Message};
 use callback_guard::providers::vobiz::{kyc, whatsapp};
+use callback_guard::providers::{github, shopify, slack, standard_webhooks, stripe, twilio};
 use callback_guard::timestamp;
 
-use crate::cli::{Common, Construction, KycArgs, Method, Tamper, VoiceArgs, WhatsappArgs};
+use crate::cli::{
+    self, Common, Construction, KycArgs, Method, Provider, Tamper, VoiceArgs, WebhookArgs,
+    WhatsappArgs,
+};
 use crate::util;
 
 pub type Error = String;
@@ -73,22 +77,41 @@ pub enum Role {
     Plain,
     /// Carries `mac`, rendered as `format` says.
     Signature {
-        mac: [u8; 32],
+        mac: Vec<u8>,
         format: Format,
     },
     Nonce,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a MAC is written into its header, after a fixed prefix (`sha256=`, `v1,`,
+/// `t=<time>,v1=`, or nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
-    Base64,
-    Hex { prefix: &'static str },
+    Base64 { prefix: String },
+    Hex { prefix: String },
 }
 
 impl Format {
-    fn render(self, mac: &[u8; 32]) -> String {
+    fn base64() -> Format {
+        Format::Base64 {
+            prefix: String::new(),
+        }
+    }
+
+    fn hex(prefix: &str) -> Format {
+        Format::Hex {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn render(&self, mac: &[u8]) -> String {
         match self {
-            Format::Base64 => base64::engine::general_purpose::STANDARD.encode(mac),
+            Format::Base64 { prefix } => {
+                format!(
+                    "{prefix}{}",
+                    base64::engine::general_purpose::STANDARD.encode(mac)
+                )
+            }
             Format::Hex { prefix } => format!("{prefix}{}", util::hex(mac)),
         }
     }
@@ -128,11 +151,14 @@ impl Header {
         }
     }
 
-    fn signature(name: &str, mac: [u8; 32], format: Format) -> Header {
+    fn signature(name: &str, mac: &[u8], format: Format) -> Header {
         Header {
             name: wire_name(name),
-            value: format.render(&mac),
-            role: Role::Signature { mac, format },
+            value: format.render(mac),
+            role: Role::Signature {
+                mac: mac.to_vec(),
+                format,
+            },
         }
     }
 }
@@ -428,20 +454,25 @@ pub fn voice(args: &VoiceArgs) -> Result<Request, Error> {
             },
         };
         let parts = family.signed_parts(origin.as_bytes(), message, nonce.as_bytes());
+        let brand = match args.brand {
+            cli::Brand::Vobiz => Brand::Vobiz,
+            cli::Brand::Plivo => Brand::Plivo,
+        };
         headers.push(Header::signature(
-            family.signature_header(),
-            key.mac(&parts),
-            Format::Base64,
+            brand.signature_header(family),
+            &key.mac(&parts),
+            Format::base64(),
         ));
         signed.push(Signed {
             what: family.name(),
             key: option,
             message: parts.concat(),
         });
-        if !nonce_headers.contains(&family.nonce_header()) {
-            nonce_headers.push(family.nonce_header());
+        let nonce_header = brand.nonce_header(family);
+        if !nonce_headers.contains(&nonce_header) {
+            nonce_headers.push(nonce_header);
             headers.push(Header {
-                name: wire_name(family.nonce_header()),
+                name: wire_name(nonce_header),
                 value: nonce.clone(),
                 role: Role::Nonce,
             });
@@ -517,11 +548,7 @@ pub fn whatsapp(args: &WhatsappArgs) -> Result<Request, Error> {
     let headers = vec![
         Header::plain("content-type", "application/json"),
         Header::plain("user-agent", "Vobiz"),
-        Header::signature(
-            whatsapp::SCHEME.header,
-            key.mac(&[&body]),
-            Format::Hex { prefix: "" },
-        ),
+        Header::signature(whatsapp::SCHEME.header, &key.mac(&[&body]), Format::hex("")),
         Header::plain("x-webhook-event", args.event_type.as_str()),
     ];
     Ok(Request {
@@ -558,11 +585,7 @@ pub fn kyc(args: &KycArgs) -> Result<Request, Error> {
     let headers = vec![
         Header::plain("content-type", "application/json"),
         Header::plain("user-agent", "Vobiz"),
-        Header::signature(
-            kyc::SCHEME.header,
-            key.mac(&[&body]),
-            Format::Hex { prefix },
-        ),
+        Header::signature(kyc::SCHEME.header, &key.mac(&[&body]), Format::hex(prefix)),
     ];
     Ok(Request {
         method: "POST",
@@ -1230,4 +1253,124 @@ mod tests {
             ]
         );
     }
+}
+
+/// Another provider's webhook, signed with the filter's own key handling and MACs.
+pub fn webhook(args: &WebhookArgs) -> Result<Request, Error> {
+    let target = Target::parse(&args.common.url).map_err(|e| format!("--url {e}"))?;
+    let now = util::now().0;
+    let at = match (args.age, args.ahead) {
+        (Some(age), _) => now - age.as_secs() as i64,
+        (_, Some(ahead)) => now + ahead.as_secs() as i64,
+        _ => now,
+    }
+    .to_string();
+    let id = util::new_uuid()?;
+    let body = match (&args.body, args.provider) {
+        (Some(body), _) => body.clone(),
+        (None, Provider::Twilio) => format!(
+            "CallSid=CA{}&CallStatus=completed&From=%2B14155550123&To=%2B14155550100",
+            id.replace('-', "")
+        ),
+        (None, _) => format!("{{\"id\":\"evt_{id}\",\"type\":\"simulated\"}}"),
+    }
+    .into_bytes();
+    let secret = match args.provider {
+        Provider::StandardWebhooks | Provider::Svix => {
+            standard_webhooks::secret_bytes(&args.secret)
+                .ok_or("--secret: not whsec_ followed by base64")?
+        }
+        _ => args.secret.as_bytes().to_vec(),
+    };
+    let key = Key::new("--secret", &secret).map_err(|_| "--secret: unusable key")?;
+    let json = Header::plain("content-type", "application/json");
+    let (message, headers): (Vec<u8>, Vec<Header>) = match args.provider {
+        Provider::StandardWebhooks | Provider::Svix => {
+            let names = if args.provider == Provider::Svix {
+                standard_webhooks::SVIX
+            } else {
+                standard_webhooks::STANDARD
+            };
+            let id = format!("msg_{}", id.replace('-', ""));
+            let message = [id.as_bytes(), b".", at.as_bytes(), b".", &body].concat();
+            let mac = key.mac(&[&message]);
+            let headers = vec![
+                json,
+                Header::plain(names.id, id),
+                Header::plain(names.timestamp, at.clone()),
+                Header::signature(
+                    names.signature,
+                    &mac,
+                    Format::Base64 {
+                        prefix: "v1,".into(),
+                    },
+                ),
+            ];
+            (message, headers)
+        }
+        Provider::Stripe => {
+            let message = [at.as_bytes(), b".", &body].concat();
+            let prefix = format!("t={at},v1=");
+            let header = Header::signature(
+                stripe::HEADER,
+                &key.mac(&[&message]),
+                Format::Hex { prefix },
+            );
+            (message, vec![json, header])
+        }
+        Provider::Github | Provider::Meta => {
+            let header = Header::signature(
+                github::SCHEME.header,
+                &key.mac(&[&body]),
+                Format::hex("sha256="),
+            );
+            (body.clone(), vec![json, header])
+        }
+        Provider::Slack => {
+            let message = [b"v0:", at.as_bytes(), b":", &body].concat();
+            let headers = vec![
+                json,
+                Header::plain(slack::TIMESTAMP, at.clone()),
+                Header::signature(
+                    slack::SIGNATURE.header,
+                    &key.mac(&[&message]),
+                    Format::hex("v0="),
+                ),
+            ];
+            (message, headers)
+        }
+        Provider::Shopify => {
+            let header = Header::signature(shopify::HEADER, &key.mac(&[&body]), Format::base64());
+            (body.clone(), vec![json, header])
+        }
+        Provider::Twilio => {
+            let origin = args.origin.as_deref().unwrap_or(&target.origin);
+            let mut params = form::parse(&body, form::MAX_PAIRS)
+                .map_err(|e| format!("--body has more than {} parameters", e.limit))?;
+            params.sort();
+            params.dedup();
+            let mut message = format!("{origin}{}", target.path_and_query()).into_bytes();
+            for (name, value) in params {
+                message.extend_from_slice(name.as_bytes());
+                message.extend_from_slice(value.as_bytes());
+            }
+            let headers = vec![
+                Header::plain("content-type", "application/x-www-form-urlencoded"),
+                Header::signature(twilio::HEADER, &key.mac_sha1(&[&message]), Format::base64()),
+            ];
+            (message, headers)
+        }
+    };
+    Ok(Request {
+        method: "POST",
+        target,
+        headers,
+        signed: vec![Signed {
+            what: "message",
+            key: "--secret",
+            message,
+        }],
+        body,
+        kind: Kind::Genuine,
+    })
 }
