@@ -647,6 +647,126 @@ pub fn render(requests: &[Request]) -> String {
     out
 }
 
+/// Another provider's webhook, signed with the filter's own key handling and MACs.
+pub fn webhook(args: &WebhookArgs) -> Result<Request, Error> {
+    let target = Target::parse(&args.common.url).map_err(|e| format!("--url {e}"))?;
+    let now = util::now().0;
+    let at = match (args.age, args.ahead) {
+        (Some(age), _) => now - age.as_secs() as i64,
+        (_, Some(ahead)) => now + ahead.as_secs() as i64,
+        _ => now,
+    }
+    .to_string();
+    let id = util::new_uuid()?;
+    let body = match (&args.body, args.provider) {
+        (Some(body), _) => body.clone(),
+        (None, Provider::Twilio) => format!(
+            "CallSid=CA{}&CallStatus=completed&From=%2B14155550123&To=%2B14155550100",
+            id.replace('-', "")
+        ),
+        (None, _) => format!("{{\"id\":\"evt_{id}\",\"type\":\"simulated\"}}"),
+    }
+    .into_bytes();
+    let secret = match args.provider {
+        Provider::StandardWebhooks | Provider::Svix => {
+            standard_webhooks::secret_bytes(&args.secret)
+                .ok_or("--secret: not whsec_ followed by base64")?
+        }
+        _ => args.secret.as_bytes().to_vec(),
+    };
+    let key = Key::new("--secret", &secret).map_err(|_| "--secret: unusable key")?;
+    let json = Header::plain("content-type", "application/json");
+    let (message, headers): (Vec<u8>, Vec<Header>) = match args.provider {
+        Provider::StandardWebhooks | Provider::Svix => {
+            let names = if args.provider == Provider::Svix {
+                standard_webhooks::SVIX
+            } else {
+                standard_webhooks::STANDARD
+            };
+            let id = format!("msg_{}", id.replace('-', ""));
+            let message = [id.as_bytes(), b".", at.as_bytes(), b".", &body].concat();
+            let mac = key.mac(&[&message]);
+            let headers = vec![
+                json,
+                Header::plain(names.id, id),
+                Header::plain(names.timestamp, at.clone()),
+                Header::signature(
+                    names.signature,
+                    &mac,
+                    Format::Base64 {
+                        prefix: "v1,".into(),
+                    },
+                ),
+            ];
+            (message, headers)
+        }
+        Provider::Stripe => {
+            let message = [at.as_bytes(), b".", &body].concat();
+            let prefix = format!("t={at},v1=");
+            let header = Header::signature(
+                stripe::HEADER,
+                &key.mac(&[&message]),
+                Format::Hex { prefix },
+            );
+            (message, vec![json, header])
+        }
+        Provider::Github | Provider::Meta => {
+            let header = Header::signature(
+                github::SCHEME.header,
+                &key.mac(&[&body]),
+                Format::hex("sha256="),
+            );
+            (body.clone(), vec![json, header])
+        }
+        Provider::Slack => {
+            let message = [b"v0:", at.as_bytes(), b":", &body].concat();
+            let headers = vec![
+                json,
+                Header::plain(slack::TIMESTAMP, at.clone()),
+                Header::signature(
+                    slack::SIGNATURE.header,
+                    &key.mac(&[&message]),
+                    Format::hex("v0="),
+                ),
+            ];
+            (message, headers)
+        }
+        Provider::Shopify => {
+            let header = Header::signature(shopify::HEADER, &key.mac(&[&body]), Format::base64());
+            (body.clone(), vec![json, header])
+        }
+        Provider::Twilio => {
+            let origin = args.origin.as_deref().unwrap_or(&target.origin);
+            let mut params = form::parse(&body, form::MAX_PAIRS)
+                .map_err(|e| format!("--body has more than {} parameters", e.limit))?;
+            params.sort();
+            params.dedup();
+            let mut message = format!("{origin}{}", target.path_and_query()).into_bytes();
+            for (name, value) in params {
+                message.extend_from_slice(name.as_bytes());
+                message.extend_from_slice(value.as_bytes());
+            }
+            let headers = vec![
+                Header::plain("content-type", "application/x-www-form-urlencoded"),
+                Header::signature(twilio::HEADER, &key.mac_sha1(&[&message]), Format::base64()),
+            ];
+            (message, headers)
+        }
+    };
+    Ok(Request {
+        method: "POST",
+        target,
+        headers,
+        signed: vec![Signed {
+            what: "message",
+            key: "--secret",
+            message,
+        }],
+        body,
+        kind: Kind::Genuine,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,7 +790,97 @@ mod tests {
             Command::Voice(a) => sequence(voice(a)?, &a.common),
             Command::Whatsapp(a) => sequence(whatsapp(a)?, &a.common),
             Command::Kyc(a) => sequence(kyc(a)?, &a.common),
+            Command::Webhook(a) => sequence(webhook(a)?, &a.common),
         }
+    }
+
+    #[test]
+    fn webhooks_are_signed_as_each_provider_signs() {
+        // providers.md §4 rows 4a (GitHub's documented example), 8 (Shopify), 9 (Meta).
+        let body = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
+        let url = ["--url", "https://example.com/hooks"];
+        let github = one(&[
+            "webhook",
+            "--provider",
+            "github",
+            "--secret",
+            "It's a Secret to Everybody",
+            "--body",
+            "Hello, World!",
+            url[0],
+            url[1],
+        ]);
+        assert_eq!(
+            header(&github, "x-hub-signature-256"),
+            Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        );
+        let shopify = one(&[
+            "webhook",
+            "--provider",
+            "shopify",
+            "--secret",
+            "shpss_test_secret",
+            "--body",
+            body,
+            url[0],
+            url[1],
+        ]);
+        assert_eq!(
+            header(&shopify, "x-shopify-hmac-sha256"),
+            Some("vyJXvnxmcYLmvLnBYoI+3OnOQBYMbSXzEjNKQ25TjlI=")
+        );
+        let meta = one(&[
+            "webhook",
+            "--provider",
+            "meta",
+            "--secret",
+            "meta_app_secret",
+            "--body",
+            body,
+            url[0],
+            url[1],
+        ]);
+        assert_eq!(
+            header(&meta, "x-hub-signature-256"),
+            Some("sha256=fb2913d025c55f38fed276b302bded22bd44582f995eddfd3b646eabaf4f8a42")
+        );
+        // Row 6a: Twilio's documented example, URL and sorted parameters.
+        let form = "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212";
+        let twilio = one(&[
+            "webhook",
+            "--provider",
+            "twilio",
+            "--secret",
+            "12345",
+            "--body",
+            form,
+            "--url",
+            "https://mycompany.com/myapp.php?foo=1&bar=2",
+        ]);
+        assert_eq!(
+            header(&twilio, "x-twilio-signature"),
+            Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+        );
+        let svix = one(&[
+            "webhook",
+            "--provider",
+            "svix",
+            "--secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            url[0],
+            url[1],
+        ]);
+        assert!(header(&svix, "svix-signature").unwrap().starts_with("v1,"));
+        assert!(plan(&[
+            "webhook",
+            "--provider",
+            "svix",
+            "--secret",
+            "whsec_!",
+            url[0],
+            url[1]
+        ])
+        .is_err());
     }
 
     fn one(args: &[&str]) -> Request {
@@ -1253,124 +1463,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// Another provider's webhook, signed with the filter's own key handling and MACs.
-pub fn webhook(args: &WebhookArgs) -> Result<Request, Error> {
-    let target = Target::parse(&args.common.url).map_err(|e| format!("--url {e}"))?;
-    let now = util::now().0;
-    let at = match (args.age, args.ahead) {
-        (Some(age), _) => now - age.as_secs() as i64,
-        (_, Some(ahead)) => now + ahead.as_secs() as i64,
-        _ => now,
-    }
-    .to_string();
-    let id = util::new_uuid()?;
-    let body = match (&args.body, args.provider) {
-        (Some(body), _) => body.clone(),
-        (None, Provider::Twilio) => format!(
-            "CallSid=CA{}&CallStatus=completed&From=%2B14155550123&To=%2B14155550100",
-            id.replace('-', "")
-        ),
-        (None, _) => format!("{{\"id\":\"evt_{id}\",\"type\":\"simulated\"}}"),
-    }
-    .into_bytes();
-    let secret = match args.provider {
-        Provider::StandardWebhooks | Provider::Svix => {
-            standard_webhooks::secret_bytes(&args.secret)
-                .ok_or("--secret: not whsec_ followed by base64")?
-        }
-        _ => args.secret.as_bytes().to_vec(),
-    };
-    let key = Key::new("--secret", &secret).map_err(|_| "--secret: unusable key")?;
-    let json = Header::plain("content-type", "application/json");
-    let (message, headers): (Vec<u8>, Vec<Header>) = match args.provider {
-        Provider::StandardWebhooks | Provider::Svix => {
-            let names = if args.provider == Provider::Svix {
-                standard_webhooks::SVIX
-            } else {
-                standard_webhooks::STANDARD
-            };
-            let id = format!("msg_{}", id.replace('-', ""));
-            let message = [id.as_bytes(), b".", at.as_bytes(), b".", &body].concat();
-            let mac = key.mac(&[&message]);
-            let headers = vec![
-                json,
-                Header::plain(names.id, id),
-                Header::plain(names.timestamp, at.clone()),
-                Header::signature(
-                    names.signature,
-                    &mac,
-                    Format::Base64 {
-                        prefix: "v1,".into(),
-                    },
-                ),
-            ];
-            (message, headers)
-        }
-        Provider::Stripe => {
-            let message = [at.as_bytes(), b".", &body].concat();
-            let prefix = format!("t={at},v1=");
-            let header = Header::signature(
-                stripe::HEADER,
-                &key.mac(&[&message]),
-                Format::Hex { prefix },
-            );
-            (message, vec![json, header])
-        }
-        Provider::Github | Provider::Meta => {
-            let header = Header::signature(
-                github::SCHEME.header,
-                &key.mac(&[&body]),
-                Format::hex("sha256="),
-            );
-            (body.clone(), vec![json, header])
-        }
-        Provider::Slack => {
-            let message = [b"v0:", at.as_bytes(), b":", &body].concat();
-            let headers = vec![
-                json,
-                Header::plain(slack::TIMESTAMP, at.clone()),
-                Header::signature(
-                    slack::SIGNATURE.header,
-                    &key.mac(&[&message]),
-                    Format::hex("v0="),
-                ),
-            ];
-            (message, headers)
-        }
-        Provider::Shopify => {
-            let header = Header::signature(shopify::HEADER, &key.mac(&[&body]), Format::base64());
-            (body.clone(), vec![json, header])
-        }
-        Provider::Twilio => {
-            let origin = args.origin.as_deref().unwrap_or(&target.origin);
-            let mut params = form::parse(&body, form::MAX_PAIRS)
-                .map_err(|e| format!("--body has more than {} parameters", e.limit))?;
-            params.sort();
-            params.dedup();
-            let mut message = format!("{origin}{}", target.path_and_query()).into_bytes();
-            for (name, value) in params {
-                message.extend_from_slice(name.as_bytes());
-                message.extend_from_slice(value.as_bytes());
-            }
-            let headers = vec![
-                Header::plain("content-type", "application/x-www-form-urlencoded"),
-                Header::signature(twilio::HEADER, &key.mac_sha1(&[&message]), Format::base64()),
-            ];
-            (message, headers)
-        }
-    };
-    Ok(Request {
-        method: "POST",
-        target,
-        headers,
-        signed: vec![Signed {
-            what: "message",
-            key: "--secret",
-            message,
-        }],
-        body,
-        kind: Kind::Genuine,
-    })
 }
