@@ -160,6 +160,26 @@ for name, data in [
 ]:
     write("path_view", name, data)
 
+# ---- providers: one valid request per provider, signed with the target's known key ----
+KNOWN, NOW_TS, PB = b"fuzz-provider-key", "1774432800", b'{"id":"evt_1","note":"caf\xc3\xa9"}'
+def hmac256(*parts): return hmac.new(KNOWN, b"".join(parts), hashlib.sha256).digest()
+def seed(index, headers, body=PB):
+    return bytes([index]) + "".join(f"{k}: {v}\n" for k, v in headers).encode() + b"\n" + body
+sw = base64.b64encode(hmac256(b"msg_1.", NOW_TS.encode(), b".", PB)).decode()
+tw_form = b"CallSid=CA1&From=%2B1"
+tw_msg = b"https://example.com/hook?x=1" + b"CallSidCA1From+1"
+for name, data in [
+  ("standard_webhooks", seed(0, [("webhook-id", "msg_1"), ("webhook-timestamp", NOW_TS), ("webhook-signature", "v1a,x v1," + sw)])),
+  ("svix", seed(1, [("svix-id", "msg_1"), ("svix-timestamp", NOW_TS), ("svix-signature", "v1," + sw)])),
+  ("stripe", seed(2, [("stripe-signature", f"t={NOW_TS},v1=" + hmac256(NOW_TS.encode(), b".", PB).hex() + ",v0=00")])),
+  ("slack", seed(3, [("x-slack-request-timestamp", NOW_TS), ("x-slack-signature", "v0=" + hmac256(b"v0:", NOW_TS.encode(), b":", PB).hex())])),
+  ("github", seed(4, [("x-hub-signature-256", "sha256=" + hmac256(PB).hex())])),
+  ("meta", seed(5, [("x-hub-signature-256", "sha256=" + hmac256(PB).hex())])),
+  ("shopify", seed(6, [("x-shopify-hmac-sha256", base64.b64encode(hmac256(PB)).decode())])),
+  ("twilio", seed(7, [("x-twilio-signature", base64.b64encode(hmac.new(KNOWN, tw_msg, hashlib.sha1).digest()).decode())], tw_form)),
+]:
+    write("providers", name, data)
+
 # ---- regressions: inputs of bugs the fuzzers found ----
 # A duration ending in a multi-byte character panicked (config::parse_duration).
 write("config", "regression-multibyte-duration.json", '{"routes": [{"name": "a", "path_prefix": "/", "public_origin": "https://e", "keys": [{"value": "k"}], "replay": {"window": "1\u0552"}}]}')

@@ -883,3 +883,124 @@ proptest! {
         }
     }
 }
+
+// ---- every provider: what its secret signs verifies, one changed byte never does ----
+
+/// One route of each body-signed provider, its secret as configured (UTF-8, or `whsec_` +
+/// base64 of `key` for Standard Webhooks and Svix).
+fn provider_policy(scheme: &str, key: &[u8]) -> Result<Policy, config::ConfigError> {
+    let secret = match scheme {
+        "standard_webhooks" | "svix" => format!("whsec_{}", base64(key)),
+        _ => String::from_utf8_lossy(key).into_owned(),
+    };
+    let json = serde_json::json!({"routes": [{
+        "name": "p", "path_prefix": "/", "scheme": scheme,
+        "keys": [{"name": "k", "value": secret}], "replay": {"enabled": false},
+    }]});
+    config::parse(json.to_string().as_bytes(), &|_| None)
+}
+
+/// The headers each provider sends for `body` at NOW, signed here with the `hmac` crate.
+fn provider_headers(scheme: &str, key: &[u8], body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let now = NOW.to_string();
+    let hex_of = |parts: &[&[u8]]| hex(&mac(key, parts));
+    let pairs: Vec<(&str, String)> = match scheme {
+        "standard_webhooks" | "svix" => {
+            let names = if scheme == "svix" {
+                ["svix-id", "svix-timestamp", "svix-signature"]
+            } else {
+                ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            };
+            let signature = base64(&mac(key, &[b"msg_1", b".", now.as_bytes(), b".", body]));
+            vec![
+                (names[0], "msg_1".into()),
+                (names[1], now),
+                (names[2], format!("v1,{signature}")),
+            ]
+        }
+        "stripe" => vec![(
+            "stripe-signature",
+            format!("t={now},v1={}", hex_of(&[now.as_bytes(), b".", body])),
+        )],
+        "slack" => vec![
+            ("x-slack-request-timestamp", now.clone()),
+            (
+                "x-slack-signature",
+                format!("v0={}", hex_of(&[b"v0:", now.as_bytes(), b":", body])),
+            ),
+        ],
+        "github" | "meta" => vec![("x-hub-signature-256", format!("sha256={}", hex_of(&[body])))],
+        _ => vec![("x-shopify-hmac-sha256", base64(&mac(key, &[body])))],
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_bytes()))
+        .collect()
+}
+
+const BODY_PROVIDERS: [&str; 7] = [
+    "standard_webhooks",
+    "svix",
+    "stripe",
+    "slack",
+    "github",
+    "meta",
+    "shopify",
+];
+
+fn judge_provider(
+    policy: &Policy,
+    extra: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> Result<&'static str, String> {
+    let mut pairs: Vec<(&str, &[u8])> = vec![
+        (":method", b"POST"),
+        (":path", b"/hook"),
+        (":authority", b"h"),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    let h = headers(&pairs);
+    let head = RequestHead::new(&h);
+    let step = match guard::on_headers(policy, &head, &Tls) {
+        Step::NeedBody(route) => guard::on_body(route, &head, body, NOW, &NoStore, 1),
+        step => step,
+    };
+    match step {
+        Step::Forward(accepted) => Ok(accepted.scheme),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(128))]
+
+    #[test]
+    fn every_provider_verifies_what_its_key_signed_and_no_single_changed_byte(
+        which in 0..BODY_PROVIDERS.len(),
+        key in "[!-~]{1,40}",
+        body in proptest::collection::vec(any::<u8>(), 1..200),
+        part in 0..2usize,
+        at in any::<Index>(),
+        with in any::<u8>(),
+    ) {
+        let scheme = BODY_PROVIDERS[which];
+        let key = key.into_bytes();
+        let policy = provider_policy(scheme, &key).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let signed = provider_headers(scheme, &key, &body);
+        prop_assert!(judge_provider(&policy, &signed, &body).is_ok(), "{}", scheme);
+        let (changed_headers, changed_body) = if part == 0 {
+            (signed.clone(), change_byte(&body, at, with))
+        } else {
+            let mut headers = signed.clone();
+            let last = headers.len() - 1;
+            headers[last].1 = change_byte(&headers[last].1, at, with);
+            (headers, body.clone())
+        };
+        prop_assume!(changed_body != body || changed_headers != signed);
+        // Hex compares as bytes: a letter changed to its other case spells the same MAC.
+        let same_mac = changed_headers.iter().zip(&signed).all(|((_, a), (_, b))| a.eq_ignore_ascii_case(b))
+            && changed_body == body && !matches!(scheme, "standard_webhooks" | "svix" | "shopify");
+        prop_assume!(!same_mac);
+        prop_assert!(judge_provider(&policy, &changed_headers, &changed_body).is_err(), "{}", scheme);
+    }
+}
