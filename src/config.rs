@@ -13,15 +13,14 @@ use crate::path_view::Prefix;
 use crate::policy::{
     host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Time, Transport,
 };
-use crate::providers::github::GitHub;
-use crate::providers::meta::Meta;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
 use crate::providers::standard_webhooks::{self, StandardWebhooks};
 use crate::providers::stripe::Stripe;
 use crate::providers::twilio::Twilio;
 use crate::providers::vobiz::voice::{Brand, Family, V3Construction, VoiceScheme};
-use crate::providers::vobiz::{Kyc, WhatsApp};
+use crate::providers::vobiz::{self, WhatsApp};
+use crate::providers::{github, meta};
 use crate::replay::{ReplayCache, Timing, WhenFull};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -487,7 +486,7 @@ fn compile_route(
         };
         match kind {
             RawScheme::WhatsApp => Scheme::WhatsApp(WhatsApp { keys }),
-            RawScheme::Kyc => Scheme::Kyc(Kyc { keys }),
+            RawScheme::Kyc => Scheme::Kyc(vobiz::kyc_scheme(keys)),
             RawScheme::StandardWebhooks | RawScheme::Svix => {
                 Scheme::StandardWebhooks(StandardWebhooks {
                     names: if kind == RawScheme::Svix {
@@ -499,11 +498,11 @@ fn compile_route(
                 })
             }
             RawScheme::Stripe => Scheme::Stripe(Stripe { keys }),
-            RawScheme::GitHub => Scheme::GitHub(GitHub { keys }),
+            RawScheme::GitHub => Scheme::GitHub(github::scheme(keys)),
             RawScheme::Slack => Scheme::Slack(Slack { keys }),
             RawScheme::Twilio => Scheme::Twilio(Twilio::new(&origin, keys)),
             RawScheme::Shopify => Scheme::Shopify(Shopify { keys }),
-            RawScheme::Meta => Scheme::Meta(Meta { keys }),
+            RawScheme::Meta => Scheme::Meta(meta::scheme(keys)),
             // Compiled above; listed so that a new scheme must be placed here or there.
             RawScheme::Voice | RawScheme::Plivo => {
                 return Err(error(at("scheme"), "is a voice scheme"));

@@ -3,15 +3,14 @@
 use crate::etcd::Etcd;
 use crate::net::Cidr;
 use crate::path_view::{Features, PathView, Prefix};
-use crate::providers::github::GitHub;
-use crate::providers::meta::Meta;
+use crate::providers::body_mac::BodySigned;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
 use crate::providers::standard_webhooks::StandardWebhooks;
 use crate::providers::stripe::Stripe;
 use crate::providers::twilio::Twilio;
 use crate::providers::vobiz::voice::VoiceScheme;
-use crate::providers::vobiz::{Kyc, WhatsApp};
+use crate::providers::vobiz::WhatsApp;
 use crate::providers::Provider;
 use crate::replay::ReplayCache;
 use crate::request::{Header, RequestHead};
@@ -81,15 +80,15 @@ pub enum Scheme {
     /// Vobiz `X-Webhook-Signature`: hex HMAC of the body with the subscription secret.
     WhatsApp(WhatsApp),
     /// Vobiz `X-Vobiz-Signature: sha256=<hex>` HMAC of the body with the parent token.
-    Kyc(Kyc),
+    Kyc(BodySigned),
     /// Standard Webhooks or Svix (`webhook-*` / `svix-*` headers).
     StandardWebhooks(StandardWebhooks),
     Stripe(Stripe),
-    GitHub(GitHub),
+    GitHub(BodySigned),
     Slack(Slack),
     Twilio(Twilio),
     Shopify(Shopify),
-    Meta(Meta),
+    Meta(BodySigned),
 }
 
 /// What a scheme's freshness check reads.

@@ -1,9 +1,13 @@
-//! The raw-body schemes (WhatsApp, KYC): one header carrying hex HMAC-SHA256 of exactly
-//! the body bytes received, behind a fixed prefix. They differ only in header, prefix and
-//! key, so both use this one check.
+//! The raw-body schemes (Vobiz WhatsApp and KYC, GitHub, Meta, Slack's signature): one
+//! header carrying hex HMAC-SHA256 behind a fixed prefix. They differ only in header,
+//! prefix and key, so all use this one check; [`BodySigned`] is the whole scheme of those
+//! that sign the body alone.
+
+use std::borrow::Cow;
 
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
+use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, Verified};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -66,6 +70,43 @@ impl BodyMac {
                     format!("{} did not verify", self.header),
                 )
             })
+    }
+}
+
+/// A scheme that signs the body alone with one hex MAC header (Vobiz KYC, GitHub, Meta): the
+/// body is the identity (a redelivery or retry is byte-identical), nothing is timed, and
+/// method, path and query are left open.
+#[derive(Debug)]
+pub struct BodySigned {
+    pub scheme: &'static str,
+    pub mac: BodyMac,
+    pub keys: Vec<Key>,
+}
+
+impl Provider for BodySigned {
+    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        self.mac.signature(head)?;
+        Ok(AtHeaders::NeedBody)
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let key = self.mac.verify(&self.keys, head, body)?;
+        Ok(Verified {
+            scheme: self.scheme,
+            key: &key.name,
+            identity: Cow::Borrowed(body),
+            time: None,
+            open: Open::ALL_BUT_BODY,
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![(self.scheme, key_names(&self.keys))]
     }
 }
 

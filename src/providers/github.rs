@@ -5,56 +5,20 @@
 //! | --- | --- | --- | --- | --- |
 //! | the signature | the body | the body (a redelivery is byte-identical; `X-GitHub-Delivery` is not signed) | none: nothing time-like is signed | method, path, query |
 
-use std::borrow::Cow;
-
 use crate::keys::Key;
-use crate::providers::body_mac::BodyMac;
-use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, Verified};
-use crate::request::RequestHead;
-use crate::verdict::Rejection;
+use crate::providers::body_mac::{BodyMac, BodySigned};
 
 pub const SCHEME: BodyMac = BodyMac {
     header: "x-hub-signature-256",
     prefix: b"sha256=",
 };
 
-#[derive(Debug)]
-pub struct GitHub {
-    pub keys: Vec<Key>,
-}
-
-impl Provider for GitHub {
-    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
-        SCHEME.signature(head)?;
-        Ok(AtHeaders::NeedBody)
-    }
-
-    fn at_body<'p, 'r>(
-        &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
-        _: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        Ok(body_signed(
-            "github",
-            SCHEME.verify(&self.keys, head, body)?,
-            body,
-        ))
-    }
-
-    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
-        vec![("github", key_names(&self.keys))]
-    }
-}
-
-/// A scheme that signs the body alone: the body is the identity, nothing is timed.
-pub fn body_signed<'p, 'r>(scheme: &'static str, key: &'p Key, body: &'r [u8]) -> Verified<'p, 'r> {
-    Verified {
-        scheme,
-        key: &key.name,
-        identity: Cow::Borrowed(body),
-        time: None,
-        open: Open::ALL_BUT_BODY,
+/// A GitHub route's scheme.
+pub fn scheme(keys: Vec<Key>) -> BodySigned {
+    BodySigned {
+        scheme: "github",
+        mac: SCHEME,
+        keys,
     }
 }
 
@@ -62,16 +26,15 @@ pub fn body_signed<'p, 'r>(scheme: &'static str, key: &'p Key, body: &'r [u8]) -
 mod tests {
     use super::*;
     use crate::keys::test_key;
-    use crate::request::headers;
+    use crate::providers::{Checks, Provider};
+    use crate::request::{headers, RequestHead};
     use crate::verdict::Reason;
 
     fn check(signature: &str, body: &str) -> Result<(), Reason> {
-        let github = GitHub {
-            keys: vec![
-                test_key("old", "other"),
-                test_key("k", "It's a Secret to Everybody"),
-            ],
-        };
+        let github = scheme(vec![
+            test_key("old", "other"),
+            test_key("k", "It's a Secret to Everybody"),
+        ]);
         let h = headers(&[("x-hub-signature-256", signature)]);
         let head = RequestHead::new(&h);
         github

@@ -7,37 +7,15 @@
 //! | the signature | the body | the body (retries for up to days carry it unchanged) | none signed (`entry[].time` is in the body but not a delivery time) | method, path, query |
 
 use crate::keys::Key;
-use crate::providers::github::{body_signed, SCHEME};
-use crate::providers::{key_names, AtHeaders, Checks, Provider, Verified};
-use crate::request::RequestHead;
-use crate::verdict::Rejection;
+use crate::providers::body_mac::BodySigned;
+use crate::providers::github::SCHEME;
 
-#[derive(Debug)]
-pub struct Meta {
-    pub keys: Vec<Key>,
-}
-
-impl Provider for Meta {
-    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
-        SCHEME.signature(head)?;
-        Ok(AtHeaders::NeedBody)
-    }
-
-    fn at_body<'p, 'r>(
-        &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
-        _: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        Ok(body_signed(
-            "meta",
-            SCHEME.verify(&self.keys, head, body)?,
-            body,
-        ))
-    }
-
-    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
-        vec![("meta", key_names(&self.keys))]
+/// A Meta route's scheme: GitHub's header and format under Meta's name.
+pub fn scheme(keys: Vec<Key>) -> BodySigned {
+    BodySigned {
+        scheme: "meta",
+        mac: SCHEME,
+        keys,
     }
 }
 
@@ -45,14 +23,13 @@ impl Provider for Meta {
 mod tests {
     use super::*;
     use crate::keys::test_key;
-    use crate::request::headers;
+    use crate::providers::{Checks, Provider};
+    use crate::request::{headers, RequestHead};
 
     #[test]
     fn the_reference_vector_verifies() {
         // providers.md §4 row 9, body B.
-        let meta = Meta {
-            keys: vec![test_key("app", "meta_app_secret")],
-        };
+        let meta = scheme(vec![test_key("app", "meta_app_secret")]);
         let body = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
         let signature = "sha256=fb2913d025c55f38fed276b302bded22bd44582f995eddfd3b646eabaf4f8a42";
         let h = headers(&[("x-hub-signature-256", signature)]);

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 
 use crate::form;
 use crate::keys::Key;
+use crate::providers::body_mac::BodySigned;
 use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, Verified};
 use crate::request::RequestHead;
 use crate::timestamp;
@@ -28,10 +29,13 @@ pub struct WhatsApp {
     pub keys: Vec<Key>,
 }
 
-/// KYC webhooks: the parent account tokens.
-#[derive(Debug)]
-pub struct Kyc {
-    pub keys: Vec<Key>,
+/// KYC webhooks: `X-Vobiz-Signature: sha256=<hex>` of the body with a parent account token.
+pub fn kyc_scheme(keys: Vec<Key>) -> BodySigned {
+    BodySigned {
+        scheme: "kyc",
+        mac: kyc::SCHEME,
+        keys,
+    }
 }
 
 impl Provider for VoiceScheme {
@@ -212,33 +216,5 @@ impl Provider for WhatsApp {
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("whatsapp", key_names(&self.keys))]
-    }
-}
-
-impl Provider for Kyc {
-    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
-        kyc::SCHEME.signature(head)?;
-        Ok(AtHeaders::NeedBody)
-    }
-
-    fn at_body<'p, 'r>(
-        &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
-        _: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        Ok(Verified {
-            scheme: "kyc",
-            key: kyc::verify(&self.keys, head, body)?,
-            // No delivery id is signed: the body itself is the identity, so a repeat is a
-            // duplicate or a retry, and tampering only if sent with another method or path.
-            identity: Cow::Borrowed(body),
-            time: None,
-            open: Open::ALL_BUT_BODY,
-        })
-    }
-
-    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
-        vec![("kyc", key_names(&self.keys))]
     }
 }
