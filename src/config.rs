@@ -13,6 +13,7 @@ use crate::path_view::Prefix;
 use crate::policy::{
     host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Time, Transport,
 };
+use crate::providers::generic;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
 use crate::providers::standard_webhooks::{self, StandardWebhooks};
@@ -77,6 +78,7 @@ enum RawScheme {
     Plivo,
     Shopify,
     Meta,
+    GenericHmac,
 }
 
 impl RawScheme {
@@ -94,6 +96,7 @@ impl RawScheme {
             RawScheme::Plivo => "plivo",
             RawScheme::Shopify => "shopify",
             RawScheme::Meta => "meta",
+            RawScheme::GenericHmac => "generic_hmac",
         }
     }
 
@@ -102,14 +105,15 @@ impl RawScheme {
         matches!(self, RawScheme::Voice | RawScheme::Plivo)
     }
 
-    /// How a configured secret becomes key bytes.
-    fn key_bytes(self, secret: &str) -> Option<Vec<u8>> {
-        match self {
+    /// How a configured secret becomes key bytes (the generic scheme says so itself).
+    fn key_bytes(self, secret: &str, generic: Option<&generic::Raw>) -> Option<Vec<u8>> {
+        match (self, generic) {
             // `whsec_<base64>`: the decoded bytes (Stripe, in contrast, keys with the
             // whole string).
-            RawScheme::StandardWebhooks | RawScheme::Svix => {
+            (RawScheme::StandardWebhooks | RawScheme::Svix, _) => {
                 standard_webhooks::secret_bytes(secret)
             }
+            (RawScheme::GenericHmac, Some(generic)) => generic.key.bytes(secret),
             _ => Some(secret.as_bytes().to_vec()),
         }
     }
@@ -152,6 +156,9 @@ struct RawRoute {
     allowed_sources: Vec<String>,
     #[serde(default)]
     debug_signed_string: bool,
+    /// The generic HMAC scheme's description (`scheme: generic_hmac` only).
+    #[serde(default)]
+    generic: Option<generic::Raw>,
 }
 
 fn default_scheme() -> RawScheme {
@@ -408,13 +415,23 @@ fn compile_route(
     }
     let mut key_names = HashSet::new();
     let kind = raw.scheme;
-    let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, kind, env)?;
+    let decode = |secret: &str| kind.key_bytes(secret, raw.generic.as_ref());
+    let keys = compile_keys(
+        &at("keys"),
+        raw.keys,
+        "key",
+        &mut key_names,
+        kind,
+        &decode,
+        env,
+    )?;
     let parent_keys = compile_keys(
         &at("parent_keys"),
         raw.parent_keys,
         "parent",
         &mut key_names,
         kind,
+        &decode,
         env,
     )?;
     let replay = compile_replay(&at("replay"), &raw.name, raw.replay)?;
@@ -468,7 +485,25 @@ fn compile_route(
         if keys.is_empty() {
             return Err(error(at("keys"), "at least one key is required"));
         }
-        let origin = match (kind, raw.public_origin) {
+        if raw.generic.is_some() != (kind == RawScheme::GenericHmac) {
+            return Err(error(
+                at("generic"),
+                "is required for scheme generic_hmac and applies to no other",
+            ));
+        }
+        if let (RawScheme::GenericHmac, Some(generic)) = (kind, raw.generic) {
+            if let Some(origin) = &raw.public_origin {
+                check_origin(&at("public_origin"), origin, transport)?;
+            }
+            let scheme = generic::compile(generic, "generic", raw.public_origin, keys).map_err(
+                |(field, problem)| match field.as_str() {
+                    "public_origin" => error(at("public_origin"), problem),
+                    _ => error(format!("{}.{field}", at("generic")), problem),
+                },
+            )?;
+            Scheme::Generic(scheme)
+        } else {
+            let origin = match (kind, raw.public_origin) {
             (RawScheme::Twilio, Some(origin)) => {
                 check_origin(&at("public_origin"), &origin, transport)?;
                 origin
@@ -484,28 +519,29 @@ fn compile_route(
             }
             (_, None) => String::new(),
         };
-        match kind {
-            RawScheme::WhatsApp => Scheme::WhatsApp(WhatsApp { keys }),
-            RawScheme::Kyc => Scheme::Kyc(vobiz::kyc_scheme(keys)),
-            RawScheme::StandardWebhooks | RawScheme::Svix => {
-                Scheme::StandardWebhooks(StandardWebhooks {
-                    names: if kind == RawScheme::Svix {
-                        standard_webhooks::SVIX
-                    } else {
-                        standard_webhooks::STANDARD
-                    },
-                    keys,
-                })
-            }
-            RawScheme::Stripe => Scheme::Stripe(Stripe { keys }),
-            RawScheme::GitHub => Scheme::GitHub(github::scheme(keys)),
-            RawScheme::Slack => Scheme::Slack(Slack { keys }),
-            RawScheme::Twilio => Scheme::Twilio(Twilio::new(&origin, keys)),
-            RawScheme::Shopify => Scheme::Shopify(Shopify { keys }),
-            RawScheme::Meta => Scheme::Meta(meta::scheme(keys)),
-            // Compiled above; listed so that a new scheme must be placed here or there.
-            RawScheme::Voice | RawScheme::Plivo => {
-                return Err(error(at("scheme"), "is a voice scheme"));
+            match kind {
+                RawScheme::WhatsApp => Scheme::WhatsApp(WhatsApp { keys }),
+                RawScheme::Kyc => Scheme::Kyc(vobiz::kyc_scheme(keys)),
+                RawScheme::StandardWebhooks | RawScheme::Svix => {
+                    Scheme::StandardWebhooks(StandardWebhooks {
+                        names: if kind == RawScheme::Svix {
+                            standard_webhooks::SVIX
+                        } else {
+                            standard_webhooks::STANDARD
+                        },
+                        keys,
+                    })
+                }
+                RawScheme::Stripe => Scheme::Stripe(Stripe { keys }),
+                RawScheme::GitHub => Scheme::GitHub(github::scheme(keys)),
+                RawScheme::Slack => Scheme::Slack(Slack { keys }),
+                RawScheme::Twilio => Scheme::Twilio(Twilio::new(&origin, keys)),
+                RawScheme::Shopify => Scheme::Shopify(Shopify { keys }),
+                RawScheme::Meta => Scheme::Meta(meta::scheme(keys)),
+                // Compiled above; listed so that a new scheme must be placed here or there.
+                RawScheme::Voice | RawScheme::Plivo | RawScheme::GenericHmac => {
+                    return Err(error(at("scheme"), "is compiled elsewhere"));
+                }
             }
         }
     };
@@ -792,6 +828,7 @@ fn compile_keys(
     default_prefix: &str,
     names: &mut HashSet<String>,
     scheme: RawScheme,
+    decode: &dyn Fn(&str) -> Option<Vec<u8>>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Key>, ConfigError> {
     raw.into_iter()
@@ -827,10 +864,17 @@ fn compile_keys(
             if !names.insert(name.clone()) {
                 return Err(error(format!("{field}.name"), format!("duplicate key name {name:?}")));
             }
-            let bytes = scheme.key_bytes(&secret).ok_or_else(|| {
+            let bytes = decode(&secret).ok_or_else(|| {
+                let expected = match scheme {
+                    RawScheme::GenericHmac => "as generic.key describes",
+                    _ => "whsec_ followed by base64",
+                };
                 error(
                     &field,
-                    format!("key from {source} is not whsec_ followed by base64, as {} secrets are", scheme.name()),
+                    format!(
+                        "key from {source} is not written {expected}, as {} secrets are",
+                        scheme.name()
+                    ),
                 )
             })?;
             Key::new(name, &bytes).map_err(|_| error(&field, "unusable key"))

@@ -3,7 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 
 pub type HmacSha256 = Hmac<Sha256>;
 
@@ -14,6 +14,27 @@ pub struct Key {
     pub name: String,
     mac: HmacSha256,
     sha1: Hmac<Sha1>,
+    sha512: Hmac<Sha512>,
+}
+
+/// The hash an HMAC is built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    /// Bytes of one MAC.
+    pub fn mac_len(self) -> usize {
+        match self {
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
 }
 
 impl Key {
@@ -26,7 +47,24 @@ impl Key {
             name: name.into(),
             mac: HmacSha256::new_from_slice(secret)?,
             sha1: Hmac::<Sha1>::new_from_slice(secret)?,
+            sha512: Hmac::<Sha512>::new_from_slice(secret)?,
         })
+    }
+
+    /// A fresh HMAC over the concatenation of `parts` with `algorithm`.
+    pub fn mac_with(&self, algorithm: Algorithm, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<M: Mac + Clone>(state: &M, parts: &[&[u8]]) -> Vec<u8> {
+            let mut mac = state.clone();
+            for part in parts {
+                mac.update(part);
+            }
+            mac.finalize().into_bytes().to_vec()
+        }
+        match algorithm {
+            Algorithm::Sha1 => run(&self.sha1, parts),
+            Algorithm::Sha256 => run(&self.mac, parts),
+            Algorithm::Sha512 => run(&self.sha512, parts),
+        }
     }
 
     /// A fresh HMAC-SHA1 over the concatenation of `parts`.
@@ -55,6 +93,12 @@ impl std::fmt::Debug for Key {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// Constant-time equality of two MACs of any length (different lengths are unequal).
+pub fn slices_equal(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 /// Constant-time equality of two MACs.

@@ -4,6 +4,7 @@ use crate::etcd::Etcd;
 use crate::net::Cidr;
 use crate::path_view::{Features, PathView, Prefix};
 use crate::providers::body_mac::BodySigned;
+use crate::providers::generic::Generic;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
 use crate::providers::standard_webhooks::StandardWebhooks;
@@ -89,6 +90,8 @@ pub enum Scheme {
     Twilio(Twilio),
     Shopify(Shopify),
     Meta(BodySigned),
+    /// The generic HMAC scheme, described in the route's `generic` block.
+    Generic(Generic),
 }
 
 /// What a scheme's freshness check reads.
@@ -129,6 +132,10 @@ impl Scheme {
             | Scheme::Twilio(_)
             | Scheme::Shopify(_)
             | Scheme::Meta(_) => Time::None,
+            Scheme::Generic(generic) => match &generic.time {
+                Some(time) => Time::Signed(time.window),
+                None => Time::None,
+            },
         }
     }
 
@@ -145,6 +152,7 @@ impl Scheme {
             Scheme::Twilio(scheme) => scheme,
             Scheme::Shopify(scheme) => scheme,
             Scheme::Meta(scheme) => scheme,
+            Scheme::Generic(scheme) => scheme,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
 pub mod body_mac;
+pub mod generic;
 pub mod github;
 pub mod meta;
 pub mod shopify;
