@@ -865,17 +865,11 @@ fn compile_keys(
                 return Err(error(format!("{field}.name"), format!("duplicate key name {name:?}")));
             }
             let bytes = decode(&secret).ok_or_else(|| {
-                let expected = match scheme {
-                    RawScheme::GenericHmac => "as generic.key describes",
-                    _ => "whsec_ followed by base64",
+                let problem = match scheme {
+                    RawScheme::GenericHmac => "is not written as generic.key describes".to_string(),
+                    _ => format!("is not whsec_ followed by base64, as {} secrets are", scheme.name()),
                 };
-                error(
-                    &field,
-                    format!(
-                        "key from {source} is not written {expected}, as {} secrets are",
-                        scheme.name()
-                    ),
-                )
+                error(&field, format!("key from {source} {problem}"))
             })?;
             Key::new(name, &bytes).map_err(|_| error(&field, "unusable key"))
         })
