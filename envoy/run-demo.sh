@@ -16,6 +16,7 @@ export TWILIO_AUTH_TOKEN="${TWILIO_AUTH_TOKEN:-demo-twilio-auth-token}"
 export PLIVO_AUTH_TOKEN="${PLIVO_AUTH_TOKEN:-demo-plivo-auth-token}"
 export SHOPIFY_WEBHOOK_SECRET="${SHOPIFY_WEBHOOK_SECRET:-demo-shopify-secret}"
 export META_APP_SECRET="${META_APP_SECRET:-demo-meta-app-secret}"
+export GENERIC_WEBHOOK_SECRET="${GENERIC_WEBHOOK_SECRET:-demo-generic-secret}"
 venv=.venv
 run=.run
 
@@ -30,6 +31,6 @@ upstream=$!
 trap 'kill "$upstream" 2>/dev/null || true' EXIT
 
 echo "callback-guard demo: https://127.0.0.1:8443 and http://127.0.0.1:8080 protect /vobiz/, /whatsapp/, /kyc/,"
-echo "  /standard/, /svix/, /stripe/, /github/, /slack/, /twilio/, /plivo/, /shopify/, /meta/ (Ctrl-C stops)"
+echo "  /standard/, /svix/, /stripe/, /github/, /slack/, /twilio/, /plivo/, /shopify/, /meta/, /generic/ (Ctrl-C stops)"
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info

@@ -40,6 +40,7 @@ PROVIDER_SECRETS = {
     "PLIVO_AUTH_TOKEN": "e2e-plivo-auth-token",
     "SHOPIFY_WEBHOOK_SECRET": "e2e-shopify-secret",
     "META_APP_SECRET": "e2e-meta-app-secret",
+    "GENERIC_WEBHOOK_SECRET": "e2e-generic-secret",
 }
 
 

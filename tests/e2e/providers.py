@@ -288,5 +288,10 @@ class Meta(Provider):
         return hmac.compare_digest(expected, dict(delivery.headers)["X-Hub-Signature-256"])
 
 
+class Generic(GitHub):
+    """The demo's generic_hmac route, configured as GitHub's scheme: githubkit signs."""
+    name, prefix, env = "generic", "/generic/", "GENERIC_WEBHOOK_SECRET"
+
+
 PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), TwilioJson(),
-             Plivo(), Shopify(), Meta()]
+             Plivo(), Shopify(), Meta(), Generic()]
