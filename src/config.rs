@@ -13,6 +13,7 @@ use crate::path_view::Prefix;
 use crate::policy::{
     host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Time, Transport,
 };
+use crate::providers::asymmetric::{self, Asymmetric};
 use crate::providers::generic;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
@@ -22,6 +23,7 @@ use crate::providers::twilio::Twilio;
 use crate::providers::vobiz::voice::{Brand, Family, V3Construction, VoiceScheme};
 use crate::providers::vobiz::{self, WhatsApp};
 use crate::providers::{github, meta};
+use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,9 @@ enum RawScheme {
     Shopify,
     Meta,
     GenericHmac,
+    Discord,
+    #[serde(rename = "sendgrid")]
+    SendGrid,
 }
 
 impl RawScheme {
@@ -97,6 +102,18 @@ impl RawScheme {
             RawScheme::Shopify => "shopify",
             RawScheme::Meta => "meta",
             RawScheme::GenericHmac => "generic_hmac",
+            RawScheme::Discord => "discord",
+            RawScheme::SendGrid => "sendgrid",
+        }
+    }
+
+    /// How the route's `public_keys` are written, for the schemes that take them.
+    fn public_keys(self) -> Option<Written> {
+        match self {
+            RawScheme::Discord => Some(asymmetric::DISCORD.written),
+            RawScheme::SendGrid => Some(asymmetric::SENDGRID.written),
+            RawScheme::StandardWebhooks | RawScheme::Svix => Some(Written::Ed25519Whpk),
+            _ => None,
         }
     }
 
@@ -134,6 +151,9 @@ struct RawRoute {
     keys: Vec<RawKey>,
     #[serde(default)]
     parent_keys: Vec<RawKey>,
+    /// Public keys, for the schemes signed with the provider's private key.
+    #[serde(default)]
+    public_keys: Vec<RawKey>,
     #[serde(default)]
     accept: Option<Vec<Family>>,
     #[serde(default)]
@@ -159,6 +179,11 @@ struct RawRoute {
     /// The generic HMAC scheme's description (`scheme: generic_hmac` only).
     #[serde(default)]
     generic: Option<generic::Raw>,
+    #[serde(default = "default_true")]
+    answer_handshakes: bool,
+    /// Meta's subscription-check token (`scheme: meta` only).
+    #[serde(default)]
+    verify_token: Option<RawKey>,
 }
 
 fn default_scheme() -> RawScheme {
@@ -415,25 +440,65 @@ fn compile_route(
     }
     let mut key_names = HashSet::new();
     let kind = raw.scheme;
-    let decode = |secret: &str| kind.key_bytes(secret, raw.generic.as_ref());
-    let keys = compile_keys(
-        &at("keys"),
-        raw.keys,
-        "key",
-        &mut key_names,
-        kind,
-        &decode,
-        env,
-    )?;
+    let secret = |name: String, secret: &str| {
+        let bytes = kind
+            .key_bytes(secret, raw.generic.as_ref())
+            .ok_or_else(|| match kind {
+                RawScheme::GenericHmac => "is not written as generic.key describes".to_string(),
+                _ => format!(
+                    "is not whsec_ followed by base64, as {} secrets are",
+                    kind.name()
+                ),
+            })?;
+        Key::new(name, &bytes).map_err(|_| "is unusable".to_string())
+    };
+    let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, env, &secret)?;
     let parent_keys = compile_keys(
         &at("parent_keys"),
         raw.parent_keys,
         "parent",
         &mut key_names,
-        kind,
-        &decode,
         env,
+        &secret,
     )?;
+    let public_keys = match (kind.public_keys(), raw.public_keys.is_empty()) {
+        (_, true) => Vec::new(),
+        (None, false) => {
+            return Err(error(
+                at("public_keys"),
+                "applies only to scheme discord, sendgrid, standard_webhooks or svix (the schemes with public-key signatures)",
+            ))
+        }
+        (Some(written), false) => compile_keys(
+            &at("public_keys"),
+            raw.public_keys,
+            "public",
+            &mut key_names,
+            env,
+            &|name, text| {
+                PublicKey::parse(name, text, written)
+                    .ok_or_else(|| format!("is not {}", written.describe()))
+            },
+        )?,
+    };
+    let verify_token = match (raw.verify_token, kind, raw.answer_handshakes) {
+        (None, ..) => None,
+        (Some(token), RawScheme::Meta, true) => {
+            Some(key_text(&at("verify_token"), &token, env)?.0.into_bytes())
+        }
+        (Some(_), RawScheme::Meta, false) => {
+            return Err(error(
+                at("verify_token"),
+                "answers Meta's subscription check, which answer_handshakes: false turns off",
+            ))
+        }
+        (Some(_), ..) => {
+            return Err(error(
+                at("verify_token"),
+                "applies only to scheme meta (its GET subscription check)",
+            ))
+        }
+    };
     let replay = compile_replay(&at("replay"), &raw.name, raw.replay)?;
 
     let scheme = if kind.is_voice() {
@@ -482,8 +547,26 @@ fn compile_route(
                 "applies only to scheme vobiz_voice or plivo",
             ));
         }
-        if keys.is_empty() {
-            return Err(error(at("keys"), "at least one key is required"));
+        match (kind.public_keys(), keys.is_empty(), public_keys.is_empty()) {
+            (Some(Written::Ed25519Whpk), true, true) => {
+                return Err(error(
+                    at("keys"),
+                    "at least one key (whsec_ secret) or public key (whpk_, in public_keys) is required",
+                ))
+            }
+            (Some(Written::Ed25519Whpk), ..) => {}
+            (Some(written), false, _) => {
+                return Err(error(
+                    at("keys"),
+                    format!("scheme {} signs with the provider's private key: give its public key ({}) in public_keys", kind.name(), written.describe()),
+                ))
+            }
+            (Some(_), true, true) => {
+                return Err(error(at("public_keys"), "at least one public key is required"))
+            }
+            (Some(_), true, false) => {}
+            (None, true, _) => return Err(error(at("keys"), "at least one key is required")),
+            (None, false, _) => {}
         }
         if raw.generic.is_some() != (kind == RawScheme::GenericHmac) {
             return Err(error(
@@ -530,14 +613,23 @@ fn compile_route(
                             standard_webhooks::STANDARD
                         },
                         keys,
+                        public_keys,
                     })
                 }
+                RawScheme::Discord => Scheme::Asymmetric(Asymmetric {
+                    flavour: asymmetric::DISCORD,
+                    keys: public_keys,
+                }),
+                RawScheme::SendGrid => Scheme::Asymmetric(Asymmetric {
+                    flavour: asymmetric::SENDGRID,
+                    keys: public_keys,
+                }),
                 RawScheme::Stripe => Scheme::Stripe(Stripe { keys }),
                 RawScheme::GitHub => Scheme::GitHub(github::scheme(keys)),
                 RawScheme::Slack => Scheme::Slack(Slack { keys }),
                 RawScheme::Twilio => Scheme::Twilio(Twilio::new(&origin, keys)),
                 RawScheme::Shopify => Scheme::Shopify(Shopify { keys }),
-                RawScheme::Meta => Scheme::Meta(meta::scheme(keys)),
+                RawScheme::Meta => Scheme::Meta(meta::scheme(keys, verify_token)),
                 // Compiled above; listed so that a new scheme must be placed here or there.
                 RawScheme::Voice | RawScheme::Plivo | RawScheme::GenericHmac => {
                     return Err(error(at("scheme"), "is compiled elsewhere"));
@@ -577,6 +669,7 @@ fn compile_route(
         trusted_proxies,
         allowed_sources,
         debug_signed_string: raw.debug_signed_string,
+        answer_handshakes: raw.answer_handshakes,
     })
 }
 
@@ -822,56 +915,66 @@ fn check_origin(field: &str, origin: &str, transport: Transport) -> Result<(), C
     Ok(())
 }
 
-fn compile_keys(
+/// Where a key's text comes from: `env` or `value`, exactly one, and the text as given
+/// (not empty, no surrounding whitespace: a pasted newline is a different key). Also
+/// returns the source, for errors that must not print the text.
+fn key_text(
+    field: &str,
+    key: &RawKey,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, String), ConfigError> {
+    let (text, source) = match (&key.env, &key.value) {
+        (Some(var), None) => match env(var) {
+            Some(text) => (text, var.clone()),
+            None => {
+                return Err(error(
+                    format!("{field}.env"),
+                    format!(
+                        "environment variable {var:?} is not set in the VM (list it in vm_config.environment_variables)"
+                    ),
+                ))
+            }
+        },
+        (None, Some(value)) => (value.clone(), "value".to_string()),
+        _ => return Err(error(field, "give exactly one of env or value")),
+    };
+    if text.is_empty() {
+        return Err(error(field, format!("key from {source} is empty")));
+    }
+    if text.trim() != text {
+        return Err(error(
+            field,
+            format!("key from {source} has leading or trailing whitespace"),
+        ));
+    }
+    Ok((text, source))
+}
+
+/// A list of keys (`keys`, `parent_keys`, `public_keys`), each named uniquely within the
+/// route and made ready by `make`, whose error says what the text is not.
+fn compile_keys<T>(
     field: &str,
     raw: Vec<RawKey>,
     default_prefix: &str,
     names: &mut HashSet<String>,
-    scheme: RawScheme,
-    decode: &dyn Fn(&str) -> Option<Vec<u8>>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<Key>, ConfigError> {
+    make: &dyn Fn(String, &str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
     raw.into_iter()
         .enumerate()
         .map(|(i, key)| {
             let field = format!("{field}[{i}]");
-            let (secret, source) = match (key.env, key.value) {
-                (Some(var), None) => match env(&var) {
-                    Some(secret) => (secret, var),
-                    None => {
-                        return Err(error(
-                            format!("{field}.env"),
-                            format!(
-                                "environment variable {var:?} is not set in the VM (list it in vm_config.environment_variables)"
-                            ),
-                        ))
-                    }
-                },
-                (None, Some(value)) => (value, "value".to_string()),
-                _ => return Err(error(field, "give exactly one of env or value")),
-            };
-            if secret.is_empty() {
-                return Err(error(&field, format!("key from {source} is empty")));
-            }
-            if secret.trim() != secret {
-                return Err(error(
-                    &field,
-                    format!("key from {source} has leading or trailing whitespace"),
-                ));
-            }
+            let (text, source) = key_text(&field, &key, env)?;
             let name = key.name.unwrap_or_else(|| format!("{default_prefix}{i}"));
             check_identifier(&format!("{field}.name"), &name)?;
             if !names.insert(name.clone()) {
-                return Err(error(format!("{field}.name"), format!("duplicate key name {name:?}")));
+                return Err(error(
+                    format!("{field}.name"),
+                    format!("duplicate key name {name:?}"),
+                ));
             }
-            let bytes = decode(&secret).ok_or_else(|| {
-                let problem = match scheme {
-                    RawScheme::GenericHmac => "is not written as generic.key describes".to_string(),
-                    _ => format!("is not whsec_ followed by base64, as {} secrets are", scheme.name()),
-                };
-                error(&field, format!("key from {source} {problem}"))
-            })?;
-            Key::new(name, &bytes).map_err(|_| error(&field, "unusable key"))
+            make(name, &text)
+                .map_err(|problem| error(&field, format!("key from {source} {problem}")))
         })
         .collect()
 }
@@ -1120,6 +1223,72 @@ mod tests {
                 max_future_secs: 10,
                 required: true
             })
+        );
+    }
+
+    #[test]
+    fn public_key_schemes_take_public_keys_and_say_how_they_are_written() {
+        let discord_key = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
+        let route = |scheme: &str, extra: serde_json::Value| {
+            let mut route =
+                serde_json::json!({"name": "p", "path_prefix": "/p/", "scheme": scheme});
+            for (k, v) in extra.as_object().unwrap() {
+                route[k] = v.clone();
+            }
+            parse_json(serde_json::json!({ "routes": [route] }))
+        };
+        let message = |result: Result<Policy, ConfigError>| result.unwrap_err().to_string();
+        let policy = route(
+            "discord",
+            serde_json::json!({"public_keys": [{"name": "app", "value": discord_key}]}),
+        )
+        .unwrap();
+        let r = &policy.routes[0];
+        assert!(matches!(r.scheme, Scheme::Asymmetric(_)));
+        assert_eq!(r.freshness, Some(crate::policy::FIVE_MINUTES));
+        assert_eq!(r.key_name("app"), Some("app"));
+        assert!(r.answer_handshakes);
+        for (scheme, extra, expected) in [
+            ("discord", serde_json::json!({}), "routes[0].public_keys: at least one public key is required"),
+            ("discord", serde_json::json!({"public_keys": [{"value": "abc"}]}), "routes[0].public_keys[0]: key from value is not 64 hex digits of an Ed25519 public key"),
+            ("discord", serde_json::json!({"keys": [{"value": "s"}]}), "routes[0].keys: scheme discord signs with the provider's private key: give its public key (64 hex digits of an Ed25519 public key) in public_keys"),
+            ("sendgrid", serde_json::json!({"public_keys": [{"value": discord_key}]}), "routes[0].public_keys[0]: key from value is not base64 of a P-256 public key's SubjectPublicKeyInfo (DER)"),
+            ("svix", serde_json::json!({"public_keys": [{"value": discord_key}]}), "routes[0].public_keys[0]: key from value is not whpk_ followed by base64 of an Ed25519 public key"),
+            ("svix", serde_json::json!({}), "routes[0].keys: at least one key (whsec_ secret) or public key (whpk_, in public_keys) is required"),
+            ("github", serde_json::json!({"keys": [{"value": "s"}], "public_keys": [{"value": "k"}]}), "routes[0].public_keys: applies only to scheme discord, sendgrid, standard_webhooks or svix"),
+            ("discord", serde_json::json!({"public_keys": [{"name": "a", "value": discord_key}, {"name": "a", "value": discord_key}]}), "routes[0].public_keys[1].name: duplicate key name \"a\""),
+        ] {
+            assert!(message(route(scheme, extra.clone())).starts_with(expected), "{scheme} {extra}: {}", message(route(scheme, extra.clone())));
+        }
+        // Standard Webhooks takes secrets, public keys, or both.
+        let whpk = "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+        let both = route("standard_webhooks", serde_json::json!({"keys": [{"name": "s", "value": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}], "public_keys": [{"name": "p", "value": whpk}]})).unwrap();
+        let (_, names) = &both.routes[0].scheme.provider().schemes()[0];
+        assert_eq!(names, &["s", "p"]);
+    }
+
+    #[test]
+    fn meta_takes_a_verify_token_and_no_other_scheme_does() {
+        let meta = |extra: serde_json::Value| provider("meta", "s", extra);
+        let token = serde_json::json!({"verify_token": {"value": "t"}});
+        assert!(matches!(
+            &meta(token.clone()).unwrap().routes[0].scheme,
+            Scheme::Meta(m) if m.verify_token.as_deref() == Some(&b"t"[..])
+        ));
+        let message = |result: Result<Policy, ConfigError>| result.unwrap_err().to_string();
+        assert!(message(provider("github", "s", token.clone()))
+            .starts_with("routes[0].verify_token: applies only to scheme meta"));
+        assert!(message(meta(serde_json::json!({"verify_token": {"value": "t"}, "answer_handshakes": false})))
+            .starts_with("routes[0].verify_token: answers Meta's subscription check, which answer_handshakes: false turns off"));
+        assert!(
+            message(meta(serde_json::json!({"verify_token": {"env": "NOPE"}}))).starts_with(
+                "routes[0].verify_token.env: environment variable \"NOPE\" is not set"
+            )
+        );
+        assert!(
+            message(meta(serde_json::json!({"verify_token": {"value": " t"}}))).starts_with(
+                "routes[0].verify_token: key from value has leading or trailing whitespace"
+            )
         );
     }
 

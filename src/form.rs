@@ -89,6 +89,16 @@ fn digit(b: Option<&u8>) -> Option<u8> {
     hex_digit(*b?)
 }
 
+/// Hex digits, either case, as the bytes they spell.
+pub(crate) fn hex(text: &[u8]) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
+        .collect()
+}
+
 /// The value of one hex digit, either case: for every decoder of `%XX` and hex signatures.
 pub(crate) fn hex_digit(b: u8) -> Option<u8> {
     match b {

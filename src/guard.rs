@@ -8,7 +8,7 @@ use crate::etcd::{Answer, Claim, EtcdError, OnError};
 use crate::net;
 use crate::path_view::Features;
 use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Store, Transport};
-use crate::providers::{AtHeaders, Checks, Open, Verified};
+use crate::providers::{AtHeaders, Checks, Open, Reply, Verified};
 use crate::replay::{self, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp;
@@ -25,6 +25,8 @@ pub enum Step<'p> {
     Reserve(&'p Route, Pending),
     Forward(Accepted<'p>),
     Reject(&'p Route, Rejection),
+    /// The provider's endpoint check: answered here, never forwarded.
+    Reply(&'p Route, Reply),
 }
 
 /// A verified request waiting for the fleet-wide store's reservation. Owned, so the filter
@@ -108,6 +110,7 @@ fn judge_headers<'p>(
             reserved: None,
         })),
         AtHeaders::Verified { .. } | AtHeaders::NeedBody => Ok(Step::NeedBody(route)),
+        AtHeaders::Reply(reply) => Ok(Step::Reply(route, reply)),
     }
 }
 
@@ -132,6 +135,7 @@ pub fn on_body<'p>(
     match judge_body(route, head, body, now, store, create_cas) {
         Ok(Judged::Accepted(accepted)) => Step::Forward(accepted),
         Ok(Judged::Pending(pending)) => Step::Reserve(route, pending),
+        Ok(Judged::Reply(reply)) => Step::Reply(route, reply),
         Err(rejection) => Step::Reject(route, rejection),
     }
 }
@@ -139,6 +143,7 @@ pub fn on_body<'p>(
 enum Judged<'p> {
     Accepted(Accepted<'p>),
     Pending(Pending),
+    Reply(Reply),
 }
 
 fn judge_body<'p>(
@@ -152,10 +157,8 @@ fn judge_body<'p>(
     if body.len() > route.max_body_bytes as usize {
         return Err(too_large(route));
     }
-    let verified = route
-        .scheme
-        .provider()
-        .at_body(head, body, &checks(route))?;
+    let provider = route.scheme.provider();
+    let verified = provider.at_body(head, body, &checks(route))?;
     if let (Some(freshness), Some(time)) = (route.freshness, verified.time) {
         timestamp::check_fresh(
             time,
@@ -163,6 +166,13 @@ fn judge_body<'p>(
             u64::from(freshness.max_age_secs),
             u64::from(freshness.max_future_secs),
         )?;
+    }
+    // A handshake only echoes what it carries: answered before the replay memory, which
+    // it would only fill.
+    if route.answer_handshakes {
+        if let Some(reply) = provider.handshake(head, body, verified.key)? {
+            return Ok(Judged::Reply(reply));
+        }
     }
     let Verified {
         scheme,
@@ -2038,5 +2048,73 @@ mod tests {
         };
         let step = on_reservation(&policy.routes[0], asked, Ok(answer), &FailingStore, CAS);
         assert!(forwarded(step).reserved.unwrap().remote.is_some());
+    }
+
+    /// A Slack `url_verification` signed at `signed_at`, as `slack_sdk` signs it.
+    fn slack_handshake(signed_at: i64, challenge: &str) -> Request {
+        let body =
+            format!(r#"{{"token":"t","challenge":"{challenge}","type":"url_verification"}}"#);
+        let timestamp = signed_at.to_string();
+        let mac = test_key("k", "slack-secret").mac(&[
+            b"v0:",
+            timestamp.as_bytes(),
+            b":",
+            body.as_bytes(),
+        ]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        Request::post("/slack/events")
+            .header("x-slack-request-timestamp", &timestamp)
+            .header("x-slack-signature", &format!("v0={hex}"))
+            .body(&body)
+    }
+
+    #[test]
+    fn a_verified_fresh_handshake_is_answered_and_never_reserved() {
+        let slack = |extra: Value| {
+            policy(with(
+                json!({"name": "slack", "path_prefix": "/slack/", "scheme": "slack",
+                       "keys": [{"name": "k", "value": "slack-secret"}]}),
+                extra,
+            ))
+        };
+        let answering = slack(json!({}));
+        let store = MemoryStore::default();
+        for _ in 0..2 {
+            match verdict(&answering, &slack_handshake(NOW, "abc"), NOW, &store) {
+                Step::Reply(_, reply) => assert_eq!(reply.body, br#"{"challenge":"abc"}"#),
+                other => panic!("expected Reply, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            store.sets.get(),
+            0,
+            "a handshake leaves nothing in the replay memory"
+        );
+        // Verified and fresh first: a stale or forged one is refused like any delivery.
+        assert_eq!(
+            reason(verdict(
+                &answering,
+                &slack_handshake(NOW - 301, "abc"),
+                NOW,
+                &store
+            )),
+            Reason::Stale
+        );
+        let forged =
+            slack_handshake(NOW, "abc").body(r#"{"challenge":"evil","type":"url_verification"}"#);
+        assert_eq!(
+            reason(verdict(&answering, &forged, NOW, &store)),
+            Reason::SignatureMismatch
+        );
+        // With answer_handshakes off, the application gets it like any verified delivery.
+        let forwarding = slack(json!({"answer_handshakes": false}));
+        assert!(forwarded(verdict(
+            &forwarding,
+            &slack_handshake(NOW, "abc"),
+            NOW,
+            &store
+        ))
+        .reserved
+        .is_some());
     }
 }

@@ -13,6 +13,7 @@ pub mod net;
 pub mod path_view;
 pub mod policy;
 pub mod providers;
+pub mod public_key;
 pub mod replay;
 pub mod request;
 #[cfg(target_arch = "wasm32")]

@@ -26,6 +26,8 @@ pub struct RouteMetrics<Id> {
     pub shadow_forwarded: Id,
     /// Identical repeats forwarded because the earlier delivery failed.
     pub retries: Id,
+    /// Provider endpoint checks answered at the edge.
+    pub handshakes: Id,
     pub delivered: Id,
     pub failed: Id,
     /// Microseconds the filter spent judging a request (its own work, not waiting).
@@ -83,6 +85,7 @@ impl<Id: Copy> RouteMetrics<Id> {
             rejected,
             shadow_forwarded: counter(&mut define, "shadow_forwarded"),
             retries: counter(&mut define, "retries"),
+            handshakes: counter(&mut define, "handshakes_answered"),
             delivered: define(
                 Kind::Counter,
                 &format!("callback_guard.delivery.route.{r}.outcome.delivered"),

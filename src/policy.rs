@@ -3,8 +3,10 @@
 use crate::etcd::Etcd;
 use crate::net::Cidr;
 use crate::path_view::{Features, PathView, Prefix};
+use crate::providers::asymmetric::Asymmetric;
 use crate::providers::body_mac::BodySigned;
 use crate::providers::generic::Generic;
+use crate::providers::meta::Meta;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
 use crate::providers::standard_webhooks::StandardWebhooks;
@@ -60,6 +62,9 @@ pub struct Route {
     pub allowed_sources: Vec<Cidr>,
     /// Log the exact string that was signed (never the key) when a signature mismatches.
     pub debug_signed_string: bool,
+    /// Answer the provider's endpoint checks at the edge (Slack's `url_verification`,
+    /// Zoom's `endpoint.url_validation`, Discord's PING, ...), after they verified.
+    pub answer_handshakes: bool,
 }
 
 /// Whether a route's verdicts are applied or only recorded.
@@ -89,9 +94,12 @@ pub enum Scheme {
     Slack(Slack),
     Twilio(Twilio),
     Shopify(Shopify),
-    Meta(BodySigned),
-    /// The generic HMAC scheme, described in the route's `generic` block.
+    Meta(Meta),
+    /// The generic HMAC scheme, described in the route's `generic` block, and the presets
+    /// built on it.
     Generic(Generic),
+    /// Signed with the provider's private key: Discord (Ed25519), SendGrid (ECDSA P-256).
+    Asymmetric(Asymmetric),
 }
 
 /// What a scheme's freshness check reads.
@@ -124,9 +132,10 @@ impl Scheme {
                 max_future_secs: 300,
                 required: true,
             }),
-            Scheme::StandardWebhooks(_) | Scheme::Stripe(_) | Scheme::Slack(_) => {
-                Time::Signed(FIVE_MINUTES)
-            }
+            Scheme::StandardWebhooks(_)
+            | Scheme::Stripe(_)
+            | Scheme::Slack(_)
+            | Scheme::Asymmetric(_) => Time::Signed(FIVE_MINUTES),
             Scheme::Kyc(_)
             | Scheme::GitHub(_)
             | Scheme::Twilio(_)
@@ -153,6 +162,7 @@ impl Scheme {
             Scheme::Shopify(scheme) => scheme,
             Scheme::Meta(scheme) => scheme,
             Scheme::Generic(scheme) => scheme,
+            Scheme::Asymmetric(scheme) => scheme,
         }
     }
 }

@@ -127,16 +127,17 @@ impl Reason {
             Reason::HostError => "host_error",
         }
     }
+}
 
-    fn error(self) -> &'static str {
-        match self.status() {
-            400 => "bad_request",
-            401 => "unauthorized",
-            403 => "forbidden",
-            409 => "conflict",
-            413 => "payload_too_large",
-            _ => "unavailable",
-        }
+/// The `error` word of a local reply with this status.
+fn error_word(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        409 => "conflict",
+        413 => "payload_too_large",
+        _ => "unavailable",
     }
 }
 
@@ -146,6 +147,8 @@ impl Reason {
 pub struct Rejection {
     pub reason: Reason,
     pub detail: Cow<'static, str>,
+    /// The reason's status, unless the provider requires another ([`Self::with_status`]).
+    status: u16,
 }
 
 impl Rejection {
@@ -153,11 +156,18 @@ impl Rejection {
         Rejection {
             reason,
             detail: detail.into(),
+            status: reason.status(),
         }
     }
 
+    /// The same refusal under the status a provider insists on (Discord checks that a bad
+    /// signature is answered 401).
+    pub fn with_status(self, status: u16) -> Self {
+        Rejection { status, ..self }
+    }
+
     pub fn status(&self) -> u16 {
-        self.reason.status()
+        self.status
     }
 
     /// The local reply body: `{"error": "...", "reason": "..."}`, or for the one local
@@ -172,7 +182,7 @@ impl Rejection {
         }
         format!(
             r#"{{"error":"{}","reason":"{}"}}"#,
-            self.reason.error(),
+            error_word(self.status),
             self.reason.code()
         )
     }

@@ -97,11 +97,17 @@ pub fn log_level() -> LogLevel {
 }
 
 pub fn send_json(status: u32, body: &str) {
+    send(status, "application/json", body.as_bytes());
+}
+
+/// A local reply; `nosniff` because a handshake's reply echoes what the request carried.
+pub fn send(status: u32, content_type: &str, body: &[u8]) {
     let headers = vec![
-        ("content-type", "application/json"),
+        ("content-type", content_type),
         ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
     ];
-    if let Err(status) = hostcalls::send_http_response(status, headers, Some(body.as_bytes())) {
+    if let Err(status) = hostcalls::send_http_response(status, headers, Some(body)) {
         error!("callback-guard: cannot send the local reply: {status:?}");
     }
 }

@@ -21,6 +21,7 @@ use crate::etcd::{
 use crate::guard::{self, Accepted, Pending, Reserved, Step};
 use crate::metrics::RouteMetrics;
 use crate::policy::{Mode, Policy, Route, Store};
+use crate::providers::Reply;
 use crate::replay::Outcome;
 use crate::request::{Header, RequestHead};
 use crate::shared_data::HostStore;
@@ -462,6 +463,7 @@ impl HttpContext for GuardRequest {
             }
             Step::Forward(accepted) => self.forward(&plugin, &head, accepted),
             Step::Reject(route, rejection) => self.reject(&plugin, route, &head, &rejection),
+            Step::Reply(route, reply) => self.reply(&plugin, route, &head, &reply),
             // Only a body step reserves; should that ever change, nothing passes unreserved.
             Step::Reserve(route, _) => {
                 let rejection =
@@ -553,6 +555,7 @@ impl GuardRequest {
             Step::Forward(accepted) => self.forward(plugin, &head, accepted),
             Step::Reject(route, rejection) => self.reject(plugin, route, &head, &rejection),
             Step::Reserve(route, pending) => self.reserve(plugin, route, headers, pending),
+            Step::Reply(route, reply) => self.reply(plugin, route, &head, &reply),
             // on_body never asks for the body again.
             Step::Unprotected | Step::NeedBody(_) => Action::Continue,
         }
@@ -621,7 +624,9 @@ impl GuardRequest {
             Step::Forward(accepted) => self.forward(plugin, &head, accepted),
             Step::Reject(route, rejection) => self.reject(plugin, route, &head, &rejection),
             // on_reservation only forwards or rejects.
-            Step::Unprotected | Step::NeedBody(_) | Step::Reserve(..) => Action::Continue,
+            Step::Unprotected | Step::NeedBody(_) | Step::Reserve(..) | Step::Reply(..) => {
+                Action::Continue
+            }
         }
     }
 
@@ -696,6 +701,38 @@ impl GuardRequest {
             return Action::Continue;
         }
         host::send_json(u32::from(rejection.status()), &rejection.body());
+        Action::Pause
+    }
+
+    /// Answers a provider's endpoint check that verified; a shadow-mode route forwards it
+    /// to the application, which answered it before the filter was there.
+    fn reply(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        head: &RequestHead,
+        reply: &Reply,
+    ) -> Action {
+        let shadow = route.mode == Mode::Shadow;
+        let verdict = format!(
+            "{} route={} handshake={}",
+            if shadow {
+                "shadow-answered"
+            } else {
+                "answered"
+            },
+            route.name,
+            reply.handshake
+        );
+        info!("callback-guard: {verdict} request_id={}", head.request_id());
+        if let Some(metrics) = plugin.metrics(route) {
+            host::increment(metrics.handshakes);
+        }
+        self.record(plugin, route, &verdict);
+        if shadow {
+            return Action::Continue;
+        }
+        host::send(200, reply.content_type, &reply.body);
         Action::Pause
     }
 

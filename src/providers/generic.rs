@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::form::{self, hex_digit};
+use crate::form;
 use crate::keys::{slices_equal, Algorithm, Key};
 use crate::policy::Freshness;
 use crate::providers::{
@@ -43,14 +43,7 @@ impl Encoding {
             STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
         };
         match self {
-            Encoding::Hex => {
-                if text.len() % 2 != 0 {
-                    return None;
-                }
-                text.chunks_exact(2)
-                    .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
-                    .collect()
-            }
+            Encoding::Hex => form::hex(text),
             Encoding::Base64 => STANDARD.decode(text).ok(),
             Encoding::Base64Unpadded => STANDARD_NO_PAD.decode(text).ok(),
             Encoding::Base64url => URL_SAFE.decode(text).ok(),

@@ -6,16 +6,114 @@
 //! | --- | --- | --- | --- | --- |
 //! | the signature | the body | the body (retries for up to days carry it unchanged) | none signed (`entry[].time` is in the body but not a delivery time) | method, path, query |
 
-use crate::keys::Key;
+use crate::form;
+use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::github::SCHEME;
+use crate::providers::{challenge, AtHeaders, Checks, Provider, Reply, Verified};
+use crate::request::RequestHead;
+use crate::verdict::{Reason, Rejection};
 
-/// A Meta route's scheme: GitHub's header and format under Meta's name.
-pub fn scheme(keys: Vec<Key>) -> BodySigned {
-    BodySigned {
-        scheme: "meta",
-        mac: SCHEME,
-        keys,
+/// A Meta route's scheme: GitHub's header and format under Meta's name, and the
+/// subscription check answered at the edge when the route has a verify token.
+#[derive(Debug)]
+pub struct Meta {
+    pub signed: BodySigned,
+    /// The token typed into the app dashboard with the callback URL.
+    pub verify_token: Option<Vec<u8>>,
+}
+
+pub fn scheme(keys: Vec<Key>, verify_token: Option<Vec<u8>>) -> Meta {
+    Meta {
+        signed: BodySigned {
+            scheme: "meta",
+            mac: SCHEME,
+            keys,
+        },
+        verify_token,
+    }
+}
+
+impl Meta {
+    /// `GET ?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...`: the challenge,
+    /// echoed as the plain body, when the token matches. It carries no signature, so the
+    /// token is all that makes it Meta's. `None`: not a subscription check, or the route
+    /// does not answer them (it is then judged as any request, and refused unsigned).
+    fn subscription(&self, head: &RequestHead) -> Result<Option<Reply>, Rejection> {
+        let Some(token) = &self.verify_token else {
+            return Ok(None);
+        };
+        let path = head.first(":path").unwrap_or_default();
+        let query = path
+            .iter()
+            .position(|&b| b == b'?')
+            .map_or(&[][..], |q| &path[q + 1..]);
+        if head.first(":method") != Some(b"GET") {
+            return Ok(None);
+        }
+        let pairs = form::parse(query, form::MAX_PAIRS).map_err(|e| {
+            Rejection::new(
+                Reason::MalformedHeader,
+                format!("query has more than {} parameters", e.limit),
+            )
+        })?;
+        let one = |name: &str| -> Result<Option<&str>, Rejection> {
+            let mut values = pairs.iter().filter(|(n, _)| n == name);
+            match (values.next(), values.next()) {
+                (Some((_, value)), None) => Ok(Some(value)),
+                (None, _) => Ok(None),
+                (Some(_), Some(_)) => Err(Rejection::new(
+                    Reason::DuplicateHeader,
+                    format!("query parameter {name} appears more than once"),
+                )),
+            }
+        };
+        if one("hub.mode")? != Some("subscribe") {
+            return Ok(None);
+        }
+        let given = one("hub.verify_token")?.ok_or_else(|| {
+            Rejection::new(Reason::MissingSignature, "hub.verify_token is missing")
+        })?;
+        if !slices_equal(given.as_bytes(), token) {
+            return Err(Rejection::new(
+                Reason::SignatureMismatch,
+                "hub.verify_token does not match",
+            ));
+        }
+        let challenge = challenge(one("hub.challenge")?.map(serde_json::Value::from).as_ref())
+            .map_err(|_| {
+                Rejection::new(
+                    Reason::MalformedHeader,
+                    format!(
+                        "hub.challenge is not 1 to {} visible ASCII characters",
+                        crate::providers::MAX_CHALLENGE_BYTES
+                    ),
+                )
+            })?
+            .to_string();
+        Ok(Some(Reply::text("subscribe", challenge.as_bytes())))
+    }
+}
+
+impl Provider for Meta {
+    fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        match self.subscription(head)? {
+            Some(answer) => Ok(AtHeaders::Reply(answer)),
+            None => self.signed.at_headers(head, checks),
+        }
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        checks: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        self.signed.at_body(head, body, checks)
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        self.signed.schemes()
     }
 }
 
@@ -23,13 +121,14 @@ pub fn scheme(keys: Vec<Key>) -> BodySigned {
 mod tests {
     use super::*;
     use crate::keys::test_key;
-    use crate::providers::{Checks, Provider};
+    use crate::providers::{AtHeaders, Checks, Provider};
     use crate::request::{headers, RequestHead};
+    use crate::verdict::Reason;
 
     #[test]
     fn the_reference_vector_verifies() {
         // providers.md §4 row 9, body B.
-        let meta = scheme(vec![test_key("app", "meta_app_secret")]);
+        let meta = scheme(vec![test_key("app", "meta_app_secret")], None);
         let body = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
         let signature = "sha256=fb2913d025c55f38fed276b302bded22bd44582f995eddfd3b646eabaf4f8a42";
         let h = headers(&[("x-hub-signature-256", signature)]);
@@ -39,5 +138,50 @@ mod tests {
             .unwrap();
         assert_eq!((verified.scheme, verified.key), ("meta", "app"));
         assert!(meta.at_body(&head, b"{}", &Checks::default()).is_err());
+    }
+
+    fn check(meta: &Meta, method: &str, path: &str) -> Result<Option<String>, Reason> {
+        let h = headers(&[(":method", method), (":path", path)]);
+        match meta.at_headers(&RequestHead::new(&h), &Checks::default()) {
+            Ok(AtHeaders::Reply(answer)) => {
+                assert_eq!(answer.content_type, "text/plain");
+                Ok(Some(String::from_utf8(answer.body).unwrap()))
+            }
+            Ok(_) => Ok(None),
+            Err(rejection) => Err(rejection.reason),
+        }
+    }
+
+    #[test]
+    fn the_subscription_check_is_answered_only_with_the_right_token() {
+        let meta = scheme(vec![test_key("app", "s")], Some(b"tok en".to_vec()));
+        let ok = "/meta/?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=tok+en";
+        assert_eq!(check(&meta, "GET", ok), Ok(Some("1158201444".into())));
+        let encoded = "/meta/?hub.verify_token=tok%20en&hub.mode=subscribe&hub.challenge=abc";
+        assert_eq!(check(&meta, "GET", encoded), Ok(Some("abc".into())));
+        for (path, reason) in [
+            ("/meta/?hub.mode=subscribe&hub.challenge=1&hub.verify_token=tok", Reason::SignatureMismatch),
+            ("/meta/?hub.mode=subscribe&hub.challenge=1", Reason::MissingSignature),
+            ("/meta/?hub.mode=subscribe&hub.challenge=1&hub.verify_token=tok+en&hub.verify_token=x", Reason::DuplicateHeader),
+            ("/meta/?hub.mode=subscribe&hub.verify_token=tok+en", Reason::MalformedHeader),
+            ("/meta/?hub.mode=subscribe&hub.verify_token=tok+en&hub.challenge=%3Cb%3E%20x", Reason::MalformedHeader),
+        ] {
+            assert_eq!(check(&meta, "GET", path), Err(reason), "{path}");
+        }
+        // Not a subscription check: judged as any delivery, so refused unsigned.
+        for (method, path) in [
+            ("POST", ok),
+            ("GET", "/meta/?hub.mode=unsubscribe"),
+            ("GET", "/meta/"),
+        ] {
+            assert_eq!(
+                check(&meta, method, path),
+                Err(Reason::MissingSignature),
+                "{method} {path}"
+            );
+        }
+        // Without a verify token the check is not answered at all.
+        let silent = scheme(vec![test_key("app", "s")], None);
+        assert_eq!(check(&silent, "GET", ok), Err(Reason::MissingSignature));
     }
 }

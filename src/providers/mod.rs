@@ -16,6 +16,7 @@ use crate::policy::Freshness;
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
+pub mod asymmetric;
 pub mod body_mac;
 pub mod generic;
 pub mod github;
@@ -28,13 +29,48 @@ pub mod twilio;
 pub mod vobiz;
 
 /// What the headers alone say about a request the scheme protects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AtHeaders<'p> {
     /// A signature verified already: the request may go on now unless the route needs the
     /// body anyway (replay protection, freshness).
     Verified { scheme: &'static str, key: &'p str },
     /// The verdict needs the complete body.
     NeedBody,
+    /// The provider's endpoint check, answered at the edge (Meta's `GET hub.challenge`).
+    Reply(Reply),
+}
+
+/// The edge's reply to a provider's endpoint check, in the format the provider expects:
+/// the application needs no code for it and never sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// For metrics and logs: `url_verification`, `subscribe`, ...
+    pub handshake: &'static str,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// `{"<name>": "<value>"}`, the value escaped as JSON.
+    pub fn json(handshake: &'static str, fields: &[(&str, &str)]) -> Reply {
+        let object: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(name, value)| (name.to_string(), serde_json::Value::from(*value)))
+            .collect();
+        Reply {
+            handshake,
+            content_type: "application/json",
+            body: serde_json::Value::Object(object).to_string().into_bytes(),
+        }
+    }
+
+    pub fn text(handshake: &'static str, text: &[u8]) -> Reply {
+        Reply {
+            handshake,
+            content_type: "text/plain",
+            body: text.to_vec(),
+        }
+    }
 }
 
 /// The parts of a request its signature leaves open. The replay fingerprint binds exactly
@@ -97,6 +133,50 @@ pub trait Provider {
     /// Every scheme name it reports, with the names of the keys that can verify it, so
     /// that each metric exists from the start.
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)>;
+
+    /// The edge's reply when a request that verified (and is fresh) is the provider's
+    /// endpoint check; `None` for every other request. `key` names the key that verified
+    /// (Zoom's reply is a MAC under it).
+    fn handshake(
+        &self,
+        _head: &RequestHead,
+        _body: &[u8],
+        _key: &str,
+    ) -> Result<Option<Reply>, Rejection> {
+        Ok(None)
+    }
+}
+
+/// Longest challenge echoed: providers send 20 to 64 characters.
+pub const MAX_CHALLENGE_BYTES: usize = 256;
+
+/// A handshake's challenge: a JSON string of visible ASCII that the edge may echo.
+pub fn challenge(value: Option<&serde_json::Value>) -> Result<&str, Rejection> {
+    match value.and_then(serde_json::Value::as_str) {
+        Some(text)
+            if !text.is_empty()
+                && text.len() <= MAX_CHALLENGE_BYTES
+                && text.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(text)
+        }
+        _ => Err(Rejection::new(
+            Reason::MalformedBody,
+            format!("the handshake's challenge is not 1 to {MAX_CHALLENGE_BYTES} visible ASCII characters"),
+        )),
+    }
+}
+
+/// A JSON body's top-level object, when the body is one and `marker` occurs in it: the
+/// cheap test first, so that ordinary deliveries are not parsed twice.
+pub fn json_with(body: &[u8], marker: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if !body.windows(marker.len()).any(|window| window == marker) {
+        return None;
+    }
+    match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
+    }
 }
 
 /// The one value of a header a scheme cannot do without: missing is 401, duplicated 400

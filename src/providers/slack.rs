@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
 use crate::providers::{
-    any_key, key_names, mismatch, required, unix_seconds, AtHeaders, Checks, Open, Provider,
-    Verified,
+    any_key, challenge, json_with, key_names, mismatch, required, unix_seconds, AtHeaders, Checks,
+    Open, Provider, Reply, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::Rejection;
@@ -59,6 +59,21 @@ impl Provider for Slack {
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("slack", key_names(&self.keys))]
+    }
+
+    /// The Events API's `url_verification`: answered `{"challenge": ...}`.
+    fn handshake(&self, _: &RequestHead, body: &[u8], _: &str) -> Result<Option<Reply>, Rejection> {
+        let Some(event) = json_with(body, b"url_verification") else {
+            return Ok(None);
+        };
+        if event.get("type").and_then(|t| t.as_str()) != Some("url_verification") {
+            return Ok(None);
+        }
+        let challenge = challenge(event.get("challenge"))?;
+        Ok(Some(Reply::json(
+            "url_verification",
+            &[("challenge", challenge)],
+        )))
     }
 }
 
@@ -109,5 +124,36 @@ mod tests {
             check(SIGNATURE_V0, "17e8", BODY),
             Err(Reason::MalformedHeader)
         );
+    }
+
+    #[test]
+    fn url_verification_is_answered_with_its_challenge() {
+        let slack = Slack { keys: vec![] };
+        let h = headers(&[]);
+        let head = RequestHead::new(&h);
+        let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+        let reply = slack.handshake(&head, body, "k").unwrap().unwrap();
+        assert_eq!(reply.content_type, "application/json");
+        let echoed: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            echoed,
+            serde_json::json!({"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+        );
+        // Events that merely mention it, and form bodies, are deliveries.
+        for body in [
+            &br#"{"type":"event_callback","event":{"text":"url_verification"}}"#[..],
+            BODY.as_bytes(),
+            b"url_verification",
+        ] {
+            assert_eq!(slack.handshake(&head, body, "k").unwrap(), None);
+        }
+        for body in [
+            &br#"{"type":"url_verification"}"#[..],
+            br#"{"type":"url_verification","challenge":7}"#,
+            br#"{"type":"url_verification","challenge":"<a b>"}"#,
+        ] {
+            let refusal = slack.handshake(&head, body, "k").unwrap_err();
+            assert_eq!(refusal.reason, Reason::MalformedBody);
+        }
     }
 }

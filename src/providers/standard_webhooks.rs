@@ -6,8 +6,9 @@
 //! | --- | --- | --- | --- | --- |
 //! | id, timestamp, signature list | id, timestamp, body | the id (the same on every retry) | the timestamp (±5 min, the SDKs' tolerance) | method, path, query |
 //!
-//! Only `v1` entries are checked; others (`v1a`, Ed25519) are skipped, as the reference
-//! library does. The timestamp must be plain digits: the SDKs also accept `+1614265330` or
+//! `v1` entries are checked against the route's `keys` (`whsec_` secrets) and `v1a` entries
+//! (Ed25519, base64 of 64 bytes) against its `public_keys` (`whpk_`); a version the route
+//! has no keys for is skipped, as the reference library skips all but `v1`. The timestamp must be plain digits: the SDKs also accept `+1614265330` or
 //! `1614265330.9` (they re-format it before signing), which no producer sends.
 
 use std::borrow::Cow;
@@ -17,6 +18,7 @@ use crate::providers::{
     any_key, base64_exact, key_names, malformed, mismatch, required, unix_seconds, visible,
     AtHeaders, Checks, Open, Provider, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
+use crate::public_key::PublicKey;
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
 
@@ -51,6 +53,8 @@ pub struct StandardWebhooks {
     pub names: Names,
     /// Each the base64-decoded bytes of a `whsec_` secret.
     pub keys: Vec<Key>,
+    /// `whpk_` keys, for `v1a` signatures.
+    pub public_keys: Vec<PublicKey>,
 }
 
 /// One delivery's signed headers.
@@ -58,7 +62,14 @@ struct Signed<'r> {
     id: &'r [u8],
     timestamp: &'r [u8],
     time: i64,
-    signatures: Vec<[u8; 32]>,
+    signatures: Signatures,
+}
+
+/// The entries of a signature list this route can check.
+#[derive(Default)]
+struct Signatures {
+    v1: Vec<[u8; 32]>,
+    v1a: Vec<[u8; 64]>,
 }
 
 impl StandardWebhooks {
@@ -73,46 +84,54 @@ impl StandardWebhooks {
             id,
             timestamp,
             time,
-            signatures: v1_signatures(names.signature, list)?,
+            signatures: self.signatures(names.signature, list)?,
         })
     }
-}
 
-/// The `v1` signatures of a space-separated `<version>,<base64>` list.
-fn v1_signatures(name: &str, list: &[u8]) -> Result<Vec<[u8; 32]>, Rejection> {
-    if list.len() > MAX_SIGNATURE_HEADER_BYTES {
-        return Err(malformed(format!(
-            "{name} is longer than {MAX_SIGNATURE_HEADER_BYTES} bytes"
-        )));
-    }
-    let mut signatures = Vec::new();
-    for entry in list.split(|&b| b == b' ').filter(|entry| !entry.is_empty()) {
-        let Some(comma) = entry.iter().position(|&b| b == b',') else {
+    /// The `v1` and `v1a` signatures of a space-separated `<version>,<base64>` list, each
+    /// only where the route has keys of its kind.
+    fn signatures(&self, name: &str, list: &[u8]) -> Result<Signatures, Rejection> {
+        if list.len() > MAX_SIGNATURE_HEADER_BYTES {
             return Err(malformed(format!(
-                "{name}: an entry is not <version>,<signature>"
-            )));
-        };
-        let (version, signature) = (&entry[..comma], &entry[comma + 1..]);
-        if version != b"v1" {
-            continue;
-        }
-        let signature = base64_exact::<32>(signature).ok_or_else(|| {
-            malformed(format!("{name}: a v1 signature is not base64 of 32 bytes"))
-        })?;
-        if signatures.len() == MAX_SIGNATURES {
-            return Err(malformed(format!(
-                "{name} lists more than {MAX_SIGNATURES} signatures"
+                "{name} is longer than {MAX_SIGNATURE_HEADER_BYTES} bytes"
             )));
         }
-        signatures.push(signature);
+        let mut signatures = Signatures::default();
+        for entry in list.split(|&b| b == b' ').filter(|entry| !entry.is_empty()) {
+            let Some(comma) = entry.iter().position(|&b| b == b',') else {
+                return Err(malformed(format!(
+                    "{name}: an entry is not <version>,<signature>"
+                )));
+            };
+            let (version, signature) = (&entry[..comma], &entry[comma + 1..]);
+            let bad = |what: &str| {
+                malformed(format!(
+                    "{name}: a {what} signature is not base64 of its length"
+                ))
+            };
+            match version {
+                b"v1" if !self.keys.is_empty() => signatures
+                    .v1
+                    .push(base64_exact::<32>(signature).ok_or_else(|| bad("v1"))?),
+                b"v1a" if !self.public_keys.is_empty() => signatures
+                    .v1a
+                    .push(base64_exact::<64>(signature).ok_or_else(|| bad("v1a"))?),
+                _ => continue,
+            }
+            if signatures.v1.len() + signatures.v1a.len() > MAX_SIGNATURES {
+                return Err(malformed(format!(
+                    "{name} lists more than {MAX_SIGNATURES} signatures"
+                )));
+            }
+        }
+        if signatures.v1.is_empty() && signatures.v1a.is_empty() {
+            return Err(Rejection::new(
+                Reason::MissingSignature,
+                format!("{name} has no signature of a version the route has keys for"),
+            ));
+        }
+        Ok(signatures)
     }
-    if signatures.is_empty() {
-        return Err(Rejection::new(
-            Reason::MissingSignature,
-            format!("{name} has no v1 signature"),
-        ));
-    }
-    Ok(signatures)
 }
 
 impl Provider for StandardWebhooks {
@@ -129,11 +148,25 @@ impl Provider for StandardWebhooks {
     ) -> Result<Verified<'p, 'r>, Rejection> {
         let signed = self.read(head)?;
         let parts: [&[u8]; 5] = [signed.id, b".", signed.timestamp, b".", body];
-        let key = any_key(&self.keys, &parts, &signed.signatures)
+        let hmac = || any_key(&self.keys, &parts, &signed.signatures.v1).map(|key| &key.name);
+        let ed25519 = || {
+            self.public_keys
+                .iter()
+                .find(|key| {
+                    signed
+                        .signatures
+                        .v1a
+                        .iter()
+                        .any(|signature| key.verifies(&parts, signature))
+                })
+                .map(|key| &key.name)
+        };
+        let key = hmac()
+            .or_else(ed25519)
             .ok_or_else(|| mismatch(self.names.signature))?;
         Ok(Verified {
             scheme: self.names.scheme,
-            key: &key.name,
+            key,
             identity: Cow::Borrowed(signed.id),
             time: Some(signed.time),
             open: Open::ALL_BUT_BODY,
@@ -141,7 +174,9 @@ impl Provider for StandardWebhooks {
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
-        vec![(self.names.scheme, key_names(&self.keys))]
+        let mut names = key_names(&self.keys);
+        names.extend(self.public_keys.iter().map(|key| key.name.as_str()));
+        vec![(self.names.scheme, names)]
     }
 }
 
@@ -165,6 +200,7 @@ mod tests {
         StandardWebhooks {
             names,
             keys: vec![key],
+            public_keys: vec![],
         }
     }
 
@@ -291,5 +327,49 @@ mod tests {
         assert_eq!(secret_bytes(SECRET).unwrap().len(), 24);
         assert_eq!(secret_bytes("whsec_not base64"), None);
         assert_eq!(secret_bytes("whsec_"), None);
+    }
+
+    #[test]
+    fn v1a_signatures_verify_with_whpk_public_keys_alongside_v1() {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let signer = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let whpk = format!("whpk_{}", b64(signer.verifying_key().as_bytes()));
+        let public = PublicKey::parse("ed", &whpk, crate::public_key::Written::Ed25519Whpk);
+        let mut s = scheme(STANDARD, SECRET);
+        s.public_keys = vec![public.unwrap()];
+        let message = format!("msg_1.1614265330.{BODY}");
+        let v1a = format!("v1a,{}", b64(&signer.sign(message.as_bytes()).to_bytes()));
+        let h = |list: &str| {
+            [
+                ("webhook-id", "msg_1".to_string()),
+                ("webhook-timestamp", "1614265330".to_string()),
+                ("webhook-signature", list.to_string()),
+            ]
+        };
+        let judge = |s: &StandardWebhooks, list: &str, body: &str| {
+            let h = h(list);
+            let h: Vec<(&str, &str)> = h.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let h = headers(&h);
+            let head = RequestHead::new(&h);
+            s.at_body(&head, body.as_bytes(), &Checks::default())
+                .map(|v| v.key.to_string())
+                .map_err(|r| r.reason)
+        };
+        assert_eq!(judge(&s, &v1a, BODY), Ok("ed".into()));
+        let wrong_v1 = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        assert_eq!(
+            judge(&s, &format!("{wrong_v1} {v1a}"), BODY),
+            Ok("ed".into())
+        );
+        assert_eq!(judge(&s, &v1a, "{}"), Err(Reason::SignatureMismatch));
+        assert_eq!(judge(&s, "v1a,AAAA", BODY), Err(Reason::MalformedHeader));
+        // A route without public keys skips v1a, as the reference library does.
+        let hmac_only = scheme(STANDARD, SECRET);
+        assert_eq!(judge(&hmac_only, &v1a, BODY), Err(Reason::MissingSignature));
+        // And one without secrets skips v1.
+        s.keys.clear();
+        assert_eq!(judge(&s, wrong_v1, BODY), Err(Reason::MissingSignature));
     }
 }

@@ -1,0 +1,272 @@
+//! The providers that sign with a private key over `timestamp ‖ body`, verified with the
+//! public key from the configuration: Discord interactions (Ed25519, hex signature) and
+//! SendGrid's Event Webhook (ECDSA P-256 over SHA-256, base64 DER signature).
+//!
+//! | at the headers | signed | identity | time | left open |
+//! | --- | --- | --- | --- | --- |
+//! | signature and timestamp | timestamp, body | the body (Discord's interaction id, SendGrid's `sg_event_id`s are in it) | the timestamp (±5 min by default; neither SDK checks it) | method, path, query |
+//!
+//! Discord insists on 401 for a bad signature (it probes endpoints with one before saving
+//! them) and its `{"type":1}` PING is answered `{"type":1}` at the edge.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+
+use crate::providers::{
+    json_with, malformed, required, unix_seconds, AtHeaders, Checks, Open, Provider, Reply,
+    Verified,
+};
+use crate::public_key::{PublicKey, Written};
+use crate::request::RequestHead;
+use crate::verdict::{Reason, Rejection};
+
+/// How a signature is written in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignatureText {
+    /// 128 hex digits: a 64-byte Ed25519 signature.
+    Hex64,
+    /// Standard base64 of a DER ECDSA signature (at most 72 bytes for P-256).
+    Base64Der,
+}
+
+/// One provider's headers, encodings and quirks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flavour {
+    pub scheme: &'static str,
+    signature: &'static str,
+    timestamp: &'static str,
+    text: SignatureText,
+    /// How the configured public keys are written.
+    pub written: Written,
+    /// A provider that answers only this status to a bad signature.
+    mismatch_status: Option<u16>,
+    /// Discord's `{"type":1}` PING.
+    ping: bool,
+}
+
+pub const DISCORD: Flavour = Flavour {
+    scheme: "discord",
+    signature: "x-signature-ed25519",
+    timestamp: "x-signature-timestamp",
+    text: SignatureText::Hex64,
+    written: Written::Ed25519Hex,
+    mismatch_status: Some(401),
+    ping: true,
+};
+
+pub const SENDGRID: Flavour = Flavour {
+    scheme: "sendgrid",
+    signature: "x-twilio-email-event-webhook-signature",
+    timestamp: "x-twilio-email-event-webhook-timestamp",
+    text: SignatureText::Base64Der,
+    written: Written::P256SpkiBase64,
+    mismatch_status: None,
+    ping: false,
+};
+
+#[derive(Debug)]
+pub struct Asymmetric {
+    pub flavour: Flavour,
+    pub keys: Vec<PublicKey>,
+}
+
+impl Asymmetric {
+    fn read<'r>(&self, head: &RequestHead<'r>) -> Result<(Vec<u8>, &'r [u8], i64), Rejection> {
+        let flavour = &self.flavour;
+        let text = required(head, flavour.signature)?;
+        let signature = match flavour.text {
+            SignatureText::Hex64 => crate::form::hex(text).filter(|bytes| bytes.len() == 64),
+            SignatureText::Base64Der => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()
+                .filter(|bytes| (8..=72).contains(&bytes.len())),
+        };
+        let signature = signature.ok_or_else(|| {
+            malformed(format!(
+                "{}: not {}",
+                flavour.signature,
+                match flavour.text {
+                    SignatureText::Hex64 => "128 hex digits",
+                    SignatureText::Base64Der => "base64 of a DER ECDSA signature",
+                }
+            ))
+        })?;
+        let timestamp = required(head, flavour.timestamp)?;
+        let time = unix_seconds(flavour.timestamp, timestamp)?;
+        Ok((signature, timestamp, time))
+    }
+}
+
+impl Provider for Asymmetric {
+    fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        self.read(head)?;
+        Ok(AtHeaders::NeedBody)
+    }
+
+    fn at_body<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let (signature, timestamp, time) = self.read(head)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|key| key.verifies(&[timestamp, body], &signature))
+            .ok_or_else(|| {
+                let refusal = Rejection::new(
+                    Reason::SignatureMismatch,
+                    format!("{} did not verify", self.flavour.signature),
+                );
+                match self.flavour.mismatch_status {
+                    Some(status) => refusal.with_status(status),
+                    None => refusal,
+                }
+            })?;
+        Ok(Verified {
+            scheme: self.flavour.scheme,
+            key: &key.name,
+            identity: Cow::Borrowed(body),
+            time: Some(time),
+            open: Open::ALL_BUT_BODY,
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        let names = self.keys.iter().map(|key| key.name.as_str()).collect();
+        vec![(self.flavour.scheme, names)]
+    }
+
+    fn handshake(&self, _: &RequestHead, body: &[u8], _: &str) -> Result<Option<Reply>, Rejection> {
+        let ping = self.flavour.ping
+            && json_with(body, b"\"type\"")
+                .is_some_and(|object| object.get("type") == Some(&serde_json::Value::from(1)));
+        Ok(ping.then(|| Reply {
+            handshake: "ping",
+            content_type: "application/json",
+            body: br#"{"type":1}"#.to_vec(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::headers;
+
+    const DISCORD_KEY: &str = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
+    const DISCORD_SIG: &str = "c1098e97d711377f30225d53d94b89d43537f92e5b3afaddc590781b1f9f9d4b2eeab335d370be3b9a090bc61a85b86448bc140dcd195f1569c2bff181257607";
+
+    fn discord() -> Asymmetric {
+        Asymmetric {
+            flavour: DISCORD,
+            keys: vec![PublicKey::parse("app", DISCORD_KEY, Written::Ed25519Hex).unwrap()],
+        }
+    }
+
+    fn judge(
+        scheme: &Asymmetric,
+        h: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(&'static str, i64), (Reason, u16)> {
+        let h = headers(h);
+        let head = RequestHead::new(&h);
+        let refusal = |r: Rejection| (r.reason, r.status());
+        scheme
+            .at_headers(&head, &Checks::default())
+            .map_err(refusal)?;
+        scheme
+            .at_body(&head, body.as_bytes(), &Checks::default())
+            .map(|v| (v.scheme, v.time.unwrap()))
+            .map_err(refusal)
+    }
+
+    #[test]
+    fn discord_verifies_its_vector_and_answers_401_to_a_bad_signature() {
+        // providers.md §4 row 12.
+        let d = discord();
+        let good = [
+            ("x-signature-ed25519", DISCORD_SIG),
+            ("x-signature-timestamp", "1700000000"),
+        ];
+        assert_eq!(
+            judge(&d, &good, r#"{"type":1}"#),
+            Ok(("discord", 1_700_000_000))
+        );
+        assert_eq!(
+            judge(&d, &good, r#"{"type":2}"#),
+            Err((Reason::SignatureMismatch, 401))
+        );
+        let upper = DISCORD_SIG.to_uppercase();
+        let h = [good[0], ("x-signature-timestamp", "1700000001")];
+        assert_eq!(
+            judge(&d, &h, r#"{"type":1}"#),
+            Err((Reason::SignatureMismatch, 401))
+        );
+        let h = [("x-signature-ed25519", upper.as_str()), good[1]];
+        assert!(
+            judge(&d, &h, r#"{"type":1}"#).is_ok(),
+            "hex is bytes, either case"
+        );
+        for bad in [&DISCORD_SIG[2..], "zz", ""] {
+            let h = [("x-signature-ed25519", bad), good[1]];
+            assert_eq!(
+                judge(&d, &h, "{}"),
+                Err((Reason::MalformedHeader, 400)),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            judge(&d, &good[..1], "{}"),
+            Err((Reason::MissingSignature, 401))
+        );
+        let h = [good[0], ("x-signature-timestamp", "17e8")];
+        assert_eq!(judge(&d, &h, "{}"), Err((Reason::MalformedHeader, 400)));
+    }
+
+    #[test]
+    fn only_a_type_1_body_is_a_ping() {
+        let d = discord();
+        let h = headers(&[]);
+        let head = RequestHead::new(&h);
+        let answer = d
+            .handshake(&head, br#"{"type":1}"#, "app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.body, br#"{"type":1}"#);
+        for body in [
+            &br#"{"type":2,"data":{"type":1}}"#[..],
+            br#"{"type":"1"}"#,
+            b"[1]",
+            b"type",
+        ] {
+            assert_eq!(d.handshake(&head, body, "app").unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn sendgrid_verifies_its_vector() {
+        // §4 row 13.
+        let key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
+        let s = Asymmetric {
+            flavour: SENDGRID,
+            keys: vec![PublicKey::parse("sg", key, Written::P256SpkiBase64).unwrap()],
+        };
+        let body = "[{\"email\":\"example@test.com\",\"event\":\"processed\",\"sg_event_id\":\"rbtnWrG1DVDGGGFHFyun0A==\",\"timestamp\":1700000000}]\r\n";
+        let h = [
+            ("x-twilio-email-event-webhook-signature", "MEYCIQCOGts0zeZ6W48ibA7UQ1I6atj85uVBR4PYCqt04HFvEQIhAO20svjNqMpUQVIgaN2OUi3l1dQJk8o8pahRNht3FpwX"),
+            ("x-twilio-email-event-webhook-timestamp", "1700000000"),
+        ];
+        assert_eq!(judge(&s, &h, body), Ok(("sendgrid", 1_700_000_000)));
+        assert_eq!(
+            judge(&s, &h, &format!("{body} ")),
+            Err((Reason::SignatureMismatch, 403))
+        );
+        let h = [(h[0].0, "AAAAAAAAAAAAAAAAAAAAAA=="), h[1]];
+        assert_eq!(judge(&s, &h, body), Err((Reason::SignatureMismatch, 403)));
+        let h = [(h[0].0, "%%%"), h[1]];
+        assert_eq!(judge(&s, &h, body), Err((Reason::MalformedHeader, 400)));
+    }
+}
