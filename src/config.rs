@@ -15,6 +15,8 @@ use crate::policy::{
 };
 use crate::providers::asymmetric::{self, Asymmetric};
 use crate::providers::generic;
+use crate::providers::mailgun::Mailgun;
+use crate::providers::presets::Preset;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
 use crate::providers::standard_webhooks::{self, StandardWebhooks};
@@ -84,6 +86,20 @@ enum RawScheme {
     Discord,
     #[serde(rename = "sendgrid")]
     SendGrid,
+    Clerk,
+    Resend,
+    Mailgun,
+    Razorpay,
+    Paddle,
+    Square,
+    #[serde(rename = "hubspot")]
+    HubSpot,
+    Linear,
+    Zoom,
+    #[serde(rename = "pagerduty")]
+    PagerDuty,
+    Intercom,
+    Twitch,
 }
 
 impl RawScheme {
@@ -104,6 +120,37 @@ impl RawScheme {
             RawScheme::GenericHmac => "generic_hmac",
             RawScheme::Discord => "discord",
             RawScheme::SendGrid => "sendgrid",
+            RawScheme::Clerk => "clerk",
+            RawScheme::Resend => "resend",
+            RawScheme::Mailgun => "mailgun",
+            _ => self.preset().map_or("generic_hmac", Preset::name),
+        }
+    }
+
+    /// The presets built on the generic scheme.
+    fn preset(self) -> Option<Preset> {
+        Some(match self {
+            RawScheme::Razorpay => Preset::Razorpay,
+            RawScheme::Paddle => Preset::Paddle,
+            RawScheme::Square => Preset::Square,
+            RawScheme::HubSpot => Preset::HubSpot,
+            RawScheme::Linear => Preset::Linear,
+            RawScheme::Zoom => Preset::Zoom,
+            RawScheme::PagerDuty => Preset::PagerDuty,
+            RawScheme::Intercom => Preset::Intercom,
+            RawScheme::Twitch => Preset::Twitch,
+            _ => return None,
+        })
+    }
+
+    /// Standard Webhooks and the providers that deliver through Svix.
+    fn standard_webhooks(self) -> Option<standard_webhooks::Names> {
+        match self {
+            RawScheme::StandardWebhooks => Some(standard_webhooks::STANDARD),
+            RawScheme::Svix => Some(standard_webhooks::SVIX),
+            RawScheme::Clerk => Some(standard_webhooks::CLERK),
+            RawScheme::Resend => Some(standard_webhooks::RESEND),
+            _ => None,
         }
     }
 
@@ -112,8 +159,7 @@ impl RawScheme {
         match self {
             RawScheme::Discord => Some(asymmetric::DISCORD.written),
             RawScheme::SendGrid => Some(asymmetric::SENDGRID.written),
-            RawScheme::StandardWebhooks | RawScheme::Svix => Some(Written::Ed25519Whpk),
-            _ => None,
+            _ => self.standard_webhooks().map(|_| Written::Ed25519Whpk),
         }
     }
 
@@ -127,9 +173,7 @@ impl RawScheme {
         match (self, generic) {
             // `whsec_<base64>`: the decoded bytes (Stripe, in contrast, keys with the
             // whole string).
-            (RawScheme::StandardWebhooks | RawScheme::Svix, _) => {
-                standard_webhooks::secret_bytes(secret)
-            }
+            _ if self.standard_webhooks().is_some() => standard_webhooks::secret_bytes(secret),
             (RawScheme::GenericHmac, Some(generic)) => generic.key.bytes(secret),
             _ => Some(secret.as_bytes().to_vec()),
         }
@@ -574,66 +618,79 @@ fn compile_route(
                 "is required for scheme generic_hmac and applies to no other",
             ));
         }
-        if let (RawScheme::GenericHmac, Some(generic)) = (kind, raw.generic) {
-            if let Some(origin) = &raw.public_origin {
-                check_origin(&at("public_origin"), origin, transport)?;
-            }
-            let scheme = generic::compile(generic, "generic", raw.public_origin, keys).map_err(
-                |(field, problem)| match field.as_str() {
-                    "public_origin" => error(at("public_origin"), problem),
-                    _ => error(format!("{}.{field}", at("generic")), problem),
-                },
-            )?;
-            Scheme::Generic(scheme)
-        } else {
-            let origin = match (kind, raw.public_origin) {
-            (RawScheme::Twilio, Some(origin)) => {
-                check_origin(&at("public_origin"), &origin, transport)?;
-                origin
-            }
-            (RawScheme::Twilio, None) => {
-                return Err(error(at("public_origin"), "is required for scheme twilio"))
-            }
-            (_, Some(_)) => {
-                return Err(error(
-                    at("public_origin"),
-                    "applies only to scheme vobiz_voice, plivo or twilio (the schemes that sign the URL)",
-                ))
-            }
-            (_, None) => String::new(),
+        if let Some(origin) = &raw.public_origin {
+            check_origin(&at("public_origin"), origin, transport)?;
+        }
+        // The generic scheme and its presets say themselves whether they sign the URL.
+        let generic_error = |(field, problem): (String, String)| match field.as_str() {
+            "public_origin" => error(at("public_origin"), problem),
+            _ => error(format!("{}.{field}", at("generic")), problem),
         };
-            match kind {
-                RawScheme::WhatsApp => Scheme::WhatsApp(WhatsApp { keys }),
-                RawScheme::Kyc => Scheme::Kyc(vobiz::kyc_scheme(keys)),
-                RawScheme::StandardWebhooks | RawScheme::Svix => {
-                    Scheme::StandardWebhooks(StandardWebhooks {
-                        names: if kind == RawScheme::Svix {
-                            standard_webhooks::SVIX
-                        } else {
-                            standard_webhooks::STANDARD
-                        },
-                        keys,
-                        public_keys,
-                    })
+        let signs_url =
+            matches!(kind, RawScheme::Twilio | RawScheme::GenericHmac) || kind.preset().is_some();
+        if raw.public_origin.is_some() && !signs_url {
+            return Err(error(
+                at("public_origin"),
+                "applies only to the schemes that sign the URL (vobiz_voice, plivo, twilio, square, hubspot, generic_hmac)",
+            ));
+        }
+        if let Some(preset) = kind.preset() {
+            Scheme::Generic(
+                preset
+                    .compile(raw.public_origin, keys)
+                    .map_err(generic_error)?,
+            )
+        } else if let Some(names) = kind.standard_webhooks() {
+            Scheme::StandardWebhooks(StandardWebhooks {
+                names,
+                keys,
+                public_keys,
+            })
+        } else {
+            match (kind, raw.generic, raw.public_origin) {
+                (RawScheme::GenericHmac, Some(generic), origin) => Scheme::Generic(
+                    generic::compile(generic, "generic", origin, keys).map_err(generic_error)?,
+                ),
+                (RawScheme::Twilio, _, Some(origin)) => Scheme::Twilio(Twilio::new(&origin, keys)),
+                (RawScheme::Twilio, _, None) => {
+                    return Err(error(at("public_origin"), "is required for scheme twilio"))
                 }
-                RawScheme::Discord => Scheme::Asymmetric(Asymmetric {
+                (RawScheme::WhatsApp, ..) => Scheme::WhatsApp(WhatsApp { keys }),
+                (RawScheme::Kyc, ..) => Scheme::Kyc(vobiz::kyc_scheme(keys)),
+                (RawScheme::Discord, ..) => Scheme::Asymmetric(Asymmetric {
                     flavour: asymmetric::DISCORD,
                     keys: public_keys,
                 }),
-                RawScheme::SendGrid => Scheme::Asymmetric(Asymmetric {
+                (RawScheme::SendGrid, ..) => Scheme::Asymmetric(Asymmetric {
                     flavour: asymmetric::SENDGRID,
                     keys: public_keys,
                 }),
-                RawScheme::Stripe => Scheme::Stripe(Stripe { keys }),
-                RawScheme::GitHub => Scheme::GitHub(github::scheme(keys)),
-                RawScheme::Slack => Scheme::Slack(Slack { keys }),
-                RawScheme::Twilio => Scheme::Twilio(Twilio::new(&origin, keys)),
-                RawScheme::Shopify => Scheme::Shopify(Shopify { keys }),
-                RawScheme::Meta => Scheme::Meta(meta::scheme(keys, verify_token)),
+                (RawScheme::Stripe, ..) => Scheme::Stripe(Stripe { keys }),
+                (RawScheme::GitHub, ..) => Scheme::GitHub(github::scheme(keys)),
+                (RawScheme::Slack, ..) => Scheme::Slack(Slack { keys }),
+                (RawScheme::Shopify, ..) => Scheme::Shopify(Shopify { keys }),
+                (RawScheme::Meta, ..) => Scheme::Meta(meta::scheme(keys, verify_token)),
+                (RawScheme::Mailgun, ..) => Scheme::Mailgun(Mailgun { keys }),
                 // Compiled above; listed so that a new scheme must be placed here or there.
-                RawScheme::Voice | RawScheme::Plivo | RawScheme::GenericHmac => {
-                    return Err(error(at("scheme"), "is compiled elsewhere"));
-                }
+                (
+                    RawScheme::Voice
+                    | RawScheme::Plivo
+                    | RawScheme::GenericHmac
+                    | RawScheme::StandardWebhooks
+                    | RawScheme::Svix
+                    | RawScheme::Clerk
+                    | RawScheme::Resend
+                    | RawScheme::Razorpay
+                    | RawScheme::Paddle
+                    | RawScheme::Square
+                    | RawScheme::HubSpot
+                    | RawScheme::Linear
+                    | RawScheme::Zoom
+                    | RawScheme::PagerDuty
+                    | RawScheme::Intercom
+                    | RawScheme::Twitch,
+                    ..,
+                ) => return Err(error(at("scheme"), "is compiled elsewhere")),
             }
         }
     };
@@ -1142,16 +1199,39 @@ mod tests {
             max_future_secs: 300,
             required: true,
         });
+        let window = |max_age_secs, max_future_secs| {
+            Some(Freshness {
+                max_age_secs,
+                max_future_secs,
+                required: true,
+            })
+        };
         for (scheme, secret, freshness) in [
             ("standard_webhooks", whsec, timed),
             ("svix", whsec, timed),
+            ("clerk", whsec, timed),
+            ("resend", whsec, timed),
             ("stripe", "whsec_anything", timed),
             ("slack", "s", timed),
             ("github", "s", None),
             ("shopify", "s", None),
             ("meta", "s", None),
+            ("mailgun", "s", window(900, 300)),
+            ("razorpay", "s", None),
+            ("paddle", "s", window(5, 5)),
+            ("square", "s", None),
+            ("hubspot", "s", timed),
+            ("linear", "s", window(60, 60)),
+            ("zoom", "s", timed),
+            ("pagerduty", "s", None),
+            ("intercom", "s", None),
+            ("twitch", "s", window(600, 300)),
         ] {
-            let policy = provider(scheme, secret, serde_json::json!({})).unwrap();
+            let origin = match scheme {
+                "square" | "hubspot" => serde_json::json!({"public_origin": "https://a.example"}),
+                _ => serde_json::json!({}),
+            };
+            let policy = provider(scheme, secret, origin).unwrap();
             let route = &policy.routes[0];
             assert_eq!(route.freshness, freshness, "{scheme}");
             assert!(
@@ -1189,7 +1269,7 @@ mod tests {
             serde_json::json!({"public_origin": "https://a"})
         ))
         .starts_with(
-            "routes[0].public_origin: applies only to scheme vobiz_voice, plivo or twilio"
+            "routes[0].public_origin: applies only to the schemes that sign the URL (vobiz_voice, plivo, twilio"
         ));
         assert!(message(provider(
             "github",
@@ -1408,7 +1488,7 @@ mod tests {
             (serde_json::json!({"freshness": {"max_age": "0s"}}), "routes[0].freshness.max_age: must be at least 1s"),
             (serde_json::json!({"max_body_bytes": 0}), "routes[0].max_body_bytes: must be at least 1"),
             (serde_json::json!({"scheme": "carrier_pigeon"}), "routes[0].scheme: unknown variant `carrier_pigeon`"),
-            (wa(serde_json::json!({"public_origin": "https://x"})), "routes[0].public_origin: applies only to scheme vobiz_voice"),
+            (wa(serde_json::json!({"public_origin": "https://x"})), "routes[0].public_origin: applies only to the schemes that sign the URL"),
             (wa(serde_json::json!({"accept": ["v3"]})), "routes[0].accept: applies only to scheme vobiz_voice"),
             (wa(serde_json::json!({"keys": []})), "routes[0].keys: at least one key is required"),
             (wa(serde_json::json!({"freshness": {"max_age": "1h", "require": false}})), "routes[0].freshness.require: applies only to scheme vobiz_voice"),

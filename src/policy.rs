@@ -6,6 +6,7 @@ use crate::path_view::{Features, PathView, Prefix};
 use crate::providers::asymmetric::Asymmetric;
 use crate::providers::body_mac::BodySigned;
 use crate::providers::generic::Generic;
+use crate::providers::mailgun::Mailgun;
 use crate::providers::meta::Meta;
 use crate::providers::shopify::Shopify;
 use crate::providers::slack::Slack;
@@ -100,6 +101,8 @@ pub enum Scheme {
     Generic(Generic),
     /// Signed with the provider's private key: Discord (Ed25519), SendGrid (ECDSA P-256).
     Asymmetric(Asymmetric),
+    /// Signed in the body, over a timestamp and token only.
+    Mailgun(Mailgun),
 }
 
 /// What a scheme's freshness check reads.
@@ -141,6 +144,12 @@ impl Scheme {
             | Scheme::Twilio(_)
             | Scheme::Shopify(_)
             | Scheme::Meta(_) => Time::None,
+            // The SDK's 15 minutes; the future bounded as well.
+            Scheme::Mailgun(_) => Time::Signed(Freshness {
+                max_age_secs: 900,
+                max_future_secs: 300,
+                required: true,
+            }),
             Scheme::Generic(generic) => match &generic.time {
                 Some(time) => Time::Signed(time.window),
                 None => Time::None,
@@ -163,6 +172,7 @@ impl Scheme {
             Scheme::Meta(scheme) => scheme,
             Scheme::Generic(scheme) => scheme,
             Scheme::Asymmetric(scheme) => scheme,
+            Scheme::Mailgun(scheme) => scheme,
         }
     }
 }

@@ -17,8 +17,9 @@ use serde::Deserialize;
 use crate::form;
 use crate::keys::{slices_equal, Algorithm, Key};
 use crate::policy::Freshness;
+use crate::providers::presets::Handshake;
 use crate::providers::{
-    key_names, malformed, mismatch, required, AtHeaders, Checks, Open, Provider, Verified,
+    key_names, malformed, mismatch, required, AtHeaders, Checks, Open, Provider, Reply, Verified,
     MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
@@ -81,9 +82,12 @@ pub enum Part {
     Literal(Vec<u8>),
     Body,
     Method,
-    /// The route's public origin and the path as sent, with or without the query.
+    /// The route's public origin and the path as sent, with or without the query, with
+    /// the `%XX` escapes of `unescape`'s characters decoded first (HubSpot signs the URL
+    /// so; the two spellings mean the same to every server).
     Url {
         query: bool,
+        unescape: Vec<u8>,
     },
     /// A header's value, verbatim (lowercase name).
     Header(String),
@@ -143,6 +147,8 @@ pub struct Generic {
     /// For `Url` parts: `scheme://authority` as the provider calls it.
     pub origin: String,
     pub keys: Vec<Key>,
+    /// A preset's endpoint check (Zoom's, Twitch's).
+    pub handshake: Option<Handshake>,
 }
 
 /// The signatures and `key=value` items one request carries.
@@ -255,14 +261,17 @@ impl Generic {
                 Part::Method => {
                     parts.push(Cow::Borrowed(head.first(":method").unwrap_or_default()))
                 }
-                Part::Url { query } => {
+                Part::Url { query, unescape } => {
                     parts.push(Cow::Borrowed(self.origin.as_bytes()));
                     let end = if *query {
                         path.len()
                     } else {
                         path.iter().position(|&b| b == b'?').unwrap_or(path.len())
                     };
-                    parts.push(Cow::Borrowed(&path[..end]));
+                    parts.push(match unescape.is_empty() {
+                        true => Cow::Borrowed(&path[..end]),
+                        false => Cow::Owned(unescape_only(&path[..end], unescape)),
+                    });
                 }
                 Part::Header(name) => parts.push(Cow::Borrowed(required(head, name)?)),
                 Part::Item(key) => parts.push(Cow::Borrowed(
@@ -330,11 +339,37 @@ impl Generic {
         Open {
             method: !has(&|p| *p == Part::Method),
             path: !has(&|p| matches!(p, Part::Url { .. })),
-            query: !has(&|p| *p == Part::Url { query: true }),
+            query: !has(&|p| matches!(p, Part::Url { query: true, .. })),
             // Form parameters are signed decoded: their raw encoding stays open.
             body: !has(&|p| *p == Part::Body),
         }
     }
+}
+
+/// `path` with the `%XX` escapes of the bytes in `chars` decoded, and nothing else.
+fn unescape_only(path: &[u8], chars: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let escaped = match path.get(i..i + 3) {
+            Some([b'%', high, low]) => form::hex_digit(*high)
+                .zip(form::hex_digit(*low))
+                .map(|(high, low)| high << 4 | low)
+                .filter(|byte| chars.contains(byte)),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(path[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A top-level JSON field as bytes (a string's content, or a number's digits).
@@ -393,6 +428,21 @@ impl Provider for Generic {
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![(self.scheme, key_names(&self.keys))]
+    }
+
+    fn handshake(
+        &self,
+        head: &RequestHead,
+        body: &[u8],
+        key: &str,
+    ) -> Result<Option<Reply>, Rejection> {
+        match self.handshake {
+            Some(handshake) => {
+                let key = self.keys.iter().find(|k| k.name == key);
+                handshake.reply(head, body, key)
+            }
+            None => Ok(None),
+        }
     }
 }
 
@@ -574,8 +624,8 @@ pub fn compile(
             RawPart::Word(word) => match word.as_str() {
                 "body" => Part::Body,
                 "method" => Part::Method,
-                "url" => Part::Url { query: true },
-                "url_without_query" => Part::Url { query: false },
+                "url" => Part::Url { query: true, unescape: Vec::new() },
+                "url_without_query" => Part::Url { query: false, unescape: Vec::new() },
                 "form_params" => Part::FormParams,
                 _ => return fail(&field, "must be body, form_params, method, url, url_without_query or an object {literal|header|item: ...}"),
             },
@@ -584,9 +634,17 @@ pub fn compile(
                     "literal" => Part::Literal(value.clone().into_bytes()),
                     "header" => Part::Header(header_name(value).map_err(|p| (format!("{field}.header"), p.to_string()))?),
                     "item" => Part::Item(value.clone()),
-                    _ => return fail(&field, "must be {\"literal\": ...}, {\"header\": ...} or {\"item\": ...}"),
+                    "url_unescaping" => {
+                        // These would change how the application splits the query.
+                        let structural = |b: u8| b"%&=+#".contains(&b) || !b.is_ascii_graphic();
+                        if value.is_empty() || value.bytes().any(structural) {
+                            return fail(&format!("{field}.url_unescaping"), "must list visible ASCII characters other than % & = + #");
+                        }
+                        Part::Url { query: true, unescape: value.clone().into_bytes() }
+                    }
+                    _ => return fail(&field, "must be {\"literal\": ...}, {\"header\": ...}, {\"item\": ...} or {\"url_unescaping\": ...}"),
                 },
-                _ => return fail(&field, "must be an object with exactly one of literal, header, item"),
+                _ => return fail(&field, "must be an object with exactly one of literal, header, item, url_unescaping"),
             },
         });
     }
@@ -704,6 +762,7 @@ pub fn compile(
         identity,
         origin,
         keys,
+        handshake: None,
     })
 }
 

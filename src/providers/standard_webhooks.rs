@@ -45,6 +45,17 @@ pub const SVIX: Names = Names {
     signature: "svix-signature",
 };
 
+/// Clerk and Resend deliver through Svix: its headers under their own scheme names.
+pub const CLERK: Names = Names {
+    scheme: "clerk",
+    ..SVIX
+};
+
+pub const RESEND: Names = Names {
+    scheme: "resend",
+    ..SVIX
+};
+
 /// Longest message id kept: Svix sends 31 characters; the spec promises no format.
 pub const MAX_ID_BYTES: usize = 256;
 
