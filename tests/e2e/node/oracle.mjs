@@ -1,0 +1,35 @@
+// The official Node SDK of a provider with no Python verifier, asked whether it accepts one
+// request. Reads {"provider", "secret", "headers", "body" (base64), "now_ms"} as JSON on
+// stdin; prints {"accepted": bool, "reply": <what the SDK would answer, if anything>}.
+import { LinearWebhookClient } from "@linear/sdk/webhooks";
+import { AwsLambdaReceiver } from "@zoom/rivet/meetings";
+
+const input = JSON.parse(await new Promise((resolve) => {
+  let text = "";
+  process.stdin.on("data", (chunk) => (text += chunk));
+  process.stdin.on("end", () => resolve(text));
+}));
+const body = Buffer.from(input.body, "base64");
+// The SDKs read the clock through Date.now (Linear's ±60 s window).
+Date.now = () => input.now_ms;
+// Rivet logs every event it processes; stdout carries only the verdict.
+console.debug = console.error = () => {};
+
+async function linear() {
+  const header = Object.entries(input.headers).find(([k]) => k.toLowerCase() === "linear-signature");
+  try {
+    new LinearWebhookClient(input.secret).verify(body, header ? header[1] : "");
+    return { accepted: true };
+  } catch {
+    return { accepted: false };
+  }
+}
+
+async function zoom() {
+  const handler = new AwsLambdaReceiver({ webhooksSecretToken: input.secret }).start();
+  const answer = await handler({ body: body.toString("utf8"), headers: input.headers, isBase64Encoded: false }, {});
+  return { accepted: answer.statusCode === 200, reply: JSON.parse(answer.body) };
+}
+
+const oracles = { linear, zoom };
+process.stdout.write(JSON.stringify(await oracles[input.provider]()));
