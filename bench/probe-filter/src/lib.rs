@@ -12,7 +12,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use callback_guard::replay::{self, Layout, Reservation, ReplayCache, Timing};
+use callback_guard::public_key::{PublicKey, Written};
+use callback_guard::replay::{self, Layout, ReplayCache, Reservation, Timing};
 use callback_guard::shared_data::HostStore;
 use hmac::{Hmac, Mac};
 use proxy_wasm::hostcalls;
@@ -69,13 +70,63 @@ impl HttpContext for Probe {
 }
 
 /// Mean time of one call of `f`, in nanoseconds.
-fn time<T>(mut f: impl FnMut() -> T) -> u64 {
+fn time<T>(f: impl FnMut() -> T) -> u64 {
+    time_n(ROUNDS, f)
+}
+
+/// The same over `rounds` calls, for the building blocks that take milliseconds.
+fn time_n<T>(rounds: u32, mut f: impl FnMut() -> T) -> u64 {
     let start = Instant::now();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         black_box(f());
     }
     let total: Duration = start.elapsed();
-    u64::try_from(total.as_nanos() / u128::from(ROUNDS)).unwrap_or(u64::MAX)
+    u64::try_from(total.as_nanos() / u128::from(rounds)).unwrap_or(u64::MAX)
+}
+
+// providers.md §4 rows 12 and 13: a Discord PING and a SendGrid event batch, as signed.
+const DISCORD_KEY: &str = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
+const DISCORD_SIG: &str = "c1098e97d711377f30225d53d94b89d43537f92e5b3afaddc590781b1f9f9d4b2eeab335d370be3b9a090bc61a85b86448bc140dcd195f1569c2bff181257607";
+const SENDGRID_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
+const SENDGRID_SIG: [u8; 72] = [
+    0x30, 0x46, 0x02, 0x21, 0x00, 0x8e, 0x1a, 0xdb, 0x34, 0xcd, 0xe6, 0x7a, 0x5b, 0x8f, 0x22, 0x6c,
+    0x0e, 0xd4, 0x43, 0x52, 0x3a, 0x6a, 0xd8, 0xfc, 0xe6, 0xe5, 0x41, 0x47, 0x83, 0xd8, 0x0a, 0xab,
+    0x74, 0xe0, 0x71, 0x6f, 0x11, 0x02, 0x21, 0x00, 0xed, 0xb4, 0xb2, 0xf8, 0xcd, 0xa8, 0xca, 0x54,
+    0x41, 0x52, 0x20, 0x68, 0xdd, 0x8e, 0x52, 0x2d, 0xe5, 0xd5, 0xd4, 0x09, 0x93, 0xca, 0x3c, 0xa5,
+    0xa8, 0x51, 0x36, 0x1b, 0x77, 0x16, 0x9c, 0x17,
+];
+const SENDGRID_BODY: &[u8] = b"[{\"email\":\"example@test.com\",\"event\":\"processed\",\"sg_event_id\":\"rbtnWrG1DVDGGGFHFyun0A==\",\"timestamp\":1700000000}]\r\n";
+
+/// Rounds for a signature verification: thousands of times an HMAC's cost.
+const VERIFY_ROUNDS: u32 = 50;
+
+/// One public-key verification of each kind, checked to succeed before it is timed.
+fn public_key_timings() -> Vec<(&'static str, u64)> {
+    let discord = PublicKey::parse("d", DISCORD_KEY, Written::Ed25519Hex);
+    let sendgrid = PublicKey::parse("s", SENDGRID_KEY, Written::P256SpkiBase64);
+    // A vector that no longer verifies is reported, not timed.
+    let failed = vec![("public_key_vectors_failed", 1)];
+    let (Some(discord), Some(sendgrid)) = (discord, sendgrid) else {
+        return failed;
+    };
+    let signature: Vec<u8> = (0..64)
+        .filter_map(|i| u8::from_str_radix(DISCORD_SIG.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    let ping: [&[u8]; 2] = [b"1700000000", b"{\"type\":1}"];
+    let batch: [&[u8]; 2] = [b"1700000000", SENDGRID_BODY];
+    if !discord.verifies(&ping, &signature) || !sendgrid.verifies(&batch, &SENDGRID_SIG) {
+        return failed;
+    }
+    vec![
+        (
+            "ed25519_verify_discord_ping",
+            time_n(VERIFY_ROUNDS, || discord.verifies(&ping, &signature)),
+        ),
+        (
+            "ecdsa_p256_verify_sendgrid_batch",
+            time_n(VERIFY_ROUNDS, || sendgrid.verifies(&batch, &SENDGRID_SIG)),
+        ),
+    ]
 }
 
 fn timings() -> Vec<(&'static str, u64)> {
@@ -137,6 +188,9 @@ fn timings() -> Vec<(&'static str, u64)> {
         ),
         ("sha256_16_kib", time(|| Sha256::digest(&body))),
     ]
+    .into_iter()
+    .chain(public_key_timings())
+    .collect()
 }
 
 /// Fills a replay cache as the query says; the answer is JSON.
