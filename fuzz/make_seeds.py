@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the committed seed corpus (fuzz/seeds/<target>/): the spec's test vectors, the
 shipped plugin configuration, real Vobiz form bodies, and the inputs of bugs the fuzzers
-found. Re-run after changing it: python3 fuzz/make_seeds.py"""
+found. Re-run after changing it: .venv/bin/python fuzz/make_seeds.py (after `make tools`)."""
 import base64, hashlib, hmac, json, os
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.join(here, "seeds")
@@ -177,8 +177,41 @@ for name, data in [
   ("meta", seed(5, [("x-hub-signature-256", "sha256=" + hmac256(PB).hex())])),
   ("shopify", seed(6, [("x-shopify-hmac-sha256", base64.b64encode(hmac256(PB)).decode())])),
   ("twilio", seed(7, [("x-twilio-signature", base64.b64encode(hmac.new(KNOWN, tw_msg, hashlib.sha1).digest()).decode())], tw_form)),
+  ("clerk", seed(8, [("svix-id", "msg_1"), ("svix-timestamp", NOW_TS), ("svix-signature", "v1," + sw)])),
+  ("resend", seed(9, [("svix-id", "msg_1"), ("svix-timestamp", NOW_TS), ("svix-signature", "v1," + sw)])),
+  ("mailgun", seed(10, [], json.dumps({"signature": {"timestamp": NOW_TS, "token": "tok1",
+      "signature": hmac256(NOW_TS.encode(), b"tok1").hex()}, "event-data": {"id": "e1"}}).encode())),
+  ("razorpay", seed(11, [("x-razorpay-signature", hmac256(PB).hex())])),
+  ("paddle", seed(12, [("paddle-signature", f"ts={NOW_TS};h1=" + hmac256(NOW_TS.encode(), b":", PB).hex())])),
+  ("square", seed(13, [("x-square-hmacsha256-signature", base64.b64encode(hmac256(b"https://example.com/hook?x=1", PB)).decode())])),
+  ("hubspot", seed(14, [("x-hubspot-request-timestamp", NOW_TS + "000"), ("x-hubspot-signature-v3",
+      base64.b64encode(hmac256(b"POST", b"https://example.com/hook?x=1", PB, NOW_TS.encode() + b"000")).decode())])),
+  ("linear", seed(15, [("linear-signature", hmac256(b'{"webhookTimestamp":' + NOW_TS.encode() + b'000}').hex())],
+      b'{"webhookTimestamp":' + NOW_TS.encode() + b'000}')),
+  ("zoom", seed(16, [("x-zm-request-timestamp", NOW_TS), ("x-zm-signature", "v0=" + hmac256(b"v0:", NOW_TS.encode(), b":", PB).hex())])),
+  ("zoom-url-validation", seed(16, [("x-zm-request-timestamp", NOW_TS), ("x-zm-signature", "v0=" + hmac256(b"v0:", NOW_TS.encode(), b":",
+      b'{"event":"endpoint.url_validation","payload":{"plainToken":"abc"}}').hex())], b'{"event":"endpoint.url_validation","payload":{"plainToken":"abc"}}')),
+  ("pagerduty", seed(17, [("x-pagerduty-signature", "v1=00, v1=" + hmac256(PB).hex())])),
+  ("intercom", seed(18, [("x-hub-signature", "sha1=" + hmac.new(KNOWN, PB, hashlib.sha1).hexdigest())])),
+  ("twitch", seed(19, [("twitch-eventsub-message-id", "m1"), ("twitch-eventsub-message-timestamp", "2026-03-25T10:00:00.5Z"),
+      ("twitch-eventsub-message-type", "webhook_callback_verification"),
+      ("twitch-eventsub-message-signature", "sha256=" + hmac256(b"m1", b"2026-03-25T10:00:00.5Z", b'{"challenge":"c1"}').hex())],
+      b'{"challenge":"c1"}')),
+  ("meta-subscribe", seed(5, [(":method", "GET"), (":path", "/hook?hub.mode=subscribe&hub.verify_token=fuzz-verify-token&hub.challenge=42")], b"")),
 ]:
     write("providers", name, data)
+
+# The public-key schemes: keys derived from KNOWN as the target derives them (needs the
+# `cryptography` package: run with .venv/bin/python).
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import hashes
+derived = hashlib.sha256(KNOWN).digest()
+ping = b'{"type":1}'
+discord = ed25519.Ed25519PrivateKey.from_private_bytes(derived).sign(NOW_TS.encode() + ping).hex()
+write("providers", "discord-ping", seed(20, [("x-signature-timestamp", NOW_TS), ("x-signature-ed25519", discord)], ping))
+sendgrid = ec.derive_private_key(int.from_bytes(derived, "big"), ec.SECP256R1()).sign(NOW_TS.encode() + PB, ec.ECDSA(hashes.SHA256()))
+write("providers", "sendgrid", seed(21, [("x-twilio-email-event-webhook-timestamp", NOW_TS),
+      ("x-twilio-email-event-webhook-signature", base64.b64encode(sendgrid).decode())]))
 
 # ---- regressions: inputs of bugs the fuzzers found ----
 # A duration ending in a multi-byte character panicked (config::parse_duration).

@@ -29,7 +29,7 @@ use callback_guard::verdict::Reason;
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// `cases` unless `PROPTEST_CASES` asks for another number.
 fn cases(cases: u32) -> ProptestConfig {
@@ -887,29 +887,61 @@ proptest! {
 // ---- every provider: what its secret signs verifies, one changed byte never does ----
 
 /// One route of each body-signed provider, its secret as configured (UTF-8, or `whsec_` +
-/// base64 of `key` for Standard Webhooks and Svix).
+/// base64 of `key` for the Svix family), or for the public-key schemes the public key of
+/// `key` taken as a private key (an Ed25519 seed, a P-256 scalar).
 fn provider_policy(scheme: &str, key: &[u8]) -> Result<Policy, config::ConfigError> {
+    let mut route = serde_json::json!({
+        "name": "p", "path_prefix": "/", "scheme": scheme, "replay": {"enabled": false},
+    });
     let secret = match scheme {
-        "standard_webhooks" | "svix" => format!("whsec_{}", base64(key)),
+        "standard_webhooks" | "svix" | "clerk" | "resend" => format!("whsec_{}", base64(key)),
+        "discord" => hex(ed25519(key).verifying_key().as_bytes()),
+        "sendgrid" => {
+            // SubjectPublicKeyInfo of a P-256 key: the fixed algorithm header, then the point.
+            let point = p256_key(key).verifying_key().to_encoded_point(false);
+            let prefix = [
+                0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+                0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+            ];
+            base64(&[&prefix[..], point.as_bytes()].concat())
+        }
         _ => String::from_utf8_lossy(key).into_owned(),
     };
-    let json = serde_json::json!({"routes": [{
-        "name": "p", "path_prefix": "/", "scheme": scheme,
-        "keys": [{"name": "k", "value": secret}], "replay": {"enabled": false},
-    }]});
-    config::parse(json.to_string().as_bytes(), &|_| None)
+    let field = if matches!(scheme, "discord" | "sendgrid") {
+        "public_keys"
+    } else {
+        "keys"
+    };
+    route[field] = serde_json::json!([{"name": "k", "value": secret}]);
+    config::parse(
+        serde_json::json!({"routes": [route]})
+            .to_string()
+            .as_bytes(),
+        &|_| None,
+    )
 }
 
-/// The headers each provider sends for `body` at NOW, signed here with the `hmac` crate.
+fn ed25519(key: &[u8]) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&Sha256::digest(key).into())
+}
+
+fn p256_key(key: &[u8]) -> p256::ecdsa::SigningKey {
+    // A SHA-256 digest is a valid scalar but for a 2^-128 chance.
+    p256::ecdsa::SigningKey::from_slice(&Sha256::digest(key)).expect("a scalar")
+}
+
+/// The headers each provider sends for `body` at NOW, signed here with the `hmac` crate
+/// (and `ed25519-dalek`, `p256` for the public-key schemes). The signature comes last.
 fn provider_headers(scheme: &str, key: &[u8], body: &[u8]) -> Vec<(String, Vec<u8>)> {
     let now = NOW.to_string();
     let hex_of = |parts: &[&[u8]]| hex(&mac(key, parts));
+    let signed = |parts: &[&[u8]]| parts.concat();
     let pairs: Vec<(&str, String)> = match scheme {
-        "standard_webhooks" | "svix" => {
-            let names = if scheme == "svix" {
-                ["svix-id", "svix-timestamp", "svix-signature"]
-            } else {
+        "standard_webhooks" | "svix" | "clerk" | "resend" => {
+            let names = if scheme == "standard_webhooks" {
                 ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            } else {
+                ["svix-id", "svix-timestamp", "svix-signature"]
             };
             let signature = base64(&mac(key, &[b"msg_1", b".", now.as_bytes(), b".", body]));
             vec![
@@ -922,14 +954,61 @@ fn provider_headers(scheme: &str, key: &[u8], body: &[u8]) -> Vec<(String, Vec<u
             "stripe-signature",
             format!("t={now},v1={}", hex_of(&[now.as_bytes(), b".", body])),
         )],
-        "slack" => vec![
-            ("x-slack-request-timestamp", now.clone()),
-            (
-                "x-slack-signature",
-                format!("v0={}", hex_of(&[b"v0:", now.as_bytes(), b":", body])),
-            ),
-        ],
+        "slack" | "zoom" => {
+            let names = if scheme == "slack" {
+                ["x-slack-request-timestamp", "x-slack-signature"]
+            } else {
+                ["x-zm-request-timestamp", "x-zm-signature"]
+            };
+            let signature = format!("v0={}", hex_of(&[b"v0:", now.as_bytes(), b":", body]));
+            vec![(names[0], now.clone()), (names[1], signature)]
+        }
         "github" | "meta" => vec![("x-hub-signature-256", format!("sha256={}", hex_of(&[body])))],
+        "razorpay" => vec![("x-razorpay-signature", hex_of(&[body]))],
+        "paddle" => vec![(
+            "paddle-signature",
+            format!("ts={now};h1={}", hex_of(&[now.as_bytes(), b":", body])),
+        )],
+        "pagerduty" => vec![("x-pagerduty-signature", format!("v1={}", hex_of(&[body])))],
+        "intercom" => {
+            let mut sha1 = Hmac::<sha1::Sha1>::new_from_slice(key).expect("any length");
+            sha1.update(body);
+            vec![(
+                "x-hub-signature",
+                format!("sha1={}", hex(&sha1.finalize().into_bytes())),
+            )]
+        }
+        "twitch" => {
+            let stamp = "2026-03-25T10:00:00.123456789Z";
+            vec![
+                ("twitch-eventsub-message-id", "m-1".into()),
+                ("twitch-eventsub-message-timestamp", stamp.into()),
+                (
+                    "twitch-eventsub-message-signature",
+                    format!("sha256={}", hex_of(&[b"m-1", stamp.as_bytes(), body])),
+                ),
+            ]
+        }
+        "discord" => {
+            use ed25519_dalek::Signer;
+            let signature = ed25519(key).sign(&signed(&[now.as_bytes(), body]));
+            vec![
+                ("x-signature-timestamp", now.clone()),
+                ("x-signature-ed25519", hex(&signature.to_bytes())),
+            ]
+        }
+        "sendgrid" => {
+            use p256::ecdsa::signature::Signer;
+            let signature: p256::ecdsa::Signature =
+                p256_key(key).sign(&signed(&[now.as_bytes(), body]));
+            vec![
+                ("x-twilio-email-event-webhook-timestamp", now.clone()),
+                (
+                    "x-twilio-email-event-webhook-signature",
+                    base64(signature.to_der().as_bytes()),
+                ),
+            ]
+        }
         _ => vec![("x-shopify-hmac-sha256", base64(&mac(key, &[body])))],
     };
     pairs
@@ -938,14 +1017,34 @@ fn provider_headers(scheme: &str, key: &[u8], body: &[u8]) -> Vec<(String, Vec<u
         .collect()
 }
 
-const BODY_PROVIDERS: [&str; 7] = [
+const BODY_PROVIDERS: [&str; 17] = [
     "standard_webhooks",
     "svix",
+    "clerk",
+    "resend",
     "stripe",
     "slack",
     "github",
     "meta",
     "shopify",
+    "razorpay",
+    "paddle",
+    "zoom",
+    "pagerduty",
+    "intercom",
+    "twitch",
+    "discord",
+    "sendgrid",
+];
+
+/// Those whose signature is base64: a letter's case is part of it.
+const BASE64_SIGNED: [&str; 6] = [
+    "standard_webhooks",
+    "svix",
+    "clerk",
+    "resend",
+    "shopify",
+    "sendgrid",
 ];
 
 fn judge_provider(
@@ -972,7 +1071,7 @@ fn judge_provider(
 }
 
 proptest! {
-    #![proptest_config(cases(128))]
+    #![proptest_config(cases(512))]
 
     #[test]
     fn every_provider_verifies_what_its_key_signed_and_no_single_changed_byte(
@@ -999,7 +1098,7 @@ proptest! {
         prop_assume!(changed_body != body || changed_headers != signed);
         // Hex compares as bytes: a letter changed to its other case spells the same MAC.
         let same_mac = changed_headers.iter().zip(&signed).all(|((_, a), (_, b))| a.eq_ignore_ascii_case(b))
-            && changed_body == body && !matches!(scheme, "standard_webhooks" | "svix" | "shopify");
+            && changed_body == body && !BASE64_SIGNED.contains(&scheme);
         prop_assume!(!same_mac);
         prop_assert!(judge_provider(&policy, &changed_headers, &changed_body).is_err(), "{}", scheme);
     }

@@ -1,9 +1,10 @@
-//! Every non-Vobiz provider's parsers and verifiers (`standard_webhooks`, `svix`, `stripe`,
-//! `slack`, `github`, `meta`, `shopify`, `twilio`) on arbitrary requests: the first byte
-//! picks the provider, the rest is header lines, an empty line and the body (the seeds'
-//! format). Never panics; a rejection is loggable; under a key no input can know nothing is
-//! ever forwarded; under the known key a forwarded request carries a signature that an
-//! oracle written here (the `hmac` crate) accepts.
+//! Every non-Vobiz provider's parsers and verifiers (the `SCHEMES` below, public-key ones
+//! included) on arbitrary requests: the first byte picks the provider, the rest is header
+//! lines, an empty line and the body (the seeds' format). Never panics; a rejection is
+//! loggable; under a key no input can know nothing is ever forwarded and no signed handshake
+//! answered (only Meta's, which a token rather than a key opens); under the known key a
+//! forwarded request carries a signature that an oracle written here (the `hmac` crate)
+//! accepts, for the schemes it knows.
 #![no_main]
 
 mod common;
@@ -16,24 +17,53 @@ use callback_guard::guard::{self, Step};
 use callback_guard::policy::Policy;
 use callback_guard::request::RequestHead;
 use libfuzzer_sys::fuzz_target;
+use sha2::Digest;
 
-const SCHEMES: [&str; 8] = ["standard_webhooks", "svix", "stripe", "slack", "github", "meta", "shopify", "twilio"];
-/// The key the seeds are signed with (`whsec_` + base64 of it for the Svix family).
+const SCHEMES: [&str; 22] = [
+    "standard_webhooks", "svix", "stripe", "slack", "github", "meta", "shopify", "twilio",
+    "clerk", "resend", "mailgun", "razorpay", "paddle", "square", "hubspot", "linear", "zoom",
+    "pagerduty", "intercom", "twitch", "discord", "sendgrid",
+];
+/// The key the seeds are signed with (`whsec_` + base64 of it for the Svix family; for the
+/// public-key schemes, the private key is derived from it: an Ed25519 seed, a P-256 scalar).
 const KNOWN: &str = "fuzz-provider-key";
 
 fn policy(scheme: &str, key: &str) -> Policy {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let secret = match scheme {
-        "standard_webhooks" | "svix" => format!(
-            "whsec_{}",
-            base64::engine::general_purpose::STANDARD.encode(key)
-        ),
+        "standard_webhooks" | "svix" | "clerk" | "resend" => format!("whsec_{}", b64(key.as_bytes())),
+        "discord" => common::hex(ed25519(key).verifying_key().as_bytes()),
+        "sendgrid" => b64(&p256_spki(key)),
         _ => key.to_string(),
     };
-    let origin = if scheme == "twilio" { r#","public_origin":"https://example.com""# } else { "" };
-    let json = format!(
-        r#"{{"routes":[{{"name":"p","path_prefix":"/","scheme":"{scheme}","keys":[{{"name":"k","value":"{secret}"}}]{origin}}}]}}"#
-    );
+    let field = if matches!(scheme, "discord" | "sendgrid") { "public_keys" } else { "keys" };
+    let mut route = serde_json::json!({
+        "name": "p", "path_prefix": "/", "scheme": scheme, field: [{"name": "k", "value": secret}],
+    });
+    if matches!(scheme, "twilio" | "square" | "hubspot") {
+        route["public_origin"] = "https://example.com".into();
+    }
+    if scheme == "meta" {
+        route["verify_token"] = serde_json::json!({"value": "fuzz-verify-token"});
+    }
+    let json = serde_json::json!({ "routes": [route] }).to_string();
     config::parse(json.as_bytes(), &|_| None).expect("the fuzz policies are valid")
+}
+
+fn ed25519(key: &str) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&sha2::Sha256::digest(key.as_bytes()).into())
+}
+
+/// The SubjectPublicKeyInfo (DER) of the P-256 key whose scalar is SHA-256 of `key`.
+fn p256_spki(key: &str) -> Vec<u8> {
+    let scalar = sha2::Sha256::digest(key.as_bytes());
+    let signing = p256::ecdsa::SigningKey::from_slice(&scalar).expect("a scalar");
+    let point = signing.verifying_key().to_encoded_point(false);
+    let prefix = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+        0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    [&prefix[..], point.as_bytes()].concat()
 }
 
 fn policies() -> &'static Vec<(Policy, Policy)> {
@@ -64,12 +94,21 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
                 .flatten()
                 .any(|v| v == expected.as_bytes())
         }
-        "slack" => match (get("x-slack-request-timestamp"), get("x-slack-signature")) {
-            (Some(ts), Some(sig)) => sig.strip_prefix(b"v0=").is_some_and(|h| {
-                h.eq_ignore_ascii_case(hex(&mac(&[b"v0:", ts, b":", body])).as_bytes())
-            }),
-            _ => false,
-        },
+        "slack" | "zoom" => {
+            let names = if scheme == "slack" {
+                ["x-slack-request-timestamp", "x-slack-signature"]
+            } else {
+                ["x-zm-request-timestamp", "x-zm-signature"]
+            };
+            match (get(names[0]), get(names[1])) {
+                (Some(ts), Some(sig)) => sig.strip_prefix(b"v0=").is_some_and(|h| {
+                    h.eq_ignore_ascii_case(hex(&mac(&[b"v0:", ts, b":", body])).as_bytes())
+                }),
+                _ => false,
+            }
+        }
+        "razorpay" => get("x-razorpay-signature")
+            .is_some_and(|h| h.eq_ignore_ascii_case(hex(&mac(&[body])).as_bytes())),
         // Signature lists and URL signing: verified by the unit and e2e tests; here the
         // unknown-key invariant and the absence of panics are what the fuzzer checks.
         _ => true,
@@ -98,6 +137,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(is_known, "forwarded under a key no input can know");
                 assert!(authentic(SCHEMES[index], &headers, body), "forwarded without a valid signature");
             }
+            Step::Reply(..) => assert!(
+                is_known || SCHEMES[index] == "meta",
+                "a signed handshake answered under a key no input can know"
+            ),
             Step::Reject(_, rejection) => common::assert_loggable(&rejection),
             _ => {}
         }
