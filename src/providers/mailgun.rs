@@ -121,12 +121,7 @@ impl Provider for Mailgun {
             key: &key.name,
             identity: signed.token,
             time: Some(time),
-            open: Open {
-                method: true,
-                path: true,
-                query: true,
-                body: true,
-            },
+            open: Open::ALL,
         })
     }
 

@@ -86,6 +86,14 @@ pub struct Open {
 }
 
 impl Open {
+    /// A scheme whose signature covers none of them.
+    pub const ALL: Open = Open {
+        method: true,
+        path: true,
+        query: true,
+        body: true,
+    };
+
     /// A scheme whose signature covers the body and nothing else of the request.
     pub const ALL_BUT_BODY: Open = Open {
         method: true,

@@ -72,12 +72,7 @@ impl Provider for VoiceScheme {
             time,
             // The body is never signed, and the SDK's V3 signs decoded parameters: `a=b` and
             // `a&b` sign alike, so the raw bytes are bound here.
-            open: Open {
-                method: true,
-                path: true,
-                query: true,
-                body: true,
-            },
+            open: Open::ALL,
         })
     }
 
