@@ -5,7 +5,7 @@ WASM := target/wasm32-wasip1/release/callback_guard.wasm
 NODE_ORACLES := tests/e2e/node
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: build run test unit e2e lint tools bench fuzz
+.PHONY: build run test unit e2e lint tools bench fuzz image
 
 # The filter (wasm) and the sender simulator (native: target/release/vobiz-sim).
 build: tools
@@ -19,6 +19,11 @@ tools: $(VENV)/.installed $(NODE_ORACLES)/node_modules/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	@command -v etcd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; }
+	@# Prometheus (promtool and a real server for the alert tests); umoci, skopeo and a
+	@# registry for the OCI image (`make image` and its tests). Debian's packages, none started.
+	@command -v promtool >/dev/null && command -v umoci >/dev/null && command -v skopeo >/dev/null \
+		&& command -v docker-registry >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends prometheus umoci skopeo docker-registry; }
 
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
@@ -33,6 +38,11 @@ $(NODE_ORACLES)/node_modules/.installed: $(NODE_ORACLES)/package-lock.json $(VEN
 
 run: build
 	envoy/run-demo.sh
+
+# The release: the versioned module and its sha256 (target/release-artifacts/) and the OCI
+# image for Istio (target/image/), reproducibly; prints the digest to pin and the push command.
+image: tools
+	envoy/release.sh
 
 test: unit e2e
 
