@@ -138,7 +138,7 @@ class Envoy:
 
     def __init__(self, workdir: Path, upstream: Upstream, cert, plugin, *, hcm=None,
                  env=None, concurrency=2, wait=True, dynamic_listeners=False, plugin_options=None,
-                 host_env_keys=(), clusters=()):
+                 host_env_keys=(), clusters=(), code=None):
         self.workdir = workdir
         self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
         self.cert = cert
@@ -161,7 +161,9 @@ class Envoy:
             wasm.update(plugin_options or {})
             keys = wasm["vm_config"]["environment_variables"]["host_env_keys"]
             keys += [key for key in host_env_keys if key not in keys]  # listeners share it
-            wasm["vm_config"]["code"]["local"]["filename"] = str(WASM)
+            # The module: the development build, or another code source (a pulled image,
+            # Envoy's remote fetch).
+            wasm["vm_config"]["code"] = copy.deepcopy(code) if code else {"local": {"filename": str(WASM)}}
             wasm["configuration"]["value"] = json.dumps(plugin)
         cluster = config["static_resources"]["clusters"][0]
         endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
