@@ -7,14 +7,17 @@ gets the same kind of pre-signed requests (every one a fresh nonce or event id w
 setup remembers them). All setups run side by side and take turns in short bursts, a few
 rounds, so that a machine whose speed drifts (shared cloud cores do) slows them alike; each
 burst is a throughput phase (many connections) and a latency phase (one connection).
-Prints the medians of requests/s, Envoy CPU per request, p50 and p99, and the ratios b/a,
+Prints the medians of requests/s, Envoy CPU and whole-system CPU (Envoy and the processes
+behind it: nginx, or the Python app and its workers) per request, p50 and p99, and the ratios b/a,
 b/f, b/c (with b/f per round, to show how steady they were), then the .wasm size and Envoy's
 memory with one million remembered nonces filling the replay cache to 90 %, and the cache's
 current layout against its previous one at that fill (refusals, time per reservation,
 bytes per nonce; inside one Envoy, by the probe filter). The voice workload also runs (b) with the
 fleet-wide etcd store (one etcd member on loopback, started here), printed next to the
 shared-data (b) with etcd's own CPU per request, and a last phase measures etcd's memory
-per remembered nonce.
+per remembered nonce. After the workloads, the priced floor: the host calls one callback
+makes, counted by the filter itself (its `count-host-calls` build), at the probe's prices,
+plus the one hash its signature needs, next to the measured Envoy CPU b-h and their ratio.
 """
 import argparse
 import base64
@@ -44,11 +47,18 @@ VENV_BIN = Path(sys.executable).parent
 WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
 MINIMAL = ROOT / "bench/minimal-filter/target/wasm32-wasip1/release/minimal_filter.wasm"
 PROBE = ROOT / "bench/probe-filter/target/wasm32-wasip1/release/probe_filter.wasm"
+# callback-guard built with the count-host-calls feature (make bench builds it).
+COUNTING = ROOT / "target/count/wasm32-wasip1/release/callback_guard.wasm"
+VOICE_BODY = b"CallUUID=bench&Event=StartApp"
 TOKEN, SECRET = "bench-auth-token", "bench-whatsapp-secret"
 # The registered origin: configuration, not the request, so every setup signs alike.
 ORIGIN = "https://callbacks.example.com"
 WORK = Path(tempfile.mkdtemp(prefix="callback-guard-bench-"))
 PROCS = []
+
+
+# The process behind each upstream port (nginx, gunicorn), for whole-system CPU.
+BEHIND = {}
 
 
 def start(args, **kwargs):
@@ -83,7 +93,7 @@ http {{
   }}
 }}
 """)
-    start(["nginx", "-c", str(conf), "-p", str(WORK)])
+    BEHIND[port] = start(["nginx", "-c", str(conf), "-p", str(WORK)])
     wait_for(lambda: listening(port), what="nginx")
     return port
 
@@ -91,8 +101,8 @@ http {{
 def gunicorn(origin):
     port = free_port()
     env = dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_WHATSAPP_SECRET=SECRET, PUBLIC_ORIGIN=origin)
-    start([str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-           "--chdir", str(ROOT / "bench"), "--log-level", "warning", "inapp:app"], env=env)
+    BEHIND[port] = start([str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
+                          "--chdir", str(ROOT / "bench"), "--log-level", "warning", "inapp:app"], env=env)
     wait_for(lambda: listening(port), timeout=30, what="gunicorn")
     return port
 
@@ -214,14 +224,41 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid):
+    """CPU time of a process and all its descendants (nginx's worker, gunicorn's workers),
+    the live ones: these servers keep their workers for the whole run."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += cpu_seconds(current)
+        except OSError:
+            continue
+        todo += children.get(current, [])
+    return total
+
+
 def burst(setup, kind, path, lines, connections, seconds):
-    """One wrk run against one setup, with the Envoy CPU it cost per request."""
-    cpu_before = cpu_seconds(setup["proc"].pid)
+    """One wrk run against one setup, with the CPU it cost per request: Envoy's, and the
+    whole system's (Envoy, what is behind it, etcd where the setup uses it; not wrk)."""
+    processes = [setup["proc"].pid, BEHIND[setup["upstream"]].pid]
     etcd = setup.get("etcd")
+    if etcd:
+        processes.append(etcd.proc.pid)
+    cpu_before = cpu_seconds(setup["proc"].pid)
     etcd_before = cpu_seconds(etcd.proc.pid) if etcd else 0
+    system_before = sum(tree_cpu_seconds(pid) for pid in processes)
     result = wrk(setup["port"], kind, path, lines, connections, seconds)
     requests = max(result["requests"], 1)
     result["envoy_cpu_us"] = (cpu_seconds(setup["proc"].pid) - cpu_before) * 1e6 / requests
+    result["system_cpu_us"] = (sum(tree_cpu_seconds(pid) for pid in processes) - system_before) * 1e6 / requests
     if etcd:
         result["etcd_cpu_us"] = (cpu_seconds(etcd.proc.pid) - etcd_before) * 1e6 / requests
     # Only setups that remember nonces need each line once.
@@ -248,10 +285,12 @@ def summarize(name, samples, round_trip=None, refused=""):
     row = {"setup": name,
            "rps": median([t["rps"] for t, _ in samples]),
            "envoy_cpu_us": median([t["envoy_cpu_us"] for t, _ in samples]),
+           "system_cpu_us": median([t["system_cpu_us"] for t, _ in samples]),
            "p50_us": median([l["p50_us"] for _, l in samples]),
            "p99_us": median([l["p99_us"] for _, l in samples]),
            "bad": sum(m["bad"] for pair in samples for m in pair),
            "rounds": [{"rps": t["rps"], "envoy_cpu_us": round(t["envoy_cpu_us"], 1),
+                       "system_cpu_us": round(t["system_cpu_us"], 1),
                        "p50_us": l["p50_us"], "p99_us": l["p99_us"]} for t, l in samples]}
     warning = ""
     if row["bad"]:
@@ -264,6 +303,7 @@ def summarize(name, samples, round_trip=None, refused=""):
         row["round_trip"] = round_trip
         extra = f"   etcd CPU {row['etcd_cpu_us']:.1f} µs/req"
     print(f"  {name:<36} {row['rps']:>8.0f} req/s   Envoy CPU {row['envoy_cpu_us']:>6.1f} µs/req   "
+          f"system CPU {row['system_cpu_us']:>6.1f} µs/req   "
           f"p50 {row['p50_us']:>5.0f} µs   p99 {row['p99_us']:>5.0f} µs{extra}{warning}", flush=True)
     if round_trip:
         q = round_trip["quantiles"]
@@ -338,7 +378,7 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None, baseline=None):
         fleet = key == "e"
         proc, port, admin = envoy(upstream_port, wasm, plugin,
                                   clusters=[etcd.cluster()] if fleet else ())
-        running[key] = {"proc": proc, "port": port, "admin": admin,
+        running[key] = {"proc": proc, "port": port, "admin": admin, "upstream": upstream_port,
                         "fresh": wasm not in (None, MINIMAL),
                         **({"etcd": etcd} if fleet else {})}
     lines = Lines(kind)
@@ -380,7 +420,12 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None, baseline=None):
               "CPU b-f (µs/req)": b["envoy_cpu_us"] - f["envoy_cpu_us"],
               "CPU h-f (µs/req)": rows["h"]["envoy_cpu_us"] - f["envoy_cpu_us"],
               "CPU b-h (µs/req)": b["envoy_cpu_us"] - rows["h"]["envoy_cpu_us"],
-              "CPU f-a (µs/req)": f["envoy_cpu_us"] - a["envoy_cpu_us"]}
+              "CPU f-a (µs/req)": f["envoy_cpu_us"] - a["envoy_cpu_us"],
+              # Users pay for CPU: the whole system's per callback, (c) charged for its
+              # own verification in the app.
+              "system CPU b/c": b["system_cpu_us"] / c["system_cpu_us"],
+              "system CPU b-a (µs/req)": b["system_cpu_us"] - a["system_cpu_us"],
+              "system CPU c-a (µs/req)": c["system_cpu_us"] - a["system_cpu_us"]}
     print("  " + "   ".join(f"{k} {v:.2f}" for k, v in ratios.items() if "µs" not in k), flush=True)
     print("  " + "   ".join(f"{k} {v:+.1f}" for k, v in ratios.items() if "µs" in k), flush=True)
     per_round = [samples["b"][r][0]["rps"] / samples["f"][r][0]["rps"] for r in range(rounds)]
@@ -521,6 +566,11 @@ def probe(upstream):
     try:
         for _ in range(5):
             answer = httpx.get(f"http://127.0.0.1:{port}/probe", timeout=60).json()
+        # What reading a body costs: the voice callback's and the 16 KiB WhatsApp envelope's.
+        for body in (VOICE_BODY, whatsapp_template().encode()):
+            for _ in range(3):
+                read = httpx.post(f"http://127.0.0.1:{port}/body", content=body, timeout=60).json()
+            answer.update(read)
     finally:
         stop(proc)
     print("\nbuilding blocks inside Envoy's V8 (probe filter, ns per call):", flush=True)
@@ -528,6 +578,56 @@ def probe(upstream):
     for i in range(0, len(names), 3):
         print("  " + "   ".join(f"{n} {answer[n]:,}" for n in names[i:i + 3]), flush=True)
     return answer
+
+
+# Which probe measurement prices each kind of host call the counting build reports; the
+# body read is priced by its size (kind-specific key filled in by `priced_floor`).
+PRICES = {"request_headers": "request_headers_all", "request_header_set": "property_set_filter_state",
+          "response_header": "request_header_one", "shared_data_get": "shared_data_get_cache_key",
+          "shared_data_set": "shared_data_set_cache_key", "property_get": "property_get_source_address",
+          "property_set": "property_set_filter_state", "clock": "clock_wall",
+          "metric_increment": "counter_increment", "metric_record": "histogram_record"}
+
+
+def host_calls(upstream, kind, count=400):
+    """The host calls one callback of `kind` makes, counted by the filter itself (its
+    count-host-calls build) over `count` fresh callbacks sent one at a time."""
+    proc, port, _ = envoy(upstream, COUNTING, guard_plugin())
+    path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            before = client.get("/__callback_guard/host_calls").json()
+            prefix, suffix = whatsapp_template().split("EVENT_ID")
+            for line in Lines(kind).make(count).read_text().splitlines():
+                ident, signature = line.split()
+                if kind == "voice":
+                    headers = {"X-Vobiz-Signature-V3": signature, "X-Vobiz-Signature-V3-Nonce": ident,
+                               "Content-Type": "application/x-www-form-urlencoded"}
+                    body = VOICE_BODY
+                else:
+                    headers = {"X-Webhook-Signature": signature, "Content-Type": "application/json"}
+                    body = (prefix + ident + suffix).encode()
+                assert client.post(path, headers=headers, content=body).status_code == 200
+            after = client.get("/__callback_guard/host_calls").json()
+    finally:
+        stop(proc)
+    # Not the callbacks': the second count request read its own headers, and the first
+    # one's reply went out after its snapshot.
+    after["request_headers"] -= 1
+    after["local_reply"] -= 1
+    return {name: (after[name] - before[name]) / count for name in after if after[name] != before[name]}
+
+
+def priced_floor(kind, calls, probe_ns):
+    """What one callback costs at least, in µs: each host call it makes at the probe's
+    price, plus the one hash its signature needs (the HMAC of a voice base string; one
+    SHA-256 pass over a 16 KiB body)."""
+    body = len(VOICE_BODY) if kind == "voice" else len(whatsapp_template().encode())
+    prices = dict(PRICES, body=f"request_body_{body}")
+    parts = {name: per_request * probe_ns[prices[name]] / 1000 for name, per_request in calls.items()
+             if name in prices}
+    parts["hash"] = probe_ns["hmac_sha256_voice_base_string" if kind == "voice" else "sha256_16_kib"] / 1000
+    return parts
 
 
 def main():
@@ -558,6 +658,20 @@ def main():
         report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, etcd, baseline)
         report["whatsapp"] = workload("whatsapp", args.seconds, args.rounds, upstream, app,
                                       baseline=baseline)
+        print("\nthe priced floor: host calls per callback, counted by the filter (its count-host-calls "
+              "build), at the probe's prices, plus the one hash; against the measured Envoy CPU b-h",
+              flush=True)
+        for kind in ("voice", "whatsapp"):
+            calls = host_calls(upstream, kind)
+            floor = priced_floor(kind, calls, report["probe_ns"])
+            total = sum(floor.values())
+            measured = report[kind]["ratios"]["CPU b-h (µs/req)"]
+            report[kind]["host_calls"] = calls
+            report[kind]["floor_us"] = floor
+            report[kind]["ratios"]["b-h / floor"] = measured / total
+            print(f"  {kind}: " + ", ".join(f"{name} {n:g}" for name, n in calls.items()), flush=True)
+            print(f"    floor {total:.1f} µs (" + ", ".join(f"{name} {us:.1f}" for name, us in floor.items())
+                  + f"); measured b-h {measured:.1f} µs: {measured / total:.2f}x the floor", flush=True)
         if args.nonces:
             print(f"\nmemory: {args.nonces:,} unique nonces filling the replay cache to 90 % "
                   f"(max_entries {ninety_percent(args.nonces):,}) ...", flush=True)

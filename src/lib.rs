@@ -7,6 +7,7 @@ pub mod config;
 pub mod etcd;
 pub mod form;
 pub mod guard;
+pub mod host_calls;
 pub mod keys;
 pub mod metrics;
 pub mod net;

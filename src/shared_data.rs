@@ -4,6 +4,7 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
 
+use crate::host_calls::{count, HostCall};
 use crate::replay::{SharedStore, StoreError};
 
 /// Envoy shared data, shared by every worker thread of this Envoy process.
@@ -11,6 +12,7 @@ pub struct HostStore;
 
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        count(HostCall::SharedDataGet);
         match hostcalls::get_shared_data(key) {
             Ok((Some(value), Some(cas))) => Ok(Some((value, cas))),
             Ok(_) => Ok(None),
@@ -19,6 +21,7 @@ impl SharedStore for HostStore {
     }
 
     fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, StoreError> {
+        count(HostCall::SharedDataSet);
         match hostcalls::set_shared_data(key, Some(value), Some(cas)) {
             Ok(()) => Ok(true),
             Err(Status::CasMismatch) => Ok(false),

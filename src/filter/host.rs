@@ -10,6 +10,7 @@ use proxy_wasm::types::{BufferType, LogLevel, Status};
 
 use crate::etcd::{Call, Etcd};
 use crate::guard::Downstream;
+use crate::host_calls::{count, HostCall};
 use crate::metrics::Kind;
 use crate::net;
 
@@ -68,6 +69,7 @@ pub fn define_metric(kind: Kind, name: &str) -> Option<u32> {
 
 pub fn increment(id: Option<u32>) {
     if let Some(id) = id {
+        count(HostCall::MetricIncrement);
         // SAFETY: plain values; a failure only loses one count.
         unsafe { proxy_increment_metric(id, 1) };
     }
@@ -75,6 +77,7 @@ pub fn increment(id: Option<u32>) {
 
 pub fn record(id: Option<u32>, value: u64) {
     if let Some(id) = id {
+        count(HostCall::MetricRecord);
         // SAFETY: plain values; a failure only loses one sample.
         unsafe { proxy_record_metric(id, value) };
     }
@@ -107,18 +110,21 @@ pub fn send(status: u32, content_type: &str, body: &[u8]) {
         ("cache-control", "no-store"),
         ("x-content-type-options", "nosniff"),
     ];
+    count(HostCall::LocalReply);
     if let Err(status) = hostcalls::send_http_response(status, headers, Some(body)) {
         error!("callback-guard: cannot send the local reply: {status:?}");
     }
 }
 
 pub fn read_body(size: usize) -> Result<Vec<u8>, Status> {
+    count(HostCall::Body);
     hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).map(Option::unwrap_or_default)
 }
 
 /// Envoy's wall clock: unix seconds, and the sub-second nanoseconds as cheap entropy for
 /// the replay store's create-if-absent CAS value.
 pub fn clock() -> (i64, u32) {
+    count(HostCall::Clock);
     let now = hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -135,6 +141,7 @@ pub struct Connection;
 impl Downstream for Connection {
     /// Envoy exposes the negotiated TLS version only on TLS connections.
     fn tls(&self) -> bool {
+        count(HostCall::PropertyGet);
         matches!(
             hostcalls::get_property(vec!["connection", "tls_version"]),
             Ok(Some(version)) if !version.is_empty()
@@ -142,6 +149,7 @@ impl Downstream for Connection {
     }
 
     fn peer(&self) -> Option<IpAddr> {
+        count(HostCall::PropertyGet);
         match hostcalls::get_property(vec!["source", "address"]) {
             Ok(Some(address)) => net::parse_socket_address(&address),
             _ => None,
@@ -160,6 +168,7 @@ pub fn dispatch(etcd: &Etcd, call: &Call, timeout: Duration) -> Result<u32, Stat
     ];
     // A zero timeout would mean "none" to Envoy: never hang a request.
     let timeout = timeout.max(Duration::from_millis(1));
+    count(HostCall::Callout);
     hostcalls::dispatch_http_call(
         &etcd.cluster,
         headers,
@@ -176,6 +185,7 @@ pub fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<
     if num_headers == 0 {
         return (None, Vec::new());
     }
+    count(HostCall::CalloutResponse);
     let status = host_bytes(|data, size| {
         let key = ":status";
         // SAFETY: key points to key.len() valid bytes; data and size are out-pointers.

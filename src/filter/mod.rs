@@ -19,6 +19,7 @@ use crate::etcd::{
     self, Answer, Call, Etcd, EtcdError, Progress, ReserveOp, Response, RoundTrip, SettleOp,
 };
 use crate::guard::{self, Accepted, Pending, Reserved, Step};
+use crate::host_calls::{count, HostCall};
 use crate::metrics::RouteMetrics;
 use crate::policy::{Mode, Policy, Route, Store};
 use crate::providers::Reply;
@@ -31,6 +32,9 @@ use host::Connection;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Filter state key: `%FILTER_STATE(wasm.callback_guard:PLAIN)%` in an access log.
 const VERDICT_PROPERTY: &str = "callback_guard";
+/// Where the bench's counting build answers its host-call counts.
+#[cfg(feature = "count-host-calls")]
+const HOST_CALLS_PATH: &[u8] = b"/__callback_guard/host_calls";
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -432,11 +436,18 @@ impl HttpContext for GuardRequest {
             host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
             return Action::Pause;
         };
+        count(HostCall::RequestHeaders);
         let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
             Ok(headers) => headers,
             Err(status) => return fail_closed("cannot read request headers", status),
         };
+        #[cfg(feature = "count-host-calls")]
+        if RequestHead::new(&headers).first(":path") == Some(HOST_CALLS_PATH) {
+            host::send_json(200, &crate::host_calls::totals_json());
+            return Action::Pause;
+        }
         for copy in plugin.policy.verdict_header_copies(&headers) {
+            count(HostCall::RequestHeaderSet);
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, copy, None);
         }
         let head = RequestHead::new(&headers);
@@ -519,6 +530,7 @@ impl HttpContext for GuardRequest {
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         if let State::Reserved { .. } = self.state {
+            count(HostCall::ResponseHeader);
             let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status");
             let delivered = matches!(status, Ok(Some(s)) if s.first() == Some(&b'2'));
             self.settle(if delivered {
@@ -655,6 +667,7 @@ impl GuardRequest {
         }
         self.record(plugin, route, &verdict);
         if let Some(name) = &plugin.policy.upstream_header {
+            count(HostCall::RequestHeaderSet);
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&verdict));
         }
         if let Some(reserved) = accepted.reserved {
@@ -738,6 +751,7 @@ impl GuardRequest {
 
     /// The verdict for the access log, and the filter's time for the histogram.
     fn record(&mut self, plugin: &Plugin, route: &Route, verdict: &str) {
+        count(HostCall::PropertySet);
         let _ = hostcalls::set_property(vec![VERDICT_PROPERTY], Some(verdict.as_bytes()));
         if let Some(metrics) = plugin.metrics(route) {
             let micros = u64::try_from(self.spent.as_micros()).unwrap_or(u64::MAX);

@@ -3,6 +3,8 @@
 //! the hashing it does. `make bench` asks a few times (V8 compiles hot code in tiers) and
 //! reports the last answer.
 //!
+//! `POST /body` answers what reading that request's body from Envoy costs.
+//!
 //! `/layout?layout=current|previous&entries=N&fill=F` instead fills a replay cache sized
 //! for N entries with F * N fresh nonces in this Envoy's shared data, in callback-guard's
 //! current layout or the previous one (slots of 32 holding 32), and answers how many were
@@ -18,7 +20,7 @@ use callback_guard::shared_data::HostStore;
 use hmac::{Hmac, Mac};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MapType, MetricType};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
 use sha2::{Digest, Sha256};
 
 proxy_wasm::main! {{
@@ -53,6 +55,10 @@ impl HttpContext for Probe {
             .ok()
             .flatten()
             .unwrap_or_default();
+        if path == b"/body" {
+            // Answered once the whole body is in (on_http_request_body).
+            return Action::Pause;
+        }
         if let Some(query) = path.strip_prefix(b"/layout?") {
             let body = fill_cache(&String::from_utf8_lossy(query));
             let _ = hostcalls::send_http_response(200, vec![], Some(body.as_bytes()));
@@ -64,6 +70,17 @@ impl HttpContext for Probe {
             .collect::<Vec<_>>()
             .join(",");
         let body = format!("{{{report}}}");
+        let _ = hostcalls::send_http_response(200, vec![], Some(body.as_bytes()));
+        Action::Pause
+    }
+
+    /// `POST /body`: what reading a request body of this size costs (`request_body_<bytes>`).
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let ns = time(|| hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size));
+        let body = format!("{{\"request_body_{size}\":{ns}}}");
         let _ = hostcalls::send_http_response(200, vec![], Some(body.as_bytes()));
         Action::Pause
     }
