@@ -32,6 +32,21 @@ pub fn parse(input: &[u8], max_pairs: usize) -> Result<Vec<(String, String)>, To
     Ok(pairs)
 }
 
+/// A name given more than once, where the reader needs exactly one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeated;
+
+/// The one value of `name` among `pairs`: `None` if absent, `Repeated` if given twice (a
+/// reader of the first and a reader of the last would disagree).
+pub fn single<'p>(pairs: &'p [(String, String)], name: &str) -> Result<Option<&'p str>, Repeated> {
+    let mut values = pairs.iter().filter(|(n, _)| n == name);
+    match (values.next(), values.next()) {
+        (Some((_, value)), None) => Ok(Some(value)),
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(Repeated),
+    }
+}
+
 /// One name or value: `+` is a space, `%XX` a byte, anything else itself; the bytes are
 /// then read as UTF-8 with U+FFFD for invalid sequences.
 ///

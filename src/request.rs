@@ -85,6 +85,15 @@ impl<'a> RequestHead<'a> {
         }
     }
 
+    /// The query string of `:path` (after the first `?`), empty without one.
+    pub fn query(&self) -> &'a [u8] {
+        let path = self.first(":path").unwrap_or_default();
+        match path.iter().position(|&b| b == b'?') {
+            Some(start) => &path[start + 1..],
+            None => &[],
+        }
+    }
+
     /// `x-request-id` reduced to characters that are safe in a log line.
     pub fn request_id(&self) -> String {
         self.first("x-request-id")
@@ -122,8 +131,10 @@ mod tests {
     fn path_stops_at_the_first_question_mark() {
         let h = headers(&[(":path", "/vobiz/answer?CallId=42&x=y?z")]);
         assert_eq!(RequestHead::new(&h).path_without_query(), b"/vobiz/answer");
+        assert_eq!(RequestHead::new(&h).query(), b"CallId=42&x=y?z");
         let h = headers(&[(":path", "/vobiz/answer/")]);
         assert_eq!(RequestHead::new(&h).path_without_query(), b"/vobiz/answer/");
+        assert_eq!(RequestHead::new(&h).query(), b"");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::keys::{slices_equal, Algorithm, Key};
 use crate::policy::Freshness;
 use crate::providers::presets::Handshake;
 use crate::providers::{
-    key_names, malformed, mismatch, required, AtHeaders, Checks, Open, Provider, Reply, Verified,
-    MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+    form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Open, Provider, Reply,
+    Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
 use crate::timestamp;
@@ -263,14 +263,14 @@ impl Generic {
                 }
                 Part::Url { query, unescape } => {
                     parts.push(Cow::Borrowed(self.origin.as_bytes()));
-                    let end = if *query {
-                        path.len()
+                    let url = if *query {
+                        path
                     } else {
-                        path.iter().position(|&b| b == b'?').unwrap_or(path.len())
+                        head.path_without_query()
                     };
                     parts.push(match unescape.is_empty() {
-                        true => Cow::Borrowed(&path[..end]),
-                        false => Cow::Owned(unescape_only(&path[..end], unescape)),
+                        true => Cow::Borrowed(url),
+                        false => Cow::Owned(unescape_only(url, unescape)),
                     });
                 }
                 Part::Header(name) => parts.push(Cow::Borrowed(required(head, name)?)),
@@ -280,12 +280,7 @@ impl Generic {
                     })?,
                 )),
                 Part::FormParams => {
-                    let mut pairs = form::parse(body, form::MAX_PAIRS).map_err(|e| {
-                        Rejection::new(
-                            Reason::MalformedBody,
-                            format!("more than {} form parameters", e.limit),
-                        )
-                    })?;
+                    let mut pairs = form_pairs(body, Reason::MalformedBody, "form body")?;
                     pairs.sort();
                     pairs.dedup();
                     let rendered: Vec<u8> = pairs

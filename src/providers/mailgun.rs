@@ -21,8 +21,8 @@ use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::{
-    any_key, key_names, mismatch, unix_seconds, visible, AtHeaders, Checks, Open, Provider,
-    Verified,
+    any_key, form_pairs, key_names, mismatch, unix_seconds, visible, AtHeaders, Checks, Open,
+    Provider, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
@@ -64,22 +64,16 @@ fn read(body: &[u8]) -> Result<Signed<'_>, Rejection> {
             _ => None,
         })
     } else {
-        let pairs = form::parse(body, form::MAX_PAIRS).map_err(|e| {
-            Rejection::new(
-                Reason::MalformedBody,
-                format!("more than {} form parameters", e.limit),
-            )
-        })?;
+        let pairs = form_pairs(body, Reason::MalformedBody, "form body")?;
         let mut fields = [None, None, None];
         for (field, name) in fields.iter_mut().zip(["timestamp", "token", "signature"]) {
-            let mut values = pairs.iter().filter(|(n, _)| n == name);
-            *field = values.next().map(|(_, v)| v.clone().into_bytes());
-            if values.next().is_some() {
-                return Err(Rejection::new(
+            let value = form::single(&pairs, name).map_err(|_| {
+                Rejection::new(
                     Reason::MalformedBody,
                     format!("form field {name} appears more than once"),
-                ));
-            }
+                )
+            })?;
+            *field = value.map(|v| v.as_bytes().to_vec());
         }
         fields
     };

@@ -10,7 +10,7 @@ use crate::form;
 use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::github::SCHEME;
-use crate::providers::{challenge, AtHeaders, Checks, Provider, Reply, Verified};
+use crate::providers::{challenge, form_pairs, AtHeaders, Checks, Provider, Reply, Verified};
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
 
@@ -43,30 +43,17 @@ impl Meta {
         let Some(token) = &self.verify_token else {
             return Ok(None);
         };
-        let path = head.first(":path").unwrap_or_default();
-        let query = path
-            .iter()
-            .position(|&b| b == b'?')
-            .map_or(&[][..], |q| &path[q + 1..]);
         if head.first(":method") != Some(b"GET") {
             return Ok(None);
         }
-        let pairs = form::parse(query, form::MAX_PAIRS).map_err(|e| {
-            Rejection::new(
-                Reason::MalformedHeader,
-                format!("query has more than {} parameters", e.limit),
-            )
-        })?;
-        let one = |name: &str| -> Result<Option<&str>, Rejection> {
-            let mut values = pairs.iter().filter(|(n, _)| n == name);
-            match (values.next(), values.next()) {
-                (Some((_, value)), None) => Ok(Some(value)),
-                (None, _) => Ok(None),
-                (Some(_), Some(_)) => Err(Rejection::new(
+        let pairs = form_pairs(head.query(), Reason::MalformedHeader, "the query")?;
+        let one = |name: &str| {
+            form::single(&pairs, name).map_err(|_| {
+                Rejection::new(
                     Reason::DuplicateHeader,
                     format!("query parameter {name} appears more than once"),
-                )),
-            }
+                )
+            })
         };
         if one("hub.mode")? != Some("subscribe") {
             return Ok(None);

@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 
+use crate::form;
 use crate::keys::{macs_equal, Key};
 use crate::policy::Freshness;
 use crate::request::{Lookup, RequestHead};
@@ -203,6 +204,21 @@ pub fn required<'r>(head: &RequestHead<'r>, name: &str) -> Result<&'r [u8], Reje
             format!("{name} appears more than once"),
         )),
     }
+}
+
+/// The decoded pairs of a form body or query, bounded by [`form::MAX_PAIRS`]: more is
+/// refused with `reason`, naming `what` was too long.
+pub fn form_pairs(
+    input: &[u8],
+    reason: Reason,
+    what: &str,
+) -> Result<Vec<(String, String)>, Rejection> {
+    form::parse(input, form::MAX_PAIRS).map_err(|e| {
+        Rejection::new(
+            reason,
+            format!("{what} has more than {} parameters", e.limit),
+        )
+    })
 }
 
 pub fn malformed(detail: impl Into<Cow<'static, str>>) -> Rejection {

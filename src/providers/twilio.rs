@@ -16,11 +16,10 @@ use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
 
-use crate::form;
 use crate::keys::{macs_equal, Key};
 use crate::providers::{
-    base64_exact, key_names, malformed, mismatch, required, AtHeaders, Checks, Open, Provider,
-    Verified,
+    base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Open,
+    Provider, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
@@ -62,19 +61,8 @@ struct Signed {
 
 fn signed(head: &RequestHead, body: &[u8]) -> Result<Signed, Rejection> {
     let path = head.first(":path").unwrap_or_default();
-    let query = path
-        .iter()
-        .position(|&b| b == b'?')
-        .map_or(&[][..], |q| &path[q + 1..]);
-    let params = |bytes: &[u8]| {
-        form::parse(bytes, form::MAX_PAIRS).map_err(|e| {
-            Rejection::new(
-                Reason::MalformedBody,
-                format!("more than {} parameters", e.limit),
-            )
-        })
-    };
-    let body_hash = params(query)?
+    let params = |bytes: &[u8]| form_pairs(bytes, Reason::MalformedBody, "the query or form body");
+    let body_hash = params(head.query())?
         .into_iter()
         .find(|(name, _)| name == "bodySHA256")
         .map(|(_, value)| value);

@@ -14,10 +14,9 @@ pub mod whatsapp;
 
 use std::borrow::Cow;
 
-use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
-use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, Verified};
+use crate::providers::{form_pairs, key_names, AtHeaders, Checks, Open, Provider, Verified};
 use crate::request::RequestHead;
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
@@ -102,7 +101,7 @@ impl VoiceScheme {
             let method = head.first(":method").and_then(sdk_v3::Method::from_bytes);
             if let Some(method) = method {
                 let params = match method {
-                    sdk_v3::Method::Post => form_params(body)?,
+                    sdk_v3::Method::Post => form_pairs(body, Reason::MalformedBody, "form body")?,
                     sdk_v3::Method::Get => Vec::new(),
                 };
                 let path = head.first(":path").unwrap_or_default();
@@ -141,15 +140,6 @@ impl VoiceScheme {
     }
 }
 
-fn form_params(body: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
-    form::parse(body, form::MAX_PAIRS).map_err(|e| {
-        Rejection::new(
-            Reason::MalformedBody,
-            format!("form body has more than {} parameters", e.limit),
-        )
-    })
-}
-
 /// The voice `timestamp` parameter (body for POST, query for GET). Unsigned, so only a
 /// sanity check: an absent one passes unless the route requires it.
 fn voice_timestamp(
@@ -157,17 +147,12 @@ fn voice_timestamp(
     body: &[u8],
     required: bool,
 ) -> Result<Option<i64>, Rejection> {
-    let path = head.first(":path").unwrap_or_default();
-    let query = path
-        .iter()
-        .position(|&b| b == b'?')
-        .map_or(&[][..], |q| &path[q + 1..]);
     let source = if head.first(":method") == Some(b"GET") {
-        query
+        head.query()
     } else {
         body
     };
-    let params = form_params(source)?;
+    let params = form_pairs(source, Reason::MalformedBody, "form body")?;
     match params.iter().find(|(name, _)| name == "timestamp") {
         Some((_, value)) => timestamp::parse_assume_utc(value.as_bytes())
             .map(Some)
