@@ -121,10 +121,11 @@ impl Provider for Asymmetric {
         _: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection> {
         let (signature, timestamp, time) = self.read(head)?;
+        let message = [timestamp, body].concat();
         let key = self
             .keys
             .iter()
-            .find(|key| key.verifies(&[timestamp, body], &signature))
+            .find(|key| key.verifies(&message, &signature))
             .ok_or_else(|| {
                 self.flavour.bad_signature(Rejection::new(
                     Reason::SignatureMismatch,

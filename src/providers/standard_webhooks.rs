@@ -161,6 +161,8 @@ impl Provider for StandardWebhooks {
         let parts: [&[u8]; 5] = [signed.id, b".", signed.timestamp, b".", body];
         let hmac = || any_key(&self.keys, &parts, &signed.signatures.v1).map(|key| &key.name);
         let ed25519 = || {
+            // Only when the HMAC did not verify, and built once for every key and signature.
+            let message = parts.concat();
             self.public_keys
                 .iter()
                 .find(|key| {
@@ -168,7 +170,7 @@ impl Provider for StandardWebhooks {
                         .signatures
                         .v1a
                         .iter()
-                        .any(|signature| key.verifies(&parts, signature))
+                        .any(|signature| key.verifies(&message, signature))
                 })
                 .map(|key| &key.name)
         };
