@@ -24,6 +24,7 @@ pub enum HostCall {
 }
 
 impl HostCall {
+    /// Every kind, in declaration order (so `kind as usize` indexes it).
     pub const ALL: [HostCall; 14] = [
         HostCall::RequestHeaders,
         HostCall::RequestHeaderSet,
@@ -61,21 +62,16 @@ impl HostCall {
     }
 }
 
+/// One counter per kind, indexed by the kind's discriminant (the order of `ALL`).
 #[cfg(feature = "count-host-calls")]
-static COUNTS: [std::sync::atomic::AtomicU64; 14] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 14];
+static COUNTS: [std::sync::atomic::AtomicU64; HostCall::ALL.len()] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; HostCall::ALL.len()];
 
 /// Counts one call (nothing without the `count-host-calls` feature).
 #[inline(always)]
 pub fn count(call: HostCall) {
     #[cfg(feature = "count-host-calls")]
-    if let Some(counter) = HostCall::ALL
-        .iter()
-        .position(|c| *c == call)
-        .and_then(|i| COUNTS.get(i))
-    {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
+    COUNTS[call as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     #[cfg(not(feature = "count-host-calls"))]
     let _ = call;
 }
@@ -95,4 +91,16 @@ pub fn totals_json() -> String {
         })
         .collect();
     format!("{{{}}}", fields.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_indexes_its_own_counter() {
+        for (i, call) in HostCall::ALL.iter().enumerate() {
+            assert_eq!(*call as usize, i, "{}", call.name());
+        }
+    }
 }
