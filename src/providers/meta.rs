@@ -67,17 +67,11 @@ impl Meta {
                 "hub.verify_token does not match",
             ));
         }
-        let challenge = challenge(one("hub.challenge")?.map(serde_json::Value::from).as_ref())
-            .map_err(|_| {
-                Rejection::new(
-                    Reason::MalformedHeader,
-                    format!(
-                        "hub.challenge is not 1 to {} visible ASCII characters",
-                        crate::providers::MAX_CHALLENGE_BYTES
-                    ),
-                )
-            })?
-            .to_string();
+        let challenge = challenge(
+            one("hub.challenge")?,
+            Reason::MalformedHeader,
+            "hub.challenge",
+        )?;
         Ok(Some(Reply::text("subscribe", challenge.as_bytes())))
     }
 }

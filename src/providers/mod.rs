@@ -161,9 +161,14 @@ pub trait Provider {
 /// Longest challenge echoed: providers send 20 to 64 characters.
 pub const MAX_CHALLENGE_BYTES: usize = 256;
 
-/// A handshake's challenge: a JSON string of visible ASCII that the edge may echo.
-pub fn challenge(value: Option<&serde_json::Value>) -> Result<&str, Rejection> {
-    match value.and_then(serde_json::Value::as_str) {
+/// A handshake's challenge, which the edge may echo: 1 to [`MAX_CHALLENGE_BYTES`] visible
+/// ASCII characters, else refused with `reason`, naming `what`.
+pub fn challenge<'v>(
+    value: Option<&'v str>,
+    reason: Reason,
+    what: &str,
+) -> Result<&'v str, Rejection> {
+    match value {
         Some(text)
             if !text.is_empty()
                 && text.len() <= MAX_CHALLENGE_BYTES
@@ -172,10 +177,19 @@ pub fn challenge(value: Option<&serde_json::Value>) -> Result<&str, Rejection> {
             Ok(text)
         }
         _ => Err(Rejection::new(
-            Reason::MalformedBody,
-            format!("the handshake's challenge is not 1 to {MAX_CHALLENGE_BYTES} visible ASCII characters"),
+            reason,
+            format!("{what} is not 1 to {MAX_CHALLENGE_BYTES} visible ASCII characters"),
         )),
     }
+}
+
+/// A JSON body's challenge field, as Slack, Zoom and Twitch send it.
+pub fn json_challenge(value: Option<&serde_json::Value>) -> Result<&str, Rejection> {
+    challenge(
+        value.and_then(serde_json::Value::as_str),
+        Reason::MalformedBody,
+        "the handshake's challenge",
+    )
 }
 
 /// A JSON body's top-level object, when the body is one and `marker` occurs in it: the

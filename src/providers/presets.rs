@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::keys::Key;
 use crate::providers::generic::{self, Generic};
-use crate::providers::{challenge, json_with, Reply};
+use crate::providers::{json_challenge, json_with, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -191,7 +191,7 @@ impl Handshake {
                 if event.get("event").and_then(Value::as_str) != Some("endpoint.url_validation") {
                     return Ok(None);
                 }
-                let plain = challenge(event.get("payload").and_then(|p| p.get("plainToken")))?;
+                let plain = json_challenge(event.get("payload").and_then(|p| p.get("plainToken")))?;
                 let Some(key) = key else {
                     return Ok(None);
                 };
@@ -220,7 +220,7 @@ impl Handshake {
                     _ => return Ok(None),
                 }
                 let event = json_with(body, b"\"challenge\"").unwrap_or_default();
-                let challenge = challenge(event.get("challenge"))?;
+                let challenge = json_challenge(event.get("challenge"))?;
                 Ok(Some(Reply::text(
                     "callback_verification",
                     challenge.as_bytes(),

@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
 use crate::providers::{
-    any_key, challenge, json_with, key_names, mismatch, required, unix_seconds, AtHeaders, Checks,
-    Open, Provider, Reply, Verified,
+    any_key, json_challenge, json_with, key_names, mismatch, required, unix_seconds, AtHeaders,
+    Checks, Open, Provider, Reply, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::Rejection;
@@ -69,7 +69,7 @@ impl Provider for Slack {
         if event.get("type").and_then(|t| t.as_str()) != Some("url_verification") {
             return Ok(None);
         }
-        let challenge = challenge(event.get("challenge"))?;
+        let challenge = json_challenge(event.get("challenge"))?;
         Ok(Some(Reply::json(
             "url_verification",
             &[("challenge", challenge)],
