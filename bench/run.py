@@ -571,6 +571,11 @@ def probe(upstream):
             for _ in range(3):
                 read = httpx.post(f"http://127.0.0.1:{port}/body", content=body, timeout=60).json()
             answer.update(read)
+        # callback-guard's own steps on the bench's requests, each run over fresh nonces.
+        for _ in range(3):
+            core = httpx.post(f"http://127.0.0.1:{port}/core", content=whatsapp_template().encode(),
+                              timeout=120).json()
+        answer.update(core)
     finally:
         stop(proc)
     print("\nbuilding blocks inside Envoy's V8 (probe filter, ns per call):", flush=True)

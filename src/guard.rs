@@ -80,16 +80,31 @@ pub fn on_headers<'p>(
     head: &RequestHead,
     downstream: &dyn Downstream,
 ) -> Step<'p> {
+    on_headers_verified(policy, head, downstream).0
+}
+
+/// What the headers step verified of a request that still needs its body: the scheme
+/// and the name of the key.
+pub type Prior<'p> = (&'static str, &'p str);
+
+/// [`on_headers`], with what it verified when the route needs the body anyway (a voice
+/// signature on a replay-protected route): [`on_body_verified`] takes it, so that the
+/// signature is not verified twice.
+pub fn on_headers_verified<'p>(
+    policy: &'p Policy,
+    head: &RequestHead,
+    downstream: &dyn Downstream,
+) -> (Step<'p>, Option<Prior<'p>>) {
     let route = match policy.protection(head) {
-        Protection::None => return Step::Unprotected,
+        Protection::None => return (Step::Unprotected, None),
         Protection::Noncanonical(route, features) => {
-            return Step::Reject(route, noncanonical(route, features))
+            return (Step::Reject(route, noncanonical(route, features)), None)
         }
         Protection::Route(route) => route,
     };
     match judge_headers(route, head, downstream) {
-        Ok(step) => step,
-        Err(rejection) => Step::Reject(route, rejection),
+        Ok(judged) => judged,
+        Err(rejection) => (Step::Reject(route, rejection), None),
     }
 }
 
@@ -97,21 +112,25 @@ fn judge_headers<'p>(
     route: &'p Route,
     head: &RequestHead,
     downstream: &dyn Downstream,
-) -> Result<Step<'p>, Rejection> {
+) -> Result<(Step<'p>, Option<Prior<'p>>), Rejection> {
     check_source(route, head, downstream)?;
     check_transport(route, head, downstream)?;
     check_declared_length(route, head)?;
     let checks = checks(route);
-    match route.scheme.provider().at_headers(head, &checks)? {
-        AtHeaders::Verified { scheme, key } if !route.needs_body() => Ok(Step::Forward(Accepted {
-            route,
-            scheme,
-            key,
-            reserved: None,
-        })),
-        AtHeaders::Verified { .. } | AtHeaders::NeedBody => Ok(Step::NeedBody(route)),
-        AtHeaders::Reply(reply) => Ok(Step::Reply(route, reply)),
-    }
+    Ok(match route.scheme.provider().at_headers(head, &checks)? {
+        AtHeaders::Verified { scheme, key } if !route.needs_body() => {
+            let accepted = Accepted {
+                route,
+                scheme,
+                key,
+                reserved: None,
+            };
+            (Step::Forward(accepted), None)
+        }
+        AtHeaders::Verified { scheme, key } => (Step::NeedBody(route), Some((scheme, key))),
+        AtHeaders::NeedBody => (Step::NeedBody(route), None),
+        AtHeaders::Reply(reply) => (Step::Reply(route, reply), None),
+    })
 }
 
 /// The route settings a scheme's verdict depends on.
@@ -132,7 +151,21 @@ pub fn on_body<'p>(
     store: &dyn SharedStore,
     create_cas: u32,
 ) -> Step<'p> {
-    match judge_body(route, head, body, now, store, create_cas) {
+    on_body_verified(route, head, body, None, now, store, create_cas)
+}
+
+/// [`on_body`] for a request whose headers step verified `prior`
+/// ([`on_headers_verified`]).
+pub fn on_body_verified<'p>(
+    route: &'p Route,
+    head: &RequestHead,
+    body: &[u8],
+    prior: Option<Prior>,
+    now: i64,
+    store: &dyn SharedStore,
+    create_cas: u32,
+) -> Step<'p> {
+    match judge_body(route, head, body, prior, now, store, create_cas) {
         Ok(Judged::Accepted(accepted)) => Step::Forward(accepted),
         Ok(Judged::Pending(pending)) => Step::Reserve(route, pending),
         Ok(Judged::Reply(reply)) => Step::Reply(route, reply),
@@ -150,6 +183,7 @@ fn judge_body<'p>(
     route: &'p Route,
     head: &RequestHead,
     body: &[u8],
+    prior: Option<Prior>,
     now: i64,
     store: &dyn SharedStore,
     create_cas: u32,
@@ -158,7 +192,11 @@ fn judge_body<'p>(
         return Err(too_large(route));
     }
     let provider = route.scheme.provider();
-    let verified = provider.at_body(head, body, &checks(route))?;
+    let checks = checks(route);
+    let verified = match prior {
+        Some(prior) => provider.at_body_verified(head, body, &checks, prior)?,
+        None => provider.at_body(head, body, &checks)?,
+    };
     if let (Some(freshness), Some(time)) = (route.freshness, verified.time) {
         timestamp::check_fresh(
             time,
@@ -752,16 +790,21 @@ mod tests {
         )
     }
 
-    /// Both steps as the filter takes them: the body only if the headers asked for it.
+    /// Both steps as the filter takes them: the body only if the headers asked for it,
+    /// with what the headers verified.
     fn verdict<'p>(
         policy: &'p Policy,
         request: &Request,
         now: i64,
         store: &dyn SharedStore,
     ) -> Step<'p> {
-        match at_headers(policy, request) {
-            Step::NeedBody(route) => at_body(route, request, now, store),
-            step => step,
+        let head = request.head();
+        let head = RequestHead::new(&head);
+        match on_headers_verified(policy, &head, &Peer::tls()) {
+            (Step::NeedBody(route), prior) => {
+                on_body_verified(route, &head, &request.body, prior, now, store, CAS)
+            }
+            (step, _) => step,
         }
     }
 
@@ -1137,6 +1180,53 @@ mod tests {
         assert_eq!(accepted.key, "own");
         let reserved = accepted.reserved.unwrap();
         assert!(!reserved.retry);
+    }
+
+    #[test]
+    fn a_signature_verified_at_the_headers_is_not_verified_again_and_judged_alike() {
+        let policy = voice(json!({"freshness": {"max_age": "5m"}}));
+        let parent = Request::post("/vobiz/answer").ma_v3(MA_V3, NONCE);
+        let requests = [
+            answer(),
+            answer().body("Event=Hangup&timestamp=not-a-date"),
+            answer().set(":path", "/vobiz/answer?x=1"),
+            parent.clone().body(FORM),
+            parent
+                .header(
+                    "x-vobiz-signature-v3",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                )
+                .body(FORM),
+        ];
+        for request in &requests {
+            let head = request.head();
+            let head = RequestHead::new(&head);
+            let (step, prior) = on_headers_verified(&policy, &head, &Peer::tls());
+            let route = needs_body(step);
+            assert!(prior.is_some(), "verified at the headers");
+            let (once, twice) = (MemoryStore::new(), MemoryStore::new());
+            let with_prior = on_body_verified(route, &head, &request.body, prior, NOW, &once, CAS);
+            let without = on_body(route, &head, &request.body, NOW, &twice, CAS);
+            assert_eq!(format!("{with_prior:?}"), format!("{without:?}"));
+        }
+        // A prior naming no pair of the request is ignored: verified from scratch.
+        let forged = answer().set(
+            "x-vobiz-signature-v3",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        );
+        let head = forged.head();
+        let head = RequestHead::new(&head);
+        let route = &policy.routes[0];
+        let step = on_body_verified(
+            route,
+            &head,
+            &forged.body,
+            Some(("v2", "own")),
+            NOW,
+            &MemoryStore::new(),
+            CAS,
+        );
+        assert_eq!(reason(step), Reason::SignatureMismatch);
     }
 
     #[test]

@@ -343,8 +343,13 @@ struct GuardRequest {
 enum State {
     /// Not protected, rejected, or forwarded with nothing left to do.
     Idle,
-    /// Waiting for the complete body; the headers are kept to finish the verdict.
-    AwaitingBody { route: usize, headers: Vec<Header> },
+    /// Waiting for the complete body; the headers are kept to finish the verdict, with
+    /// the scheme and key name that verified at the headers, if one did.
+    AwaitingBody {
+        route: usize,
+        headers: Vec<Header>,
+        prior: Option<(&'static str, String)>,
+    },
     /// Verified; paused until etcd answers the reservation (callout `token`), or the
     /// route's timeout, counted from the first call, runs out.
     Reserving {
@@ -451,7 +456,7 @@ impl HttpContext for GuardRequest {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, copy, None);
         }
         let head = RequestHead::new(&headers);
-        let step = guard::on_headers(&plugin.policy, &head, &Connection);
+        let (step, prior) = guard::on_headers_verified(&plugin.policy, &head, &Connection);
         self.spent += started.elapsed();
         match step {
             Step::Unprotected => Action::Continue,
@@ -460,6 +465,7 @@ impl HttpContext for GuardRequest {
                 self.state = State::AwaitingBody {
                     route: index,
                     headers,
+                    prior: prior.map(|(scheme, key)| (scheme, key.to_string())),
                 };
                 if end_of_stream {
                     return self.finish(&plugin, Vec::new());
@@ -551,8 +557,11 @@ impl HttpContext for GuardRequest {
 impl GuardRequest {
     fn finish(&mut self, plugin: &Plugin, body: Vec<u8>) -> Action {
         let started = Instant::now();
-        let State::AwaitingBody { route, headers } =
-            std::mem::replace(&mut self.state, State::Idle)
+        let State::AwaitingBody {
+            route,
+            headers,
+            prior,
+        } = std::mem::replace(&mut self.state, State::Idle)
         else {
             return Action::Continue;
         };
@@ -561,7 +570,8 @@ impl GuardRequest {
         };
         let head = RequestHead::new(&headers);
         let (now, nanos) = host::clock();
-        let step = guard::on_body(route, &head, &body, now, &HostStore, nanos | 1);
+        let prior = prior.as_ref().map(|(scheme, key)| (*scheme, key.as_str()));
+        let step = guard::on_body_verified(route, &head, &body, prior, now, &HostStore, nanos | 1);
         self.spent += started.elapsed();
         match step {
             Step::Forward(accepted) => self.forward(plugin, &head, accepted),

@@ -141,6 +141,19 @@ pub trait Provider {
         checks: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection>;
 
+    /// The same for a request whose signature verified at the headers already
+    /// ([`AtHeaders::Verified`], as `scheme` under the key named `key`): what the body
+    /// adds, without verifying twice. The default verifies again.
+    fn at_body_verified<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        checks: &Checks,
+        _verified: (&'static str, &str),
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        self.at_body(head, body, checks)
+    }
+
     /// Every scheme name it reports, with the names of the keys that can verify it, so
     /// that each metric exists from the start.
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)>;

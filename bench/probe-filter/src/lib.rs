@@ -3,13 +3,17 @@
 //! the hashing it does. `make bench` asks a few times (V8 compiles hot code in tiers) and
 //! reports the last answer.
 //!
-//! `POST /body` answers what reading that request's body from Envoy costs.
+//! `POST /body` answers what reading that request's body from Envoy costs; `POST /core`
+//! with the bench's WhatsApp envelope (an `EVENT_ID` slot) answers what callback-guard's
+//! own steps cost on the bench's two workloads (see `core.rs`).
 //!
 //! `/layout?layout=current|previous&entries=N&fill=F` instead fills a replay cache sized
 //! for N entries with F * N fresh nonces in this Envoy's shared data, in callback-guard's
 //! current layout or the previous one (slots of 32 holding 32), and answers how many were
 //! refused and the mean time of a reservation; `make bench` reads Envoy's allocation
 //! counter around it.
+
+mod core;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -37,7 +41,7 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Probe))
+        Some(Box::new(Probe { core: false }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -45,7 +49,10 @@ impl RootContext for Root {
     }
 }
 
-struct Probe;
+struct Probe {
+    /// `POST /core`: the body is the WhatsApp envelope to time callback-guard's steps with.
+    core: bool,
+}
 
 impl Context for Probe {}
 
@@ -55,7 +62,8 @@ impl HttpContext for Probe {
             .ok()
             .flatten()
             .unwrap_or_default();
-        if path == b"/body" {
+        if path == b"/body" || path == b"/core" {
+            self.core = path == b"/core";
             // Answered once the whole body is in (on_http_request_body).
             return Action::Pause;
         }
@@ -64,12 +72,7 @@ impl HttpContext for Probe {
             let _ = hostcalls::send_http_response(200, vec![], Some(body.as_bytes()));
             return Action::Pause;
         }
-        let report = timings()
-            .iter()
-            .map(|(name, ns)| format!("\"{name}\":{ns}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let body = format!("{{{report}}}");
+        let body = json(&timings());
         let _ = hostcalls::send_http_response(200, vec![], Some(body.as_bytes()));
         Action::Pause
     }
@@ -79,11 +82,31 @@ impl HttpContext for Probe {
         if !end_of_stream {
             return Action::Pause;
         }
-        let ns = time(|| hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size));
-        let body = format!("{{\"request_body_{size}\":{ns}}}");
+        let body = if self.core {
+            let envelope = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let now = hostcalls::get_current_time()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |t| t.as_secs() as i64);
+            json(&core::timings(now, &envelope))
+        } else {
+            let ns = time(|| hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size));
+            format!("{{\"request_body_{size}\":{ns}}}")
+        };
         let _ = hostcalls::send_http_response(200, vec![], Some(body.as_bytes()));
         Action::Pause
     }
+}
+
+fn json(timings: &[(&str, u64)]) -> String {
+    let fields: Vec<_> = timings
+        .iter()
+        .map(|(name, ns)| format!("\"{name}\":{ns}"))
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 /// Mean time of one call of `f`, in nanoseconds.

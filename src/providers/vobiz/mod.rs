@@ -60,19 +60,32 @@ impl Provider for VoiceScheme {
         checks: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection> {
         let verified = self.verify_with_body(head, body, checks)?;
-        let time = match checks.freshness {
-            Some(freshness) => voice_timestamp(head, body, freshness.required)?,
-            None => None,
-        };
-        Ok(Verified {
-            scheme: verified.scheme(),
-            key: verified.key,
-            identity: Cow::Borrowed(verified.nonce),
-            time,
-            // The body is never signed, and the SDK's V3 signs decoded parameters: `a=b` and
-            // `a&b` sign alike, so the raw bytes are bound here.
-            open: Open::ALL,
-        })
+        completed(verified, head, body, checks)
+    }
+
+    /// The docs' V3/V2 verified at the headers: the family's nonce is the identity.
+    fn at_body_verified<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        checks: &Checks,
+        (scheme, key): (&'static str, &str),
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let pairs = self.read_pairs(head)?;
+        let verified = pairs.verified(scheme).and_then(|(family, nonce)| {
+            let key = self.keys_for(family).iter().find(|k| k.name == key)?;
+            Some(voice::Verified {
+                family,
+                sdk: false,
+                key: &key.name,
+                nonce,
+            })
+        });
+        match verified {
+            Some(verified) => completed(verified, head, body, checks),
+            // Not what the headers step reported: judge from scratch.
+            None => self.at_body(head, body, checks),
+        }
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
@@ -81,6 +94,29 @@ impl Provider for VoiceScheme {
             .map(|(scheme, keys)| (scheme, key_names(keys)))
             .collect()
     }
+}
+
+/// A verified voice request with what its body adds: the unsigned timestamp where the
+/// route checks freshness.
+fn completed<'p, 'r>(
+    verified: voice::Verified<'p, 'r>,
+    head: &RequestHead<'r>,
+    body: &[u8],
+    checks: &Checks,
+) -> Result<Verified<'p, 'r>, Rejection> {
+    let time = match checks.freshness {
+        Some(freshness) => voice_timestamp(head, body, freshness.required)?,
+        None => None,
+    };
+    Ok(Verified {
+        scheme: verified.scheme(),
+        key: verified.key,
+        identity: Cow::Borrowed(verified.nonce),
+        time,
+        // The body is never signed, and the SDK's V3 signs decoded parameters: `a=b` and
+        // `a&b` sign alike, so the raw bytes are bound here.
+        open: Open::ALL,
+    })
 }
 
 impl VoiceScheme {

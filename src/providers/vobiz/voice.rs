@@ -190,7 +190,7 @@ struct Pair<'r> {
     nonce: &'r [u8],
 }
 
-impl Pairs<'_> {
+impl<'r> Pairs<'r> {
     pub fn has_v3(&self) -> bool {
         self.found.iter().any(|p| p.family.is_v3())
     }
@@ -209,6 +209,14 @@ impl Pairs<'_> {
             })
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The family and nonce of the pair whose docs' signature verified as `scheme`.
+    pub fn verified(&self, scheme: &str) -> Option<(Family, &'r [u8])> {
+        self.found
+            .iter()
+            .find(|pair| pair.family.scheme(false) == scheme)
+            .map(|pair| (pair.family, pair.nonce))
     }
 
     /// Why nothing verified: a malformed pair is more telling than a mismatch.
