@@ -64,6 +64,7 @@ bench: build
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/minimal-filter/Cargo.toml
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/probe-filter/Cargo.toml
+	cargo build --release --target wasm32-wasip1 --manifest-path bench/floor-filter/Cargo.toml
 	cargo build --release --target wasm32-wasip1 --lib --features count-host-calls --target-dir target/count
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 

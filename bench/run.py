@@ -17,7 +17,10 @@ fleet-wide etcd store (one etcd member on loopback, started here), printed next 
 shared-data (b) with etcd's own CPU per request, and a last phase measures etcd's memory
 per remembered nonce. After the workloads, the priced floor: the host calls one callback
 makes, counted by the filter itself (its `count-host-calls` build), at the probe's prices,
-plus the one hash its signature needs, next to the measured Envoy CPU b-h and their ratio.
+plus the one hash its signature needs, next to the measured Envoy CPU b-h and their ratio;
+and the same floor measured in place: setup (g), bench/floor-filter, makes exactly those
+host calls and that hash and nothing else, under the same load as (b) (the probe's prices
+come from hot loops, where caches are warm; a callback under load runs cold).
 """
 import argparse
 import base64
@@ -47,6 +50,7 @@ VENV_BIN = Path(sys.executable).parent
 WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
 MINIMAL = ROOT / "bench/minimal-filter/target/wasm32-wasip1/release/minimal_filter.wasm"
 PROBE = ROOT / "bench/probe-filter/target/wasm32-wasip1/release/probe_filter.wasm"
+FLOOR = ROOT / "bench/floor-filter/target/wasm32-wasip1/release/floor_filter.wasm"
 # callback-guard built with the count-host-calls feature (make bench builds it).
 COUNTING = ROOT / "target/count/wasm32-wasip1/release/callback_guard.wasm"
 VOICE_BODY = b"CallUUID=bench&Event=StartApp"
@@ -352,7 +356,7 @@ def build_baseline(rev):
     return target / "wasm32-wasip1/release/callback_guard.wasm"
 
 
-def workload(kind, seconds, rounds, upstream, app, etcd=None, baseline=None):
+def workload(kind, seconds, rounds, upstream, app, calls, etcd=None, baseline=None):
     path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
     title = "header-signed V3" if kind == "voice" else "16 KiB body-signed WhatsApp"
     latency_seconds = max(2, seconds // 2)
@@ -364,6 +368,9 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None, baseline=None):
         "f": ("(f) Envoy + minimal wasm filter", MINIMAL, upstream, {}),
         # The floor for any filter that must see the body before the upstream does.
         "h": ("(h) ... minimal, holding the body", MINIMAL, upstream, "hold_body"),
+        # The floor in place: callback-guard's host calls (as counted) and its one hash.
+        "g": ("(g) ... the floor: (b)'s host calls + hash", FLOOR, upstream,
+              {"calls": calls, "hash": "hmac" if kind == "voice" else "sha256"}),
         "b": ("(b) Envoy + callback-guard", WASM, upstream, guard_plugin()),
         "c": ("(c) Envoy -> Python app verifying", None, app, {}),
     }
@@ -379,7 +386,7 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None, baseline=None):
         proc, port, admin = envoy(upstream_port, wasm, plugin,
                                   clusters=[etcd.cluster()] if fleet else ())
         running[key] = {"proc": proc, "port": port, "admin": admin, "upstream": upstream_port,
-                        "fresh": wasm not in (None, MINIMAL),
+                        "fresh": wasm not in (None, MINIMAL, FLOOR),
                         **({"etcd": etcd} if fleet else {})}
     lines = Lines(kind)
     # Generous: no setup here exceeds 40k req/s (voice) or 15k (WhatsApp) on two cores, nor
@@ -420,6 +427,9 @@ def workload(kind, seconds, rounds, upstream, app, etcd=None, baseline=None):
               "CPU b-f (µs/req)": b["envoy_cpu_us"] - f["envoy_cpu_us"],
               "CPU h-f (µs/req)": rows["h"]["envoy_cpu_us"] - f["envoy_cpu_us"],
               "CPU b-h (µs/req)": b["envoy_cpu_us"] - rows["h"]["envoy_cpu_us"],
+              "CPU g-h (µs/req)": rows["g"]["envoy_cpu_us"] - rows["h"]["envoy_cpu_us"],
+              "b-h / g-h": ((b["envoy_cpu_us"] - rows["h"]["envoy_cpu_us"])
+                            / max(rows["g"]["envoy_cpu_us"] - rows["h"]["envoy_cpu_us"], 0.1)),
               "CPU f-a (µs/req)": f["envoy_cpu_us"] - a["envoy_cpu_us"],
               # Users pay for CPU: the whole system's per callback, (c) charged for its
               # own verification in the app.
@@ -660,23 +670,32 @@ def main():
         etcd = Etcd(WORK)
         report["probe_ns"] = probe(upstream)
         baseline = (args.baseline, build_baseline(args.baseline)) if args.baseline else None
-        report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, etcd, baseline)
+        # Counted first: setup (g) makes these calls.
+        calls = {kind: host_calls(upstream, kind) for kind in ("voice", "whatsapp")}
+        report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, calls["voice"],
+                                   etcd, baseline)
         report["whatsapp"] = workload("whatsapp", args.seconds, args.rounds, upstream, app,
-                                      baseline=baseline)
+                                      calls["whatsapp"], baseline=baseline)
         print("\nthe priced floor: host calls per callback, counted by the filter (its count-host-calls "
               "build), at the probe's prices, plus the one hash; against the measured Envoy CPU b-h",
               flush=True)
         for kind in ("voice", "whatsapp"):
-            calls = host_calls(upstream, kind)
-            floor = priced_floor(kind, calls, report["probe_ns"])
+            floor = priced_floor(kind, calls[kind], report["probe_ns"])
             total = sum(floor.values())
             measured = report[kind]["ratios"]["CPU b-h (µs/req)"]
-            report[kind]["host_calls"] = calls
+            report[kind]["host_calls"] = calls[kind]
             report[kind]["floor_us"] = floor
             report[kind]["ratios"]["b-h / floor"] = measured / total
-            print(f"  {kind}: " + ", ".join(f"{name} {n:g}" for name, n in calls.items()), flush=True)
+            print(f"  {kind}: " + ", ".join(f"{name} {n:g}" for name, n in calls[kind].items()), flush=True)
             print(f"    floor {total:.1f} µs (" + ", ".join(f"{name} {us:.1f}" for name, us in floor.items())
                   + f"); measured b-h {measured:.1f} µs: {measured / total:.2f}x the floor", flush=True)
+            ratios = report[kind]["ratios"]
+            print(f"    in place, (g) makes the same calls and hash under the same load: g-h "
+                  f"{ratios['CPU g-h (µs/req)']:.1f} µs; b-h is {ratios['b-h / g-h']:.2f}x that", flush=True)
+            steps = {step: report["probe_ns"].get(f"core_{kind}_{step}", 0) / 1000
+                     for step in ("on_headers", "on_body", "settle")}
+            print("    callback-guard's own steps in the probe's loop (shared data included): "
+                  + ", ".join(f"{step} {us:.2f} µs" for step, us in steps.items()), flush=True)
         if args.nonces:
             print(f"\nmemory: {args.nonces:,} unique nonces filling the replay cache to 90 % "
                   f"(max_entries {ninety_percent(args.nonces):,}) ...", flush=True)
