@@ -597,7 +597,7 @@ def probe(upstream):
 
 # Which probe measurement prices each kind of host call the counting build reports; the
 # body read is priced by its size (kind-specific key filled in by `priced_floor`).
-PRICES = {"request_headers": "request_headers_all", "request_header_set": "property_set_filter_state",
+PRICES = {"request_headers": "request_headers_pairs", "request_header_set": "property_set_filter_state",
           "response_header": "request_header_one", "shared_data_get": "shared_data_get_cache_key",
           "shared_data_set": "shared_data_set_cache_key", "property_get": "property_get_source_address",
           "property_set": "property_set_filter_state", "clock": "clock_wall",

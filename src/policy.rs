@@ -17,7 +17,7 @@ use crate::providers::vobiz::voice::VoiceScheme;
 use crate::providers::vobiz::WhatsApp;
 use crate::providers::Provider;
 use crate::replay::ReplayCache;
-use crate::request::{Header, RequestHead};
+use crate::request::RequestHead;
 
 #[derive(Debug)]
 pub struct Policy {
@@ -239,21 +239,21 @@ impl Policy {
     /// Incoming headers that the upstream would read as the verdict header: its name in any
     /// case, and with `_` for `-` (CGI and WSGI servers read both as `HTTP_X_...`). Only the
     /// filter may speak for the filter, so they are removed from every request.
-    pub fn verdict_header_copies<'h>(&self, headers: &'h [Header]) -> Vec<&'h str> {
+    pub fn verdict_header_copies<'h>(&self, head: &RequestHead<'h>) -> Vec<&'h str> {
         let Some(name) = &self.upstream_header else {
             return Vec::new();
         };
-        let same = |key: &str| {
+        let same = |key: &[u8]| {
             key.len() == name.len()
                 && key
-                    .bytes()
+                    .iter()
                     .zip(name.bytes())
-                    .all(|(k, n)| k.to_ascii_lowercase() == n || (k == b'_' && n == b'-'))
+                    .all(|(&k, n)| k.to_ascii_lowercase() == n || (k == b'_' && n == b'-'))
         };
-        headers
-            .iter()
-            .map(|(key, _)| key.as_str())
-            .filter(|key| same(key))
+        // A copy is ASCII, as the name it matches.
+        head.pairs()
+            .filter(|(key, _)| same(key))
+            .filter_map(|(key, _)| std::str::from_utf8(key).ok())
             .collect()
     }
 
@@ -377,7 +377,7 @@ mod tests {
             ("x-callback", "e"),
         ]);
         assert_eq!(
-            policy.verdict_header_copies(&h),
+            policy.verdict_header_copies(&RequestHead::new(&h)),
             ["x-callback-guard", "x_callback_guard", "X_Callback-Guard"]
         );
     }

@@ -1,12 +1,67 @@
 //! A read-only view of a request's headers as the host hands them over: raw bytes,
 //! never assumed to be UTF-8.
 
-/// One header as read from the host (name lowercase in Envoy, value raw bytes).
+use std::ops::Range;
+
+/// One header, owned (name lowercase in Envoy, value raw bytes).
 pub type Header = (String, Vec<u8>);
 
+/// A header map exactly as the host serialises it (proxy-wasm's pairs format: a count,
+/// each pair's name and value lengths, then each name and value followed by a NUL), kept
+/// whole with where each pair lies: read with one copy and one index, not two
+/// allocations per header.
+#[derive(Debug)]
+pub struct HeaderMap {
+    bytes: Vec<u8>,
+    pairs: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl HeaderMap {
+    /// `None` if the bytes are not a well-formed map.
+    pub fn parse(bytes: Vec<u8>) -> Option<HeaderMap> {
+        let word = |at: usize| -> Option<usize> {
+            let word = bytes.get(at..at.checked_add(4)?)?;
+            Some(u32::from_le_bytes(word.try_into().ok()?) as usize)
+        };
+        if bytes.is_empty() {
+            return Some(HeaderMap {
+                bytes,
+                pairs: Vec::new(),
+            });
+        }
+        let count = word(0)?;
+        let mut data = count.checked_mul(8)?.checked_add(4)?;
+        if data > bytes.len() {
+            return None;
+        }
+        let mut take = |size: usize| -> Option<Range<usize>> {
+            let range = data..data.checked_add(size)?;
+            // Each name and value is followed by a NUL.
+            data = range.end.checked_add(1)?;
+            (data <= bytes.len()).then_some(range)
+        };
+        let pairs = (0..count)
+            .map(|n| {
+                let name = take(word(4 + n * 8)?)?;
+                let value = take(word(8 + n * 8)?)?;
+                Some((name, value))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (data == bytes.len()).then_some(HeaderMap { bytes, pairs })
+    }
+}
+
+/// Where a request's headers come from: owned pairs, or the host's map.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Owned(&'a [Header]),
+    Map(&'a HeaderMap),
+}
+
 /// The headers of one request, with the pseudo-headers the guard needs.
+#[derive(Clone, Copy)]
 pub struct RequestHead<'a> {
-    headers: &'a [Header],
+    source: Source<'a>,
 }
 
 /// What a header lookup found. Duplicates are reported, never silently resolved, because
@@ -20,28 +75,48 @@ pub enum Lookup<'a> {
 
 impl<'a> RequestHead<'a> {
     pub fn new(headers: &'a [Header]) -> Self {
-        RequestHead { headers }
+        RequestHead {
+            source: Source::Owned(headers),
+        }
+    }
+
+    pub fn from_map(map: &'a HeaderMap) -> Self {
+        RequestHead {
+            source: Source::Map(map),
+        }
+    }
+
+    /// Every header as (name, value), in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let (owned, map): (&[Header], Option<&HeaderMap>) = match self.source {
+            Source::Owned(headers) => (headers, None),
+            Source::Map(map) => (&[], Some(map)),
+        };
+        let from_map = map.into_iter().flat_map(|map| {
+            map.pairs
+                .iter()
+                .map(|(name, value)| (&map.bytes[name.clone()], &map.bytes[value.clone()]))
+        });
+        owned
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_slice()))
+            .chain(from_map)
     }
 
     pub fn lookup(&self, name: &str) -> Lookup<'a> {
         let mut found = Lookup::Missing;
-        for (key, value) in self.headers {
-            if key.eq_ignore_ascii_case(name) {
-                if found != Lookup::Missing {
-                    return Lookup::Duplicate;
-                }
-                found = Lookup::One(value);
+        for value in self.all(name) {
+            if found != Lookup::Missing {
+                return Lookup::Duplicate;
             }
+            found = Lookup::One(value);
         }
         found
     }
 
     /// The first value of `name`, for headers where duplicates carry no ambiguity.
     pub fn first(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_slice())
+        self.all(name).next()
     }
 
     /// Every value of `name`, in order.
@@ -49,10 +124,9 @@ impl<'a> RequestHead<'a> {
     where
         'a: 'n,
     {
-        self.headers
-            .iter()
-            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_slice())
+        self.pairs()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
     }
 
     /// Every host the request names, for any server to route on: `:authority`, `Host`,
@@ -159,6 +233,60 @@ mod tests {
             b"f.example",
         ];
         assert_eq!(hosts, expected);
+    }
+
+    /// The host's serialisation of `pairs`.
+    fn serialised(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (name, value) in pairs {
+            out.extend((name.len() as u32).to_le_bytes());
+            out.extend((value.len() as u32).to_le_bytes());
+        }
+        for (name, value) in pairs {
+            out.extend(name.as_bytes());
+            out.push(0);
+            out.extend(*value);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn the_hosts_map_reads_as_owned_headers_do() {
+        let pairs: [(&str, &[u8]); 4] = [
+            (":path", b"/vobiz/answer?x=1"),
+            ("b", b"2"),
+            ("B", b"\xff\x00raw"),
+            ("empty", b""),
+        ];
+        let map = HeaderMap::parse(serialised(&pairs)).unwrap();
+        let owned: Vec<Header> = pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect();
+        let (from_map, from_owned) = (RequestHead::from_map(&map), RequestHead::new(&owned));
+        assert!(from_map.pairs().eq(from_owned.pairs()));
+        assert_eq!(from_map.lookup("b"), Lookup::Duplicate);
+        assert_eq!(from_map.first("EMPTY"), Some(&b""[..]));
+        assert_eq!(from_map.query(), b"x=1");
+        assert_eq!(HeaderMap::parse(Vec::new()).unwrap().pairs.len(), 0);
+    }
+
+    #[test]
+    fn a_malformed_map_is_refused_never_read_past_its_end() {
+        let good = serialised(&[("a", b"1"), ("bb", b"22")]);
+        for cut in 1..good.len() {
+            assert!(
+                HeaderMap::parse(good[..cut].to_vec()).is_none(),
+                "cut at {cut}"
+            );
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(HeaderMap::parse(longer).is_none());
+        let mut huge = good;
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(HeaderMap::parse(huge).is_none());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::guard::Downstream;
 use crate::host_calls::{count, HostCall};
 use crate::metrics::Kind;
 use crate::net;
+use crate::request::HeaderMap;
 
 // The SDK's metric wrappers panic on any status they do not expect (a host without
 // metrics, a bad id). Metrics must never take the VM down, so call the ABI directly.
@@ -38,10 +39,12 @@ extern "C" {
         size: *mut usize,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
 
 // The ABI's MapType, BufferType and StreamType values used below.
+const HTTP_REQUEST_HEADERS: u32 = 0;
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const HTTP_CALL_RESPONSE_BODY: u32 = 4;
 const STREAM_HTTP_REQUEST: u32 = 0;
@@ -227,6 +230,17 @@ fn host_bytes(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<
     // SAFETY: on Ok the host handed over `size` bytes at `data`, allocated by the module's
     // own allocator export for exactly that size, as the SDK's getters assume too.
     Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// The request's headers as one buffer (see [`HeaderMap`]); `None` if the host refuses
+/// or hands over a malformed map.
+pub fn request_headers() -> Option<HeaderMap> {
+    count(HostCall::RequestHeaders);
+    let bytes = host_bytes(|data, size| {
+        // SAFETY: data and size are out-pointers.
+        unsafe { proxy_get_header_map_pairs(HTTP_REQUEST_HEADERS, data, size) }
+    })?;
+    HeaderMap::parse(bytes)
 }
 
 /// Lets a request paused for a callout go on. False if Envoy refused.

@@ -4,6 +4,7 @@
 
 mod host;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config;
 use crate::etcd::{
@@ -24,7 +25,7 @@ use crate::metrics::RouteMetrics;
 use crate::policy::{Mode, Policy, Route, Store};
 use crate::providers::Reply;
 use crate::replay::Outcome;
-use crate::request::{Header, RequestHead};
+use crate::request::{HeaderMap, RequestHead};
 use crate::shared_data::HostStore;
 use crate::verdict::{Reason, Rejection};
 use host::Connection;
@@ -51,13 +52,31 @@ proxy_wasm::main! {{
     });
 }}
 
-/// The configured policy and, route by route, its metrics.
+/// The configured policy and, route by route, its metrics and its verdicts.
 struct Plugin {
     policy: Policy,
     metrics: Vec<RouteMetrics<Option<u32>>>,
+    /// Route by route, the access-log verdict of each scheme and key it accepts, written
+    /// once here rather than formatted for every request.
+    verdicts: Vec<Vec<(&'static str, String, String)>>,
+}
+
+/// The access-log verdict of a request that verified.
+fn verified_verdict(route: &str, scheme: &str, key: &str, retry: bool) -> String {
+    let retry = if retry { " retry=true" } else { "" };
+    format!("verified route={route} scheme={scheme} key={key}{retry}")
 }
 
 impl Plugin {
+    /// A route's verdict for `scheme` and `key` on first delivery.
+    fn verdict(&self, route: &Route, scheme: &str, key: &str) -> Option<&str> {
+        let verdicts = self.verdicts.get(route_index(&self.policy, route))?;
+        verdicts
+            .iter()
+            .find(|(s, k, _)| *s == scheme && k == key)
+            .map(|(_, _, verdict)| verdict.as_str())
+    }
+
     fn metrics(&self, route: &Route) -> Option<&RouteMetrics<Option<u32>>> {
         self.metrics.get(route_index(&self.policy, route))
     }
@@ -277,7 +296,25 @@ impl RootContext for GuardRoot {
                     .iter()
                     .map(|route| RouteMetrics::define(route, host::define_metric))
                     .collect();
-                let plugin = Rc::new(Plugin { policy, metrics });
+                let verdicts = policy
+                    .routes
+                    .iter()
+                    .map(|route| {
+                        let schemes = route.scheme.provider().schemes();
+                        let each = schemes.into_iter().flat_map(|(scheme, keys)| {
+                            keys.into_iter().map(move |key| {
+                                let verdict = verified_verdict(&route.name, scheme, key, false);
+                                (scheme, key.to_string(), verdict)
+                            })
+                        });
+                        each.collect()
+                    })
+                    .collect();
+                let plugin = Rc::new(Plugin {
+                    policy,
+                    metrics,
+                    verdicts,
+                });
                 host::set_tick(plugin.idle_tick_ms());
                 self.plugin = Some(plugin);
                 true
@@ -347,14 +384,14 @@ enum State {
     /// the scheme and key name that verified at the headers, if one did.
     AwaitingBody {
         route: usize,
-        headers: Vec<Header>,
+        headers: HeaderMap,
         prior: Option<(&'static str, String)>,
     },
     /// Verified; paused until etcd answers the reservation (callout `token`), or the
     /// route's timeout, counted from the first call, runs out.
     Reserving {
         route: usize,
-        headers: Vec<Header>,
+        headers: HeaderMap,
         pending: Pending,
         op: ReserveOp,
         token: u32,
@@ -441,21 +478,19 @@ impl HttpContext for GuardRequest {
             host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
             return Action::Pause;
         };
-        count(HostCall::RequestHeaders);
-        let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
-            Ok(headers) => headers,
-            Err(status) => return fail_closed("cannot read request headers", status),
+        let Some(headers) = host::request_headers() else {
+            return fail_closed("cannot read request headers");
         };
+        let head = RequestHead::from_map(&headers);
         #[cfg(feature = "count-host-calls")]
-        if RequestHead::new(&headers).first(":path") == Some(HOST_CALLS_PATH) {
+        if head.first(":path") == Some(HOST_CALLS_PATH) {
             host::send_json(200, &crate::host_calls::totals_json());
             return Action::Pause;
         }
-        for copy in plugin.policy.verdict_header_copies(&headers) {
+        for copy in plugin.policy.verdict_header_copies(&head) {
             count(HostCall::RequestHeaderSet);
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, copy, None);
         }
-        let head = RequestHead::new(&headers);
         let (step, prior) = guard::on_headers_verified(&plugin.policy, &head, &Connection);
         self.spent += started.elapsed();
         match step {
@@ -508,7 +543,7 @@ impl HttpContext for GuardRequest {
                 return Action::Continue;
             };
             let rejection = guard::too_large(route);
-            return self.reject(&plugin, route, &RequestHead::new(&headers), &rejection);
+            return self.reject(&plugin, route, &RequestHead::from_map(&headers), &rejection);
         }
         if !end_of_stream {
             // Envoy keeps buffering; the next call sees the whole body so far.
@@ -516,7 +551,7 @@ impl HttpContext for GuardRequest {
         }
         match host::read_body(body_size) {
             Ok(body) => self.finish(&plugin, body),
-            Err(status) => fail_closed("cannot read the request body", status),
+            Err(status) => fail_closed(&format!("cannot read the request body: {status:?}")),
         }
     }
 
@@ -530,7 +565,7 @@ impl HttpContext for GuardRequest {
         };
         match host::read_body(usize::MAX) {
             Ok(body) => self.finish(&plugin, body),
-            Err(status) => fail_closed("cannot read the request body", status),
+            Err(status) => fail_closed(&format!("cannot read the request body: {status:?}")),
         }
     }
 
@@ -568,7 +603,7 @@ impl GuardRequest {
         let Some(route) = plugin.policy.routes.get(route) else {
             return Action::Continue;
         };
-        let head = RequestHead::new(&headers);
+        let head = RequestHead::from_map(&headers);
         let (now, nanos) = host::clock();
         let prior = prior.as_ref().map(|(scheme, key)| (*scheme, key.as_str()));
         let step = guard::on_body_verified(route, &head, &body, prior, now, &HostStore, nanos | 1);
@@ -589,7 +624,7 @@ impl GuardRequest {
         &mut self,
         plugin: &Plugin,
         route: &Route,
-        headers: Vec<Header>,
+        headers: HeaderMap,
         pending: Pending,
     ) -> Action {
         let index = route_index(&plugin.policy, route);
@@ -626,12 +661,12 @@ impl GuardRequest {
         &mut self,
         plugin: &Plugin,
         route: &Route,
-        headers: Vec<Header>,
+        headers: HeaderMap,
         pending: Pending,
         answer: Result<Answer, EtcdError>,
     ) -> Action {
         let started = Instant::now();
-        let head = RequestHead::new(&headers);
+        let head = RequestHead::from_map(&headers);
         if let Err(problem) = &answer {
             warn!(
                 "callback-guard: route={} replay store: {problem} request_id={}",
@@ -655,13 +690,15 @@ impl GuardRequest {
     fn forward(&mut self, plugin: &Plugin, head: &RequestHead, accepted: Accepted) -> Action {
         let route = accepted.route;
         let retry = accepted.reserved.is_some_and(|r| r.retry);
-        let verdict = format!(
-            "verified route={} scheme={} key={}{}",
-            route.name,
-            accepted.scheme,
-            accepted.key,
-            if retry { " retry=true" } else { "" }
-        );
+        let verdict = match plugin.verdict(route, accepted.scheme, accepted.key) {
+            Some(verdict) if !retry => Cow::Borrowed(verdict),
+            _ => Cow::Owned(verified_verdict(
+                &route.name,
+                accepted.scheme,
+                accepted.key,
+                retry,
+            )),
+        };
         debug!("callback-guard: {verdict} request_id={}", head.request_id());
         if let Some(metrics) = plugin.metrics(route) {
             host::increment(metrics.accepted(accepted.scheme, accepted.key).flatten());
@@ -844,8 +881,8 @@ fn route_index(policy: &Policy, route: &Route) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn fail_closed(what: &str, status: Status) -> Action {
-    error!("callback-guard: {what}: {status:?}; refusing");
+fn fail_closed(what: &str) -> Action {
+    error!("callback-guard: {what}; refusing");
     host::send_json(503, &Rejection::new(Reason::HostError, "").body());
     Action::Pause
 }

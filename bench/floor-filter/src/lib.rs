@@ -121,10 +121,28 @@ fn get_and_set(gets: u32, sets: u32) {
     }
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The request's header map as one buffer, as callback-guard reads it.
+fn request_header_pairs() -> Vec<u8> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: out-pointers; on success the host hands over `size` bytes it allocated
+    // through this module's allocator, as the SDK's own getters assume.
+    unsafe {
+        if proxy_get_header_map_pairs(0, &mut data, &mut size) != 0 || data.is_null() {
+            return Vec::new();
+        }
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
         for _ in 0..self.floor.request_headers {
-            let _ = hostcalls::get_map_bytes(MapType::HttpRequestHeaders);
+            std::hint::black_box(request_header_pairs());
         }
         if end_of_stream {
             Action::Continue

@@ -101,6 +101,25 @@ impl HttpContext for Probe {
     }
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The request's header map as one buffer, as callback-guard reads it (without the SDK's
+/// two allocations per header).
+fn request_header_pairs() -> Vec<u8> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: out-pointers; on success the host hands over `size` bytes it allocated
+    // through this module's allocator, as the SDK's own getters assume.
+    unsafe {
+        if proxy_get_header_map_pairs(0, &mut data, &mut size) != 0 || data.is_null() {
+            return Vec::new();
+        }
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
 fn json(timings: &[(&str, u64)]) -> String {
     let fields: Vec<_> = timings
         .iter()
@@ -192,6 +211,7 @@ fn timings() -> Vec<(&'static str, u64)> {
             "request_headers_all",
             time(|| hostcalls::get_map_bytes(MapType::HttpRequestHeaders)),
         ),
+        ("request_headers_pairs", time(request_header_pairs)),
         (
             "request_header_one",
             time(|| hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "user-agent")),

@@ -71,16 +71,17 @@ impl Provider for VoiceScheme {
         checks: &Checks,
         (scheme, key): (&'static str, &str),
     ) -> Result<Verified<'p, 'r>, Rejection> {
-        let pairs = self.read_pairs(head)?;
-        let verified = pairs.verified(scheme).and_then(|(family, nonce)| {
-            let key = self.keys_for(family).iter().find(|k| k.name == key)?;
-            Some(voice::Verified {
-                family,
-                sdk: false,
-                key: &key.name,
-                nonce,
-            })
-        });
+        let verified = self
+            .verified_nonce(head, scheme)
+            .and_then(|(family, nonce)| {
+                let key = self.keys_for(family).iter().find(|k| k.name == key)?;
+                Some(voice::Verified {
+                    family,
+                    sdk: false,
+                    key: &key.name,
+                    nonce,
+                })
+            });
         match verified {
             Some(verified) => completed(verified, head, body, checks),
             // Not what the headers step reported: judge from scratch.

@@ -190,7 +190,7 @@ struct Pair<'r> {
     nonce: &'r [u8],
 }
 
-impl<'r> Pairs<'r> {
+impl Pairs<'_> {
     pub fn has_v3(&self) -> bool {
         self.found.iter().any(|p| p.family.is_v3())
     }
@@ -209,14 +209,6 @@ impl<'r> Pairs<'r> {
             })
             .collect::<Vec<_>>()
             .join(" ")
-    }
-
-    /// The family and nonce of the pair whose docs' signature verified as `scheme`.
-    pub fn verified(&self, scheme: &str) -> Option<(Family, &'r [u8])> {
-        self.found
-            .iter()
-            .find(|pair| pair.family.scheme(false) == scheme)
-            .map(|pair| (pair.family, pair.nonce))
     }
 
     /// Why nothing verified: a malformed pair is more telling than a mismatch.
@@ -265,6 +257,19 @@ impl VoiceScheme {
             }));
         }
         Ok(pairs)
+    }
+
+    /// The family and nonce of a request whose docs' signature verified as `scheme` (at the
+    /// headers, so its headers are well-formed): only the nonce is read again.
+    pub fn verified_nonce<'r>(
+        &self,
+        head: &RequestHead<'r>,
+        scheme: &str,
+    ) -> Option<(Family, &'r [u8])> {
+        let family = *self.families.iter().find(|f| f.scheme(false) == scheme)?;
+        let name = self.brand.nonce_header(family);
+        let nonce = single(head, name).ok()??;
+        Some((family, parse_nonce(name, nonce).ok()?))
     }
 
     /// Every scheme (family and construction) this route can accept, for metrics.
