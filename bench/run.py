@@ -312,8 +312,9 @@ def summarize(name, samples, round_trip=None, refused=""):
     if round_trip:
         q = round_trip["quantiles"]
         print(f"      etcd round trips at 1 connection (filter's histogram): p50 "
-              f"{q.get('50', 0):.0f} µs, p99 {q.get('99', 0):.0f} µs; {round_trip['ok']:,} ok, "
-              f"{round_trip['error']} errors, {round_trip['timeout']} timeouts", flush=True)
+              f"{q.get('50', 0):.0f} µs, p99 {q.get('99', 0):.0f} µs; {round_trip['ok']:,} ok "
+              f"({round_trip['per_callback']:.2f} per callback), {round_trip['error']} errors, "
+              f"{round_trip['timeout']} timeouts", flush=True)
     return row
 
 
@@ -397,8 +398,9 @@ def workload(kind, seconds, rounds, upstream, app, calls, etcd=None, baseline=No
     if "e" in running:
         # Unloaded round trips first, read from the filter's own histogram, so that it
         # holds no round trips queued behind 32 connections.
-        burst(running["e"], kind, path, lines.get(True, latency_lines), 1, latency_seconds)
+        unloaded = burst(running["e"], kind, path, lines.get(True, latency_lines), 1, latency_seconds)
         round_trip = round_trips(running["e"]["admin"], "voice")
+        round_trip["per_callback"] = round_trip["ok"] / max(unloaded["requests"], 1)
     samples = {key: [] for key in running}
     keys = list(running)
     try:
