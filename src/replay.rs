@@ -40,6 +40,7 @@
 //! same prefix looks in other slots. Put anything that changes the slot count (or the format)
 //! into the prefix, and expect a resize to forget, like a restart does.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use sha2::{Digest, Sha256};
@@ -294,6 +295,13 @@ impl Entry {
 /// Fails closed on anything but the exact layout: a wrong version, a partial entry, more
 /// entries than a slot may hold, or an unknown state.
 fn decode_slot(value: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    let mut entries = Vec::new();
+    decode_slot_into(value, &mut entries)?;
+    Ok(entries)
+}
+
+/// [`decode_slot`], appending to `entries`.
+fn decode_slot_into(value: &[u8], entries: &mut Vec<Entry>) -> Result<(), StoreError> {
     // Any layout's slots decode: SLOT_ENTRIES bounds them all.
     let (&version, body) = value.split_first().ok_or(StoreError::Corrupt)?;
     if version != FORMAT_VERSION
@@ -302,16 +310,39 @@ fn decode_slot(value: &[u8]) -> Result<Vec<Entry>, StoreError> {
     {
         return Err(StoreError::Corrupt);
     }
-    body.chunks_exact(ENTRY_SIZE).map(Entry::decode).collect()
+    for entry in body.chunks_exact(ENTRY_SIZE) {
+        entries.push(Entry::decode(entry)?);
+    }
+    Ok(())
 }
 
+#[cfg(test)]
 fn encode_slot(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + entries.len() * ENTRY_SIZE);
+    let mut out = Vec::new();
+    encode_slot_into(entries, &mut out);
+    out
+}
+
+/// The value of a slot holding `entries`, appended to `out`.
+fn encode_slot_into(entries: &[Entry], out: &mut Vec<u8>) {
+    out.reserve(1 + entries.len() * ENTRY_SIZE);
     out.push(FORMAT_VERSION);
     for entry in entries {
-        entry.encode(&mut out);
+        entry.encode(out);
     }
-    out
+}
+
+/// The buffers a transaction reuses: the slot's key, its entries and their encoding. One
+/// per VM (a wasm VM is one thread), so a reservation or a settle allocates none of its own.
+#[derive(Default)]
+struct Scratch {
+    key: String,
+    entries: Vec<Entry>,
+    encoded: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 /// What a transaction decided after reading a slot.
@@ -413,7 +444,15 @@ impl ReplayCache {
     }
 
     fn slot_key(&self, slot: u32) -> String {
-        format!("{}{}", self.prefix, slot)
+        let mut key = String::new();
+        self.write_slot_key(slot, &mut key);
+        key
+    }
+
+    fn write_slot_key(&self, slot: u32, key: &mut String) {
+        use std::fmt::Write;
+        key.push_str(&self.prefix);
+        let _ = write!(key, "{slot}");
     }
 
     /// Atomically claims `id` for a request with `fingerprint`; also says whether a
@@ -582,26 +621,52 @@ impl ReplayCache {
         id: &[u8; 16],
         now: u32,
         create_cas: u32,
+        decide: impl FnMut(&mut Vec<Entry>) -> Step<T>,
+    ) -> Result<T, StoreError> {
+        SCRATCH.with(|shared| match shared.try_borrow_mut() {
+            Ok(mut scratch) => self.transact_in(&mut scratch, store, id, now, create_cas, decide),
+            // A transaction inside another's (a test's hook writing between get and set).
+            Err(_) => {
+                let scratch = &mut Scratch::default();
+                self.transact_in(scratch, store, id, now, create_cas, decide)
+            }
+        })
+    }
+
+    fn transact_in<T>(
+        &self,
+        scratch: &mut Scratch,
+        store: &dyn SharedStore,
+        id: &[u8; 16],
+        now: u32,
+        create_cas: u32,
         mut decide: impl FnMut(&mut Vec<Entry>) -> Step<T>,
     ) -> Result<T, StoreError> {
-        let key = self.key(id);
+        scratch.key.clear();
+        self.write_slot_key(self.slot_of(id), &mut scratch.key);
         let create_cas = if create_cas == 0 {
             FALLBACK_CREATE_CAS
         } else {
             create_cas
         };
         for _ in 0..MAX_ATTEMPTS {
-            let (mut entries, cas) = match store.get(&key)? {
+            scratch.entries.clear();
+            let cas = match store.get(&scratch.key)? {
                 // Envoy never hands out cas 0; passing it back would write unconditionally.
                 Some((_, 0)) => return Err(StoreError::Host),
-                Some((value, cas)) => (decode_slot(&value)?, cas),
-                None => (Vec::new(), create_cas),
+                Some((value, cas)) => {
+                    decode_slot_into(&value, &mut scratch.entries)?;
+                    cas
+                }
+                None => create_cas,
             };
-            entries.retain(|e| e.expires_at > now);
-            match decide(&mut entries) {
+            scratch.entries.retain(|e| e.expires_at > now);
+            match decide(&mut scratch.entries) {
                 Step::Done(answer) => return Ok(answer),
                 Step::Write(answer) => {
-                    if store.set(&key, &encode_slot(&entries), cas)? {
+                    scratch.encoded.clear();
+                    encode_slot_into(&scratch.entries, &mut scratch.encoded);
+                    if store.set(&scratch.key, &scratch.encoded, cas)? {
                         return Ok(answer);
                     }
                 }
