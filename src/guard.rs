@@ -83,9 +83,16 @@ pub fn on_headers<'p>(
     on_headers_verified(policy, head, downstream).0
 }
 
-/// What the headers step verified of a request that still needs its body: the scheme
-/// and the name of the key.
-pub type Prior<'p> = (&'static str, &'p str);
+/// What is known of a request before its body step judges it, so that nothing is
+/// verified or hashed twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior<'a> {
+    /// The headers step verified this scheme under the key of this name.
+    Verified(&'static str, &'a str),
+    /// The body's HMAC-SHA256 under each of the scheme's
+    /// [`body_mac_keys`](crate::providers::Provider::body_mac_keys), computed as it arrived.
+    BodyMacs(&'a [[u8; 32]]),
+}
 
 /// [`on_headers`], with what it verified when the route needs the body anyway (a voice
 /// signature on a replay-protected route): [`on_body_verified`] takes it, so that the
@@ -127,7 +134,9 @@ fn judge_headers<'p>(
             };
             (Step::Forward(accepted), None)
         }
-        AtHeaders::Verified { scheme, key } => (Step::NeedBody(route), Some((scheme, key))),
+        AtHeaders::Verified { scheme, key } => {
+            (Step::NeedBody(route), Some(Prior::Verified(scheme, key)))
+        }
         AtHeaders::NeedBody => (Step::NeedBody(route), None),
         AtHeaders::Reply(reply) => (Step::Reply(route, reply), None),
     })
@@ -194,7 +203,10 @@ fn judge_body<'p>(
     let provider = route.scheme.provider();
     let checks = checks(route);
     let verified = match prior {
-        Some(prior) => provider.at_body_verified(head, body, &checks, prior)?,
+        Some(Prior::Verified(scheme, key)) => {
+            provider.at_body_verified(head, body, &checks, (scheme, key))?
+        }
+        Some(Prior::BodyMacs(macs)) => provider.at_body_hashed(head, body, &checks, macs)?,
         None => provider.at_body(head, body, &checks)?,
     };
     if let (Some(freshness), Some(time)) = (route.freshness, verified.time) {
@@ -1221,7 +1233,7 @@ mod tests {
             route,
             &head,
             &forged.body,
-            Some(("v2", "own")),
+            Some(Prior::Verified("v2", "own")),
             NOW,
             &MemoryStore::new(),
             CAS,
@@ -1748,6 +1760,47 @@ mod tests {
             ("whatsapp", "subscription")
         );
         assert!(!accepted.reserved.unwrap().retry);
+    }
+
+    #[test]
+    fn a_body_hashed_as_it_arrived_is_judged_as_if_hashed_at_the_end() {
+        let cases = [
+            (whatsapp(), wa_request(WA_SIGNATURE, WA_BODY)),
+            (
+                whatsapp(),
+                wa_request(WA_SIGNATURE, &WA_BODY.replace("10:00", "10:01")),
+            ),
+            (whatsapp(), wa_request(&"0".repeat(64), WA_BODY)),
+            (kyc(), kyc_request(KYC_SIGNATURE, KYC_BODY)),
+            (kyc(), kyc_request(KYC_SIGNATURE, "{}")),
+        ];
+        for (policy, request) in &cases {
+            let route = &policy.routes[0];
+            let keys = route.scheme.provider().body_mac_keys().unwrap();
+            let hashed: Vec<[u8; 32]> = keys.iter().map(|k| k.mac(&[&request.body])).collect();
+            let head = request.head();
+            let head = RequestHead::new(&head);
+            let (once, twice) = (MemoryStore::new(), MemoryStore::new());
+            let prior = Some(Prior::BodyMacs(&hashed));
+            let streamed =
+                on_body_verified(route, &head, &request.body, prior, NOW + 60, &once, CAS);
+            let at_end = on_body(route, &head, &request.body, NOW + 60, &twice, CAS);
+            assert_eq!(format!("{streamed:?}"), format!("{at_end:?}"));
+        }
+        // MACs of other bytes than the body judged are what decide: they must not verify.
+        let (policy, request) = (whatsapp(), wa_request(WA_SIGNATURE, WA_BODY));
+        let other = [test_key("subscription", WA_SECRET).mac(&[b"{}"])];
+        let head = request.head();
+        let step = on_body_verified(
+            &policy.routes[0],
+            &RequestHead::new(&head),
+            &request.body,
+            Some(Prior::BodyMacs(&other)),
+            NOW + 60,
+            &MemoryStore::new(),
+            CAS,
+        );
+        assert_eq!(reason(step), Reason::SignatureMismatch);
     }
 
     #[test]

@@ -76,6 +76,11 @@ impl Key {
         mac.finalize().into_bytes().into()
     }
 
+    /// A fresh HMAC-SHA256 state under this key, to be fed as bytes arrive.
+    pub fn sha256(&self) -> HmacSha256 {
+        self.mac.clone()
+    }
+
     /// A fresh MAC over the concatenation of `parts`.
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.mac.clone();

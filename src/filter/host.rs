@@ -119,9 +119,10 @@ pub fn send(status: u32, content_type: &str, body: &[u8]) {
     }
 }
 
-pub fn read_body(size: usize) -> Result<Vec<u8>, Status> {
+/// `size` bytes of the request body from `start` (fewer if there are fewer).
+pub fn read_body_from(start: usize, size: usize) -> Result<Vec<u8>, Status> {
     count(HostCall::Body);
-    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).map(Option::unwrap_or_default)
+    hostcalls::get_buffer(BufferType::HttpRequestBody, start, size).map(Option::unwrap_or_default)
 }
 
 /// Envoy's wall clock: unix seconds, and the sub-second nanoseconds as cheap entropy for

@@ -2,6 +2,7 @@
 //! core's verdicts into replies, metrics, filter state and log lines. Host failures become
 //! rejections or log lines, never panics.
 
+mod body;
 mod host;
 
 use std::borrow::Cow;
@@ -19,7 +20,7 @@ use crate::config;
 use crate::etcd::{
     self, Answer, Call, Etcd, EtcdError, Progress, ReserveOp, Response, RoundTrip, SettleOp,
 };
-use crate::guard::{self, Accepted, Pending, Reserved, Step};
+use crate::guard::{self, Accepted, Pending, Prior, Reserved, Step};
 use crate::host_calls::{count, HostCall};
 use crate::metrics::RouteMetrics;
 use crate::policy::{Mode, Policy, Route, Store};
@@ -28,6 +29,7 @@ use crate::replay::Outcome;
 use crate::request::{HeaderMap, RequestHead};
 use crate::shared_data::HostStore;
 use crate::verdict::{Reason, Rejection};
+use body::Hashing;
 use host::Connection;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -386,6 +388,8 @@ enum State {
         route: usize,
         headers: HeaderMap,
         prior: Option<(&'static str, String)>,
+        /// The body so far and its MACs, where the scheme signs the raw body alone.
+        hashing: Option<Hashing>,
     },
     /// Verified; paused until etcd answers the reservation (callout `token`), or the
     /// route's timeout, counted from the first call, runs out.
@@ -497,13 +501,19 @@ impl HttpContext for GuardRequest {
             Step::Unprotected => Action::Continue,
             Step::NeedBody(route) => {
                 let index = route_index(&plugin.policy, route);
+                let prior = match prior {
+                    Some(Prior::Verified(scheme, key)) => Some((scheme, key.to_string())),
+                    Some(Prior::BodyMacs(_)) | None => None,
+                };
+                let hashing = route.scheme.provider().body_mac_keys().map(Hashing::new);
                 self.state = State::AwaitingBody {
                     route: index,
                     headers,
-                    prior: prior.map(|(scheme, key)| (scheme, key.to_string())),
+                    prior,
+                    hashing,
                 };
                 if end_of_stream {
-                    return self.finish(&plugin, Vec::new());
+                    return self.finish(&plugin, 0);
                 }
                 if plugin.policy.hold_headers {
                     Action::Pause
@@ -547,12 +557,20 @@ impl HttpContext for GuardRequest {
         }
         if !end_of_stream {
             // Envoy keeps buffering; the next call sees the whole body so far.
+            if let State::AwaitingBody {
+                hashing: Some(hashing),
+                ..
+            } = &mut self.state
+            {
+                let started = Instant::now();
+                if let Err(status) = hashing.take_in(body_size) {
+                    return fail_closed(&format!("cannot read the request body: {status:?}"));
+                }
+                self.spent += started.elapsed();
+            }
             return Action::Pause;
         }
-        match host::read_body(body_size) {
-            Ok(body) => self.finish(&plugin, body),
-            Err(status) => fail_closed(&format!("cannot read the request body: {status:?}")),
-        }
+        self.finish(&plugin, body_size)
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
@@ -563,10 +581,7 @@ impl HttpContext for GuardRequest {
         let Some(plugin) = self.plugin.clone() else {
             return Action::Continue;
         };
-        match host::read_body(usize::MAX) {
-            Ok(body) => self.finish(&plugin, body),
-            Err(status) => fail_closed(&format!("cannot read the request body: {status:?}")),
-        }
+        self.finish(&plugin, usize::MAX)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
@@ -590,22 +605,38 @@ impl HttpContext for GuardRequest {
 }
 
 impl GuardRequest {
-    fn finish(&mut self, plugin: &Plugin, body: Vec<u8>) -> Action {
+    /// Judges the complete body, `size` bytes (`usize::MAX`: all there is).
+    fn finish(&mut self, plugin: &Plugin, size: usize) -> Action {
         let started = Instant::now();
         let State::AwaitingBody {
             route,
             headers,
             prior,
+            hashing,
         } = std::mem::replace(&mut self.state, State::Idle)
         else {
             return Action::Continue;
+        };
+        let read = match hashing {
+            Some(mut hashing) => hashing.take_in(size).map(|()| hashing.finish()),
+            None => body::read_whole(size),
+        };
+        let (body, macs) = match read {
+            Ok(read) => read,
+            Err(status) => {
+                return fail_closed(&format!("cannot read the request body: {status:?}"))
+            }
         };
         let Some(route) = plugin.policy.routes.get(route) else {
             return Action::Continue;
         };
         let head = RequestHead::from_map(&headers);
         let (now, nanos) = host::clock();
-        let prior = prior.as_ref().map(|(scheme, key)| (*scheme, key.as_str()));
+        let prior = match &prior {
+            Some((scheme, key)) => Some(Prior::Verified(scheme, key)),
+            None if !macs.is_empty() => Some(Prior::BodyMacs(&macs)),
+            None => None,
+        };
         let step = guard::on_body_verified(route, &head, &body, prior, now, &HostStore, nanos | 1);
         self.spent += started.elapsed();
         match step {

@@ -61,9 +61,22 @@ impl BodyMac {
         head: &RequestHead,
         body: &[u8],
     ) -> Result<&'k Key, Rejection> {
+        self.verify_macs(keys, head, keys.iter().map(|key| key.mac(&[body])))
+    }
+
+    /// [`verify`](Self::verify) with each key's MAC of the body computed already, in the
+    /// order of `keys` (the filter hashes a body as it arrives).
+    pub fn verify_macs<'k>(
+        &self,
+        keys: &'k [Key],
+        head: &RequestHead,
+        macs: impl IntoIterator<Item = [u8; 32]>,
+    ) -> Result<&'k Key, Rejection> {
         let signature = self.signature(head)?;
         keys.iter()
-            .find(|key| macs_equal(&key.mac(&[body]), &signature))
+            .zip(macs)
+            .find(|(_, mac)| macs_equal(mac, &signature))
+            .map(|(key, _)| key)
             .ok_or_else(|| {
                 Rejection::new(
                     Reason::SignatureMismatch,
@@ -96,17 +109,40 @@ impl Provider for BodySigned {
         _: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection> {
         let key = self.mac.verify(&self.keys, head, body)?;
-        Ok(Verified {
+        Ok(self.verified(key, body))
+    }
+
+    fn body_mac_keys(&self) -> Option<&[Key]> {
+        Some(&self.keys)
+    }
+
+    fn at_body_hashed<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+        macs: &[[u8; 32]],
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let key = self
+            .mac
+            .verify_macs(&self.keys, head, macs.iter().copied())?;
+        Ok(self.verified(key, body))
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![(self.scheme, key_names(&self.keys))]
+    }
+}
+
+impl BodySigned {
+    fn verified<'p, 'r>(&'p self, key: &'p Key, body: &'r [u8]) -> Verified<'p, 'r> {
+        Verified {
             scheme: self.scheme,
             key: &key.name,
             identity: Cow::Borrowed(body),
             time: None,
             open: Open::ALL_BUT_BODY,
-        })
-    }
-
-    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
-        vec![(self.scheme, key_names(&self.keys))]
+        }
     }
 }
 

@@ -154,6 +154,25 @@ pub trait Provider {
         self.at_body(head, body, checks)
     }
 
+    /// The keys of a scheme whose signature is an HMAC-SHA256 of the raw body alone, so
+    /// that the filter can hash a body as it arrives; `None` for every other scheme.
+    fn body_mac_keys(&self) -> Option<&[Key]> {
+        None
+    }
+
+    /// [`at_body`](Self::at_body) for a request whose body was hashed as it arrived:
+    /// `macs` holds its HMAC-SHA256 under each of [`body_mac_keys`](Self::body_mac_keys),
+    /// in order. The default ignores them.
+    fn at_body_hashed<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        checks: &Checks,
+        _macs: &[[u8; 32]],
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        self.at_body(head, body, checks)
+    }
+
     /// Every scheme name it reports, with the names of the keys that can verify it, so
     /// that each metric exists from the start.
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)>;

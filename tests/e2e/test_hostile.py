@@ -654,6 +654,42 @@ def test_slow_bodies_are_judged_whole_and_delivered_once(envoy, upstream):
     assert_vm_intact(envoy)
 
 
+def test_bodies_hashed_as_they_arrive_verify_exactly_the_bytes_delivered(envoy, upstream):
+    # WhatsApp and KYC MAC the raw body alone: the filter hashes each piece as Envoy buffers
+    # it. A changed byte in the first piece, or only in the last, must still be caught, and
+    # what verified must be what the upstream gets.
+    text = "x" * 48_000
+    cases = {}
+    for name, path, sign, make in (("WhatsApp", "/whatsapp/events", whatsapp_headers,
+                                    lambda: whatsapp_body(text=text)),
+                                   ("KYC", "/kyc/events", kyc_headers,
+                                    lambda: kyc_body() + b" " * 48_000)):
+        for trickle in (trickle_http1, trickle_http2):
+            body = make()
+            cases[f"{name} valid, {trickle.__name__}"] = (trickle, path, sign(body), body, 200)
+            signed = make()
+            first = bytearray(signed)
+            first[1] ^= 0x20  # '"' or 'e' changed: the first piece differs from what was signed
+            cases[f"{name} first piece changed, {trickle.__name__}"] = (
+                trickle, path, sign(signed), bytes(first), 403)
+            last = signed[:-1] + (b"}" if signed.endswith(b" ") else b" ")
+            cases[f"{name} last byte changed, {trickle.__name__}"] = (
+                trickle, path, sign(signed), last, 403)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        futures = {name: pool.submit(trickle, envoy, path, headers, body, seconds=1.0, pieces=8)
+                   for name, (trickle, path, headers, body, _) in cases.items()}
+        results = {name: future.result(timeout=60) for name, future in futures.items()}
+    for name, (test_id, answer) in results.items():
+        _, _, _, body, status = cases[name]
+        if status == 200:
+            assert (answer.status, answer.reason) == (200, None), (name, answer)
+            assert_delivered_once(upstream, test_id, body=body)
+        else:
+            assert (answer.status, answer.reason) == (403, "signature_mismatch"), (name, answer)
+            assert_never_delivered(upstream, test_id)
+    assert_vm_intact(envoy)
+
+
 # ----------------------------------------------------------------------------------------
 # 5. HTTP/2: many streams, resets mid-body, huge header blocks.
 

@@ -219,19 +219,36 @@ impl Provider for WhatsApp {
         body: &'r [u8],
         _: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection> {
-        let verified = whatsapp::verify(&self.keys, head, body)?;
-        Ok(Verified {
-            scheme: "whatsapp",
-            key: verified.key,
-            identity: Cow::Owned(verified.event.event_id.into_bytes()),
-            time: Some(verified.event.occurred_at),
-            // The body is authentic once its MAC verifies: an event id re-sent with another
-            // signed body is a copy of that event, not tampering.
-            open: Open::ALL_BUT_BODY,
-        })
+        whatsapp::verify(&self.keys, head, body).map(whatsapp_verified)
+    }
+
+    fn body_mac_keys(&self) -> Option<&[Key]> {
+        Some(&self.keys)
+    }
+
+    fn at_body_hashed<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+        macs: &[[u8; 32]],
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        whatsapp::verify_hashed(&self.keys, head, body, macs).map(whatsapp_verified)
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("whatsapp", key_names(&self.keys))]
+    }
+}
+
+fn whatsapp_verified<'p>(verified: whatsapp::Verified<'p>) -> Verified<'p, 'static> {
+    Verified {
+        scheme: "whatsapp",
+        key: verified.key,
+        identity: Cow::Owned(verified.event.event_id.into_bytes()),
+        time: Some(verified.event.occurred_at),
+        // The body is authentic once its MAC verifies: an event id re-sent with another
+        // signed body is a copy of that event, not tampering.
+        open: Open::ALL_BUT_BODY,
     }
 }
