@@ -151,8 +151,10 @@ def envoy(upstream_port, wasm=None, plugin=None, port=None, clusters=()):
     return proc, port, admin
 
 
-# The fleet-wide store as an operator would configure it (defaults: 250 ms, fail closed).
-ETCD_STORE = {"type": "etcd", "cluster": "etcd"}
+# The fleet-wide store as an operator would configure it (defaults: 250 ms, fail closed),
+# through etcd's gRPC API; and through its JSON gateway, for comparison.
+ETCD_STORE = {"type": "etcd", "cluster": "etcd-grpc", "api": "grpc"}
+ETCD_JSON_STORE = {"type": "etcd", "cluster": "etcd-json", "api": "json"}
 
 
 def guard_plugin(max_entries=1_000_000, store=None):
@@ -380,12 +382,16 @@ def workload(kind, seconds, rounds, upstream, app, calls, etcd=None, baseline=No
     if etcd and kind == "voice":
         # The same, with the fleet-wide store: a local shared-data first level in front
         # of etcd, one transaction per new nonce and one settle after the response.
-        setups["e"] = ("(b) ... with the etcd store", WASM, upstream, guard_plugin(store=ETCD_STORE))
+        setups["e"] = ("(b) ... with the etcd store (gRPC)", WASM, upstream,
+                       guard_plugin(store=ETCD_STORE))
+        setups["e0"] = ("(b) ... etcd through its JSON gateway", WASM, upstream,
+                        guard_plugin(store=ETCD_JSON_STORE))
     running = {}
     for key, (_, wasm, upstream_port, plugin) in setups.items():
-        fleet = key == "e"
+        fleet = key in ("e", "e0")
+        store = plugin["routes"][0]["replay"].get("store", {}) if fleet else {}
         proc, port, admin = envoy(upstream_port, wasm, plugin,
-                                  clusters=[etcd.cluster()] if fleet else ())
+                                  clusters=[etcd.cluster(store["cluster"], store["api"])] if fleet else ())
         running[key] = {"proc": proc, "port": port, "admin": admin, "upstream": upstream_port,
                         "fresh": wasm not in (None, MINIMAL, FLOOR),
                         **({"etcd": etcd} if fleet else {})}
@@ -462,6 +468,14 @@ def workload(kind, seconds, rounds, upstream, app, calls, etcd=None, baseline=No
               f"p50 {ratios['p50 etcd-b (µs)']:+.0f} µs, p99 {ratios['p99 etcd-b (µs)']:+.0f} µs, "
               f"Envoy CPU {ratios['CPU etcd-b (µs/req)']:+.1f} µs/req, "
               f"etcd CPU {e['etcd_cpu_us']:.1f} µs/req", flush=True)
+    if "e0" in rows:
+        e, e0 = rows["e"], rows["e0"]
+        ratios.update({"etcd CPU grpc/json": e["etcd_cpu_us"] / e0["etcd_cpu_us"],
+                       "CPU etcd grpc-json (µs/req)": e["envoy_cpu_us"] - e0["envoy_cpu_us"]})
+        print(f"  etcd's gRPC API vs its JSON gateway: etcd CPU {e['etcd_cpu_us']:.1f} vs "
+              f"{e0['etcd_cpu_us']:.1f} µs/req (x{ratios['etcd CPU grpc/json']:.2f}), Envoy CPU "
+              f"{ratios['CPU etcd grpc-json (µs/req)']:+.1f} µs/req, req/s x{e['rps'] / e0['rps']:.2f}",
+              flush=True)
     return {"rows": rows, "ratios": ratios}
 
 
@@ -508,7 +522,7 @@ def etcd_memory_per_nonce(upstream, etcd, count, rps_hint):
     """etcd's database and resident memory before and after remembering `count` nonces."""
     lines = signed_voice("/vobiz/answer", count, start=2 * 10**12)
     proc, port, _ = envoy(upstream, WASM, guard_plugin(max_entries=3 * count, store=ETCD_STORE),
-                          clusters=[etcd.cluster()])
+                          clusters=[etcd.cluster(ETCD_STORE["cluster"], ETCD_STORE["api"])])
     etcd_compact(etcd)
     before = etcd_metrics(etcd)
     fill(port, lines, count, max(rps_hint, 500))

@@ -19,7 +19,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 1)); then
     echo "usage: fuzz/run.sh [seconds-per-target] [target ...]" >&2
     exit 2
 fi
-all_targets=(config headers form whatsapp_body base_string timestamp guard_body path_view providers)
+all_targets=(config headers form whatsapp_body base_string timestamp guard_body path_view providers etcd_answer)
 targets=("${@:-${all_targets[@]}}")
 
 host=$(rustc -vV | sed -n 's/^host: //p')

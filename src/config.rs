@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::etcd::{Etcd, OnError};
+use crate::etcd::{Api, Etcd, OnError};
 use crate::keys::Key;
 use crate::net::Cidr;
 use crate::path_view::Prefix;
@@ -291,6 +291,8 @@ struct RawStore {
     on_error: Option<OnError>,
     #[serde(default)]
     lease_bucket: Option<Duration>,
+    #[serde(default)]
+    api: Option<Api>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -796,6 +798,7 @@ fn compile_store(
         ("timeout", raw.timeout.is_some()),
         ("on_error", raw.on_error.is_some()),
         ("lease_bucket", raw.lease_bucket.is_some()),
+        ("api", raw.api.is_some()),
     ];
     if raw.kind == StoreKind::SharedData {
         return match etcd_only.iter().find(|(_, set)| *set) {
@@ -840,16 +843,19 @@ fn compile_store(
     if lease_bucket == 0 {
         return Err(error(at("lease_bucket"), "must be at least 1s"));
     }
-    Ok(Store::Etcd(Etcd::new(
-        cluster,
-        authority,
-        &key_prefix,
-        route,
-        timing,
-        timeout_ms,
-        raw.on_error.unwrap_or_default(),
-        lease_bucket,
-    )))
+    Ok(Store::Etcd(
+        Etcd::new(
+            cluster,
+            authority,
+            &key_prefix,
+            route,
+            timing,
+            timeout_ms,
+            raw.on_error.unwrap_or_default(),
+            lease_bucket,
+        )
+        .with_api(raw.api.unwrap_or_default()),
+    ))
 }
 
 /// WhatsApp freshness is on by default (its `occurred_at` is signed); the voice `timestamp`
@@ -1664,6 +1670,24 @@ mod tests {
             let replay = policy.routes[0].replay.as_ref().unwrap();
             assert!(matches!(replay.store, Store::SharedData));
         }
+    }
+
+    #[test]
+    fn the_etcd_api_is_the_json_gateway_unless_grpc_is_chosen() {
+        let api = |extra| etcd_of(&parse_json(route(etcd(extra))).unwrap()).api;
+        assert_eq!(api(serde_json::json!({})), Api::Json);
+        assert_eq!(api(serde_json::json!({"api": "grpc"})), Api::Grpc);
+        assert_eq!(api(serde_json::json!({"api": "json"})), Api::Json);
+        let wrong = parse_json(route(etcd(serde_json::json!({"api": "rest"})))).unwrap_err();
+        assert!(wrong
+            .to_string()
+            .contains("routes[0].replay.store.api: unknown variant `rest`"));
+        let store = serde_json::json!({"type": "shared_data", "api": "grpc"});
+        let wrong = parse_json(route(serde_json::json!({"replay": {"store": store}})));
+        assert!(wrong
+            .unwrap_err()
+            .to_string()
+            .contains("routes[0].replay.store.api: applies only to type etcd"));
     }
 
     #[test]

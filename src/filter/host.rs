@@ -8,7 +8,7 @@ use log::error;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, Status};
 
-use crate::etcd::{Call, Etcd};
+use crate::etcd::{Api, Call, Etcd};
 use crate::guard::Downstream;
 use crate::host_calls::{count, HostCall};
 use crate::metrics::Kind;
@@ -46,6 +46,7 @@ extern "C" {
 // The ABI's MapType, BufferType and StreamType values used below.
 const HTTP_REQUEST_HEADERS: u32 = 0;
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+const HTTP_CALL_RESPONSE_TRAILERS: u32 = 7;
 const HTTP_CALL_RESPONSE_BODY: u32 = 4;
 const STREAM_HTTP_REQUEST: u32 = 0;
 
@@ -164,22 +165,20 @@ impl Downstream for Connection {
 /// Sends one request to etcd's gateway through the route's Envoy cluster. The answer
 /// arrives in `on_http_call_response` of the context that called this.
 pub fn dispatch(etcd: &Etcd, call: &Call, timeout: Duration) -> Result<u32, Status> {
-    let headers = vec![
+    let (body, content_type) = call.payload();
+    let mut headers = vec![
         (":method", "POST"),
         (":path", call.path),
         (":authority", etcd.authority.as_str()),
-        ("content-type", "application/json"),
+        ("content-type", content_type),
     ];
+    if etcd.api == Api::Grpc {
+        headers.push(("te", "trailers"));
+    }
     // A zero timeout would mean "none" to Envoy: never hang a request.
     let timeout = timeout.max(Duration::from_millis(1));
     count(HostCall::Callout);
-    hostcalls::dispatch_http_call(
-        &etcd.cluster,
-        headers,
-        Some(call.body.as_bytes()),
-        vec![],
-        timeout,
-    )
+    hostcalls::dispatch_http_call(&etcd.cluster, headers, Some(body), vec![], timeout)
 }
 
 /// A callout's answer: its `:status` (`None` when the callout failed without one, e.g.
@@ -190,20 +189,8 @@ pub fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<
         return (None, Vec::new());
     }
     count(HostCall::CalloutResponse);
-    let status = host_bytes(|data, size| {
-        let key = ":status";
-        // SAFETY: key points to key.len() valid bytes; data and size are out-pointers.
-        unsafe {
-            proxy_get_header_map_value(
-                HTTP_CALL_RESPONSE_HEADERS,
-                key.as_ptr(),
-                key.len(),
-                data,
-                size,
-            )
-        }
-    })
-    .and_then(|status| std::str::from_utf8(&status).ok()?.parse().ok());
+    let status = call_header(HTTP_CALL_RESPONSE_HEADERS, ":status")
+        .and_then(|status| std::str::from_utf8(&status).ok()?.parse().ok());
     let body = if body_size == 0 {
         Vec::new()
     } else {
@@ -214,6 +201,28 @@ pub fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<
         .unwrap_or_default()
     };
     (status, body)
+}
+
+/// A gRPC callout's `grpc-status` and `grpc-message`: in its trailers, or in its headers
+/// when etcd answered with headers alone (an error).
+pub fn grpc_status(num_trailers: usize) -> (Option<u32>, String) {
+    let map = if num_trailers > 0 {
+        HTTP_CALL_RESPONSE_TRAILERS
+    } else {
+        HTTP_CALL_RESPONSE_HEADERS
+    };
+    let status = call_header(map, "grpc-status")
+        .and_then(|status| std::str::from_utf8(&status).ok()?.parse().ok());
+    let message = call_header(map, "grpc-message").unwrap_or_default();
+    (status, String::from_utf8_lossy(&message).into_owned())
+}
+
+/// One header of a callout's answer (`map`: its headers or its trailers).
+fn call_header(map: u32, name: &str) -> Option<Vec<u8>> {
+    host_bytes(|data, size| {
+        // SAFETY: name points to name.len() valid bytes; data and size are out-pointers.
+        unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), data, size) }
+    })
 }
 
 /// Bytes the host returns in memory it allocated through the SDK's

@@ -18,7 +18,8 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config;
 use crate::etcd::{
-    self, Answer, Call, Etcd, EtcdError, Progress, ReserveOp, Response, RoundTrip, SettleOp,
+    Answer, Answered, Api, Call, Etcd, EtcdError, GrpcResponse, Progress, ReserveOp, Response,
+    RoundTrip, SettleOp,
 };
 use crate::guard::{self, Accepted, Pending, Prior, Reserved, Step};
 use crate::host_calls::{count, HostCall};
@@ -92,22 +93,36 @@ impl Plugin {
         }
     }
 
-    /// Reads the answer to a callout sent to the route's etcd store at `sent`, counts the
-    /// round trip, and hands the answer to `next` (the operation that asked).
+    /// Reads the answer to a callout sent to the route's etcd store at `sent`, in the
+    /// store's API, counts the round trip, and hands the answer to `next` (the operation
+    /// that asked).
     fn store_answer<T>(
         &self,
         route: &Route,
+        etcd: &Etcd,
         sent: Instant,
-        (num_headers, body_size): (usize, usize),
-        next: impl FnOnce(Response) -> T,
+        (num_headers, body_size, num_trailers): (usize, usize, usize),
+        next: impl FnOnce(Answered) -> T,
     ) -> T {
         let (status, body) = host::call_response(num_headers, body_size);
-        let response = Response {
-            status,
-            body: &body,
+        let (grpc_status, message) = match (etcd.api, status) {
+            (Api::Grpc, Some(_)) => host::grpc_status(num_trailers),
+            _ => (None, String::new()),
         };
-        self.round_trip(route, etcd::round_trip(response), sent.elapsed());
-        next(response)
+        let answer = match etcd.api {
+            Api::Json => Answered::Json(Response {
+                status,
+                body: &body,
+            }),
+            Api::Grpc => Answered::Grpc(GrpcResponse {
+                http_status: status,
+                grpc_status,
+                message: &message,
+                body: &body,
+            }),
+        };
+        self.round_trip(route, answer.round_trip(), sent.elapsed());
+        next(answer)
     }
 
     /// Counts one round trip to a route's fleet-wide store and its latency.
@@ -247,19 +262,18 @@ impl Context for GuardRoot {
         token: u32,
         num_headers: usize,
         body_size: usize,
-        _num_trailers: usize,
+        num_trailers: usize,
     ) {
         let Some((mut job, sent)) = self.settles.borrow_mut().in_flight.remove(&token) else {
             return;
         };
-        let Some(route) = job.plugin.policy.routes.get(job.route) else {
+        let Some((route, etcd)) = job.plugin.etcd(job.route) else {
             return;
         };
+        let sizes = (num_headers, body_size, num_trailers);
         let progress = job
             .plugin
-            .store_answer(route, sent, (num_headers, body_size), |answer| {
-                job.op.on_response(answer)
-            });
+            .store_answer(route, etcd, sent, sizes, |answer| job.op.on_answer(answer));
         match progress {
             Progress::Call(call) => {
                 job.call = call;
@@ -412,7 +426,7 @@ impl Context for GuardRequest {
         token: u32,
         num_headers: usize,
         body_size: usize,
-        _num_trailers: usize,
+        num_trailers: usize,
     ) {
         if !matches!(self.state, State::Reserving { token: expected, .. } if expected == token) {
             return;
@@ -441,9 +455,9 @@ impl Context for GuardRequest {
             );
             return;
         };
-        let progress = plugin.store_answer(route_ref, sent, (num_headers, body_size), |answer| {
-            op.on_response(answer)
-        });
+        let sizes = (num_headers, body_size, num_trailers);
+        let progress =
+            plugin.store_answer(route_ref, etcd, sent, sizes, |answer| op.on_answer(answer));
         let answer = match progress {
             Progress::Done(answer) => answer,
             Progress::Call(call) => {

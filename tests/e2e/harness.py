@@ -288,10 +288,14 @@ class Etcd:
         except (httpx.HTTPError, ValueError):
             return False
 
-    def cluster(self, name="etcd"):
-        """An Envoy cluster for the filter's callouts (HTTP/1.1: etcd serves its JSON
-        gateway there; HTTP/2 on this port is gRPC)."""
-        return {"name": name, "type": "STATIC", "connect_timeout": "0.25s",
+    def cluster(self, name="etcd", api="json"):
+        """An Envoy cluster for the filter's callouts in the store's `api`: HTTP/1.1 for
+        etcd's JSON gateway, HTTP/2 for its gRPC API (both on the client port)."""
+        http2 = {"typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}}}} if api == "grpc" else {}
+        return {"name": name, "type": "STATIC", "connect_timeout": "0.25s", **http2,
                 "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                     {"endpoint": {"address": {"socket_address": {
                         "address": "127.0.0.1", "port_value": self.client_port}}}}]}]}}

@@ -1,7 +1,9 @@
 """One replay memory for the whole fleet: a real etcd (Debian's etcd-server, started here)
 behind two Envoy replicas running the filter with `replay.store.type: etcd`. Every refused
 request is proven never to reach the upstream; the failure policy is checked with etcd
-stopped and with etcd hung, and no request may wait longer than the store's timeout."""
+stopped and with etcd hung, and no request may wait longer than the store's timeout. Every
+test runs with the store's gRPC API and with its JSON gateway; replicas using one and the
+other share one store."""
 import concurrent.futures
 import threading
 import time
@@ -20,8 +22,14 @@ TIMEOUT_MS = 300
 MARGIN_S = 0.5
 
 
-def etcd_store(**overrides):
-    return {"type": "etcd", "cluster": "etcd", "timeout": f"{TIMEOUT_MS}ms", **overrides}
+def etcd_store(api, **overrides):
+    return {"type": "etcd", "cluster": f"etcd-{api}", "api": api, "timeout": f"{TIMEOUT_MS}ms",
+            **overrides}
+
+
+@pytest.fixture(scope="module", params=["grpc", "json"])
+def api(request):
+    return request.param
 
 
 def callback(path="/vobiz/answer", body="CallUUID=abc&Event=StartApp"):
@@ -58,16 +66,41 @@ def etcd(workdir):
 
 
 @pytest.fixture(scope="module")
-def replicas(workdir, upstream, cert, etcd):
+def replicas(workdir, upstream, cert, etcd, api):
     """Two Envoy processes with the same plugin configuration, sharing only etcd."""
-    plugin = plugin_config(replay={"store": etcd_store()})
+    plugin = plugin_config(replay={"store": etcd_store(api)})
     started = []
     try:
         for _ in range(2):
-            started.append(Envoy(workdir, upstream, cert, plugin, clusters=[etcd.cluster()]))
+            clusters = [etcd.cluster(f"etcd-{api}", api)]
+            started.append(Envoy(workdir, upstream, cert, plugin, clusters=clusters))
         yield tuple(started)
     finally:
         for proxy in started:
+            proxy.stop()
+
+
+def test_replicas_on_either_api_share_one_store(workdir, upstream, cert, etcd):
+    # A fleet moving from the JSON gateway to gRPC: each sees what the other wrote.
+    started = {}
+    try:
+        for api in ("grpc", "json"):
+            plugin = plugin_config(replay={"store": etcd_store(api)})
+            started[api] = Envoy(workdir, upstream, cert, plugin,
+                                 clusters=[etcd.cluster(f"etcd-{api}", api)])
+        for first, then in (("grpc", "json"), ("json", "grpc")):
+            path, headers, body, test_id, nonce = callback()
+            with started[first].https_client() as client:
+                assert client.post(path, headers=headers, content=body).status_code == 200
+            assert state_in_etcd(etcd, nonce) == 1
+            with started[then].https_client() as client:
+                again = client.post(path, headers=headers, content=body)
+                tampered = client.post(path, headers=headers, content=body + "&Evil=1")
+            assert (again.status_code, reason(again)) == (200, "already_delivered")
+            assert (tampered.status_code, reason(tampered)) == (409, "replay_tampered")
+            assert len(deliveries(upstream, test_id)) == 1
+    finally:
+        for proxy in started.values():
             proxy.stop()
 
 
@@ -218,14 +251,14 @@ def test_store_round_trips_are_measured(replicas):
 
 
 @pytest.fixture(scope="module")
-def outage(workdir, upstream, cert):
+def outage(workdir, upstream, cert, api):
     """etcd, and one Envoy with a fail-closed route (/vobiz/) and a fail-open one (/open/)."""
     server = Etcd(workdir)
-    closed = plugin_config(replay={"store": etcd_store()})["routes"][0]
+    closed = plugin_config(replay={"store": etcd_store(api)})["routes"][0]
     opened = dict(closed, name="voice-open", path_prefix="/open/",
-                  replay={"store": etcd_store(on_error="fail_open")})
+                  replay={"store": etcd_store(api, on_error="fail_open")})
     proxy = Envoy(workdir, upstream, cert, {"routes": [closed, opened]},
-                  clusters=[server.cluster()])
+                  clusters=[server.cluster(f"etcd-{api}", api)])
     try:
         yield server, proxy
     finally:

@@ -1,5 +1,6 @@
-//! The fleet-wide replay store: etcd, reached through its HTTP/JSON gateway by Envoy HTTP
-//! callouts. Pure protocol, no proxy-wasm: what to send, and what etcd's answers mean in the
+//! The fleet-wide replay store: etcd, reached by Envoy HTTP callouts through its gRPC API
+//! (`api: grpc`, see [`grpc`]) or its HTTP/JSON gateway (`api: json`). Pure protocol, no
+//! proxy-wasm: what to send, and what etcd's answers mean in the
 //! replay model of [`crate::replay`] (the same [`Record`], [`judge`](replay::judge) and
 //! [`settled`](replay::settled) rules as the shared-data cache, applied to one etcd key per
 //! id instead of a slot of entries).
@@ -41,6 +42,9 @@ use sha2::{Digest, Sha256};
 
 use crate::replay::{self, Outcome, Record, Reservation, State, Timing};
 
+mod grpc;
+pub use grpc::GrpcResponse;
+
 /// Bytes of one stored value: format, fingerprint, expires_at, deadline, state.
 pub const VALUE_SIZE: usize = 1 + 16 + 4 + 4 + 1;
 /// Leading byte of every value; a new layout needs a new key prefix as well.
@@ -56,6 +60,18 @@ const GRANT_PATH: &str = "/v3/lease/grant";
 /// etcd's error messages (`rpctypes.ErrLeaseNotFound`, `ErrLeaseExist`).
 const LEASE_NOT_FOUND: &str = "requested lease not found";
 const LEASE_EXISTS: &str = "lease already exists";
+
+/// How the filter talks to etcd. Both read and write the same keys and values, so replicas
+/// using either share one store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// etcd's HTTP/JSON gateway (`/v3/kv/txn`), over any HTTP version.
+    #[default]
+    Json,
+    /// etcd's gRPC API: the cluster must speak HTTP/2. Half etcd's CPU per call.
+    Grpc,
+}
 
 /// What a route does when etcd is slow, down or answers nonsense.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -79,6 +95,7 @@ pub struct Etcd {
     /// Budget for one reservation (all its round trips), and for one settle.
     pub timeout_ms: u32,
     pub on_error: OnError,
+    pub api: Api,
     /// `{key_prefix}{route}/`.
     scope: String,
     timing: Timing,
@@ -94,11 +111,43 @@ pub struct Lease {
     pub ttl_secs: u64,
 }
 
-/// One HTTP request to etcd's gateway: always a POST of a JSON body.
+/// One HTTP request to etcd: always a POST, of a JSON body to the gateway or of a framed
+/// protobuf message to the gRPC API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     pub path: &'static str,
+    /// The gateway's JSON request; empty for gRPC.
     pub body: String,
+    /// The gRPC request, length-prefixed; empty for the gateway.
+    pub message: Vec<u8>,
+}
+
+impl Call {
+    /// What goes on the wire, and its content type.
+    pub fn payload(&self) -> (&[u8], &'static str) {
+        if self.message.is_empty() {
+            (self.body.as_bytes(), "application/json")
+        } else {
+            (&self.message, "application/grpc")
+        }
+    }
+}
+
+/// An answer from etcd, in the route's API.
+#[derive(Debug, Clone, Copy)]
+pub enum Answered<'a> {
+    Json(Response<'a>),
+    Grpc(GrpcResponse<'a>),
+}
+
+impl Answered<'_> {
+    /// How the round trip went, for the store metrics.
+    pub fn round_trip(self) -> RoundTrip {
+        match self {
+            Answered::Json(response) => round_trip(response),
+            Answered::Grpc(response) => grpc::round_trip(response),
+        }
+    }
 }
 
 /// What came back from a callout: the HTTP status (`None` when the callout failed without
@@ -225,11 +274,17 @@ impl Etcd {
             authority,
             timeout_ms,
             on_error,
+            api: Api::Json,
             scope: format!("{key_prefix}{route}/"),
             timing,
             lease_bucket_secs: lease_bucket_secs.max(1),
             lease_seed: seed.finalize().into(),
         }
+    }
+
+    /// The same store, reached through `api`.
+    pub fn with_api(self, api: Api) -> Self {
+        Etcd { api, ..self }
     }
 
     /// The etcd key of a replay id.
@@ -264,7 +319,8 @@ impl Etcd {
     pub fn reserve(&self, id: &[u8; 16], fingerprint: &[u8; 16], now: u32) -> (ReserveOp, Call) {
         let fresh = self.timing.first_sight(fingerprint, now);
         let mut op = ReserveOp {
-            key: STANDARD.encode(self.key(id)),
+            api: self.api,
+            key: self.key(id),
             fingerprint: *fingerprint,
             now,
             timing: self.timing,
@@ -287,7 +343,8 @@ impl Etcd {
     ) -> Option<(SettleOp, Call)> {
         let record = replay::settled(&claim.record, &claim.record.fingerprint, outcome)?;
         let mut op = SettleOp {
-            key: STANDARD.encode(self.key(id)),
+            api: self.api,
+            key: self.key(id),
             fingerprint: claim.record.fingerprint,
             outcome,
             now,
@@ -336,7 +393,7 @@ enum Awaiting {
 /// A reservation in progress (owned, so the filter can keep it across callbacks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReserveOp {
-    /// The key, base64 as the gateway wants bytes.
+    api: Api,
     key: String,
     fingerprint: [u8; 16],
     now: u32,
@@ -351,7 +408,7 @@ impl ReserveOp {
     fn txn(&mut self, write: Write) -> Call {
         self.transactions += 1;
         self.pending = Awaiting::Txn(write);
-        let value = STANDARD.encode(encode_value(&write.record()));
+        let value = encode_value(&write.record());
         let (compare, lease) = match write {
             Write::Create(_) => (Compare::NeverCreated, PutLease::Attach(self.lease.id)),
             Write::Renew { revision, .. } => (
@@ -360,36 +417,55 @@ impl ReserveOp {
             ),
             Write::Reclaim { revision, .. } => (Compare::ModRevision(revision), PutLease::Keep),
         };
-        txn_call(&self.key, compare, &value, lease)
+        txn_call(self.api, &self.key, compare, &value, lease)
     }
 
-    /// Feeds the response to the last call.
+    /// Feeds the answer to the last call, in the route's API.
+    pub fn on_answer(&mut self, answer: Answered) -> Progress<Answer> {
+        match answer {
+            Answered::Json(response) => self.on_response(response),
+            Answered::Grpc(response) => match self.pending {
+                Awaiting::Grant(write) => self.granted(write, grpc::grant_result(response)),
+                Awaiting::Txn(write) => self.replied(write, grpc::txn_result(response)),
+            },
+        }
+    }
+
+    /// Feeds the gateway's response to the last call.
     pub fn on_response(&mut self, response: Response) -> Progress<Answer> {
         match self.pending {
-            Awaiting::Grant(write) => match grant_result(response) {
-                Ok(()) => {
-                    self.granted = true;
-                    self.transactions -= 1; // the same transaction again, not a new attempt
-                    Progress::Call(self.txn(write))
-                }
-                Err(error) => Progress::Done(Err(error)),
-            },
-            Awaiting::Txn(write) => match parse_txn(response) {
-                Ok(reply) if reply.succeeded => Progress::Done(Ok(Answer {
-                    reservation: write.reservation(),
-                    record: write.record(),
-                    revision: reply.revision,
-                })),
-                Ok(reply) => self.decide(reply.kv),
-                Err(Failure::LeaseNotFound) if !self.granted => {
-                    self.pending = Awaiting::Grant(write);
-                    Progress::Call(grant_call(self.lease))
-                }
-                Err(Failure::LeaseNotFound) => Progress::Done(Err(EtcdError::Unavailable(
-                    "the lease was not found even after granting it".into(),
-                ))),
-                Err(Failure::Etcd(error)) => Progress::Done(Err(error)),
-            },
+            Awaiting::Grant(write) => self.granted(write, grant_result(response)),
+            Awaiting::Txn(write) => self.replied(write, parse_txn(response)),
+        }
+    }
+
+    fn granted(&mut self, write: Write, result: Result<(), EtcdError>) -> Progress<Answer> {
+        match result {
+            Ok(()) => {
+                self.granted = true;
+                self.transactions -= 1; // the same transaction again, not a new attempt
+                Progress::Call(self.txn(write))
+            }
+            Err(error) => Progress::Done(Err(error)),
+        }
+    }
+
+    fn replied(&mut self, write: Write, reply: Result<TxnReply, Failure>) -> Progress<Answer> {
+        match reply {
+            Ok(reply) if reply.succeeded => Progress::Done(Ok(Answer {
+                reservation: write.reservation(),
+                record: write.record(),
+                revision: reply.revision,
+            })),
+            Ok(reply) => self.decide(reply.kv),
+            Err(Failure::LeaseNotFound) if !self.granted => {
+                self.pending = Awaiting::Grant(write);
+                Progress::Call(grant_call(self.api, self.lease))
+            }
+            Err(Failure::LeaseNotFound) => Progress::Done(Err(EtcdError::Unavailable(
+                "the lease was not found even after granting it".into(),
+            ))),
+            Err(Failure::Etcd(error)) => Progress::Done(Err(error)),
         }
     }
 
@@ -444,6 +520,7 @@ pub enum Settled {
 /// A settle in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettleOp {
+    api: Api,
     key: String,
     fingerprint: [u8; 16],
     outcome: Outcome,
@@ -454,17 +531,30 @@ pub struct SettleOp {
 impl SettleOp {
     fn txn(&mut self, revision: i64, record: &Record) -> Call {
         self.transactions += 1;
-        let value = STANDARD.encode(encode_value(record));
         txn_call(
+            self.api,
             &self.key,
             Compare::ModRevision(revision),
-            &value,
+            &encode_value(record),
             PutLease::Keep,
         )
     }
 
+    /// Feeds the answer to the last call, in the route's API.
+    pub fn on_answer(&mut self, answer: Answered) -> Progress<Settled> {
+        match answer {
+            Answered::Json(response) => self.on_response(response),
+            Answered::Grpc(response) => self.replied(grpc::txn_result(response)),
+        }
+    }
+
+    /// Feeds the gateway's response to the last call.
     pub fn on_response(&mut self, response: Response) -> Progress<Settled> {
-        let reply = match parse_txn(response) {
+        self.replied(parse_txn(response))
+    }
+
+    fn replied(&mut self, reply: Result<TxnReply, Failure>) -> Progress<Settled> {
+        let reply = match reply {
             Ok(reply) => reply,
             Err(Failure::Etcd(error)) => return Progress::Done(Err(error)),
             // Settles never attach a lease.
@@ -554,9 +644,26 @@ enum PutLease {
     Keep,
 }
 
-/// "If `compare`, put `value`, else read the key", with keys and values base64 as the
-/// gateway's JSON wants bytes. Every part is base64 or digits: nothing to escape.
-fn txn_call(key: &str, compare: Compare, value: &str, lease: PutLease) -> Call {
+/// "If `compare`, put `value`, else read the key", in `api`.
+fn txn_call(api: Api, key: &str, compare: Compare, value: &[u8], lease: PutLease) -> Call {
+    match api {
+        Api::Json => json_txn_call(
+            &STANDARD.encode(key),
+            compare,
+            &STANDARD.encode(value),
+            lease,
+        ),
+        Api::Grpc => Call {
+            path: grpc::TXN_PATH,
+            body: String::new(),
+            message: grpc::txn(key.as_bytes(), &compare, value, &lease),
+        },
+    }
+}
+
+/// [`txn_call`] for the gateway, with key and value base64 as its JSON wants bytes. Every
+/// part is base64 or digits: nothing to escape.
+fn json_txn_call(key: &str, compare: Compare, value: &str, lease: PutLease) -> Call {
     let compare = match compare {
         Compare::NeverCreated => {
             format!(r#"{{"target":"CREATE","key":"{key}","create_revision":"0"}}"#)
@@ -574,13 +681,22 @@ fn txn_call(key: &str, compare: Compare, value: &str, lease: PutLease) -> Call {
         body: format!(
             r#"{{"compare":[{compare}],"success":[{{"request_put":{{"key":"{key}","value":"{value}",{lease}}}}}],"failure":[{{"request_range":{{"key":"{key}"}}}}]}}"#
         ),
+        message: Vec::new(),
     }
 }
 
-fn grant_call(lease: Lease) -> Call {
-    Call {
-        path: GRANT_PATH,
-        body: format!(r#"{{"ID":"{}","TTL":"{}"}}"#, lease.id, lease.ttl_secs),
+fn grant_call(api: Api, lease: Lease) -> Call {
+    match api {
+        Api::Json => Call {
+            path: GRANT_PATH,
+            body: format!(r#"{{"ID":"{}","TTL":"{}"}}"#, lease.id, lease.ttl_secs),
+            message: Vec::new(),
+        },
+        Api::Grpc => Call {
+            path: grpc::GRANT_PATH,
+            body: String::new(),
+            message: grpc::lease_grant(lease.id, lease.ttl_secs),
+        },
     }
 }
 

@@ -1,0 +1,477 @@
+//! etcd's gRPC API on the wire: the two requests the store sends (`KV.Txn` and
+//! `Lease.LeaseGrant`) as protobuf in gRPC's length-prefixed framing, and what comes back.
+//! Only the fields the store writes or reads, numbered as in etcd's
+//! `api/etcdserverpb/rpc.proto` and `api/mvccpb/kv.proto`. The same requests as the JSON
+//! gateway's, without the gateway: etcd spends about half the CPU on each.
+
+use super::{Compare, EtcdError, Failure, Kv, PutLease, TxnReply, LEASE_EXISTS, LEASE_NOT_FOUND};
+
+pub const TXN_PATH: &str = "/etcdserverpb.KV/Txn";
+pub const GRANT_PATH: &str = "/etcdserverpb.Lease/LeaseGrant";
+
+/// gRPC status codes the store tells apart.
+const OK: u32 = 0;
+const DEADLINE_EXCEEDED: u32 = 4;
+const NOT_FOUND: u32 = 5;
+const FAILED_PRECONDITION: u32 = 9;
+const UNAVAILABLE: u32 = 14;
+/// Envoy's own answer to a gRPC call it timed out: `UNAVAILABLE` with this message (where
+/// the JSON gateway's call gets a plain 504).
+const ENVOY_TIMEOUT: &str = "upstream request timeout";
+
+/// No answer in time: etcd's deadline, or Envoy's.
+fn timed_out(response: &GrpcResponse) -> bool {
+    match (response.http_status, response.grpc_status) {
+        (_, Some(DEADLINE_EXCEEDED)) | (Some(504), None) => true,
+        (_, Some(UNAVAILABLE)) => response.message == ENVOY_TIMEOUT,
+        _ => false,
+    }
+}
+
+/// A gRPC answer as Envoy hands it over: the HTTP status (`None` when the callout failed
+/// without a response), `grpc-status` and `grpc-message` (from the trailers, or the
+/// headers of a trailers-only answer) and the framed body.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcResponse<'a> {
+    pub http_status: Option<u16>,
+    pub grpc_status: Option<u32>,
+    pub message: &'a str,
+    pub body: &'a [u8],
+}
+
+// ---- requests ----
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A varint field (int64, enum, bool); zero is the default and is left out.
+fn number(out: &mut Vec<u8>, field: u32, value: i64) {
+    if value != 0 {
+        varint(out, u64::from(field) << 3);
+        varint(out, value as u64);
+    }
+}
+
+/// A length-delimited field (bytes or an embedded message).
+fn delimited(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    varint(out, u64::from(field) << 3 | 2);
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// gRPC's framing: uncompressed, then the message's length (big-endian u32).
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + message.len());
+    out.push(0);
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// `TxnRequest`: if `compare`, put `value` (with `lease`), else read the key.
+pub fn txn(key: &[u8], compare: &Compare, value: &[u8], lease: &PutLease) -> Vec<u8> {
+    // Compare: result EQUAL (0, the default), target CREATE 1 / MOD 2, key 3,
+    // create_revision 5 / mod_revision 6.
+    let mut cmp = Vec::with_capacity(key.len() + 16);
+    match compare {
+        Compare::NeverCreated => {
+            number(&mut cmp, 2, 1);
+            delimited(&mut cmp, 3, key);
+            // create_revision 0 is a set oneof field: it must be on the wire.
+            varint(&mut cmp, 5 << 3);
+            varint(&mut cmp, 0);
+        }
+        Compare::ModRevision(revision) => {
+            number(&mut cmp, 2, 2);
+            delimited(&mut cmp, 3, key);
+            varint(&mut cmp, 6 << 3);
+            varint(&mut cmp, *revision as u64);
+        }
+    }
+    // PutRequest: key 1, value 2, lease 3, ignore_lease 6.
+    let mut put = Vec::with_capacity(key.len() + value.len() + 16);
+    delimited(&mut put, 1, key);
+    delimited(&mut put, 2, value);
+    match lease {
+        PutLease::Attach(id) => number(&mut put, 3, *id),
+        PutLease::Keep => number(&mut put, 6, 1),
+    }
+    // RequestOp: request_range 1, request_put 2; RangeRequest: key 1.
+    let mut success = Vec::with_capacity(put.len() + 4);
+    delimited(&mut success, 2, &put);
+    let mut range = Vec::with_capacity(key.len() + 4);
+    delimited(&mut range, 1, key);
+    let mut failure = Vec::with_capacity(range.len() + 4);
+    delimited(&mut failure, 1, &range);
+    // TxnRequest: compare 1, success 2, failure 3.
+    let mut request = Vec::with_capacity(cmp.len() + success.len() + failure.len() + 12);
+    delimited(&mut request, 1, &cmp);
+    delimited(&mut request, 2, &success);
+    delimited(&mut request, 3, &failure);
+    framed(&request)
+}
+
+/// `LeaseGrantRequest`: TTL 1, ID 2.
+pub fn lease_grant(id: i64, ttl_secs: u64) -> Vec<u8> {
+    let mut request = Vec::with_capacity(24);
+    number(&mut request, 1, i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+    number(&mut request, 2, id);
+    framed(&request)
+}
+
+// ---- answers ----
+
+/// One field of a protobuf message.
+enum Field<'a> {
+    Number(u64),
+    Bytes(&'a [u8]),
+    /// Fixed-width fields, which the store never reads.
+    Other,
+}
+
+const MALFORMED: EtcdError = EtcdError::Malformed("gRPC answer is not the expected protobuf");
+
+/// The fields of one message, in order; an error on anything truncated or unknown.
+fn fields(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), EtcdError>> {
+    fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    std::iter::from_fn(move || {
+        if bytes.is_empty() {
+            return None;
+        }
+        let field = (|| {
+            let key = read_varint(&mut bytes)?;
+            let value = match key & 7 {
+                0 => Field::Number(read_varint(&mut bytes)?),
+                2 => {
+                    let length = usize::try_from(read_varint(&mut bytes)?).ok()?;
+                    let (value, rest) = bytes.split_at_checked(length)?;
+                    bytes = rest;
+                    Field::Bytes(value)
+                }
+                1 => {
+                    bytes = bytes.get(8..)?;
+                    Field::Other
+                }
+                5 => {
+                    bytes = bytes.get(4..)?;
+                    Field::Other
+                }
+                _ => return None,
+            };
+            Some((key >> 3, value))
+        })();
+        Some(match field {
+            Some(field) => Ok(field),
+            None => {
+                bytes = &[];
+                Err(MALFORMED)
+            }
+        })
+    })
+}
+
+/// The message inside gRPC's framing: exactly one, uncompressed.
+fn deframed(body: &[u8]) -> Result<&[u8], EtcdError> {
+    let (&[0, a, b, c, d], message) = body.split_first_chunk::<5>().ok_or(MALFORMED)? else {
+        return Err(EtcdError::Malformed("gRPC answer compressed"));
+    };
+    let length = u32::from_be_bytes([a, b, c, d]) as usize;
+    (message.len() == length)
+        .then_some(message)
+        .ok_or(MALFORMED)
+}
+
+/// `TxnResponse`: header 1 (revision 3), succeeded 2, responses 3 (response_range 1:
+/// kvs 2: KeyValue with mod_revision 3 and value 5).
+fn txn_reply(message: &[u8]) -> Result<TxnReply, EtcdError> {
+    let (mut revision, mut succeeded, mut kv, mut ranged) = (0i64, false, None, false);
+    for field in fields(message) {
+        match field? {
+            (1, Field::Bytes(header)) => {
+                for field in fields(header) {
+                    if let (3, Field::Number(value)) = field? {
+                        revision = value as i64;
+                    }
+                }
+            }
+            (2, Field::Number(value)) => succeeded = value != 0,
+            (3, Field::Bytes(response)) => {
+                for field in fields(response) {
+                    let (1, Field::Bytes(range)) = field? else {
+                        continue;
+                    };
+                    ranged = true;
+                    for field in fields(range) {
+                        let (2, Field::Bytes(pair)) = field? else {
+                            continue;
+                        };
+                        if kv.is_none() {
+                            kv = Some(key_value(pair)?);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if revision <= 0 {
+        return Err(EtcdError::Malformed("transaction reply without a revision"));
+    }
+    if !succeeded && !ranged {
+        return Err(EtcdError::Malformed("failed transaction without its range"));
+    }
+    Ok(TxnReply {
+        succeeded,
+        revision,
+        kv,
+    })
+}
+
+fn key_value(pair: &[u8]) -> Result<Kv, EtcdError> {
+    let (mut value, mut mod_revision) = (Vec::new(), 0i64);
+    for field in fields(pair) {
+        match field? {
+            (3, Field::Number(revision)) => mod_revision = revision as i64,
+            (5, Field::Bytes(bytes)) => value = bytes.to_vec(),
+            _ => {}
+        }
+    }
+    if mod_revision <= 0 {
+        return Err(EtcdError::Malformed("key without a mod_revision"));
+    }
+    Ok(Kv {
+        value,
+        mod_revision,
+    })
+}
+
+/// A failed callout or a gRPC error, in words for the log (bounded, escaped).
+fn unavailable(response: GrpcResponse) -> EtcdError {
+    if timed_out(&response) {
+        return EtcdError::Timeout;
+    }
+    match (response.http_status, response.grpc_status) {
+        (None, _) => EtcdError::Unavailable("no response (connection failed or reset)".into()),
+        (Some(http), None) => EtcdError::Unavailable(format!("HTTP {http} without a gRPC status")),
+        (_, Some(status)) => {
+            let text: String = response.message.escape_default().take(160).collect();
+            EtcdError::Unavailable(format!("gRPC status {status}: {text}"))
+        }
+    }
+}
+
+/// A transaction's outcome, as the JSON gateway's parser gives it.
+pub(super) fn txn_result(response: GrpcResponse) -> Result<TxnReply, Failure> {
+    match response.grpc_status {
+        Some(OK) => deframed(response.body)
+            .and_then(txn_reply)
+            .map_err(Failure::Etcd),
+        Some(NOT_FOUND) if response.message.contains(LEASE_NOT_FOUND) => {
+            Err(Failure::LeaseNotFound)
+        }
+        _ => Err(Failure::Etcd(unavailable(response))),
+    }
+}
+
+/// A grant succeeded, or the lease is already there (granted by another replica).
+pub(super) fn grant_result(response: GrpcResponse) -> Result<(), EtcdError> {
+    match response.grpc_status {
+        Some(OK) => Ok(()),
+        Some(FAILED_PRECONDITION) if response.message.contains(LEASE_EXISTS) => Ok(()),
+        _ => Err(unavailable(response)),
+    }
+}
+
+/// How one call went, for the store metrics: any answer etcd gives on purpose is `Ok`.
+pub(super) fn round_trip(response: GrpcResponse) -> super::RoundTrip {
+    use super::RoundTrip;
+    match response.grpc_status {
+        Some(OK) => RoundTrip::Ok,
+        Some(NOT_FOUND | FAILED_PRECONDITION)
+            if response.message.contains(LEASE_NOT_FOUND)
+                || response.message.contains(LEASE_EXISTS) =>
+        {
+            RoundTrip::Ok
+        }
+        _ if timed_out(&response) => RoundTrip::Timeout,
+        _ => RoundTrip::Error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::{Api, Etcd, OnError, Progress, Reservation};
+    use crate::replay::Timing;
+
+    // Recorded with etcd's own generated protobuf code (python-etcd3 0.12's rpc_pb2) and
+    // from etcd 3.4.23 (Debian's etcd-server) answering it over gRPC.
+    const KEY: &[u8] = b"/callback-guard/vobiz-voice/q83vEjRWeJq83vEjRWeJqw";
+    const CREATE: &str = "0a3810011a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71772800125c125a0a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177121a0146464646464646464646464646464646a003c5693eb2c3690018def9aac8f8acd191011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177";
+    const SETTLE: &str = "0a3810021a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71773029125412520a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177121a0146464646464646464646464646464646a003c5693eb2c3690030011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177";
+    const GRANT: &str = "08bcc10510def9aac8f8acd19101";
+    const SUCCEEDED: &str =
+        "0a1908e2889e81df8af4f9970110c38c8880b2d3fcc93b1802200210011a0612040a021802";
+    const FAILED_WITH: &str = "0a1908e2889e81df8af4f9970110c38c8880b2d3fcc93b180220021a6a0a680a02180212600a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71771002180220012a1a0146464646464646464646464646464646a003c5693eb2c3690030def9aac8f8acd191012001";
+    const FAILED_EMPTY: &str =
+        "0a1908e2889e81df8af4f9970110c38c8880b2d3fcc93b180220021a060a040a021802";
+    const LEASE: i64 = 0x1234567890abcde;
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn value() -> Vec<u8> {
+        let mut value = vec![1];
+        value.extend([b'F'; 16]);
+        value.extend(1_774_519_200u32.to_le_bytes());
+        value.extend(1_774_432_830u32.to_le_bytes());
+        value.push(0);
+        value
+    }
+
+    fn answer(status: u32, message: &str, body: &[u8]) -> GrpcResponse<'static> {
+        GrpcResponse {
+            http_status: Some(200),
+            grpc_status: Some(status),
+            message: Box::leak(message.to_string().into_boxed_str()),
+            body: Box::leak(body.to_vec().into_boxed_slice()),
+        }
+    }
+
+    fn ok(message_hex: &str) -> GrpcResponse<'static> {
+        answer(OK, "", &framed(&hex(message_hex)))
+    }
+
+    #[test]
+    fn requests_are_byte_for_byte_what_etcds_own_code_encodes() {
+        let create = txn(
+            KEY,
+            &Compare::NeverCreated,
+            &value(),
+            &PutLease::Attach(LEASE),
+        );
+        assert_eq!(create, framed(&hex(CREATE)));
+        let settle = txn(KEY, &Compare::ModRevision(41), &value(), &PutLease::Keep);
+        assert_eq!(settle, framed(&hex(SETTLE)));
+        assert_eq!(lease_grant(LEASE, 90_300), framed(&hex(GRANT)));
+        assert_eq!(&create[..5], &[0, 0, 0, 0, (create.len() - 5) as u8]);
+    }
+
+    #[test]
+    fn etcds_answers_are_read() {
+        let reply = txn_result(ok(SUCCEEDED)).ok().unwrap();
+        assert!(reply.succeeded && reply.revision == 2 && reply.kv.is_none());
+        let reply = txn_result(ok(FAILED_WITH)).ok().unwrap();
+        assert!(!reply.succeeded && reply.revision == 2);
+        let kv = reply.kv.unwrap();
+        assert_eq!((kv.value, kv.mod_revision), (value(), 2));
+        let reply = txn_result(ok(FAILED_EMPTY)).ok().unwrap();
+        assert!(!reply.succeeded && reply.kv.is_none());
+    }
+
+    #[test]
+    fn anything_else_is_an_error_never_a_panic() {
+        let whole = framed(&hex(FAILED_WITH));
+        for cut in 0..whole.len() {
+            let result = txn_result(answer(OK, "", &whole[..cut]));
+            assert!(matches!(result, Err(Failure::Etcd(_))), "cut at {cut}");
+        }
+        let mut compressed = whole.clone();
+        compressed[0] = 1;
+        assert!(txn_result(answer(OK, "", &compressed)).is_err());
+        // A success that is not a transaction reply: no revision.
+        assert!(txn_result(ok(GRANT)).is_err());
+        let mut longer = whole;
+        longer.push(0);
+        assert!(txn_result(answer(OK, "", &longer)).is_err());
+    }
+
+    #[test]
+    fn statuses_mean_what_the_gateways_did() {
+        let missing = answer(NOT_FOUND, "etcdserver: requested lease not found", &[]);
+        assert!(matches!(txn_result(missing), Err(Failure::LeaseNotFound)));
+        assert_eq!(round_trip(missing), crate::etcd::RoundTrip::Ok);
+        let there = answer(FAILED_PRECONDITION, "etcdserver: lease already exists", &[]);
+        assert_eq!(grant_result(there), Ok(()));
+        assert_eq!(round_trip(there), crate::etcd::RoundTrip::Ok);
+        let envoy_timeout = answer(UNAVAILABLE, ENVOY_TIMEOUT, &[]);
+        assert!(matches!(
+            txn_result(envoy_timeout),
+            Err(Failure::Etcd(EtcdError::Timeout))
+        ));
+        assert_eq!(round_trip(envoy_timeout), crate::etcd::RoundTrip::Timeout);
+        let deadline = answer(DEADLINE_EXCEEDED, "context deadline exceeded", &[]);
+        assert_eq!(grant_result(deadline), Err(EtcdError::Timeout));
+        let down = answer(UNAVAILABLE, "no healthy upstream", &[]);
+        assert_eq!(round_trip(down), crate::etcd::RoundTrip::Error);
+        assert!(matches!(
+            grant_result(down),
+            Err(EtcdError::Unavailable(text)) if text == "gRPC status 14: no healthy upstream"
+        ));
+        let reset = GrpcResponse {
+            http_status: None,
+            grpc_status: None,
+            message: "",
+            body: &[],
+        };
+        assert_eq!(round_trip(reset), crate::etcd::RoundTrip::Error);
+        assert!(matches!(
+            grant_result(reset),
+            Err(EtcdError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn a_reservation_over_grpc_is_one_transaction() {
+        let timing = Timing {
+            window_secs: 86_400,
+            inflight_secs: 30,
+        };
+        let etcd = Etcd::new(
+            "etcd".into(),
+            "etcd".into(),
+            "/callback-guard/",
+            "vobiz-voice",
+            timing,
+            250,
+            OnError::FailClosed,
+            3600,
+        )
+        .with_api(Api::Grpc);
+        let (mut op, call) = etcd.reserve(&[7; 16], &[b'F'; 16], 1_774_432_800);
+        assert_eq!(
+            (call.path, call.payload().1),
+            (TXN_PATH, "application/grpc")
+        );
+        assert!(call.body.is_empty());
+        match op.on_answer(crate::etcd::Answered::Grpc(ok(SUCCEEDED))) {
+            Progress::Done(Ok(answer)) => {
+                assert_eq!(
+                    (answer.reservation, answer.revision),
+                    (Reservation::Fresh, 2)
+                );
+            }
+            other => panic!("expected the reservation, got {other:?}"),
+        }
+    }
+}
