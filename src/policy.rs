@@ -261,7 +261,12 @@ impl Policy {
     /// one. Routes are tried in configuration order, first as sent, then as read.
     pub fn protection(&self, head: &RequestHead) -> Protection<'_> {
         let path = PathView::new(head.first(":path").unwrap_or_default());
-        let hosts = head.hosts();
+        // Only a route restricted to a host looks at the hosts a request names.
+        let hosts = if self.routes.iter().any(|r| r.host.is_some()) {
+            head.hosts()
+        } else {
+            Vec::new()
+        };
         let overrides: Vec<PathView> = PATH_OVERRIDES
             .iter()
             .flat_map(|name| head.all(name))

@@ -73,11 +73,17 @@ fn verified_verdict(route: &str, scheme: &str, key: &str, retry: bool) -> String
 impl Plugin {
     /// A route's verdict for `scheme` and `key` on first delivery.
     fn verdict(&self, route: &Route, scheme: &str, key: &str) -> Option<&str> {
-        let verdicts = self.verdicts.get(route_index(&self.policy, route))?;
+        let route = route_index(&self.policy, route);
+        let at = self.verdict_index(route, scheme, key)?;
+        Some(self.verdicts.get(route)?.get(at)?.2.as_str())
+    }
+
+    /// Where `scheme` and `key` are among the verdicts of the route at `route`.
+    fn verdict_index(&self, route: usize, scheme: &str, key: &str) -> Option<usize> {
+        let verdicts = self.verdicts.get(route)?;
         verdicts
             .iter()
-            .find(|(s, k, _)| *s == scheme && k == key)
-            .map(|(_, _, verdict)| verdict.as_str())
+            .position(|(s, k, _)| *s == scheme && k == key)
     }
 
     fn metrics(&self, route: &Route) -> Option<&RouteMetrics<Option<u32>>> {
@@ -397,11 +403,12 @@ enum State {
     /// Not protected, rejected, or forwarded with nothing left to do.
     Idle,
     /// Waiting for the complete body; the headers are kept to finish the verdict, with
-    /// the scheme and key name that verified at the headers, if one did.
+    /// the scheme and key that verified at the headers, if one did (by its place in the
+    /// route's verdicts, which name both).
     AwaitingBody {
         route: usize,
         headers: HeaderMap,
-        prior: Option<(&'static str, String)>,
+        prior: Option<usize>,
         /// The body so far and its MACs, where the scheme signs the raw body alone.
         hashing: Option<Hashing>,
     },
@@ -516,7 +523,7 @@ impl HttpContext for GuardRequest {
             Step::NeedBody(route) => {
                 let index = route_index(&plugin.policy, route);
                 let prior = match prior {
-                    Some(Prior::Verified(scheme, key)) => Some((scheme, key.to_string())),
+                    Some(Prior::Verified(scheme, key)) => plugin.verdict_index(index, scheme, key),
                     Some(Prior::BodyMacs(_)) | None => None,
                 };
                 let hashing = route.scheme.provider().body_mac_keys().map(Hashing::new);
@@ -641,13 +648,14 @@ impl GuardRequest {
                 return fail_closed(&format!("cannot read the request body: {status:?}"))
             }
         };
+        let verified = prior.and_then(|at| plugin.verdicts.get(route)?.get(at));
         let Some(route) = plugin.policy.routes.get(route) else {
             return Action::Continue;
         };
         let head = RequestHead::from_map(&headers);
         let (now, nanos) = host::clock();
-        let prior = match &prior {
-            Some((scheme, key)) => Some(Prior::Verified(scheme, key)),
+        let prior = match verified {
+            Some((scheme, key, _)) => Some(Prior::Verified(scheme, key)),
             None if !macs.is_empty() => Some(Prior::BodyMacs(&macs)),
             None => None,
         };
