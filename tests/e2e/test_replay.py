@@ -206,6 +206,20 @@ def test_trailer_terminated_http2_bodies_are_judged_at_the_trailers(envoy, upstr
     assert len(deliveries(upstream, test_id)) == 1
 
 
+def test_trailer_terminated_bodies_hashed_as_they_arrive_are_judged_at_the_trailers(envoy,
+                                                                                   upstream):
+    # WhatsApp's body is hashed as it arrives; with trailers, its last piece comes before
+    # the end of the stream, and the verdict at the trailers must still see all of it.
+    headers, body, test_id, _ = whatsapp()
+    status, _ = h2_post_with_trailers(envoy, "/whatsapp/events", headers, body)
+    assert status == 200
+    assert [r["body"] for r in deliveries(upstream, test_id)] == [body]
+    forged_headers, forged, forged_id, _ = whatsapp(secret="wrong")
+    status, data = h2_post_with_trailers(envoy, "/whatsapp/events", forged_headers, forged)
+    assert status == 403 and json.loads(data)["reason"] == "signature_mismatch"
+    assert deliveries(upstream, forged_id) == []
+
+
 def whatsapp(event_id=None, occurred_at=None, secret=WHATSAPP_SECRET, extra=""):
     occurred = occurred_at or datetime.now(timezone.utc)
     envelope = {
