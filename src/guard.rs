@@ -90,7 +90,8 @@ pub enum Prior<'a> {
     /// The headers step verified this scheme under the key of this name.
     Verified(&'static str, &'a str),
     /// The body's HMAC-SHA256 under each of the scheme's
-    /// [`body_mac_keys`](crate::providers::Provider::body_mac_keys), computed as it arrived.
+    /// [`streamed_mac`](crate::providers::Provider::streamed_mac) keys, over its prefix and
+    /// the body, computed as the body arrived.
     BodyMacs(&'a [[u8; 32]]),
 }
 
@@ -1776,10 +1777,14 @@ mod tests {
         ];
         for (policy, request) in &cases {
             let route = &policy.routes[0];
-            let keys = route.scheme.provider().body_mac_keys().unwrap();
-            let hashed: Vec<[u8; 32]> = keys.iter().map(|k| k.mac(&[&request.body])).collect();
             let head = request.head();
             let head = RequestHead::new(&head);
+            let streamed = route.scheme.provider().streamed_mac(&head).unwrap();
+            let hashed: Vec<[u8; 32]> = streamed
+                .keys
+                .iter()
+                .map(|k| k.mac(&[&streamed.prefix, &request.body]))
+                .collect();
             let (once, twice) = (MemoryStore::new(), MemoryStore::new());
             let prior = Some(Prior::BodyMacs(&hashed));
             let streamed =

@@ -1,12 +1,14 @@
 //! The request body as the filter takes it in: read once at its end, or, for a scheme
-//! whose signature is an HMAC of the raw body alone, read and hashed as it arrives, so the
-//! verdict follows the last byte without a pass over the whole body.
+//! whose signature is an HMAC of the raw body (behind bytes the headers fix), read and
+//! hashed as it arrives, so the verdict follows the last byte without a pass over the whole
+//! body.
 
 use hmac::Mac;
 use proxy_wasm::types::Status;
 
 use super::host;
 use crate::keys::{HmacSha256, Key};
+use crate::providers::StreamedMac;
 
 /// A body hashed as it arrives: the bytes so far and, for each of the scheme's keys, the
 /// HMAC state over them.
@@ -16,10 +18,15 @@ pub struct Hashing {
 }
 
 impl Hashing {
-    pub fn new(keys: &[Key]) -> Self {
+    /// Each key's HMAC state, fed the bytes the headers fix before the body.
+    pub fn new(streamed: StreamedMac) -> Self {
+        let mut macs: Vec<HmacSha256> = streamed.keys.iter().map(Key::sha256).collect();
+        for mac in &mut macs {
+            mac.update(&streamed.prefix);
+        }
         Hashing {
             body: Vec::new(),
-            macs: keys.iter().map(Key::sha256).collect(),
+            macs,
         }
     }
 

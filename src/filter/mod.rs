@@ -526,7 +526,11 @@ impl HttpContext for GuardRequest {
                     Some(Prior::Verified(scheme, key)) => plugin.verdict_index(index, scheme, key),
                     Some(Prior::BodyMacs(_)) | None => None,
                 };
-                let hashing = route.scheme.provider().body_mac_keys().map(Hashing::new);
+                let hashing = route
+                    .scheme
+                    .provider()
+                    .streamed_mac(&head)
+                    .map(Hashing::new);
                 self.state = State::AwaitingBody {
                     route: index,
                     headers,

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
-use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, Verified};
+use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -112,8 +112,8 @@ impl Provider for BodySigned {
         Ok(self.verified(key, body))
     }
 
-    fn body_mac_keys(&self) -> Option<&[Key]> {
-        Some(&self.keys)
+    fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
+        Some(StreamedMac::body(&self.keys))
     }
 
     fn at_body_hashed<'p, 'r>(

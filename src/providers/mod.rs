@@ -154,15 +154,17 @@ pub trait Provider {
         self.at_body(head, body, checks)
     }
 
-    /// The keys of a scheme whose signature is an HMAC-SHA256 of the raw body alone, so
-    /// that the filter can hash a body as it arrives; `None` for every other scheme.
-    fn body_mac_keys(&self) -> Option<&[Key]> {
+    /// For a scheme whose signature is an HMAC-SHA256 of bytes the headers fix (often
+    /// none) followed by the raw body: its keys and those bytes, so that the filter can hash
+    /// the body as it arrives. `None` for every other scheme, and where the headers do not
+    /// give the bytes (the body step then judges as usual).
+    fn streamed_mac(&self, _head: &RequestHead) -> Option<StreamedMac<'_>> {
         None
     }
 
     /// [`at_body`](Self::at_body) for a request whose body was hashed as it arrived:
-    /// `macs` holds its HMAC-SHA256 under each of [`body_mac_keys`](Self::body_mac_keys),
-    /// in order. The default ignores them.
+    /// `macs` holds the HMAC-SHA256 of [`streamed_mac`](Self::streamed_mac)'s prefix and the
+    /// body under each of its keys, in order. The default ignores them.
     fn at_body_hashed<'p, 'r>(
         &'p self,
         head: &RequestHead<'r>,
@@ -187,6 +189,23 @@ pub trait Provider {
         _key: &str,
     ) -> Result<Option<Reply>, Rejection> {
         Ok(None)
+    }
+}
+
+/// What a body is hashed with as it arrives: each key's HMAC-SHA256 over `prefix` and then
+/// the body.
+pub struct StreamedMac<'p> {
+    pub keys: &'p [Key],
+    pub prefix: Vec<u8>,
+}
+
+impl<'p> StreamedMac<'p> {
+    /// The raw body alone.
+    pub fn body(keys: &'p [Key]) -> Self {
+        StreamedMac {
+            keys,
+            prefix: Vec::new(),
+        }
     }
 }
 
@@ -307,12 +326,19 @@ pub const MAX_SIGNATURES: usize = 8;
 
 /// The key, among `keys`, whose HMAC-SHA256 over `parts` is one of `signatures`.
 pub fn any_key<'k>(keys: &'k [Key], parts: &[&[u8]], signatures: &[[u8; 32]]) -> Option<&'k Key> {
-    keys.iter().find(|key| {
-        let expected = key.mac(parts);
-        signatures
-            .iter()
-            .any(|signature| macs_equal(&expected, signature))
-    })
+    key_with_mac(keys, keys.iter().map(|key| key.mac(parts)), signatures)
+}
+
+/// The key, among `keys`, whose MAC (`macs`, in the keys' order) is one of `signatures`.
+pub fn key_with_mac<'k>(
+    keys: &'k [Key],
+    macs: impl IntoIterator<Item = [u8; 32]>,
+    signatures: &[[u8; 32]],
+) -> Option<&'k Key> {
+    keys.iter()
+        .zip(macs)
+        .find(|(_, mac)| signatures.iter().any(|s| macs_equal(mac, s)))
+        .map(|(key, _)| key)
 }
 
 pub fn mismatch(what: &str) -> Rejection {
@@ -322,4 +348,22 @@ pub fn mismatch(what: &str) -> Rejection {
 /// A route's keys by name, as every scheme reports them.
 pub fn key_names(keys: &[Key]) -> Vec<&str> {
     keys.iter().map(|key| key.name.as_str()).collect()
+}
+
+/// For a scheme's tests: a body hashed as it arrives is judged as the same body in one pass.
+#[cfg(test)]
+pub(crate) fn assert_streamed_alike(provider: &dyn Provider, head: &RequestHead, body: &[u8]) {
+    let Some(streamed) = provider.streamed_mac(head) else {
+        panic!("the scheme streams nothing for these headers");
+    };
+    let macs: Vec<[u8; 32]> = streamed
+        .keys
+        .iter()
+        .map(|key| key.mac(&[&streamed.prefix, body]))
+        .collect();
+    let checks = Checks::default();
+    assert_eq!(
+        provider.at_body_hashed(head, body, &checks, &macs),
+        provider.at_body(head, body, &checks)
+    );
 }

@@ -29,6 +29,7 @@ import pytest
 from harness import (FORM_TYPE, JSON_TYPE, TOKEN, Envoy, fresh_id, fresh_nonce, kyc_headers,
                      plugin_config, shipped_plugin_config, sign, vobiz_headers, wait_for,
                      whatsapp_body, whatsapp_headers)
+from providers import PROVIDERS
 from raw import (PROTOCOLS, H2, Stream, assert_delivered_once, assert_never_delivered,
                  assert_refused_cleanly, chunked, h2_exchange, http1_exchange, http1_head,
                  seen_by_upstream, send)
@@ -655,15 +656,28 @@ def test_slow_bodies_are_judged_whole_and_delivered_once(envoy, upstream):
 
 
 def test_bodies_hashed_as_they_arrive_verify_exactly_the_bytes_delivered(envoy, upstream):
-    # WhatsApp and KYC MAC the raw body alone: the filter hashes each piece as Envoy buffers
-    # it. A changed byte in the first piece, or only in the last, must still be caught, and
-    # what verified must be what the upstream gets.
+    # WhatsApp and KYC MAC the raw body alone, Stripe and Slack a timestamp from the headers
+    # and then the body (signed here by their SDKs): the filter hashes each piece as Envoy
+    # buffers it. A changed byte in the first piece, or only in the last, must still be
+    # caught, and what verified must be what the upstream gets.
     text = "x" * 48_000
+    by_name = {provider.name: provider for provider in PROVIDERS}
+
+    def sdk_signed(provider):
+        def sign(body):
+            return by_name[provider].deliver(body=body).headers
+        return sign
+
+    def event():
+        return json.dumps({"id": f"evt_{fresh_id()}", "pad": text}).encode()
+
     cases = {}
     for name, path, sign, make in (("WhatsApp", "/whatsapp/events", whatsapp_headers,
                                     lambda: whatsapp_body(text=text)),
                                    ("KYC", "/kyc/events", kyc_headers,
-                                    lambda: kyc_body() + b" " * 48_000)):
+                                    lambda: kyc_body() + b" " * 48_000),
+                                   ("Stripe", "/stripe/events", sdk_signed("stripe"), event),
+                                   ("Slack", "/slack/events", sdk_signed("slack"), event)):
         for trickle in (trickle_http1, trickle_http2):
             body = make()
             cases[f"{name} valid, {trickle.__name__}"] = (trickle, path, sign(body), body, 200)

@@ -16,7 +16,9 @@ use std::borrow::Cow;
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
-use crate::providers::{form_pairs, key_names, AtHeaders, Checks, Open, Provider, Verified};
+use crate::providers::{
+    form_pairs, key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified,
+};
 use crate::request::RequestHead;
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
@@ -222,8 +224,8 @@ impl Provider for WhatsApp {
         whatsapp::verify(&self.keys, head, body).map(whatsapp_verified)
     }
 
-    fn body_mac_keys(&self) -> Option<&[Key]> {
-        Some(&self.keys)
+    fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
+        Some(StreamedMac::body(&self.keys))
     }
 
     fn at_body_hashed<'p, 'r>(
