@@ -656,7 +656,7 @@ def test_slow_bodies_are_judged_whole_and_delivered_once(envoy, upstream):
 
 
 def test_bodies_hashed_as_they_arrive_verify_exactly_the_bytes_delivered(envoy, upstream):
-    # WhatsApp and KYC MAC the raw body alone, Stripe and Slack a timestamp from the headers
+    # WhatsApp and KYC MAC the raw body alone, Stripe, Slack and Svix bytes from the headers
     # and then the body (signed here by their SDKs): the filter hashes each piece as Envoy
     # buffers it. A changed byte in the first piece, or only in the last, must still be
     # caught, and what verified must be what the upstream gets.
@@ -677,7 +677,8 @@ def test_bodies_hashed_as_they_arrive_verify_exactly_the_bytes_delivered(envoy, 
                                    ("KYC", "/kyc/events", kyc_headers,
                                     lambda: kyc_body() + b" " * 48_000),
                                    ("Stripe", "/stripe/events", sdk_signed("stripe"), event),
-                                   ("Slack", "/slack/events", sdk_signed("slack"), event)):
+                                   ("Slack", "/slack/events", sdk_signed("slack"), event),
+                                   ("Svix", "/svix/events", sdk_signed("svix"), event)):
         for trickle in (trickle_http1, trickle_http2):
             body = make()
             cases[f"{name} valid, {trickle.__name__}"] = (trickle, path, sign(body), body, 200)
