@@ -10,7 +10,9 @@ use crate::form;
 use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::github::SCHEME;
-use crate::providers::{challenge, form_pairs, AtHeaders, Checks, Provider, Reply, Verified};
+use crate::providers::{
+    challenge, form_pairs, AtHeaders, Checks, Provider, Reply, StreamedMac, Verified,
+};
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
 
@@ -93,6 +95,20 @@ impl Provider for Meta {
         self.signed.at_body(head, body, checks)
     }
 
+    fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
+        self.signed.streamed_mac(head)
+    }
+
+    fn at_body_hashed<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        checks: &Checks,
+        macs: &[[u8; 32]],
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        self.signed.at_body_hashed(head, body, checks, macs)
+    }
+
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         self.signed.schemes()
     }
@@ -119,6 +135,9 @@ mod tests {
             .unwrap();
         assert_eq!((verified.scheme, verified.key), ("meta", "app"));
         assert!(meta.at_body(&head, b"{}", &Checks::default()).is_err());
+        for body in [body, "{}"] {
+            crate::providers::assert_streamed_alike(&meta, &head, body.as_bytes());
+        }
     }
 
     fn check(meta: &Meta, method: &str, path: &str) -> Result<Option<String>, Reason> {
