@@ -11,8 +11,8 @@ use std::borrow::Cow;
 
 use crate::keys::Key;
 use crate::providers::{
-    any_key, base64_exact, key_names, malformed, mismatch, required, AtHeaders, Checks, Open,
-    Provider, Verified,
+    any_key, base64_exact, key_names, key_with_mac, malformed, mismatch, required, AtHeaders,
+    Checks, Open, Provider, StreamedMac, Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -53,10 +53,42 @@ impl Provider for Shopify {
         _: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection> {
         let signature = signature(head)?;
+        self.verified(body, |keys| any_key(keys, &[body], &[signature]))
+    }
+
+    fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
+        Some(StreamedMac::body(&self.keys))
+    }
+
+    fn at_body_hashed<'p, 'r>(
+        &'p self,
+        head: &RequestHead<'r>,
+        body: &'r [u8],
+        _: &Checks,
+        macs: &[[u8; 32]],
+    ) -> Result<Verified<'p, 'r>, Rejection> {
+        let signature = signature(head)?;
+        self.verified(body, |keys| {
+            key_with_mac(keys, macs.iter().copied(), &[signature])
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![("shopify", key_names(&self.keys))]
+    }
+}
+
+impl Shopify {
+    /// A non-empty body whose MAC `matching` finds among the keys.
+    fn verified<'p, 'r>(
+        &'p self,
+        body: &'r [u8],
+        matching: impl FnOnce(&'p [Key]) -> Option<&'p Key>,
+    ) -> Result<Verified<'p, 'r>, Rejection> {
         if body.is_empty() {
             return Err(Rejection::new(Reason::MalformedBody, "empty body"));
         }
-        let key = any_key(&self.keys, &[body], &[signature]).ok_or_else(|| mismatch(HEADER))?;
+        let key = matching(&self.keys).ok_or_else(|| mismatch(HEADER))?;
         Ok(Verified {
             scheme: "shopify",
             key: &key.name,
@@ -64,10 +96,6 @@ impl Provider for Shopify {
             time: None,
             open: Open::ALL_BUT_BODY,
         })
-    }
-
-    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
-        vec![("shopify", key_names(&self.keys))]
     }
 }
 
@@ -93,6 +121,23 @@ mod tests {
             .at_body(&head, body.as_bytes(), &Checks::default())
             .map(|_| ())
             .map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn a_body_hashed_as_it_arrives_is_judged_as_in_one_pass() {
+        let shopify = Shopify {
+            keys: vec![test_key("old", "x"), test_key("k", "shpss_test_secret")],
+        };
+        for name in [HEADER, EVENTS_HEADER] {
+            let h = headers(&[(name, SIGNATURE)]);
+            for body in [BODY, "{}", ""] {
+                crate::providers::assert_streamed_alike(
+                    &shopify,
+                    &RequestHead::new(&h),
+                    body.as_bytes(),
+                );
+            }
+        }
     }
 
     #[test]

@@ -656,8 +656,9 @@ def test_slow_bodies_are_judged_whole_and_delivered_once(envoy, upstream):
 
 
 def test_bodies_hashed_as_they_arrive_verify_exactly_the_bytes_delivered(envoy, upstream):
-    # WhatsApp and KYC MAC the raw body alone, Stripe, Slack and Svix bytes from the headers
-    # and then the body (signed here by their SDKs): the filter hashes each piece as Envoy
+    # WhatsApp, KYC and Shopify MAC the raw body alone, Stripe, Slack and Svix bytes from
+    # the headers and then the body (the providers' signers from providers.py, their SDKs
+    # where they have one): the filter hashes each piece as Envoy
     # buffers it. A changed byte in the first piece, or only in the last, must still be
     # caught, and what verified must be what the upstream gets.
     text = "x" * 48_000
@@ -678,7 +679,8 @@ def test_bodies_hashed_as_they_arrive_verify_exactly_the_bytes_delivered(envoy, 
                                     lambda: kyc_body() + b" " * 48_000),
                                    ("Stripe", "/stripe/events", sdk_signed("stripe"), event),
                                    ("Slack", "/slack/events", sdk_signed("slack"), event),
-                                   ("Svix", "/svix/events", sdk_signed("svix"), event)):
+                                   ("Svix", "/svix/events", sdk_signed("svix"), event),
+                                   ("Shopify", "/shopify/events", sdk_signed("shopify"), event)):
         for trickle in (trickle_http1, trickle_http2):
             body = make()
             cases[f"{name} valid, {trickle.__name__}"] = (trickle, path, sign(body), body, 200)
