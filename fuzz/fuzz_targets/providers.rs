@@ -4,7 +4,8 @@
 //! loggable; under a key no input can know nothing is ever forwarded and no signed handshake
 //! answered (only Meta's, which a token rather than a key opens); under the known key a
 //! forwarded request carries a signature that an oracle written here (the `hmac` crate)
-//! accepts, for the schemes it knows.
+//! accepts, for the schemes it knows; and the filter's way of judging (what the headers
+//! verified, the body's MAC computed as it arrived) always agrees with the one pass.
 #![no_main]
 
 mod common;
@@ -13,7 +14,7 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use callback_guard::config;
-use callback_guard::guard::{self, Step};
+use callback_guard::guard::{self, Prior, Step};
 use callback_guard::policy::Policy;
 use callback_guard::request::RequestHead;
 use libfuzzer_sys::fuzz_target;
@@ -128,8 +129,21 @@ fuzz_target!(|data: &[u8]| {
     let head = RequestHead::new(&headers);
     let conn = common::Conn::for_request(&head);
     for (policy, is_known) in [(known, true), (unknown, false)] {
-        let step = match guard::on_headers(policy, &head, &conn) {
-            Step::NeedBody(route) => guard::on_body(route, &head, body, common::NOW, &common::MemStore::default(), 1),
+        let (step, prior) = guard::on_headers_verified(policy, &head, &conn);
+        let step = match step {
+            Step::NeedBody(route) => {
+                let once = guard::on_body(route, &head, body, common::NOW, &common::MemStore::default(), 1);
+                // The filter's way: what the headers verified, or the body's MACs computed as
+                // it arrived. It must judge exactly as the one pass does.
+                let macs: Vec<[u8; 32]> = match route.scheme.provider().streamed_mac(&head) {
+                    Some(streamed) => streamed.keys.iter().map(|k| k.mac(&[&streamed.prefix, body])).collect(),
+                    None => Vec::new(),
+                };
+                let prior = prior.or((!macs.is_empty()).then_some(Prior::BodyMacs(&macs)));
+                let filtered = guard::on_body_verified(route, &head, body, prior, common::NOW, &common::MemStore::default(), 1);
+                assert_eq!(format!("{once:?}"), format!("{filtered:?}"), "the filter's path judged otherwise");
+                once
+            }
             step => step,
         };
         match step {
