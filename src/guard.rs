@@ -164,8 +164,8 @@ pub fn on_body<'p>(
     on_body_verified(route, head, body, None, now, store, create_cas)
 }
 
-/// [`on_body`] for a request whose headers step verified `prior`
-/// ([`on_headers_verified`]).
+/// [`on_body`] with what is known before the body step ([`Prior`]): what the headers step
+/// verified ([`on_headers_verified`]), or the body's MACs computed as it arrived.
 pub fn on_body_verified<'p>(
     route: &'p Route,
     head: &RequestHead,

@@ -7,7 +7,9 @@ use std::borrow::Cow;
 
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
-use crate::providers::{key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified};
+use crate::providers::{
+    in_one_pass, key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified,
+};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -106,10 +108,9 @@ impl Provider for BodySigned {
         &'p self,
         head: &RequestHead<'r>,
         body: &'r [u8],
-        _: &Checks,
+        checks: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection> {
-        let key = self.mac.verify(&self.keys, head, body)?;
-        Ok(self.verified(key, body))
+        in_one_pass(self, head, body, checks)
     }
 
     fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
@@ -126,23 +127,17 @@ impl Provider for BodySigned {
         let key = self
             .mac
             .verify_macs(&self.keys, head, macs.iter().copied())?;
-        Ok(self.verified(key, body))
-    }
-
-    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
-        vec![(self.scheme, key_names(&self.keys))]
-    }
-}
-
-impl BodySigned {
-    fn verified<'p, 'r>(&'p self, key: &'p Key, body: &'r [u8]) -> Verified<'p, 'r> {
-        Verified {
+        Ok(Verified {
             scheme: self.scheme,
             key: &key.name,
             identity: Cow::Borrowed(body),
             time: None,
             open: Open::ALL_BUT_BODY,
-        }
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![(self.scheme, key_names(&self.keys))]
     }
 }
 

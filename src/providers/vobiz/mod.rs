@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
 use crate::providers::{
-    form_pairs, key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified,
+    form_pairs, in_one_pass, key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp;
@@ -219,9 +219,9 @@ impl Provider for WhatsApp {
         &'p self,
         head: &RequestHead<'r>,
         body: &'r [u8],
-        _: &Checks,
+        checks: &Checks,
     ) -> Result<Verified<'p, 'r>, Rejection> {
-        whatsapp::verify(&self.keys, head, body).map(whatsapp_verified)
+        in_one_pass(self, head, body, checks)
     }
 
     fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
@@ -235,22 +235,19 @@ impl Provider for WhatsApp {
         _: &Checks,
         macs: &[[u8; 32]],
     ) -> Result<Verified<'p, 'r>, Rejection> {
-        whatsapp::verify_hashed(&self.keys, head, body, macs).map(whatsapp_verified)
+        let verified = whatsapp::verify_hashed(&self.keys, head, body, macs)?;
+        Ok(Verified {
+            scheme: "whatsapp",
+            key: verified.key,
+            identity: Cow::Owned(verified.event.event_id.into_bytes()),
+            time: Some(verified.event.occurred_at),
+            // The body is authentic once its MAC verifies: an event id re-sent with another
+            // signed body is a copy of that event, not tampering.
+            open: Open::ALL_BUT_BODY,
+        })
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("whatsapp", key_names(&self.keys))]
-    }
-}
-
-fn whatsapp_verified<'p>(verified: whatsapp::Verified<'p>) -> Verified<'p, 'static> {
-    Verified {
-        scheme: "whatsapp",
-        key: verified.key,
-        identity: Cow::Owned(verified.event.event_id.into_bytes()),
-        time: Some(verified.event.occurred_at),
-        // The body is authentic once its MAC verifies: an event id re-sent with another
-        // signed body is a copy of that event, not tampering.
-        open: Open::ALL_BUT_BODY,
     }
 }
