@@ -27,6 +27,7 @@ use crate::providers::vobiz::{self, WhatsApp};
 use crate::providers::{github, meta};
 use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
+use crate::timestamp::Edges;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -250,8 +251,9 @@ struct RawReplay {
     max_entries: u32,
     #[serde(default = "default_in_flight_timeout")]
     in_flight_timeout: Duration,
+    /// The default depends on the scheme: `deliver` where the provider repeats itself.
     #[serde(default)]
-    on_duplicate: OnDuplicate,
+    on_duplicate: Option<OnDuplicate>,
     #[serde(default)]
     when_full: WhenFull,
     #[serde(default)]
@@ -265,7 +267,7 @@ impl Default for RawReplay {
             window: default_window(),
             max_entries: default_max_entries(),
             in_flight_timeout: default_in_flight_timeout(),
-            on_duplicate: OnDuplicate::default(),
+            on_duplicate: None,
             when_full: WhenFull::default(),
             store: None,
         }
@@ -435,6 +437,8 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
         }
     }
     let mut names = HashSet::new();
+    let mut warnings = Vec::new();
+    let mut secrets = Vec::new();
     let routes = raw
         .routes
         .into_iter()
@@ -447,21 +451,63 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
                     format!("duplicate route name {:?}", route.name),
                 ));
             }
-            compile_route(&field, route, env)
+            if route.generic.as_ref().is_some_and(generic::Raw::names_an_id) {
+                warnings.push(format!(
+                    "{field}.generic.id is no longer read: the replay identity is always the whole signed message"
+                ));
+            }
+            let scheme = route.scheme.name();
+            let (route, keys) = compile_route(&field, route, env)?;
+            secrets.extend(keys.into_iter().map(|(at, key)| ((at, i), scheme, key)));
+            Ok(route)
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<Route>, _>>()?;
+    warnings.extend(shared_secrets(&routes, &secrets));
     Ok(Policy {
         routes,
         hold_headers,
         upstream_header: raw.upstream_header,
+        warnings,
     })
 }
 
+/// Where a route's secret is: the field that configured it, and the route's index.
+type SecretAt = (String, usize);
+
+/// The secrets of one route, each with the field that configured it.
+fn named_secrets(field: &str, keys: &[Key]) -> Vec<(String, Key)> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, key)| (format!("{field}[{i}]"), key.clone()))
+        .collect()
+}
+
+/// One secret on two routes: a signature made for one could verify the other, where a
+/// body or message of one scheme can be read as the other's (KYC and voice share the
+/// parent token by design: KYC takes only JSON objects, which no voice base string is),
+/// and each route remembers its deliveries apart.
+fn shared_secrets(routes: &[Route], secrets: &[(SecretAt, &str, Key)]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (i, ((field, route), scheme, key)) in secrets.iter().enumerate() {
+        for ((other_field, other_route), other_scheme, other) in &secrets[i + 1..] {
+            if route != other_route && key.same_secret(other) {
+                warnings.push(format!(
+                    "{field} (route {}, scheme {scheme}) and {other_field} (route {}, scheme {other_scheme}) are the same secret: a signature for one route could verify on the other; give each its own secret where the provider allows",
+                    routes[*route].name, routes[*other_route].name,
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// The route, and its secrets with the fields that configured them (for
+/// [`shared_secrets`]).
 fn compile_route(
     field: &str,
     raw: RawRoute,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Route, ConfigError> {
+) -> Result<(Route, Vec<(String, Key)>), ConfigError> {
     let at = |name: &str| format!("{field}.{name}");
     check_identifier(&at("name"), &raw.name)?;
     let path_prefix =
@@ -507,6 +553,8 @@ fn compile_route(
         env,
         &secret,
     )?;
+    let mut secrets = named_secrets(&at("keys"), &keys);
+    secrets.extend(named_secrets(&at("parent_keys"), &parent_keys));
     let public_keys = match (kind.public_keys(), raw.public_keys.is_empty()) {
         (_, true) => Vec::new(),
         (None, false) => {
@@ -545,6 +593,7 @@ fn compile_route(
             ))
         }
     };
+    let raw_on_duplicate = raw.replay.on_duplicate;
     let replay = compile_replay(&at("replay"), &raw.name, raw.replay)?;
 
     let scheme = if kind.is_voice() {
@@ -568,15 +617,26 @@ fn compile_route(
             &parent_keys,
             replay.is_some(),
         )?;
+        let (brand, v3) = match (kind, raw.v3_construction) {
+            // Plivo signs V3 as its SDK does, and its SDK accepts nothing else: the docs'
+            // construction would let a signature over a request without parameters verify
+            // the same URL with any body, query or method.
+            (RawScheme::Plivo, None | Some(V3Construction::Sdk)) => {
+                (Brand::Plivo, V3Construction::Sdk)
+            }
+            (RawScheme::Plivo, Some(_)) => {
+                return Err(error(
+                    at("v3_construction"),
+                    "must be sdk for scheme plivo: Plivo signs V3 only as its SDK does",
+                ))
+            }
+            (_, construction) => (Brand::Vobiz, construction.unwrap_or_default()),
+        };
         Scheme::Voice(VoiceScheme {
-            brand: if kind == RawScheme::Plivo {
-                Brand::Plivo
-            } else {
-                Brand::Vobiz
-            },
+            brand,
             origin,
             families,
-            v3: raw.v3_construction.unwrap_or_default(),
+            v3,
             keys,
             parent_keys,
         })
@@ -696,6 +756,22 @@ fn compile_route(
             }
         }
     };
+    let provider = scheme.provider();
+    // A provider that repeats itself: an identical request is not a replay by itself.
+    let replay = replay.map(|replay| match (raw_on_duplicate, provider.repeats()) {
+        (None, true) => Replay {
+            on_duplicate: OnDuplicate::Deliver,
+            ..replay
+        },
+        _ => replay,
+    });
+    let mut bound_headers = vec!["content-type".to_string(), "content-encoding".to_string()];
+    for name in provider.dispatch_headers() {
+        let name = name.to_ascii_lowercase();
+        if !bound_headers.contains(&name) {
+            bound_headers.push(name);
+        }
+    }
     let freshness = compile_freshness(
         &at("freshness"),
         raw.freshness,
@@ -715,7 +791,7 @@ fn compile_route(
         ));
     }
 
-    Ok(Route {
+    let route = Route {
         name: raw.name,
         path_prefix,
         host,
@@ -729,7 +805,9 @@ fn compile_route(
         allowed_sources,
         debug_signed_string: raw.debug_signed_string,
         answer_handshakes: raw.answer_handshakes,
-    })
+        bound_headers,
+    };
+    Ok((route, secrets))
 }
 
 fn compile_cidrs(field: &str, raw: &[String]) -> Result<Vec<Cidr>, ConfigError> {
@@ -779,7 +857,7 @@ fn compile_replay(field: &str, route: &str, raw: RawReplay) -> Result<Option<Rep
     };
     Ok(Some(Replay {
         cache,
-        on_duplicate: raw.on_duplicate,
+        on_duplicate: raw.on_duplicate.unwrap_or_default(),
         store,
     }))
 }
@@ -868,6 +946,10 @@ fn compile_freshness(
     replay: Option<&Replay>,
 ) -> Result<Option<Freshness>, ConfigError> {
     let time = scheme.time();
+    let edges = match time {
+        Time::Signed(default) => default.edges,
+        Time::Unsigned | Time::None => Edges::Exact,
+    };
     let raw = match (raw, time) {
         (Some(_), Time::None) => {
             return Err(error(
@@ -910,6 +992,7 @@ fn compile_freshness(
         max_age_secs: raw.max_age.0,
         max_future_secs: raw.max_future_skew.0,
         required,
+        edges,
     }))
 }
 
@@ -934,20 +1017,10 @@ fn check_identifier(field: &str, name: &str) -> Result<(), ConfigError> {
 /// The host name a route is restricted to, as requests are compared with it (see
 /// [`host_name`]): a port is accepted but plays no part, since applications route on names.
 fn compile_host(field: &str, host: &str) -> Result<String, ConfigError> {
-    let visible = host
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'@'));
-    let name = host_name(host.as_bytes());
-    let bracketed = name.starts_with(b"[") && name.ends_with(b"]");
-    let port = host[name.len()..].trim_start_matches('.');
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
-    if !visible || name.is_empty() || (!bracketed && name.contains(&b':')) || !port_ok {
-        return Err(error(field, "must be a host name, optionally with :port"));
+    match host_name(host.as_bytes()) {
+        Some(name) if host.trim() == host => Ok(String::from_utf8_lossy(name).to_ascii_lowercase()),
+        _ => Err(error(field, "must be a host name, optionally with :port")),
     }
-    Ok(String::from_utf8_lossy(name).to_ascii_lowercase())
 }
 
 /// `scheme://authority`, exactly as registered with Vobiz; the MAC covers these bytes.
@@ -1204,19 +1277,23 @@ mod tests {
             max_age_secs: 300,
             max_future_secs: 300,
             required: true,
+            edges: Edges::Exact,
         });
+        // The window ends where each flavour's own SDK ends it.
+        let edged = |edges| timed.map(|freshness| Freshness { edges, ..freshness });
         let window = |max_age_secs, max_future_secs| {
             Some(Freshness {
                 max_age_secs,
                 max_future_secs,
                 required: true,
+                edges: Edges::Exact,
             })
         };
         for (scheme, secret, freshness) in [
             ("standard_webhooks", whsec, timed),
             ("svix", whsec, timed),
             ("clerk", whsec, timed),
-            ("resend", whsec, timed),
+            ("resend", whsec, edged(Edges::FlooredClock)),
             ("stripe", "whsec_anything", timed),
             ("slack", "s", timed),
             ("github", "s", None),
@@ -1226,7 +1303,7 @@ mod tests {
             ("razorpay", "s", None),
             ("paddle", "s", window(5, 5)),
             ("square", "s", None),
-            ("hubspot", "s", timed),
+            ("hubspot", "s", edged(Edges::FlooredTimeStrictAge)),
             ("linear", "s", window(60, 60)),
             ("zoom", "s", timed),
             ("pagerduty", "s", None),
@@ -1307,7 +1384,8 @@ mod tests {
             Some(Freshness {
                 max_age_secs: 60,
                 max_future_secs: 10,
-                required: true
+                required: true,
+                edges: Edges::Exact,
             })
         );
     }
@@ -1395,7 +1473,8 @@ mod tests {
             Some(Freshness {
                 max_age_secs: 120,
                 max_future_secs: 300,
-                required: true
+                required: true,
+                edges: Edges::Exact,
             })
         );
         assert_eq!(r.max_body_bytes, 1000);
@@ -1415,7 +1494,8 @@ mod tests {
             Some(Freshness {
                 max_age_secs: 3600,
                 max_future_secs: 300,
-                required: true
+                required: true,
+                edges: Edges::Exact,
             })
         );
         let kyc = serde_json::json!({"routes": [{

@@ -81,6 +81,13 @@ impl Key {
         self.mac.clone()
     }
 
+    /// Whether the two are the same secret (their MACs of one fixed message agree), for a
+    /// configuration check; the secret itself is not kept.
+    pub fn same_secret(&self, other: &Key) -> bool {
+        const PROBE: &[u8] = b"callback-guard/same-secret";
+        macs_equal(&self.mac(&[PROBE]), &other.mac(&[PROBE]))
+    }
+
     /// A fresh MAC over the concatenation of `parts`.
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.mac.clone();

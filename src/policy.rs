@@ -18,6 +18,7 @@ use crate::providers::vobiz::WhatsApp;
 use crate::providers::Provider;
 use crate::replay::ReplayCache;
 use crate::request::RequestHead;
+use crate::timestamp::Edges;
 
 #[derive(Debug)]
 pub struct Policy {
@@ -29,6 +30,8 @@ pub struct Policy {
     /// Request header that tells the upstream the verdict (and is removed from every
     /// request that arrives with it), if the operator wants one.
     pub upstream_header: Option<String>,
+    /// What the configuration allows but should not: logged once it loads.
+    pub warnings: Vec<String>,
 }
 
 /// How a route decides that a callback arrived over TLS.
@@ -66,6 +69,9 @@ pub struct Route {
     /// Answer the provider's endpoint checks at the edge (Slack's `url_verification`,
     /// Zoom's `endpoint.url_validation`, Discord's PING, ...), after they verified.
     pub answer_handshakes: bool,
+    /// The headers the replay fingerprint binds (lowercase): `content-type`,
+    /// `content-encoding` and the ones the provider's applications dispatch on.
+    pub bound_headers: Vec<String>,
 }
 
 /// Whether a route's verdicts are applied or only recorded.
@@ -123,6 +129,7 @@ pub const FIVE_MINUTES: Freshness = Freshness {
     max_age_secs: 300,
     max_future_secs: 300,
     required: true,
+    edges: Edges::Exact,
 };
 
 impl Scheme {
@@ -134,11 +141,12 @@ impl Scheme {
                 max_age_secs: 3600,
                 max_future_secs: 300,
                 required: true,
+                edges: Edges::Exact,
             }),
-            Scheme::StandardWebhooks(_)
-            | Scheme::Stripe(_)
-            | Scheme::Slack(_)
-            | Scheme::Asymmetric(_) => Time::Signed(FIVE_MINUTES),
+            Scheme::StandardWebhooks(scheme) => Time::Signed(scheme.freshness()),
+            Scheme::Stripe(_) | Scheme::Slack(_) | Scheme::Asymmetric(_) => {
+                Time::Signed(FIVE_MINUTES)
+            }
             Scheme::Kyc(_)
             | Scheme::GitHub(_)
             | Scheme::Twilio(_)
@@ -149,6 +157,7 @@ impl Scheme {
                 max_age_secs: 900,
                 max_future_secs: 300,
                 required: true,
+                edges: Edges::Exact,
             }),
             Scheme::Generic(generic) => match &generic.time {
                 Some(time) => Time::Signed(time.window),
@@ -204,6 +213,10 @@ pub enum OnDuplicate {
     Ok,
     /// 409: the sender is told it was a duplicate.
     Reject,
+    /// Delivered again: for a provider that itself sends identical signed requests as new
+    /// ones (Twilio), where a repeat is not evidence of a replay. The memory still refuses
+    /// the same signed message with anything else changed (`replay_tampered`).
+    Deliver,
 }
 
 /// Bounds on a callback's own timestamp.
@@ -213,6 +226,8 @@ pub struct Freshness {
     pub max_future_secs: u32,
     /// A callback without the timestamp is refused (always true where it is signed).
     pub required: bool,
+    /// Where the window ends, as the provider's SDK compares.
+    pub edges: Edges,
 }
 
 /// Whether a request is protected, decided on every way a server could read its path and
@@ -322,51 +337,78 @@ impl Route {
     }
 
     /// Whether a request naming these hosts could be for this route's host. Any of them
-    /// counts (applications behind proxies route on `X-Forwarded-Host` too), and a request
-    /// naming none may land on whatever host an application serves by default.
+    /// counts (applications behind proxies route on `X-Forwarded-Host` too), a host servers
+    /// read differently counts as this one ([`host_name`]), and a request naming none may
+    /// land on whatever host an application serves by default.
     fn serves(&self, hosts: &[&[u8]]) -> bool {
         match &self.host {
             None => true,
             Some(host) => {
                 hosts.is_empty()
-                    || hosts
-                        .iter()
-                        .any(|authority| host_name(authority).eq_ignore_ascii_case(host.as_bytes()))
+                    || hosts.iter().any(|authority| match host_name(authority) {
+                        Some(name) => name.eq_ignore_ascii_case(host.as_bytes()),
+                        None => true,
+                    })
             }
         }
     }
 }
 
-/// A host as servers compare it: without userinfo, port or trailing dots (compare it
-/// case-insensitively). The port is dropped whatever it is: applications route on the name.
-pub fn host_name(authority: &[u8]) -> &[u8] {
+/// A host as every mainstream server compares it, when they all read it alike: a name of
+/// `[A-Za-z0-9._-]` (or a bracketed IPv6 literal), then at most `:port`, without trailing
+/// dots (compare it case-insensitively; the port plays no part, applications route on the
+/// name). `None` for anything else, which servers read differently: Express takes
+/// `a.example:443@b` as `a.example`, a URL parser as `b`; `%`, `\`, a second `:` or
+/// non-ASCII have their own readings. Such a host counts as every host-restricted route's.
+pub fn host_name(authority: &[u8]) -> Option<&[u8]> {
     let authority = authority.trim_ascii();
-    let host = match authority.iter().rposition(|&b| b == b'@') {
-        Some(at) => &authority[at + 1..],
-        None => authority,
+    let (name, rest) = match authority.first() {
+        Some(b'[') => {
+            let close = authority.iter().position(|&b| b == b']')?;
+            let inside = &authority[1..close];
+            let literal = |b: &u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'.');
+            if inside.is_empty() || !inside.iter().all(literal) {
+                return None;
+            }
+            authority.split_at(close + 1)
+        }
+        _ => {
+            let end = authority
+                .iter()
+                .position(|&b| b == b':')
+                .unwrap_or(authority.len());
+            let name = &authority[..end];
+            let label = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+            if !name.iter().all(label) {
+                return None;
+            }
+            authority.split_at(end)
+        }
     };
-    // `[v6]:port` keeps its brackets; `host:port` loses the `:port`.
-    let host_end = match host.iter().rposition(|&b| b == b']') {
-        Some(bracket) => bracket + 1,
-        None => 0,
+    let port_ok = match rest {
+        [] => true,
+        [b':', digits @ ..] => {
+            !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
     };
-    let host = match host[host_end..].iter().rposition(|&b| b == b':') {
-        Some(colon) => &host[..host_end + colon],
-        None => host,
-    };
-    let end = host
+    let end = name
         .iter()
         .rposition(|&b| b != b'.')
         .map_or(0, |last| last + 1);
-    &host[..end]
+    (port_ok && end > 0).then_some(&name[..end])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// As [`Route::serves`] compares one host with the route's.
     fn serves(host: &str, authority: &[u8]) -> bool {
-        host_name(authority).eq_ignore_ascii_case(host_name(host.as_bytes()))
+        match host_name(authority) {
+            Some(name) => name.eq_ignore_ascii_case(host_name(host.as_bytes()).unwrap()),
+            None => true,
+        }
     }
 
     #[test]

@@ -676,29 +676,45 @@ impl ReplayCache {
     }
 }
 
-/// The replay identity: truncated SHA-256 over a domain tag and length-prefixed parts, so
-/// no two distinct (scope, nonce) pairs share an encoding.
-pub fn replay_id(scope: &[u8], nonce: &[u8]) -> [u8; 16] {
-    digest16(b"cg1/replay-id", &[scope, nonce])
+/// The replay identity of a signed message: the route it came to, the scheme family that
+/// signed it and the SHA-256 of the whole message, tagged and length-prefixed (see
+/// [`Digest16`]), so no two distinct triples share an encoding.
+pub fn replay_id(route: &[u8], family: &[u8], message: &[u8; 32]) -> [u8; 16] {
+    let mut id = Digest16::new(b"cg3/replay-id");
+    id.part(route);
+    id.part(family);
+    id.part(message);
+    id.finish()
 }
 
-/// What a nonce is bound to: truncated SHA-256 of method, path (query included) and the
-/// unsigned body, length-prefixed.
-pub fn fingerprint(method: &[u8], path: &[u8], body: &[u8]) -> [u8; 16] {
-    digest16(b"cg1/fingerprint", &[method, path, body])
-}
+/// Truncated SHA-256 over a domain tag and length-prefixed parts: the replay identity and
+/// the fingerprint. Parts are fed one by one, so a fingerprint need not be assembled first.
+pub struct Digest16(Sha256);
 
-fn digest16(tag: &[u8], parts: &[&[u8]]) -> [u8; 16] {
-    let mut hasher = Sha256::new();
-    for part in std::iter::once(&tag).chain(parts) {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
+impl Digest16 {
+    pub fn new(tag: &[u8]) -> Self {
+        let mut digest = Digest16(Sha256::new());
+        digest.part(tag);
+        digest
     }
-    let digest: [u8; 32] = hasher.finalize().into();
-    let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, ..] = digest;
-    [
-        a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-    ]
+
+    pub fn part(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    /// A number, as its own part.
+    pub fn number(&mut self, value: u64) {
+        self.part(&value.to_le_bytes());
+    }
+
+    pub fn finish(self) -> [u8; 16] {
+        let digest: [u8; 32] = self.0.finalize().into();
+        let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, ..] = digest;
+        [
+            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+        ]
+    }
 }
 
 /// An in-memory store with Envoy's exact shared-data semantics, plus hooks that run just
@@ -802,8 +818,27 @@ mod tests {
         ReplayCache::new("cg1/test/", 16, WINDOW, INFLIGHT)
     }
 
+    /// The id of a message whose digest is that of `nonce` (the guard hashes the whole
+    /// signed message), scoped to `scope`.
+    fn id_of(scope: &[u8], nonce: &[u8]) -> [u8; 16] {
+        replay_id(scope, b"test", &Sha256::digest(nonce).into())
+    }
+
+    fn digest16(tag: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+        let mut digest = Digest16::new(tag);
+        for part in parts {
+            digest.part(part);
+        }
+        digest.finish()
+    }
+
+    /// A fingerprint of method, path and body, as the guard binds them (and more).
+    fn fingerprint(method: &[u8], path: &[u8], body: &[u8]) -> [u8; 16] {
+        digest16(b"cg3/fingerprint", &[method, path, body])
+    }
+
     fn id(n: u32) -> [u8; 16] {
-        replay_id(b"route", n.to_string().as_bytes())
+        id_of(b"route", n.to_string().as_bytes())
     }
 
     fn fp(body: &str) -> [u8; 16] {
@@ -1058,7 +1093,7 @@ mod tests {
             let c = ReplayCache::new("cg2/prop/", max_entries, WINDOW, INFLIGHT);
             let s = MemoryStore::new();
             let ids: Vec<[u8; 16]> = (0..max_entries / 10 * 9)
-                .map(|n| replay_id(&seed.to_le_bytes(), &n.to_le_bytes()))
+                .map(|n| id_of(&seed.to_le_bytes(), &n.to_le_bytes()))
                 .collect();
             for (n, id) in ids.iter().enumerate() {
                 let now = T0 + (n as u32) % (WINDOW / 2);
@@ -1523,10 +1558,27 @@ mod tests {
 
     #[test]
     fn replay_id_and_fingerprint_are_unambiguous() {
-        assert_ne!(replay_id(b"ab", b"c"), replay_id(b"a", b"bc"));
-        assert_ne!(replay_id(b"", b"ab"), replay_id(b"ab", b""));
-        assert_ne!(replay_id(b"r1", b"n"), replay_id(b"r2", b"n"));
-        assert_eq!(replay_id(b"r", b"n"), replay_id(b"r", b"n"));
+        let message = [7u8; 32];
+        assert_ne!(
+            replay_id(b"ab", b"c", &message),
+            replay_id(b"a", b"bc", &message)
+        );
+        assert_ne!(
+            replay_id(b"", b"ab", &message),
+            replay_id(b"ab", b"", &message)
+        );
+        assert_ne!(
+            replay_id(b"r1", b"n", &message),
+            replay_id(b"r2", b"n", &message)
+        );
+        assert_ne!(
+            replay_id(b"r", b"v2", &message),
+            replay_id(b"r", b"v3", &message)
+        );
+        assert_eq!(
+            replay_id(b"r", b"n", &message),
+            replay_id(b"r", b"n", &message)
+        );
         assert_ne!(
             fingerprint(b"POST", b"/a", b"b"),
             fingerprint(b"POST", b"/ab", b"")
@@ -1541,8 +1593,8 @@ mod tests {
         );
         // Different domain tags: the same bytes never give the same id and fingerprint.
         assert_ne!(
-            digest16(b"cg1/replay-id", &[b"a"]),
-            digest16(b"cg1/fingerprint", &[b"a"])
+            digest16(b"cg3/replay-id", &[b"a"]),
+            digest16(b"cg3/fingerprint", &[b"a"])
         );
     }
 }

@@ -15,8 +15,13 @@ pub enum Reason {
     SignatureMismatch,
     /// The callback arrived over plain HTTP on a route that requires TLS.
     TlsRequired,
-    /// A body the scheme must read (signed fields, form parameters) cannot be parsed.
+    /// A body the scheme must read (signed fields, form parameters) cannot be parsed, or
+    /// once its signature verified, is not what its `Content-Type` says (a JSON object, a
+    /// form).
     MalformedBody,
+    /// The body's `Content-Type` (or `Content-Encoding`) is not one the route's provider
+    /// sends: the application would parse the signed bytes as something else.
+    UnsupportedMediaType,
     /// An authentic request whose signed time is older than the route's window: a replay
     /// or a delivery delayed past usefulness.
     Stale,
@@ -54,13 +59,14 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metrics that exist (at zero) before the first rejection.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::MissingSignature,
         Reason::MalformedHeader,
         Reason::DuplicateHeader,
         Reason::SignatureMismatch,
         Reason::TlsRequired,
         Reason::MalformedBody,
+        Reason::UnsupportedMediaType,
         Reason::Stale,
         Reason::Future,
         Reason::MissingTimestamp,
@@ -94,6 +100,7 @@ impl Reason {
             | Reason::SourceNotAllowed => 403,
             Reason::MissingTimestamp => 400,
             Reason::BodyTooLarge => 413,
+            Reason::UnsupportedMediaType => 415,
             Reason::ReplayTampered | Reason::Duplicate | Reason::InFlight => 409,
             Reason::AlreadyDelivered => 200,
             Reason::ReplayCacheFull
@@ -111,6 +118,7 @@ impl Reason {
             Reason::SignatureMismatch => "signature_mismatch",
             Reason::TlsRequired => "tls_required",
             Reason::MalformedBody => "malformed_body",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::Stale => "stale",
             Reason::Future => "future",
             Reason::MissingTimestamp => "missing_timestamp",
@@ -137,6 +145,7 @@ fn error_word(status: u16) -> &'static str {
         403 => "forbidden",
         409 => "conflict",
         413 => "payload_too_large",
+        415 => "unsupported_media_type",
         _ => "unavailable",
     }
 }

@@ -6,8 +6,8 @@
 #![no_main]
 
 use callback_guard::form;
-use callback_guard::verdict::Reason;
 use callback_guard::providers::vobiz::sdk_v3::{signed_url, Method};
+use callback_guard::verdict::Reason;
 use libfuzzer_sys::fuzz_target;
 
 const ORIGINS: [&[u8]; 2] = [b"https://example.com", b"http://127.0.0.1:8443"];

@@ -4,9 +4,7 @@
 //! store error; a call is always a well-formed request of the route's API.
 #![no_main]
 
-use callback_guard::etcd::{
-    Answered, Api, Claim, Etcd, GrpcResponse, OnError, Progress, Response,
-};
+use callback_guard::etcd::{Answered, Api, Claim, Etcd, GrpcResponse, OnError, Progress, Response};
 use callback_guard::replay::{Outcome, Record, State, Timing};
 use libfuzzer_sys::fuzz_target;
 

@@ -12,6 +12,7 @@ use callback_guard::guard::{self, Step};
 use callback_guard::policy::Policy;
 use callback_guard::replay::Outcome;
 use callback_guard::request::{Header, RequestHead};
+use callback_guard::timestamp::Stamp;
 use callback_guard::verdict::Reason;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,9 +23,14 @@ fn judge<'p>(policy: &'p Policy, headers: &[Header], body: &[u8], store: &MemSto
     let head = RequestHead::new(headers);
     let conn = common::Conn::for_request(&head);
     let step = match guard::on_headers(policy, &head, &conn) {
-        Step::NeedBody(route) => {
-            guard::on_body(route, &head, body, common::NOW, store, common::CREATE_CAS)
-        }
+        Step::NeedBody(route) => guard::on_body(
+            route,
+            &head,
+            body,
+            Stamp::secs(common::NOW),
+            store,
+            common::CREATE_CAS,
+        ),
         step => step,
     };
     if let Step::Reject(_, rejection) = &step {

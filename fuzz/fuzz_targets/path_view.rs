@@ -38,14 +38,21 @@ fuzz_target!(|data: &[u8]| {
     let policy = policy();
     let view = PathView::new(data);
     let cut = view.raw();
-    let headers: Vec<Header> = vec![(":path".into(), data.to_vec()), (":authority".into(), b"h".to_vec())];
+    let headers: Vec<Header> = vec![
+        (":path".into(), data.to_vec()),
+        (":authority".into(), b"h".to_vec()),
+    ];
     let protection = policy.protection(&RequestHead::new(&headers));
     let readings = servers::readings(cut);
     for route in &policy.routes {
         let prefix = &route.path_prefix;
         let reached = view.could_reach(prefix);
         if prefix.is_prefix_of(cut) {
-            assert!(reached, "{data:?} starts with {} but does not reach it", prefix.as_str());
+            assert!(
+                reached,
+                "{data:?} starts with {} but does not reach it",
+                prefix.as_str()
+            );
         }
         for reading in &readings {
             assert!(
@@ -56,11 +63,19 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         if reached {
-            assert!(!matches!(protection, Protection::None), "{data:?} reaches {}", prefix.as_str());
+            assert!(
+                !matches!(protection, Protection::None),
+                "{data:?} reaches {}",
+                prefix.as_str()
+            );
         }
     }
     if let Protection::Route(route) = protection {
         assert!(route.path_prefix.is_prefix_of(cut));
-        assert!(view.features().ambiguous().is_empty(), "{data:?}: {}", view.features().names());
+        assert!(
+            view.features().ambiguous().is_empty(),
+            "{data:?}: {}",
+            view.features().names()
+        );
     }
 });

@@ -8,11 +8,11 @@
 mod common;
 
 use callback_guard::keys::Key;
+use callback_guard::providers::body_mac::BodyMac;
+use callback_guard::providers::vobiz::{kyc, whatsapp};
 use callback_guard::request::{Header, RequestHead};
 use callback_guard::timestamp;
 use callback_guard::verdict::Reason;
-use callback_guard::providers::body_mac::BodyMac;
-use callback_guard::providers::vobiz::{kyc, whatsapp};
 use libfuzzer_sys::fuzz_target;
 
 fn key(name: &str, secret: &str) -> Key {

@@ -1,69 +1,51 @@
 //! The request body as the filter takes it in: read once at its end, or, for a scheme
-//! whose signature is an HMAC of the raw body (behind bytes the headers fix), read and
-//! hashed as it arrives, so the verdict follows the last byte without a pass over the whole
-//! body.
+//! whose signature is an HMAC of the raw body (behind bytes the headers fix), hashed as it
+//! arrives and read only once its MAC verified. Envoy holds the body either way; the filter
+//! keeps no second copy of one it has not verified, so a stream with a forged signature
+//! costs the VM no memory beyond the piece being hashed.
 
-use hmac::Mac;
 use proxy_wasm::types::Status;
 
 use super::host;
-use crate::keys::{HmacSha256, Key};
-use crate::providers::StreamedMac;
+use crate::providers::{Hashed, Hasher, StreamedMac};
 
-/// A body hashed as it arrives: the bytes so far and, for each of the scheme's keys, the
-/// HMAC state over them.
-pub struct Hashing {
-    body: Vec<u8>,
-    macs: Vec<HmacSha256>,
-}
+/// A body hashed as it arrives.
+pub struct Hashing(Hasher);
 
 impl Hashing {
-    /// Each key's HMAC state, fed the bytes the headers fix before the body.
-    pub fn new(streamed: StreamedMac) -> Self {
-        let mut macs: Vec<HmacSha256> = streamed.keys.iter().map(Key::sha256).collect();
-        for mac in &mut macs {
-            mac.update(&streamed.prefix);
-        }
-        Hashing {
-            body: Vec::new(),
-            macs,
-        }
+    pub fn new(streamed: &StreamedMac) -> Self {
+        Hashing(streamed.start())
     }
 
     /// Takes in what arrived since the last call: Envoy's buffer holds the whole body so
-    /// far, `size` bytes (`usize::MAX`: all there is).
+    /// far, `size` bytes (`usize::MAX`: all there is). Each piece is hashed, then dropped.
     pub fn take_in(&mut self, size: usize) -> Result<(), Status> {
-        let seen = self.body.len();
+        let seen = self.0.body_len();
         if size <= seen {
             return Ok(());
         }
         let more = host::read_body_from(seen, size - seen)?;
-        for mac in &mut self.macs {
-            mac.update(&more);
-        }
-        if self.body.is_empty() {
-            self.body = more;
-        } else {
-            self.body.extend_from_slice(&more);
-        }
+        self.0.update(&more);
         Ok(())
     }
 
-    /// The whole body and its MAC under each key, in the keys' order.
-    pub fn finish(self) -> (Vec<u8>, Vec<[u8; 32]>) {
-        let macs = self
-            .macs
-            .into_iter()
-            .map(|mac| mac.finalize().into_bytes().into())
-            .collect();
-        (self.body, macs)
+    pub fn finish(self) -> Hashed {
+        self.0.finish()
     }
 }
 
-/// The body of `size` bytes (`usize::MAX`: all there is) in one read, and no MACs.
-pub fn read_whole(size: usize) -> Result<(Vec<u8>, Vec<[u8; 32]>), Status> {
+/// The body of `size` bytes (`usize::MAX`: all there is) in one read.
+pub fn read_whole(size: usize) -> Result<Vec<u8>, Status> {
     if size == 0 {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(Vec::new());
     }
-    Ok((host::read_body_from(0, size)?, Vec::new()))
+    host::read_body_from(0, size)
+}
+
+/// The body a [`Hashing`] took in, read again from Envoy's buffer (which only grows, so
+/// these are the bytes hashed) once its MAC verified: `None` if Envoy hands over another
+/// length than was hashed.
+pub fn read_hashed(hashed: &Hashed) -> Result<Option<Vec<u8>>, Status> {
+    let body = read_whole(hashed.body_len)?;
+    Ok((body.len() == hashed.body_len).then_some(body))
 }

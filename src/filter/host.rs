@@ -14,6 +14,7 @@ use crate::host_calls::{count, HostCall};
 use crate::metrics::Kind;
 use crate::net;
 use crate::request::HeaderMap;
+use crate::timestamp::Stamp;
 
 // The SDK's metric wrappers panic on any status they do not expect (a host without
 // metrics, a bad id). Metrics must never take the VM down, so call the ABI directly.
@@ -126,16 +127,16 @@ pub fn read_body_from(start: usize, size: usize) -> Result<Vec<u8>, Status> {
     hostcalls::get_buffer(BufferType::HttpRequestBody, start, size).map(Option::unwrap_or_default)
 }
 
-/// Envoy's wall clock: unix seconds, and the sub-second nanoseconds as cheap entropy for
-/// the replay store's create-if-absent CAS value.
-pub fn clock() -> (i64, u32) {
+/// Envoy's wall clock, to the nanosecond, and its sub-second nanoseconds as cheap entropy
+/// for the replay store's create-if-absent CAS value.
+pub fn clock() -> (Stamp, u32) {
     count(HostCall::Clock);
     let now = hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .unwrap_or_default();
     (
-        i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+        Stamp::nanos(i128::try_from(now.as_nanos()).unwrap_or(i128::MAX)),
         now.subsec_nanos(),
     )
 }

@@ -64,10 +64,12 @@ struct Plugin {
     verdicts: Vec<Vec<(&'static str, String, String)>>,
 }
 
-/// The access-log verdict of a request that verified.
-fn verified_verdict(route: &str, scheme: &str, key: &str, retry: bool) -> String {
+/// The access-log verdict of a request that verified: `retry` after a failed delivery, a
+/// `repeat` of a delivered one (its provider repeats itself).
+fn verified_verdict(route: &str, scheme: &str, key: &str, retry: bool, repeat: bool) -> String {
     let retry = if retry { " retry=true" } else { "" };
-    format!("verified route={route} scheme={scheme} key={key}{retry}")
+    let repeat = if repeat { " repeat=true" } else { "" };
+    format!("verified route={route} scheme={scheme} key={key}{retry}{repeat}")
 }
 
 impl Plugin {
@@ -221,7 +223,7 @@ impl Plugin {
     /// Records each route's replay occupancy in its gauge.
     fn sample_occupancy(&self) {
         let (now, _) = host::clock();
-        let now = u32::try_from(now).unwrap_or(u32::MAX);
+        let now = u32::try_from(now.unix_secs()).unwrap_or(u32::MAX);
         for (route, metrics) in self.policy.routes.iter().zip(&self.metrics) {
             let (Some(replay), Some(gauges)) = (&route.replay, &metrics.replay) else {
                 continue;
@@ -307,6 +309,9 @@ impl RootContext for GuardRoot {
         };
         match config::parse(&bytes, &|name| std::env::var(name).ok()) {
             Ok(policy) => {
+                for warning in &policy.warnings {
+                    warn!("callback-guard: configuration: {warning}");
+                }
                 let routes: Vec<_> = policy
                     .routes
                     .iter()
@@ -325,7 +330,8 @@ impl RootContext for GuardRoot {
                         let schemes = route.scheme.provider().schemes();
                         let each = schemes.into_iter().flat_map(|(scheme, keys)| {
                             keys.into_iter().map(move |key| {
-                                let verdict = verified_verdict(&route.name, scheme, key, false);
+                                let verdict =
+                                    verified_verdict(&route.name, scheme, key, false, false);
                                 (scheme, key.to_string(), verdict)
                             })
                         });
@@ -519,18 +525,17 @@ impl HttpContext for GuardRequest {
         let (step, prior) = guard::on_headers_verified(&plugin.policy, &head, &Connection);
         self.spent += started.elapsed();
         match step {
-            Step::Unprotected => Action::Continue,
             Step::NeedBody(route) => {
                 let index = route_index(&plugin.policy, route);
                 let prior = match prior {
                     Some(Prior::Verified(scheme, key)) => plugin.verdict_index(index, scheme, key),
-                    Some(Prior::BodyMacs(_)) | None => None,
+                    Some(Prior::Hashed(_)) | None => None,
                 };
                 let hashing = route
                     .scheme
                     .provider()
                     .streamed_mac(&head)
-                    .map(Hashing::new);
+                    .map(|streamed| Hashing::new(&streamed));
                 self.state = State::AwaitingBody {
                     route: index,
                     headers,
@@ -548,15 +553,8 @@ impl HttpContext for GuardRequest {
                     Action::Continue
                 }
             }
-            Step::Forward(accepted) => self.forward(&plugin, &head, accepted),
-            Step::Reject(route, rejection) => self.reject(&plugin, route, &head, &rejection),
-            Step::Reply(route, reply) => self.reply(&plugin, route, &head, &reply),
             // Only a body step reserves; should that ever change, nothing passes unreserved.
-            Step::Reserve(route, _) => {
-                let rejection =
-                    Rejection::new(Reason::ReplayStoreUnavailable, "reserve at headers");
-                self.reject(&plugin, route, &head, &rejection)
-            }
+            step => self.take(&plugin, &head, step),
         }
     }
 
@@ -642,35 +640,79 @@ impl GuardRequest {
         else {
             return Action::Continue;
         };
-        let read = match hashing {
-            Some(mut hashing) => hashing.take_in(size).map(|()| hashing.finish()),
-            None => body::read_whole(size),
-        };
-        let (body, macs) = match read {
-            Ok(read) => read,
-            Err(status) => {
-                return fail_closed(&format!("cannot read the request body: {status:?}"))
-            }
-        };
         let verified = prior.and_then(|at| plugin.verdicts.get(route)?.get(at));
         let Some(route) = plugin.policy.routes.get(route) else {
             return Action::Continue;
         };
         let head = RequestHead::from_map(&headers);
-        let (now, nanos) = host::clock();
-        let prior = match verified {
-            Some((scheme, key, _)) => Some(Prior::Verified(scheme, key)),
-            None if !macs.is_empty() => Some(Prior::BodyMacs(&macs)),
+        let hashed = match hashing {
+            Some(mut hashing) => match hashing.take_in(size) {
+                Ok(()) => Some(hashing.finish()),
+                Err(status) => {
+                    return fail_closed(&format!("cannot read the request body: {status:?}"))
+                }
+            },
             None => None,
+        };
+        // A body whose MAC did not verify is refused without being read into the VM.
+        if let Some(step) = hashed
+            .as_ref()
+            .and_then(|hashed| guard::on_hashed(route, &head, hashed))
+        {
+            self.spent += started.elapsed();
+            return self.take(plugin, &head, step);
+        }
+        let read = match &hashed {
+            Some(hashed) => body::read_hashed(hashed),
+            None => body::read_whole(size).map(Some),
+        };
+        let body = match read {
+            Ok(Some(body)) => body,
+            Ok(None) => return fail_closed("the request body changed while it was hashed"),
+            Err(status) => {
+                return fail_closed(&format!("cannot read the request body: {status:?}"))
+            }
+        };
+        let (now, nanos) = host::clock();
+        let prior = match (verified, &hashed) {
+            (Some((scheme, key, _)), _) => Some(Prior::Verified(scheme, key)),
+            (None, Some(hashed)) => Some(Prior::Hashed(hashed)),
+            (None, None) => None,
         };
         let step = guard::on_body_verified(route, &head, &body, prior, now, &HostStore, nanos | 1);
         self.spent += started.elapsed();
         match step {
-            Step::Forward(accepted) => self.forward(plugin, &head, accepted),
-            Step::Reject(route, rejection) => self.reject(plugin, route, &head, &rejection),
             Step::Reserve(route, pending) => self.reserve(plugin, route, headers, pending),
-            Step::Reply(route, reply) => self.reply(plugin, route, &head, &reply),
-            // on_body never asks for the body again.
+            step => self.take(plugin, &head, step),
+        }
+    }
+
+    /// Carries out a verdict: forward, refuse, or answer an endpoint check (and settle its
+    /// reservation as delivered, since the edge delivered it). Reservations are asked for
+    /// where the request's headers can be kept, never here.
+    fn take(&mut self, plugin: &Plugin, head: &RequestHead, step: Step) -> Action {
+        match step {
+            Step::Forward(accepted) => self.forward(plugin, head, accepted),
+            Step::Reject(route, rejection) => self.reject(plugin, route, head, &rejection),
+            Step::Reply(route, reply, reserved) => {
+                let action = self.reply(plugin, route, head, &reply);
+                if let Some(reserved) = reserved {
+                    self.state = State::Reserved {
+                        route: route_index(&plugin.policy, route),
+                        reserved,
+                    };
+                    // Shadow mode forwards the check: its response settles it.
+                    if route.mode == Mode::Enforce {
+                        self.settle(Outcome::Delivered);
+                    }
+                }
+                action
+            }
+            Step::Reserve(route, _) => {
+                let rejection =
+                    Rejection::new(Reason::ReplayStoreUnavailable, "reserve without headers");
+                self.reject(plugin, route, head, &rejection)
+            }
             Step::Unprotected | Step::NeedBody(_) => Action::Continue,
         }
     }
@@ -734,26 +776,20 @@ impl GuardRequest {
         let (_, nanos) = host::clock();
         let step = guard::on_reservation(route, pending, answer, &HostStore, nanos | 1);
         self.spent += started.elapsed();
-        match step {
-            Step::Forward(accepted) => self.forward(plugin, &head, accepted),
-            Step::Reject(route, rejection) => self.reject(plugin, route, &head, &rejection),
-            // on_reservation only forwards or rejects.
-            Step::Unprotected | Step::NeedBody(_) | Step::Reserve(..) | Step::Reply(..) => {
-                Action::Continue
-            }
-        }
+        self.take(plugin, &head, step)
     }
 
     fn forward(&mut self, plugin: &Plugin, head: &RequestHead, accepted: Accepted) -> Action {
         let route = accepted.route;
         let retry = accepted.reserved.is_some_and(|r| r.retry);
         let verdict = match plugin.verdict(route, accepted.scheme, accepted.key) {
-            Some(verdict) if !retry => Cow::Borrowed(verdict),
+            Some(verdict) if !retry && !accepted.repeat => Cow::Borrowed(verdict),
             _ => Cow::Owned(verified_verdict(
                 &route.name,
                 accepted.scheme,
                 accepted.key,
                 retry,
+                accepted.repeat,
             )),
         };
         debug!("callback-guard: {verdict} request_id={}", head.request_id());
@@ -881,7 +917,7 @@ impl GuardRequest {
             });
         }
         let (now, _) = host::clock();
-        let now = u32::try_from(now).unwrap_or(u32::MAX);
+        let now = u32::try_from(now.unix_secs()).unwrap_or(u32::MAX);
         if let Err(problem) = replay.cache.settle(
             &HostStore,
             &reserved.id,

@@ -10,16 +10,15 @@
 //! them), so a Discord signature that is malformed or does not verify is answered 401; its
 //! `{"type":1}` PING is answered `{"type":1}` at the edge.
 
-use std::borrow::Cow;
-
 use base64::Engine;
 
 use crate::providers::{
-    json_with, malformed, required, unix_seconds, AtHeaders, Checks, Open, Provider, Reply,
-    Verified,
+    json_with, malformed, required, unix_seconds, AtHeaders, Checks, Media, Provider, Reply,
+    Signed, Verified,
 };
 use crate::public_key::{PublicKey, Written};
 use crate::request::RequestHead;
+use crate::timestamp::Stamp;
 use crate::verdict::{Reason, Rejection};
 
 /// How a signature is written in its header.
@@ -44,6 +43,8 @@ pub struct Flavour {
     bad_signature_status: Option<u16>,
     /// Discord's `{"type":1}` PING.
     ping: bool,
+    /// Discord posts an interaction (an object), SendGrid a batch of events (an array).
+    media: Media,
 }
 
 pub const DISCORD: Flavour = Flavour {
@@ -54,6 +55,7 @@ pub const DISCORD: Flavour = Flavour {
     written: Written::Ed25519Hex,
     bad_signature_status: Some(401),
     ping: true,
+    media: Media::JSON_OBJECT,
 };
 
 pub const SENDGRID: Flavour = Flavour {
@@ -64,6 +66,7 @@ pub const SENDGRID: Flavour = Flavour {
     written: Written::P256SpkiBase64,
     bad_signature_status: None,
     ping: false,
+    media: Media::JSON_ARRAY,
 };
 
 #[derive(Debug)]
@@ -114,14 +117,15 @@ impl Provider for Asymmetric {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         _: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         let (signature, timestamp, time) = self.read(head)?;
-        let message = [timestamp, body].concat();
+        let parts = [timestamp, body];
+        let message = parts.concat();
         let key = self
             .keys
             .iter()
@@ -135,15 +139,18 @@ impl Provider for Asymmetric {
         Ok(Verified {
             scheme: self.flavour.scheme,
             key: &key.name,
-            identity: Cow::Borrowed(body),
-            time: Some(time),
-            open: Open::ALL_BUT_BODY,
+            signed: Signed::over(self.flavour.scheme, &parts, body),
+            time: Some(Stamp::secs(time)),
         })
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         let names = self.keys.iter().map(|key| key.name.as_str()).collect();
         vec![(self.flavour.scheme, names)]
+    }
+
+    fn media(&self) -> Media {
+        self.flavour.media
     }
 
     fn handshake(&self, _: &RequestHead, body: &[u8], _: &str) -> Result<Option<Reply>, Rejection> {
@@ -186,7 +193,7 @@ mod tests {
             .map_err(refusal)?;
         scheme
             .at_body(&head, body.as_bytes(), &Checks::default())
-            .map(|v| (v.scheme, v.time.unwrap()))
+            .map(|v| (v.scheme, v.time.unwrap().unix_secs()))
             .map_err(refusal)
     }
 

@@ -3,12 +3,11 @@
 //! prefix and key, so all use this one check; [`BodySigned`] is the whole scheme of those
 //! that sign the body alone.
 
-use std::borrow::Cow;
-
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
 use crate::providers::{
-    in_one_pass, key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified,
+    in_one_pass, key_names, AtHeaders, Checks, Hashed, Media, Provider, Signed, StreamedMac,
+    Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -89,13 +88,15 @@ impl BodyMac {
 }
 
 /// A scheme that signs the body alone with one hex MAC header (Vobiz KYC, GitHub, Meta): the
-/// body is the identity (a redelivery or retry is byte-identical), nothing is timed, and
-/// method, path and query are left open.
+/// body is the signed message (a redelivery or retry is byte-identical), nothing is timed,
+/// and method, path, query and the headers in `dispatch` are bound by the fingerprint.
 #[derive(Debug)]
 pub struct BodySigned {
     pub scheme: &'static str,
     pub mac: BodyMac,
     pub keys: Vec<Key>,
+    pub media: Media,
+    pub dispatch: &'static [&'static str],
 }
 
 impl Provider for BodySigned {
@@ -104,12 +105,12 @@ impl Provider for BodySigned {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         in_one_pass(self, head, body, checks)
     }
 
@@ -117,27 +118,40 @@ impl Provider for BodySigned {
         Some(StreamedMac::body(&self.keys))
     }
 
-    fn at_body_hashed<'p, 'r>(
+    fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
+        self.mac
+            .verify_macs(&self.keys, head, hashed.macs.iter().copied())
+            .map(|_| ())
+    }
+
+    fn at_body_hashed<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        _: &[u8],
         _: &Checks,
-        macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+        hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
         let key = self
             .mac
-            .verify_macs(&self.keys, head, macs.iter().copied())?;
+            .verify_macs(&self.keys, head, hashed.macs.iter().copied())?;
         Ok(Verified {
             scheme: self.scheme,
             key: &key.name,
-            identity: Cow::Borrowed(body),
+            signed: Signed::streamed(self.scheme, hashed),
             time: None,
-            open: Open::ALL_BUT_BODY,
         })
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![(self.scheme, key_names(&self.keys))]
+    }
+
+    fn dispatch_headers(&self) -> Vec<&str> {
+        self.dispatch.to_vec()
+    }
+
+    fn media(&self) -> Media {
+        self.media
     }
 }
 

@@ -1,12 +1,12 @@
 //! A generic HMAC scheme, configured entirely in the route's JSON, for a provider nobody
 //! wrote a preset for: where the signature travels and how it is written, the algorithm
 //! and encoding, how the secret becomes key bytes, the signed message as an ordered list of
-//! parts, an optional signed time with its window, and an optional delivery id that must be
-//! one of the signed parts.
+//! parts, an optional signed time with its window, the bodies the provider sends and the
+//! unsigned headers an application dispatches on.
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed | identity | time | bound by the fingerprint |
 //! | --- | --- | --- | --- | --- |
-//! | the signature header, parsed as configured | the message parts, in order | the `id` header's value, else the whole signed message | the `timestamp` source, if configured (it must be signed) | whatever the message does not cover: method, path, query, body |
+//! | the signature header, parsed as configured | the message parts, in order | the whole signed message | the `timestamp` source, if configured (it must be signed) | method, path, query, `dispatch_headers`, content type and encoding, the split of the message, and the body unless it is signed |
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -19,11 +19,11 @@ use crate::keys::{slices_equal, Algorithm, Key};
 use crate::policy::Freshness;
 use crate::providers::presets::Handshake;
 use crate::providers::{
-    form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Open, Provider, Reply,
-    Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+    form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Json, Media, Provider,
+    Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
-use crate::timestamp;
+use crate::timestamp::{self, Edges, Stamp};
 use crate::verdict::{Reason, Rejection};
 
 /// How a MAC is written.
@@ -74,6 +74,9 @@ pub struct Signature {
     /// `None`: one signature; else the list separator, whether to trim spaces around
     /// entries, and the entry syntax.
     pub list: Option<(u8, bool, Entry)>,
+    /// Refuse a list entry that is neither a signature nor an item the message signs
+    /// (Paddle's SDK refuses one).
+    pub strict: bool,
 }
 
 /// One part of the signed message.
@@ -96,17 +99,6 @@ pub enum Part {
     /// The form body's parameters, decoded, sorted and de-duplicated, each name then its
     /// value with nothing between (Twilio's rendering). The raw encoding stays open.
     FormParams,
-}
-
-/// What identifies a delivery: always signed bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
-    /// A signed header (a delivery id the provider keeps across retries).
-    Header(String),
-    /// The signed body (it carries the event id; retries re-sign the same body).
-    Body,
-    /// The whole signed message.
-    Message,
 }
 
 /// Where the signed time is, and how it is written.
@@ -143,7 +135,9 @@ pub struct Generic {
     pub encoding: Encoding,
     pub message: Vec<Part>,
     pub time: Option<Time>,
-    pub identity: Identity,
+    /// Unsigned headers the application dispatches on (lowercase).
+    pub dispatch: Vec<String>,
+    pub media: Media,
     /// For `Url` parts: `scheme://authority` as the provider calls it.
     pub origin: String,
     pub keys: Vec<Key>,
@@ -200,6 +194,11 @@ impl Generic {
                     };
                     let (key, value) = (&item[..eq], &item[eq + 1..]);
                     if key != label.as_bytes() {
+                        if self.signature.strict && !self.signs_item(key) {
+                            return Err(malformed(format!(
+                                "{name}: an entry is neither {label} nor a signed item"
+                            )));
+                        }
                         if read.items.insert(key, value).is_some() {
                             return Err(malformed(format!("{name}: an item appears twice")));
                         }
@@ -243,6 +242,12 @@ impl Generic {
             ));
         }
         Ok(read)
+    }
+
+    fn signs_item(&self, key: &[u8]) -> bool {
+        self.message
+            .iter()
+            .any(|part| matches!(part, Part::Item(item) if item.as_bytes() == key))
     }
 
     /// The signed message's parts for this request, in order.
@@ -294,7 +299,12 @@ impl Generic {
         Ok(parts)
     }
 
-    fn time(&self, head: &RequestHead, read: &Read, body: &[u8]) -> Result<Option<i64>, Rejection> {
+    fn time(
+        &self,
+        head: &RequestHead,
+        read: &Read,
+        body: &[u8],
+    ) -> Result<Option<Stamp>, Rejection> {
         let Some(time) = &self.time else {
             return Ok(None);
         };
@@ -315,29 +325,17 @@ impl Generic {
                     .flatten()
                     .map(|n| {
                         if time.format == TimeFormat::Milliseconds {
-                            n / 1000
+                            Stamp::millis(n)
                         } else {
-                            n
+                            Stamp::secs(n)
                         }
                     })
             }
-            TimeFormat::Rfc3339 => timestamp::parse_rfc3339(&value),
+            TimeFormat::Rfc3339 => timestamp::parse_rfc3339_stamp(&value),
         };
         parsed
             .map(Some)
             .ok_or_else(|| malformed(format!("{what} is not a time in {:?}", time.format)))
-    }
-
-    /// What the signature leaves open.
-    fn open(&self) -> Open {
-        let has = |wanted: &dyn Fn(&Part) -> bool| self.message.iter().any(wanted);
-        Open {
-            method: !has(&|p| *p == Part::Method),
-            path: !has(&|p| matches!(p, Part::Url { .. })),
-            query: !has(&|p| matches!(p, Part::Url { query: true, .. })),
-            // Form parameters are signed decoded: their raw encoding stays open.
-            body: !has(&|p| *p == Part::Body),
-        }
     }
 }
 
@@ -387,12 +385,12 @@ impl Provider for Generic {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         _: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         let read = self.read(head)?;
         let parts = self.parts(head, &read, body)?;
         let slices: Vec<&[u8]> = parts.iter().map(|part| part.as_ref()).collect();
@@ -407,22 +405,24 @@ impl Provider for Generic {
             })
             .ok_or_else(|| mismatch(&self.signature.header))?;
         let time = self.time(head, &read, body)?;
-        let identity = match &self.identity {
-            Identity::Header(name) => Cow::Borrowed(required(head, name)?),
-            Identity::Body => Cow::Borrowed(body),
-            Identity::Message => Cow::Owned(slices.concat()),
-        };
         Ok(Verified {
             scheme: self.scheme,
             key: &key.name,
-            identity,
+            signed: Signed::over(self.scheme, &slices, body),
             time,
-            open: self.open(),
         })
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![(self.scheme, key_names(&self.keys))]
+    }
+
+    fn dispatch_headers(&self) -> Vec<&str> {
+        self.dispatch.iter().map(String::as_str).collect()
+    }
+
+    fn media(&self) -> Media {
+        self.media
     }
 
     fn handshake(
@@ -452,11 +452,55 @@ pub struct Raw {
     message: Vec<RawPart>,
     #[serde(default)]
     timestamp: Option<RawTime>,
+    /// No longer used (the identity is always the whole signed message), still checked so
+    /// that an existing configuration keeps loading: see [`Raw::names_an_id`].
     #[serde(default)]
     id: Option<RawId>,
     /// How each configured secret becomes key bytes.
     #[serde(default)]
     pub key: KeyDecoding,
+    /// Unsigned headers the application dispatches on, bound by the replay fingerprint.
+    #[serde(default)]
+    dispatch_headers: Vec<String>,
+    /// What the provider's bodies are.
+    #[serde(default)]
+    body: RawBody,
+}
+
+impl Raw {
+    /// Whether the block has the `id` field, which the identity no longer reads.
+    pub fn names_an_id(&self) -> bool {
+        self.id.is_some()
+    }
+}
+
+/// `generic.body`: what `Content-Type` and bytes a body must have.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawBody {
+    #[default]
+    Any,
+    JsonObject,
+    JsonArray,
+    Json,
+    Form,
+    JsonObjectOrForm,
+}
+
+impl RawBody {
+    fn media(self) -> Media {
+        match self {
+            RawBody::Any => Media::ANY,
+            RawBody::JsonObject => Media::JSON_OBJECT,
+            RawBody::JsonArray => Media::JSON_ARRAY,
+            RawBody::Json => Media {
+                json: Some(Json::Either),
+                form: false,
+            },
+            RawBody::Form => Media::FORM,
+            RawBody::JsonObjectOrForm => Media::JSON_OBJECT_OR_FORM,
+        }
+    }
 }
 
 /// `{"prefix": "whsec_", "encoding": "base64"}`: strip the prefix (required when given),
@@ -517,6 +561,9 @@ struct RawList {
     separator: String,
     #[serde(default)]
     trim: bool,
+    /// Refuse entries that are neither the signature's label nor a signed item.
+    #[serde(default)]
+    strict: bool,
     /// `bare`, `key=value` or `label,value`.
     entry: String,
     #[serde(default)]
@@ -546,6 +593,9 @@ struct RawTime {
     max_age_secs: Option<u32>,
     #[serde(default)]
     max_future_secs: Option<u32>,
+    /// Where the window ends, as the provider's SDK compares (default: exact).
+    #[serde(default)]
+    edges: Edges,
 }
 
 /// `{"header": "webhook-id"}` or `{"body": true}`.
@@ -577,6 +627,7 @@ pub fn compile(
     let fail = |field: &str, problem: &str| Err((field.to_string(), problem.to_string()));
     let header = header_name(&raw.signature.header)
         .map_err(|p| ("signature.header".to_string(), p.to_string()))?;
+    let mut strict = false;
     let list = match raw.signature.list {
         None => None,
         Some(list) => {
@@ -609,6 +660,13 @@ pub fn compile(
                     )
                 }
             };
+            if list.strict && !matches!(entry, Entry::KeyValue { .. }) {
+                return fail(
+                    "signature.list.strict",
+                    "applies only to entry key=value (items beside the signatures)",
+                );
+            }
+            strict = list.strict;
             Some((*separator, list.trim, entry))
         }
     };
@@ -705,6 +763,7 @@ pub fn compile(
                 max_age_secs: time.max_age_secs.unwrap_or(300),
                 max_future_secs: time.max_future_secs.unwrap_or(300),
                 required: true,
+                edges: time.edges,
             };
             if window.max_age_secs == 0 {
                 return fail("timestamp.max_age_secs", "must be at least 1");
@@ -716,8 +775,8 @@ pub fn compile(
             })
         }
     };
-    let identity = match raw.id {
-        None => Identity::Message,
+    match raw.id {
+        None => {}
         Some(RawId {
             header: Some(header),
             body: false,
@@ -725,36 +784,46 @@ pub fn compile(
             let header =
                 header_name(&header).map_err(|p| ("id.header".to_string(), p.to_string()))?;
             if !signs(&Part::Header(header.clone())) {
-                return fail("id.header", "is not part of the signed message: a delivery id nobody signed can be changed by whoever replays a captured request; add {\"header\": ...} to generic.message, or leave id out (the whole signed message is the identity then)");
+                return fail("id.header", "is not part of the signed message: a delivery id nobody signed can be changed by whoever replays a captured request; add {\"header\": ...} to generic.message, or leave id out (the whole signed message is the identity)");
             }
-            Identity::Header(header)
         }
         Some(RawId {
             header: None,
             body: true,
-        }) => {
-            if !signs(&Part::Body) {
-                return fail(
-                    "id.body",
-                    "needs \"body\" in the signed message: an unsigned body is no identity",
-                );
-            }
-            Identity::Body
+        }) if !signs(&Part::Body) => {
+            return fail(
+                "id.body",
+                "needs \"body\" in the signed message: an unsigned body is no identity",
+            );
         }
+        Some(RawId {
+            header: None,
+            body: true,
+        }) => {}
         Some(_) => return fail("id", "give exactly one of header or body: true"),
-    };
+    }
+    let dispatch = raw
+        .dispatch_headers
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            header_name(name).map_err(|p| (format!("dispatch_headers[{i}]"), p.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Generic {
         scheme,
         signature: Signature {
             header,
             prefix: raw.signature.prefix,
             list,
+            strict,
         },
         algorithm: raw.algorithm,
         encoding: raw.encoding,
         message,
         time,
-        identity,
+        dispatch,
+        media: raw.body.media(),
         origin,
         keys,
         handshake: None,
@@ -808,26 +877,44 @@ mod tests {
 
     /// A verdict as the filter reaches it, reduced to what must agree: the replay id and
     /// fingerprint of a forwarded request, or the reason of a refusal.
+    #[allow(clippy::too_many_arguments)]
     fn verdict(
         policy: &Policy,
         headers: &[(String, Vec<u8>)],
         path: &str,
         body: &[u8],
+        form: bool,
         now: i64,
         store: &MemoryStore,
     ) -> Result<([u8; 16], [u8; 16]), Reason> {
+        // The body's type as its provider sends it: JSON, or Twilio's form.
+        let content_type: &[u8] = if form {
+            b"application/x-www-form-urlencoded"
+        } else {
+            b"application/json"
+        };
         let mut h: Vec<Header> = vec![
             (":method".into(), b"POST".to_vec()),
             (":path".into(), path.into()),
             (":authority".into(), b"h".to_vec()),
+            ("content-type".into(), content_type.to_vec()),
         ];
         h.extend(headers.iter().cloned());
         let head = RequestHead::new(&h);
         let step = match guard::on_headers(policy, &head, &Tls) {
-            Step::NeedBody(route) => guard::on_body(route, &head, body, now, store, 7),
+            Step::NeedBody(route) => guard::on_body(
+                route,
+                &head,
+                body,
+                crate::timestamp::Stamp::secs(now),
+                store,
+                7,
+            ),
             step => step,
         };
         match step {
+            // Delivered again, unreserved: a repeat of a delivered request.
+            Step::Forward(accepted) if accepted.repeat => Ok(([0xff; 16], [0xff; 16])),
             Step::Forward(accepted) => {
                 let reserved = accepted.reserved.unwrap();
                 let replay = accepted.route.replay.as_ref().unwrap();
@@ -1008,8 +1095,10 @@ mod tests {
     #[test]
     fn every_hmac_preset_is_a_generic_configuration_with_the_same_verdicts() {
         for (scheme, spec, secret, sign) in presets() {
+            // Twilio repeats itself: its preset delivers identical repeats by default, as
+            // a generic route says it does.
             let extra = if scheme == "twilio" {
-                json!({"public_origin": ORIGIN})
+                json!({"public_origin": ORIGIN, "replay": {"on_duplicate": "deliver"}})
             } else {
                 json!({})
             };
@@ -1025,7 +1114,7 @@ mod tests {
             let body: &[u8] = if scheme == "twilio" {
                 b"CallSid=CA1&From=%2B1&To=%2B2"
             } else {
-                br#"{"id":"evt_1","note":"caf\xc3\xa9"}"#
+                "{\"id\":\"evt_1\",\"note\":\"caf\u{e9}\"}".as_bytes()
             };
             let other: &[u8] = if scheme == "twilio" {
                 b"CallSid=CA2&From=%2B1&To=%2B2"
@@ -1097,8 +1186,9 @@ mod tests {
                 ("unsigned", vec![], "/hook?x=1", body, NOW),
             ];
             for (what, headers, path, body, now) in cases {
-                let expected = verdict(&preset, &headers, path, body, now, &preset_store);
-                let got = verdict(&generic, &headers, path, body, now, &generic_store);
+                let form = scheme == "twilio";
+                let expected = verdict(&preset, &headers, path, body, form, now, &preset_store);
+                let got = verdict(&generic, &headers, path, body, form, now, &generic_store);
                 assert_eq!(got.map(|_| ()), expected.map(|_| ()), "{scheme}: {what}");
                 // Forwarded: the same fingerprint (the identity bytes may differ where the
                 // preset leaves constant bytes out, Twilio's origin; the repeat, retry and
@@ -1230,14 +1320,31 @@ mod tests {
         let store = MemoryStore::new();
         let body = format!(r#"{{"action":"create","webhookTimestamp":{}}}"#, NOW * 1000);
         let signed = h(&[("linear-signature", hex(&mac(b"lin", &[body.as_bytes()])))]);
-        assert!(verdict(&policy, &signed, "/", body.as_bytes(), NOW + 30, &store).is_ok());
+        assert!(verdict(
+            &policy,
+            &signed,
+            "/",
+            body.as_bytes(),
+            false,
+            NOW + 30,
+            &store
+        )
+        .is_ok());
         let old = format!(
             r#"{{"action":"create","webhookTimestamp":{}}}"#,
             (NOW - 120) * 1000
         );
         let signed_old = h(&[("linear-signature", hex(&mac(b"lin", &[old.as_bytes()])))]);
         assert_eq!(
-            verdict(&policy, &signed_old, "/", old.as_bytes(), NOW, &store),
+            verdict(
+                &policy,
+                &signed_old,
+                "/",
+                old.as_bytes(),
+                false,
+                NOW,
+                &store
+            ),
             Err(Reason::Stale)
         );
         let _ = test_key;

@@ -7,6 +7,7 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::{BodyMac, BodySigned};
+use crate::providers::Media;
 
 pub const SCHEME: BodyMac = BodyMac {
     header: "x-hub-signature-256",
@@ -19,8 +20,16 @@ pub fn scheme(keys: Vec<Key>) -> BodySigned {
         scheme: "github",
         mac: SCHEME,
         keys,
+        // A webhook's content type is `json`, or `form` (`payload=<json>`).
+        media: Media::JSON_OBJECT_OR_FORM,
+        dispatch: &DISPATCH,
     }
 }
+
+/// What an app dispatches on (and de-duplicates by); a redelivery keeps both. Not the hook
+/// headers: a repository's and an organisation's hook on one URL deliver the same body
+/// under the same delivery id, and the second is one event delivered twice, not tampering.
+const DISPATCH: [&str; 2] = ["x-github-event", "x-github-delivery"];
 
 #[cfg(test)]
 mod tests {

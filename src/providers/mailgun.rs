@@ -21,14 +21,16 @@ use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::{
-    any_key, form_pairs, key_names, mismatch, unix_seconds, visible, AtHeaders, Checks, Open,
-    Provider, Verified,
+    any_key, form_pairs, key_names, mismatch, unix_seconds, AtHeaders, Checks, ContentType, Media,
+    Provider, Signed, Verified,
 };
 use crate::request::RequestHead;
+use crate::timestamp::Stamp;
 use crate::verdict::{Reason, Rejection};
 
-/// Mailgun's tokens are 50 hex characters.
-const MAX_TOKEN_BYTES: usize = 256;
+/// Mailgun's tokens are 50 characters long (its docs), lowercase hex in every delivery:
+/// fixed, so that no digit of the timestamp before it can move into it.
+const TOKEN_BYTES: usize = 50;
 
 #[derive(Debug)]
 pub struct Mailgun {
@@ -36,7 +38,7 @@ pub struct Mailgun {
 }
 
 /// The signature block, from a JSON body or a form body.
-struct Signed<'r> {
+struct Block<'r> {
     timestamp: Cow<'r, [u8]>,
     token: Cow<'r, [u8]>,
     signature: [u8; 32],
@@ -51,8 +53,9 @@ fn missing(what: &str) -> Rejection {
     Rejection::new(Reason::MissingSignature, format!("body has no {what}"))
 }
 
-fn read(body: &[u8]) -> Result<Signed<'_>, Rejection> {
-    let fields: [Option<Vec<u8>>; 3] = if body.first() == Some(&b'{') {
+/// The signature block, read as the application reads the body: by its `Content-Type`.
+fn read(content_type: ContentType, body: &[u8]) -> Result<Block<'_>, Rejection> {
+    let fields: [Option<Vec<u8>>; 3] = if content_type == ContentType::Json {
         let value: Value = serde_json::from_slice(body)
             .map_err(|_| Rejection::new(Reason::MalformedBody, "body is not JSON"))?;
         let block = value
@@ -81,10 +84,15 @@ fn read(body: &[u8]) -> Result<Signed<'_>, Rejection> {
     let timestamp = timestamp.ok_or_else(|| missing("signature timestamp"))?;
     let token = token.ok_or_else(|| missing("signature token"))?;
     let signature = signature.ok_or_else(|| missing("signature"))?;
-    visible("the signature token", &token, MAX_TOKEN_BYTES).map_err(in_body)?;
+    if token.len() != TOKEN_BYTES || !token.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(Rejection::new(
+            Reason::MalformedBody,
+            format!("the signature token is not {TOKEN_BYTES} letters and digits"),
+        ));
+    }
     let signature = parse_hex(&signature)
         .ok_or_else(|| Rejection::new(Reason::MalformedBody, "signature is not 64 hex digits"))?;
-    Ok(Signed {
+    Ok(Block {
         timestamp: Cow::Owned(timestamp),
         token: Cow::Owned(token),
         signature,
@@ -96,31 +104,33 @@ impl Provider for Mailgun {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        _: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         _: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        let signed = read(body)?;
-        let time = unix_seconds("the signature timestamp", &signed.timestamp).map_err(in_body)?;
-        let key = any_key(
-            &self.keys,
-            &[&signed.timestamp, &signed.token],
-            &[signed.signature],
-        )
-        .ok_or_else(|| mismatch("the body's signature"))?;
+    ) -> Result<Verified<'p>, Rejection> {
+        let block = read(ContentType::of(head), body)?;
+        let time = unix_seconds("the signature timestamp", &block.timestamp).map_err(in_body)?;
+        let parts: [&[u8]; 2] = [&block.timestamp, &block.token];
+        let key = any_key(&self.keys, &parts, &[block.signature])
+            .ok_or_else(|| mismatch("the body's signature"))?;
         Ok(Verified {
             scheme: "mailgun",
             key: &key.name,
-            identity: signed.token,
-            time: Some(time),
-            open: Open::ALL,
+            // The event data is not signed: the fingerprint binds the body.
+            signed: Signed::over("mailgun", &parts, body),
+            time: Some(Stamp::secs(time)),
         })
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("mailgun", key_names(&self.keys))]
+    }
+
+    /// JSON events, or the legacy form posts.
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT_OR_FORM
     }
 }
 
@@ -134,22 +144,31 @@ mod tests {
     const TOKEN: &str = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0";
     const SIGNATURE: &str = "065bb50188c88a371d4df8a371c499a8828b94bc4f7b5553b5adaf33af3b94e4";
 
-    fn check(body: &str) -> Result<(i64, String, Open), Reason> {
+    /// The verified request's time, signed message (the identity) and whether the
+    /// message covers the body; JSON or a form, as its first byte says.
+    fn check(body: &str) -> Result<(i64, Signed, bool), Reason> {
         let mailgun = Mailgun {
             keys: vec![test_key("k", "key-mailgun-signing-key")],
         };
-        let h = headers(&[]);
+        let content_type = if body.starts_with('{') {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        let h = headers(&[("content-type", content_type)]);
         let head = RequestHead::new(&h);
         mailgun
             .at_body(&head, body.as_bytes(), &Checks::default())
             .map(|v| {
-                (
-                    v.time.unwrap(),
-                    String::from_utf8(v.identity.to_vec()).unwrap(),
-                    v.open,
-                )
+                let covers_body = v.signed.covers_body();
+                (v.time.unwrap().unix_secs(), v.signed, covers_body)
             })
             .map_err(|r| r.reason)
+    }
+
+    /// The message Mailgun signs, `timestamp ‖ token`.
+    fn message(timestamp: &str, token: &str) -> Signed {
+        Signed::over("mailgun", &[timestamp.as_bytes(), token.as_bytes()], b"")
     }
 
     fn json(timestamp: &str, token: &str, signature: &str) -> String {
@@ -160,10 +179,14 @@ mod tests {
 
     #[test]
     fn the_reference_vector_verifies_as_json_or_form_and_the_body_stays_open() {
-        let (time, identity, open) = check(&json("\"1700000000\"", TOKEN, SIGNATURE)).unwrap();
-        assert_eq!((time, identity.as_str()), (1_700_000_000, TOKEN));
+        let (time, identity, covers_body) =
+            check(&json("\"1700000000\"", TOKEN, SIGNATURE)).unwrap();
+        assert_eq!(
+            (time, identity),
+            (1_700_000_000, message("1700000000", TOKEN))
+        );
         assert!(
-            open.body,
+            !covers_body,
             "the event data is not signed: the fingerprint binds it"
         );
         // A number, as the SDK also accepts.
@@ -179,9 +202,15 @@ mod tests {
             check(&json("\"1700000001\"", TOKEN, SIGNATURE)),
             Err(Reason::SignatureMismatch)
         );
+        let changed = format!("b{}", &TOKEN[1..]);
+        assert_eq!(
+            check(&json("\"1700000000\"", &changed, SIGNATURE)),
+            Err(Reason::SignatureMismatch)
+        );
+        // Mailgun's tokens are 50 characters: a digit of the timestamp cannot move into one.
         assert_eq!(
             check(&json("\"1700000000\"", &TOKEN[1..], SIGNATURE)),
-            Err(Reason::SignatureMismatch)
+            Err(Reason::MalformedBody)
         );
         assert_eq!(
             check(&json("\"1700000000\"", TOKEN, &SIGNATURE[2..])),

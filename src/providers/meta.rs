@@ -11,7 +11,7 @@ use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::github::SCHEME;
 use crate::providers::{
-    challenge, form_pairs, AtHeaders, Checks, Provider, Reply, StreamedMac, Verified,
+    challenge, form_pairs, AtHeaders, Checks, Hashed, Media, Provider, Reply, StreamedMac, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
@@ -31,6 +31,8 @@ pub fn scheme(keys: Vec<Key>, verify_token: Option<Vec<u8>>) -> Meta {
             scheme: "meta",
             mac: SCHEME,
             keys,
+            media: Media::JSON_OBJECT,
+            dispatch: &[],
         },
         verify_token,
     }
@@ -86,12 +88,12 @@ impl Provider for Meta {
         }
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         self.signed.at_body(head, body, checks)
     }
 
@@ -99,14 +101,22 @@ impl Provider for Meta {
         self.signed.streamed_mac(head)
     }
 
-    fn at_body_hashed<'p, 'r>(
+    fn at_body_hashed<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-        macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        self.signed.at_body_hashed(head, body, checks, macs)
+        hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
+        self.signed.at_body_hashed(head, body, checks, hashed)
+    }
+
+    fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
+        self.signed.check_hashed(head, hashed)
+    }
+
+    fn media(&self) -> Media {
+        self.signed.media
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {

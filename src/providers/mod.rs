@@ -2,19 +2,24 @@
 //! questions and does freshness, replay and forwarding the same way for all of them.
 //!
 //! A scheme says, in one place: what it reads at the headers ([`Provider::at_headers`]),
-//! how it verifies once the body is complete ([`Provider::at_body`]), the replay identity
-//! (always bytes its signature covers: an unsigned delivery-id header is not an identity an
-//! attacker cannot change), the request's signed time for freshness, and which parts of the
-//! request its signature leaves open ([`Open`]), which the replay fingerprint then binds.
-//! Adding a provider adds a module and a [`crate::policy::Scheme`] variant; the request
-//! flow does not change.
+//! how it verifies once the body is complete ([`Provider::at_body`]), the message its
+//! signature covers ([`Signed`]: the replay identity is that whole message, never a piece
+//! of it, and never an unsigned delivery-id header an attacker could change), the request's
+//! signed time for freshness, the bodies it accepts ([`Media`]) and the unsigned headers the
+//! application dispatches on, which the replay fingerprint binds with everything else the
+//! application reads. Adding a provider adds a module and a [`crate::policy::Scheme`]
+//! variant; the request flow does not change.
 
 use std::borrow::Cow;
 
+use hmac::Mac;
+use sha2::{Digest, Sha256};
+
 use crate::form;
-use crate::keys::{macs_equal, Key};
+use crate::keys::{macs_equal, HmacSha256, Key};
 use crate::policy::Freshness;
 use crate::request::{Lookup, RequestHead};
+use crate::timestamp::Stamp;
 use crate::verdict::{Reason, Rejection};
 
 pub mod asymmetric;
@@ -76,47 +81,83 @@ impl Reply {
     }
 }
 
-/// The parts of a request its signature leaves open. The replay fingerprint binds exactly
-/// these, so a captured delivery cannot come again with any of them changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Open {
-    pub method: bool,
-    pub path: bool,
-    pub query: bool,
-    pub body: bool,
+/// What a signature covers, as the replay memory knows a delivery by it: the whole signed
+/// message (its SHA-256) under the scheme's family, and how the message splits into the
+/// request's parts. Built only from the bytes a signature was checked over, so no scheme can
+/// name a piece of its message as the identity: two requests under one signature are one
+/// delivery, however the message is re-split between path, headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    family: &'static str,
+    digest: [u8; 32],
+    /// The length of each part, in order: with the identity, it fixes every signed part,
+    /// so a request that moved bytes between them has another fingerprint.
+    split: Vec<usize>,
+    /// Whether the raw body is one of the parts, whole: then the identity binds it and
+    /// the fingerprint need not hash it again.
+    body: bool,
 }
 
-impl Open {
-    /// A scheme whose signature covers none of them.
-    pub const ALL: Open = Open {
-        method: true,
-        path: true,
-        query: true,
-        body: true,
-    };
+impl Signed {
+    /// The message `parts` (as the signature covers them, in order) of a scheme `family`;
+    /// `body` is the request's body, signed if it is one of the parts.
+    pub fn over(family: &'static str, parts: &[&[u8]], body: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part);
+        }
+        let whole = |part: &&[u8]| part.as_ptr() == body.as_ptr() && part.len() == body.len();
+        Signed {
+            family,
+            digest: hasher.finalize().into(),
+            split: parts.iter().map(|part| part.len()).collect(),
+            body: !body.is_empty() && parts.iter().any(whole),
+        }
+    }
 
-    /// A scheme whose signature covers the body and nothing else of the request.
-    pub const ALL_BUT_BODY: Open = Open {
-        method: true,
-        path: true,
-        query: true,
-        body: false,
-    };
+    /// A streamed scheme's message: its prefix's parts, then the body, hashed as it
+    /// arrived. Equal to [`over`](Self::over) the same parts and body.
+    pub fn streamed(family: &'static str, hashed: &Hashed) -> Self {
+        let mut split = hashed.split.clone();
+        split.push(hashed.body_len);
+        Signed {
+            family,
+            digest: hashed.digest,
+            split,
+            body: hashed.body_len > 0,
+        }
+    }
+
+    pub fn family(&self) -> &'static str {
+        self.family
+    }
+
+    /// SHA-256 of the whole signed message.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    pub fn split(&self) -> &[usize] {
+        &self.split
+    }
+
+    /// Whether the identity binds the body already.
+    pub fn covers_body(&self) -> bool {
+        self.body
+    }
 }
 
 /// A request whose signature verified, as the guard needs it for freshness and replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified<'p, 'r> {
+pub struct Verified<'p> {
     /// What matched, for metrics and logs: `v3`, `whatsapp`, `stripe`, ...
     pub scheme: &'static str,
     /// The name of the key that verified.
     pub key: &'p str,
-    /// Bytes the signature covers that identify the delivery: a repeat of them is a retry,
-    /// a duplicate or a replay.
-    pub identity: Cow<'r, [u8]>,
-    /// The request's own time (unix seconds), for the route's freshness window.
-    pub time: Option<i64>,
-    pub open: Open,
+    /// The message the signature covers: the replay identity.
+    pub signed: Signed,
+    /// The request's own time, for the route's freshness window.
+    pub time: Option<Stamp>,
 }
 
 /// Route settings a scheme's verdict depends on.
@@ -134,23 +175,23 @@ pub trait Provider {
     fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection>;
 
     /// Verifies the request with its complete body.
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection>;
+    ) -> Result<Verified<'p>, Rejection>;
 
     /// The same for a request whose signature verified at the headers already
     /// ([`AtHeaders::Verified`], as `scheme` under the key named `key`): what the body
     /// adds, without verifying twice. The default verifies again.
-    fn at_body_verified<'p, 'r>(
+    fn at_body_verified<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
         _verified: (&'static str, &str),
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         self.at_body(head, body, checks)
     }
 
@@ -162,16 +203,22 @@ pub trait Provider {
         None
     }
 
-    /// [`at_body`](Self::at_body) for a request whose body was hashed as it arrived:
-    /// `macs` holds the HMAC-SHA256 of [`streamed_mac`](Self::streamed_mac)'s prefix and the
-    /// body under each of its keys, in order. The default ignores them.
-    fn at_body_hashed<'p, 'r>(
+    /// What the streamed MACs alone decide, before the filter reads the body: a body
+    /// that cannot verify is refused without being copied. The default decides nothing.
+    fn check_hashed(&self, _head: &RequestHead, _hashed: &Hashed) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    /// [`at_body`](Self::at_body) for a request whose body was hashed as it arrived
+    /// ([`streamed_mac`](Self::streamed_mac)'s keys and prefix, then the body). The
+    /// default ignores the hashes.
+    fn at_body_hashed<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-        _macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+        _hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
         self.at_body(head, body, checks)
     }
 
@@ -190,46 +237,248 @@ pub trait Provider {
     ) -> Result<Option<Reply>, Rejection> {
         Ok(None)
     }
+
+    /// Unsigned headers the application dispatches on (event type, topic, shop), which
+    /// the provider keeps on its retries: the replay fingerprint binds them, so a copy of
+    /// a delivery cannot come back as another kind of event. Lowercase names.
+    fn dispatch_headers(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// What the body may be, as its `Content-Type` says and its bytes must show.
+    fn media(&self) -> Media {
+        Media::ANY
+    }
+
+    /// Whether the provider itself sends identical signed requests as new ones (Twilio:
+    /// the same digits twice in a `<Gather>`), so that a repeat is not a replay by itself.
+    fn repeats(&self) -> bool {
+        false
+    }
+}
+
+/// The bodies a scheme's provider sends, by `Content-Type`: the guard refuses any other
+/// type (415), or an encoded body, and once the signature verified, a body that is not
+/// what its type says (400). The application parses by the type: a signed form sent as
+/// `text/plain` would reach it as no parameters at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Media {
+    /// `application/json` (or `+json`), and which top-level values it may hold.
+    pub json: Option<Json>,
+    /// `application/x-www-form-urlencoded`.
+    pub form: bool,
+}
+
+/// The top-level JSON values a scheme's provider sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Json {
+    Object,
+    Array,
+    /// An object or an array.
+    Either,
+}
+
+/// What a request's `Content-Type` says its body is, as an application's framework reads
+/// it: the media type without case or parameters, and whether a `charset` other than
+/// UTF-8 would make it decode the bytes as something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    Absent,
+    Json,
+    Form,
+    /// Any other type, a second `Content-Type`, a charset that is not UTF-8, or bytes no
+    /// media type has.
+    Other,
+}
+
+impl ContentType {
+    pub fn of(head: &RequestHead) -> ContentType {
+        let value = match head.lookup("content-type") {
+            Lookup::Missing => return ContentType::Absent,
+            Lookup::Duplicate => return ContentType::Other,
+            Lookup::One(value) => value,
+        };
+        let mut parameters = value.split(|&b| b == b';');
+        let essence = parameters.next().unwrap_or_default().trim_ascii();
+        for parameter in parameters {
+            let parameter = parameter.trim_ascii();
+            let Some(eq) = parameter.iter().position(|&b| b == b'=') else {
+                return ContentType::Other;
+            };
+            let (name, value) = (parameter[..eq].trim_ascii(), &parameter[eq + 1..]);
+            let value = value.trim_ascii();
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            if name.eq_ignore_ascii_case(b"charset")
+                && !value.eq_ignore_ascii_case(b"utf-8")
+                && !value.eq_ignore_ascii_case(b"utf8")
+            {
+                return ContentType::Other;
+            }
+        }
+        let lower = essence.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"application/json" => ContentType::Json,
+            b"application/x-www-form-urlencoded" => ContentType::Form,
+            _ if lower.starts_with(b"application/") && lower.ends_with(b"+json") => {
+                ContentType::Json
+            }
+            _ => ContentType::Other,
+        }
+    }
+}
+
+impl Media {
+    /// No rule: whatever the body is, the fingerprint binds it and its type.
+    pub const ANY: Media = Media {
+        json: None,
+        form: false,
+    };
+    pub const JSON_OBJECT: Media = Media {
+        json: Some(Json::Object),
+        form: false,
+    };
+    pub const JSON_ARRAY: Media = Media {
+        json: Some(Json::Array),
+        form: false,
+    };
+    pub const FORM: Media = Media {
+        json: None,
+        form: true,
+    };
+    /// A JSON object or a form (Slack, GitHub, Mailgun).
+    pub const JSON_OBJECT_OR_FORM: Media = Media {
+        json: Some(Json::Object),
+        form: true,
+    };
+
+    pub fn restricts(self) -> bool {
+        self != Media::ANY
+    }
+
+    /// Whether a body of this type is one of these media. An empty body needs no type.
+    pub fn admits(self, content_type: ContentType, empty: bool) -> bool {
+        match content_type {
+            ContentType::Absent => empty,
+            ContentType::Json => self.json.is_some(),
+            ContentType::Form => self.form,
+            ContentType::Other => false,
+        }
+    }
 }
 
 /// What a body is hashed with as it arrives: each key's HMAC-SHA256 over `prefix` and then
 /// the body.
 pub struct StreamedMac<'p> {
     pub keys: &'p [Key],
-    pub prefix: Vec<u8>,
+    prefix: Vec<u8>,
+    /// The lengths of the parts the prefix is made of.
+    split: Vec<usize>,
 }
 
 impl<'p> StreamedMac<'p> {
     /// The raw body alone.
     pub fn body(keys: &'p [Key]) -> Self {
+        Self::after(keys, &[])
+    }
+
+    /// The signed parts the headers fix (`t`, `.`), then the body.
+    pub fn after(keys: &'p [Key], parts: &[&[u8]]) -> Self {
         StreamedMac {
             keys,
-            prefix: Vec::new(),
+            prefix: parts.concat(),
+            split: parts.iter().map(|part| part.len()).collect(),
         }
     }
 
-    /// Each key's MAC of the prefix and `body`, in one pass.
-    pub fn macs(&self, body: &[u8]) -> Vec<[u8; 32]> {
-        self.keys
-            .iter()
-            .map(|key| key.mac(&[&self.prefix, body]))
-            .collect()
+    /// The hashes of the prefix and then bytes fed to [`Hasher::update`].
+    pub fn start(&self) -> Hasher {
+        let mut macs: Vec<HmacSha256> = self.keys.iter().map(Key::sha256).collect();
+        for mac in &mut macs {
+            mac.update(&self.prefix);
+        }
+        let mut message = Sha256::new();
+        message.update(&self.prefix);
+        Hasher {
+            macs,
+            message,
+            split: self.split.clone(),
+            body_len: 0,
+        }
+    }
+
+    /// [`start`](Self::start), fed the whole `body` in one pass.
+    pub fn hash(&self, body: &[u8]) -> Hashed {
+        let mut hasher = self.start();
+        hasher.update(body);
+        hasher.finish()
     }
 }
 
-/// [`Provider::at_body`] of a scheme that streams its MAC: the body's MACs computed now, in
-/// one pass, then judged exactly as when the filter hashed the body as it arrived.
-pub fn in_one_pass<'p, 'r, P: Provider + ?Sized>(
+/// A streamed scheme's hashes as the body arrives: each key's HMAC, and the SHA-256 of the
+/// signed message (the replay identity), over the same bytes in one pass.
+pub struct Hasher {
+    macs: Vec<HmacSha256>,
+    message: Sha256,
+    split: Vec<usize>,
+    body_len: usize,
+}
+
+impl Hasher {
+    pub fn update(&mut self, more: &[u8]) {
+        for mac in &mut self.macs {
+            mac.update(more);
+        }
+        self.message.update(more);
+        self.body_len += more.len();
+    }
+
+    /// Bytes of body taken in so far.
+    pub fn body_len(&self) -> usize {
+        self.body_len
+    }
+
+    pub fn finish(self) -> Hashed {
+        Hashed {
+            macs: self
+                .macs
+                .into_iter()
+                .map(|mac| mac.finalize().into_bytes().into())
+                .collect(),
+            digest: self.message.finalize().into(),
+            split: self.split,
+            body_len: self.body_len,
+        }
+    }
+}
+
+/// A streamed scheme's prefix and body, hashed: see [`Hasher`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hashed {
+    /// HMAC-SHA256 under each of the scheme's keys, in their order.
+    pub macs: Vec<[u8; 32]>,
+    /// SHA-256 of the prefix and the body.
+    pub digest: [u8; 32],
+    /// The lengths of the prefix's parts.
+    pub split: Vec<usize>,
+    pub body_len: usize,
+}
+
+/// [`Provider::at_body`] of a scheme that streams its MAC: the body's hashes computed now,
+/// in one pass, then judged exactly as when the filter hashed the body as it arrived.
+pub fn in_one_pass<'p, P: Provider + ?Sized>(
     provider: &'p P,
-    head: &RequestHead<'r>,
-    body: &'r [u8],
+    head: &RequestHead,
+    body: &[u8],
     checks: &Checks,
-) -> Result<Verified<'p, 'r>, Rejection> {
-    let macs = provider
+) -> Result<Verified<'p>, Rejection> {
+    let hashed = provider
         .streamed_mac(head)
-        .map(|streamed| streamed.macs(body))
+        .map(|streamed| streamed.hash(body))
         .unwrap_or_default();
-    provider.at_body_hashed(head, body, checks, &macs)
+    provider.at_body_hashed(head, body, checks, &hashed)
 }
 
 /// Longest challenge echoed: providers send 20 to 64 characters.

@@ -82,32 +82,38 @@ impl Preset {
                 "signature": {"header": header, "prefix": prefix},
                 "encoding": "hex",
                 "message": ["body"],
-                "id": {"body": true},
+                "body": "json_object",
             })
         };
         match self {
-            Preset::Razorpay => body_hex("X-Razorpay-Signature", ""),
+            Preset::Razorpay => {
+                let mut description = body_hex("X-Razorpay-Signature", "");
+                description["dispatch_headers"] = json!(["X-Razorpay-Event-Id"]);
+                description
+            }
             Preset::Paddle => json!({
                 "signature": {"header": "Paddle-Signature",
-                              "list": {"separator": ";", "entry": "key=value", "label": "h1"}},
+                              "list": {"separator": ";", "entry": "key=value", "label": "h1", "strict": true}},
                 "encoding": "hex",
                 "message": [{"item": "ts"}, {"literal": ":"}, "body"],
                 "timestamp": {"item": "ts", "format": "seconds", "max_age_secs": 5, "max_future_secs": 5},
-                "id": {"body": true},
+                "body": "json_object",
             }),
             Preset::Square => json!({
                 "signature": {"header": "X-Square-Hmacsha256-Signature"},
                 "encoding": "base64",
                 "message": ["url", "body"],
-                "id": {"body": true},
+                "dispatch_headers": ["square-environment"],
+                "body": "json_object",
             }),
             Preset::HubSpot => json!({
                 "signature": {"header": "X-HubSpot-Signature-v3"},
                 "encoding": "base64",
                 "message": ["method", {"url_unescaping": HUBSPOT_UNESCAPED}, "body",
                             {"header": "X-HubSpot-Request-Timestamp"}],
-                "timestamp": {"header": "X-HubSpot-Request-Timestamp", "format": "milliseconds"},
-                "id": {"body": true},
+                "timestamp": {"header": "X-HubSpot-Request-Timestamp", "format": "milliseconds",
+                              "edges": "floored_time_strict_age"},
+                "body": "json_array",
             }),
             Preset::Linear => json!({
                 "signature": {"header": "Linear-Signature"},
@@ -115,7 +121,8 @@ impl Preset {
                 "message": ["body"],
                 "timestamp": {"body_field": "webhookTimestamp", "format": "milliseconds",
                               "max_age_secs": 60, "max_future_secs": 60},
-                "id": {"body": true},
+                "dispatch_headers": ["Linear-Event"],
+                "body": "json_object",
             }),
             Preset::Zoom => json!({
                 "signature": {"header": "x-zm-signature", "prefix": "v0="},
@@ -123,14 +130,15 @@ impl Preset {
                 "message": [{"literal": "v0:"}, {"header": "x-zm-request-timestamp"},
                             {"literal": ":"}, "body"],
                 "timestamp": {"header": "x-zm-request-timestamp", "format": "seconds"},
-                "id": {"body": true},
+                "body": "json_object",
             }),
             Preset::PagerDuty => json!({
                 "signature": {"header": "X-PagerDuty-Signature",
                               "list": {"separator": ",", "trim": true, "entry": "key=value", "label": "v1"}},
                 "encoding": "hex",
                 "message": ["body"],
-                "id": {"body": true},
+                "dispatch_headers": ["X-Webhook-Subscription"],
+                "body": "json_object",
             }),
             Preset::Intercom => {
                 let mut description = body_hex("X-Hub-Signature", "sha1=");
@@ -144,7 +152,9 @@ impl Preset {
                             {"header": "Twitch-Eventsub-Message-Timestamp"}, "body"],
                 "timestamp": {"header": "Twitch-Eventsub-Message-Timestamp", "format": "rfc3339",
                               "max_age_secs": 600, "max_future_secs": 300},
-                "id": {"header": "Twitch-Eventsub-Message-Id"},
+                "dispatch_headers": ["Twitch-Eventsub-Message-Type", "Twitch-Eventsub-Subscription-Type",
+                                     "Twitch-Eventsub-Subscription-Version"],
+                "body": "json_object",
             }),
         }
     }
@@ -256,7 +266,7 @@ mod tests {
             .map_err(|r| r.reason)?;
         scheme
             .at_body(&head, body.as_bytes(), &Checks::default())
-            .map(|v| v.time)
+            .map(|v| v.time.map(crate::timestamp::Stamp::unix_secs))
             .map_err(|r| r.reason)
     }
 

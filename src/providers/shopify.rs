@@ -7,18 +7,32 @@
 //!
 //! An empty body is refused, as Shopify's own library does.
 
-use std::borrow::Cow;
-
 use crate::keys::Key;
 use crate::providers::{
     base64_exact, in_one_pass, key_names, key_with_mac, malformed, mismatch, required, AtHeaders,
-    Checks, Open, Provider, StreamedMac, Verified,
+    Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
 pub const HEADER: &str = "x-shopify-hmac-sha256";
 pub const EVENTS_HEADER: &str = "shopify-hmac-sha256";
+
+/// What an app dispatches on, under both delivery types' names; a retry keeps them all.
+/// Not the webhook id: two events can carry equal bodies under two ids, and the second is
+/// then one body delivered twice, not tampering.
+const DISPATCH: [&str; 10] = [
+    "x-shopify-topic",
+    "x-shopify-shop-domain",
+    "x-shopify-api-version",
+    "x-shopify-sub-topic",
+    "x-shopify-name",
+    "shopify-topic",
+    "shopify-shop-domain",
+    "shopify-api-version",
+    "shopify-action",
+    "shopify-handle",
+];
 
 #[derive(Debug)]
 pub struct Shopify {
@@ -40,18 +54,31 @@ fn signature(head: &RequestHead) -> Result<[u8; 32], Rejection> {
         .ok_or_else(|| malformed(format!("{name} is not base64 of 32 bytes")))
 }
 
+impl Shopify {
+    /// The key whose MAC of the body is the header's; an empty body is refused first, as
+    /// Shopify's library refuses it.
+    fn key(&self, head: &RequestHead, hashed: &Hashed) -> Result<&Key, Rejection> {
+        let signature = signature(head)?;
+        if hashed.body_len == 0 {
+            return Err(Rejection::new(Reason::MalformedBody, "empty body"));
+        }
+        key_with_mac(&self.keys, hashed.macs.iter().copied(), &[signature])
+            .ok_or_else(|| mismatch(HEADER))
+    }
+}
+
 impl Provider for Shopify {
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         signature(head)?;
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         in_one_pass(self, head, body, checks)
     }
 
@@ -59,30 +86,36 @@ impl Provider for Shopify {
         Some(StreamedMac::body(&self.keys))
     }
 
-    fn at_body_hashed<'p, 'r>(
+    fn at_body_hashed<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        _: &[u8],
         _: &Checks,
-        macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        let signature = signature(head)?;
-        if body.is_empty() {
-            return Err(Rejection::new(Reason::MalformedBody, "empty body"));
-        }
-        let key = key_with_mac(&self.keys, macs.iter().copied(), &[signature])
-            .ok_or_else(|| mismatch(HEADER))?;
+        hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
+        let key = self.key(head, hashed)?;
         Ok(Verified {
             scheme: "shopify",
             key: &key.name,
-            identity: Cow::Borrowed(body),
+            signed: Signed::streamed("shopify", hashed),
             time: None,
-            open: Open::ALL_BUT_BODY,
         })
+    }
+
+    fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
+        self.key(head, hashed).map(|_| ())
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("shopify", key_names(&self.keys))]
+    }
+
+    fn dispatch_headers(&self) -> Vec<&str> {
+        DISPATCH.to_vec()
+    }
+
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT
     }
 }
 

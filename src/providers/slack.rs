@@ -5,15 +5,14 @@
 //! | --- | --- | --- | --- | --- |
 //! | timestamp and signature | timestamp, body | the body (retries are re-signed with a new timestamp; the body, with its `event_id`, stays) | the timestamp (±5 min, the SDK's tolerance) | method, path, query |
 
-use std::borrow::Cow;
-
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
 use crate::providers::{
     in_one_pass, json_challenge, json_with, key_names, key_with_mac, mismatch, required,
-    unix_seconds, AtHeaders, Checks, Open, Provider, Reply, StreamedMac, Verified,
+    unix_seconds, AtHeaders, Checks, Hashed, Media, Provider, Reply, Signed, StreamedMac, Verified,
 };
 use crate::request::RequestHead;
+use crate::timestamp::Stamp;
 use crate::verdict::Rejection;
 
 pub const SIGNATURE: BodyMac = BodyMac {
@@ -33,46 +32,59 @@ fn read<'r>(head: &RequestHead<'r>) -> Result<([u8; 32], &'r [u8], i64), Rejecti
     Ok((signature, timestamp, unix_seconds(TIMESTAMP, timestamp)?))
 }
 
+impl Slack {
+    /// The key whose MAC is the signature, and the signed time.
+    fn key(&self, head: &RequestHead, hashed: &Hashed) -> Result<(&Key, i64), Rejection> {
+        let (signature, _, time) = read(head)?;
+        let key = key_with_mac(&self.keys, hashed.macs.iter().copied(), &[signature])
+            .ok_or_else(|| mismatch(SIGNATURE.header))?;
+        Ok((key, time))
+    }
+}
+
 impl Provider for Slack {
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         read(head)?;
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         in_one_pass(self, head, body, checks)
     }
 
     fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
         let (_, timestamp, _) = read(head).ok()?;
-        Some(StreamedMac {
-            keys: &self.keys,
-            prefix: [b"v0:", timestamp, b":"].concat(),
-        })
+        Some(StreamedMac::after(&self.keys, &[b"v0:", timestamp, b":"]))
     }
 
-    fn at_body_hashed<'p, 'r>(
+    fn at_body_hashed<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        _: &[u8],
         _: &Checks,
-        macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        let (signature, _, time) = read(head)?;
-        let key = key_with_mac(&self.keys, macs.iter().copied(), &[signature])
-            .ok_or_else(|| mismatch(SIGNATURE.header))?;
+        hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
+        let (key, time) = self.key(head, hashed)?;
         Ok(Verified {
             scheme: "slack",
             key: &key.name,
-            identity: Cow::Borrowed(body),
-            time: Some(time),
-            open: Open::ALL_BUT_BODY,
+            signed: Signed::streamed("slack", hashed),
+            time: Some(Stamp::secs(time)),
         })
+    }
+
+    fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
+        self.key(head, hashed).map(|_| ())
+    }
+
+    /// The Events API sends JSON; slash commands and interactivity, forms.
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT_OR_FORM
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
@@ -119,7 +131,7 @@ mod tests {
             .map_err(|r| r.reason)?;
         slack
             .at_body(&head, body.as_bytes(), &Checks::default())
-            .map(|v| v.time.unwrap())
+            .map(|v| v.time.unwrap().unix_secs())
             .map_err(|r| r.reason)
     }
 

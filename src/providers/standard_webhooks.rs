@@ -11,16 +11,16 @@
 //! has no keys for is skipped, as the reference library skips all but `v1`. The timestamp must be plain digits: the SDKs also accept `+1614265330` or
 //! `1614265330.9` (they re-format it before signing), which no producer sends.
 
-use std::borrow::Cow;
-
 use crate::keys::Key;
+use crate::policy::{Freshness, FIVE_MINUTES};
 use crate::providers::{
     base64_exact, in_one_pass, key_names, key_with_mac, malformed, mismatch, required,
-    unix_seconds, visible, AtHeaders, Checks, Open, Provider, StreamedMac, Verified,
+    unix_seconds, AtHeaders, Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified,
     MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::public_key::PublicKey;
-use crate::request::RequestHead;
+use crate::request::{Lookup, RequestHead};
+use crate::timestamp::{Edges, Stamp};
 use crate::verdict::{Reason, Rejection};
 
 /// The header names and scheme name of one flavour.
@@ -30,6 +30,11 @@ pub struct Names {
     pub id: &'static str,
     pub timestamp: &'static str,
     pub signature: &'static str,
+    /// Where one of these is absent, its Standard Webhooks name is read instead, as Svix's
+    /// SDK reads them (each header on its own; present, even empty, wins).
+    pub fallback: bool,
+    /// Where the window ends, as the flavour's own SDK compares.
+    pub edges: Edges,
 }
 
 pub const STANDARD: Names = Names {
@@ -37,6 +42,8 @@ pub const STANDARD: Names = Names {
     id: "webhook-id",
     timestamp: "webhook-timestamp",
     signature: "webhook-signature",
+    fallback: false,
+    edges: Edges::Exact,
 };
 
 pub const SVIX: Names = Names {
@@ -44,20 +51,38 @@ pub const SVIX: Names = Names {
     id: "svix-id",
     timestamp: "svix-timestamp",
     signature: "svix-signature",
+    fallback: true,
+    edges: Edges::Exact,
 };
 
 /// Clerk and Resend deliver through Svix: its headers under their own scheme names.
+/// Clerk has no verifier of its own (Svix's is the one to use).
 pub const CLERK: Names = Names {
     scheme: "clerk",
     ..SVIX
 };
 
+/// Resend's own verifier truncates its clock to whole seconds.
 pub const RESEND: Names = Names {
     scheme: "resend",
+    edges: Edges::FlooredClock,
     ..SVIX
 };
 
-/// Longest message id kept: Svix sends 31 characters; the spec promises no format.
+/// The id, at most [`MAX_ID_BYTES`] of `[A-Za-z0-9_-]`: the spec asks producers to keep
+/// `.` out of it (it ends at the first `.` of the signed message), and Svix sends `msg_`
+/// and 27 base62 characters.
+fn check_id(name: &str, id: &[u8]) -> Result<(), Rejection> {
+    let id_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    if id.is_empty() || id.len() > MAX_ID_BYTES || !id.iter().all(id_byte) {
+        return Err(malformed(format!(
+            "{name} is not 1 to {MAX_ID_BYTES} characters of [A-Za-z0-9_-]"
+        )));
+    }
+    Ok(())
+}
+
+/// Longest message id kept: Svix sends 31 characters.
 pub const MAX_ID_BYTES: usize = 256;
 
 #[derive(Debug)]
@@ -70,7 +95,7 @@ pub struct StandardWebhooks {
 }
 
 /// One delivery's signed headers.
-struct Signed<'r> {
+struct Headers<'r> {
     id: &'r [u8],
     timestamp: &'r [u8],
     time: i64,
@@ -85,19 +110,35 @@ struct Signatures {
 }
 
 impl StandardWebhooks {
-    fn read<'r>(&self, head: &RequestHead<'r>) -> Result<Signed<'r>, Rejection> {
+    fn read<'r>(&self, head: &RequestHead<'r>) -> Result<Headers<'r>, Rejection> {
         let names = self.names;
-        let id = required(head, names.id)?;
-        let timestamp = required(head, names.timestamp)?;
-        let list = required(head, names.signature)?;
-        visible(names.id, id, MAX_ID_BYTES)?;
-        let time = unix_seconds(names.timestamp, timestamp)?;
-        Ok(Signed {
+        let header = |name: &'static str, standard: &'static str| match (
+            head.lookup(name),
+            names.fallback,
+        ) {
+            (Lookup::Missing, true) => Ok((standard, required(head, standard)?)),
+            _ => Ok::<_, Rejection>((name, required(head, name)?)),
+        };
+        let (id_name, id) = header(names.id, STANDARD.id)?;
+        let (timestamp_name, timestamp) = header(names.timestamp, STANDARD.timestamp)?;
+        let (signature_name, list) = header(names.signature, STANDARD.signature)?;
+        check_id(id_name, id)?;
+        let time = unix_seconds(timestamp_name, timestamp)?;
+        Ok(Headers {
             id,
             timestamp,
             time,
-            signatures: self.signatures(names.signature, list)?,
+            signatures: self.signatures(signature_name, list)?,
         })
+    }
+
+    /// The route's window by default: the SDKs' five minutes, ending where this flavour's
+    /// SDK ends it.
+    pub fn freshness(&self) -> Freshness {
+        Freshness {
+            edges: self.names.edges,
+            ..FIVE_MINUTES
+        }
     }
 
     /// The `v1` and `v1a` signatures of a space-separated `<version>,<base64>` list, each
@@ -152,12 +193,12 @@ impl Provider for StandardWebhooks {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         in_one_pass(self, head, body, checks)
     }
 
@@ -168,24 +209,47 @@ impl Provider for StandardWebhooks {
             return None;
         }
         let signed = self.read(head).ok()?;
-        Some(StreamedMac {
-            keys: &self.keys,
-            prefix: [signed.id, b".", signed.timestamp, b"."].concat(),
-        })
+        Some(StreamedMac::after(
+            &self.keys,
+            &[signed.id, b".", signed.timestamp, b"."],
+        ))
     }
 
-    fn at_body_hashed<'p, 'r>(
-        &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
-        _: &Checks,
-        macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    /// Without public keys, only the secrets' MAC can verify: a body whose MAC fails is
+    /// refused before it is read.
+    fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
+        if !self.public_keys.is_empty() {
+            return Ok(());
+        }
         let signed = self.read(head)?;
-        let hmac = key_with_mac(&self.keys, macs.iter().copied(), &signed.signatures.v1);
+        key_with_mac(
+            &self.keys,
+            hashed.macs.iter().copied(),
+            &signed.signatures.v1,
+        )
+        .map(|_| ())
+        .ok_or_else(|| mismatch(self.names.signature))
+    }
+
+    fn at_body_hashed<'p>(
+        &'p self,
+        head: &RequestHead,
+        body: &[u8],
+        _: &Checks,
+        hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
+        let signed = self.read(head)?;
+        let family = self.names.scheme;
+        let hmac = key_with_mac(
+            &self.keys,
+            hashed.macs.iter().copied(),
+            &signed.signatures.v1,
+        )
+        .map(|key| (&key.name, Signed::streamed(family, hashed)));
         let ed25519 = || {
             // Only when no secret verified, and built once for every key and signature.
-            let message = [signed.id, b".", signed.timestamp, b".", body].concat();
+            let parts: [&[u8]; 5] = [signed.id, b".", signed.timestamp, b".", body];
+            let message = parts.concat();
             self.public_keys
                 .iter()
                 .find(|key| {
@@ -195,18 +259,16 @@ impl Provider for StandardWebhooks {
                         .iter()
                         .any(|signature| key.verifies(&message, signature))
                 })
-                .map(|key| &key.name)
+                .map(|key| (&key.name, Signed::over(family, &parts, body)))
         };
-        let key = hmac
-            .map(|key| &key.name)
+        let (key, signed_message) = hmac
             .or_else(ed25519)
             .ok_or_else(|| mismatch(self.names.signature))?;
         Ok(Verified {
             scheme: self.names.scheme,
             key,
-            identity: Cow::Borrowed(signed.id),
-            time: Some(signed.time),
-            open: Open::ALL_BUT_BODY,
+            signed: signed_message,
+            time: Some(Stamp::secs(signed.time)),
         })
     }
 
@@ -214,6 +276,10 @@ impl Provider for StandardWebhooks {
         let mut names = key_names(&self.keys);
         names.extend(self.public_keys.iter().map(|key| key.name.as_str()));
         vec![(self.names.scheme, names)]
+    }
+
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT
     }
 }
 
@@ -245,19 +311,26 @@ mod tests {
         s: &StandardWebhooks,
         h: &[(&str, &str)],
         body: &str,
-    ) -> Result<(String, i64), Reason> {
+    ) -> Result<(Signed, i64), Reason> {
         let h = headers(h);
         let head = RequestHead::new(&h);
         s.at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
         s.at_body(&head, body.as_bytes(), &Checks::default())
-            .map(|v| {
-                (
-                    String::from_utf8(v.identity.to_vec()).unwrap(),
-                    v.time.unwrap(),
-                )
-            })
+            .map(|v| (v.signed, v.time.unwrap().unix_secs()))
             .map_err(|r| r.reason)
+    }
+
+    /// The message the scheme signs for this id, timestamp and body.
+    fn message(names: Names, id: &str, timestamp: &str, body: &str) -> Signed {
+        let parts: [&[u8]; 5] = [
+            id.as_bytes(),
+            b".",
+            timestamp.as_bytes(),
+            b".",
+            body.as_bytes(),
+        ];
+        Signed::over(names.scheme, &parts, body.as_bytes())
     }
 
     // providers.md §4 row 1: the spec's own example.
@@ -273,12 +346,13 @@ mod tests {
             "v1a,xyz v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
         ] {
             let h = [("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", list)];
-            assert_eq!(check(&s, &h, BODY), Ok(("msg_p5jXN8AQM9LWM0D4loKWxJek".into(), 1_614_265_330)), "{list}");
+            let signed = message(STANDARD, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", BODY);
+            assert_eq!(check(&s, &h, BODY), Ok((signed, 1_614_265_330)), "{list}");
         }
     }
 
     #[test]
-    fn svix_reads_its_own_header_names() {
+    fn svix_reads_its_own_header_names_and_falls_back_as_its_sdk() {
         // §4 row 2.
         let s = scheme(SVIX, SECRET);
         let body = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
@@ -291,12 +365,26 @@ mod tests {
             ),
         ];
         assert!(check(&s, &h, body).is_ok());
+        // Svix's SDK reads each `webhook-*` name where the `svix-*` one is absent, and the
+        // application it verifies for reads them so too: the same message either way.
         let webhook = [
             ("webhook-id", h[0].1),
             ("webhook-timestamp", h[1].1),
             ("webhook-signature", h[2].1),
         ];
-        assert_eq!(check(&s, &webhook, body), Err(Reason::MissingSignature));
+        let signed = message(SVIX, h[0].1, h[1].1, body);
+        assert_eq!(
+            check(&s, &webhook, body),
+            Ok((signed.clone(), 1_700_000_000))
+        );
+        let mixed = [h[0], webhook[1], h[2]];
+        assert_eq!(check(&s, &mixed, body), Ok((signed, 1_700_000_000)));
+        // A present svix-* header wins, even over a good webhook-* one.
+        let shadowed = [("svix-id", "msg_other"), webhook[0], h[1], h[2]];
+        assert_eq!(check(&s, &shadowed, body), Err(Reason::SignatureMismatch));
+        // Standard Webhooks' own SDK reads only its own names.
+        let standard = scheme(STANDARD, SECRET);
+        assert_eq!(check(&standard, &h, body), Err(Reason::MissingSignature));
     }
 
     #[test]

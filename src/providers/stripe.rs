@@ -8,15 +8,15 @@
 //!
 //! `v0` (test mode, legacy) and unknown items are ignored, as the SDK does.
 
-use std::borrow::Cow;
-
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::{
     in_one_pass, key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders,
-    Checks, Open, Provider, StreamedMac, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+    Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified, MAX_SIGNATURES,
+    MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
+use crate::timestamp::Stamp;
 use crate::verdict::{Reason, Rejection};
 
 pub const HEADER: &str = "stripe-signature";
@@ -26,13 +26,13 @@ pub struct Stripe {
     pub keys: Vec<Key>,
 }
 
-struct Signed<'r> {
+struct Header<'r> {
     timestamp: &'r [u8],
     time: i64,
     signatures: Vec<[u8; 32]>,
 }
 
-fn read<'r>(head: &RequestHead<'r>) -> Result<Signed<'r>, Rejection> {
+fn read<'r>(head: &RequestHead<'r>) -> Result<Header<'r>, Rejection> {
     let value = required(head, HEADER)?;
     if value.len() > MAX_SIGNATURE_HEADER_BYTES {
         return Err(malformed(format!(
@@ -72,11 +72,25 @@ fn read<'r>(head: &RequestHead<'r>) -> Result<Signed<'r>, Rejection> {
             format!("{HEADER} has no v1"),
         ));
     }
-    Ok(Signed {
+    Ok(Header {
         timestamp,
         time,
         signatures,
     })
+}
+
+impl Stripe {
+    /// The key whose MAC of `t.` and the body one of the `v1`s is.
+    fn key<'r>(
+        &self,
+        head: &RequestHead<'r>,
+        hashed: &Hashed,
+    ) -> Result<(&Key, Header<'r>), Rejection> {
+        let signed = read(head)?;
+        let key = key_with_mac(&self.keys, hashed.macs.iter().copied(), &signed.signatures)
+            .ok_or_else(|| mismatch(HEADER))?;
+        Ok((key, signed))
+    }
 }
 
 impl Provider for Stripe {
@@ -85,44 +99,46 @@ impl Provider for Stripe {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         in_one_pass(self, head, body, checks)
     }
 
     fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
         let signed = read(head).ok()?;
-        Some(StreamedMac {
-            keys: &self.keys,
-            prefix: [signed.timestamp, b"."].concat(),
-        })
+        Some(StreamedMac::after(&self.keys, &[signed.timestamp, b"."]))
     }
 
-    fn at_body_hashed<'p, 'r>(
+    fn at_body_hashed<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        _: &[u8],
         _: &Checks,
-        macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        let signed = read(head)?;
-        let key = key_with_mac(&self.keys, macs.iter().copied(), &signed.signatures)
-            .ok_or_else(|| mismatch(HEADER))?;
+        hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
+        let (key, signed) = self.key(head, hashed)?;
         Ok(Verified {
             scheme: "stripe",
             key: &key.name,
-            identity: Cow::Borrowed(body),
-            time: Some(signed.time),
-            open: Open::ALL_BUT_BODY,
+            signed: Signed::streamed("stripe", hashed),
+            time: Some(Stamp::secs(signed.time)),
         })
+    }
+
+    fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
+        self.key(head, hashed).map(|_| ())
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("stripe", key_names(&self.keys))]
+    }
+
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT
     }
 }
 
@@ -147,7 +163,7 @@ mod tests {
             .map_err(|r| r.reason)?;
         stripe
             .at_body(&head, body.as_bytes(), &Checks::default())
-            .map(|v| v.time.unwrap())
+            .map(|v| v.time.unwrap().unix_secs())
             .map_err(|r| r.reason)
     }
 

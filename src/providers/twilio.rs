@@ -12,14 +12,12 @@
 //! The URL is tried with the origin's port and without it (with the default port when it
 //! has none), the two forms Twilio's own validator tries, and no other.
 
-use std::borrow::Cow;
-
 use sha2::{Digest, Sha256};
 
 use crate::keys::{macs_equal, Key};
 use crate::providers::{
-    base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Open,
-    Provider, Verified,
+    base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks,
+    ContentType, Json, Media, Provider, Signed, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
@@ -52,38 +50,34 @@ impl Twilio {
     }
 }
 
-/// What Twilio signed after the origin, and how much of the request it covers.
-struct Signed {
-    /// `:path` as sent, then the rendered form parameters.
-    message: Vec<u8>,
-    open: Open,
-}
-
-fn signed(head: &RequestHead, body: &[u8]) -> Result<Signed, Rejection> {
-    let path = head.first(":path").unwrap_or_default();
+/// What Twilio signed after the origin and `:path` (as sent): the rendered form
+/// parameters; and whether the body is signed whole: a JSON body is, through the
+/// `bodySHA256` in the path.
+fn signed(head: &RequestHead, body: &[u8]) -> Result<(Vec<u8>, bool), Rejection> {
     let params = |bytes: &[u8]| form_pairs(bytes, Reason::MalformedBody, "the query or form body");
     let body_hash = params(head.query())?
         .into_iter()
         .find(|(name, _)| name == "bodySHA256")
         .map(|(_, value)| value);
-    let mut message = path.to_vec();
+    let mut message = Vec::new();
+    let content_type = ContentType::of(head);
     if let Some(expected) = body_hash {
+        if content_type != ContentType::Json {
+            return Err(wrong_type("bodySHA256 signs a JSON body"));
+        }
         let actual: [u8; 32] = Sha256::digest(body).into();
         let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
         if !actual.as_bytes().eq_ignore_ascii_case(expected.as_bytes()) {
             return Err(mismatch("bodySHA256 of the body"));
         }
-        return Ok(Signed {
-            message,
-            open: Open {
-                method: true,
-                path: false,
-                query: false,
-                body: false,
-            },
-        });
+        return Ok((message, true));
     }
     if head.first(":method") != Some(b"GET") {
+        // Twilio signs a POST's parameters as the form's; any other body type would reach
+        // the application as other parameters, or none.
+        if content_type == ContentType::Json {
+            return Err(wrong_type("a JSON body is signed only through bodySHA256"));
+        }
         let mut pairs = params(body)?;
         pairs.sort();
         pairs.dedup();
@@ -92,15 +86,11 @@ fn signed(head: &RequestHead, body: &[u8]) -> Result<Signed, Rejection> {
             message.extend_from_slice(value.as_bytes());
         }
     }
-    Ok(Signed {
-        message,
-        open: Open {
-            method: true,
-            path: false,
-            query: false,
-            body: true,
-        },
-    })
+    Ok((message, false))
+}
+
+fn wrong_type(detail: &'static str) -> Rejection {
+    Rejection::new(Reason::UnsupportedMediaType, detail)
 }
 
 fn signature(head: &RequestHead) -> Result<[u8; 20], Rejection> {
@@ -114,37 +104,58 @@ impl Provider for Twilio {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         _: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         let signature = signature(head)?;
-        let signed = signed(head, body)?;
-        let key = self
+        let (params, body_signed) = signed(head, body)?;
+        let path = head.first(":path").unwrap_or_default();
+        let (key, origin) = self
             .keys
             .iter()
-            .find(|key| {
-                self.origins.iter().any(|origin| {
-                    macs_equal(
-                        &key.mac_sha1(&[origin.as_bytes(), &signed.message]),
-                        &signature,
-                    )
-                })
+            .find_map(|key| {
+                let origin = self.origins.iter().find(|origin| {
+                    let mac = key.mac_sha1(&[origin.as_bytes(), path, &params]);
+                    macs_equal(&mac, &signature)
+                })?;
+                Some((key, origin))
             })
             .ok_or_else(|| mismatch(HEADER))?;
+        // A JSON body is signed whole through its hash: then it is part of the message.
+        let last: &[u8] = if body_signed { body } else { &params };
         Ok(Verified {
             scheme: "twilio",
             key: &key.name,
-            identity: Cow::Owned(signed.message),
+            signed: Signed::over("twilio", &[origin.as_bytes(), path, last], body),
             time: None,
-            open: signed.open,
         })
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("twilio", key_names(&self.keys))]
+    }
+
+    /// Forms (and no body on a GET); JSON, of any shape, through `bodySHA256`.
+    fn media(&self) -> Media {
+        Media {
+            json: Some(Json::Either),
+            form: true,
+        }
+    }
+
+    /// Which key and hash signed (a Webhook Rule's SharedKey). Not the idempotency token:
+    /// Twilio's genuine repeats carry a new one.
+    fn dispatch_headers(&self) -> Vec<&str> {
+        vec!["x-twilio-webhooks-signature-settings"]
+    }
+
+    /// The same digits pressed twice in one `<Gather>`, a `<Redirect>` loop: Twilio sends
+    /// identical signed requests as new ones.
+    fn repeats(&self) -> bool {
+        true
     }
 }
 
@@ -160,16 +171,27 @@ mod tests {
         path: &str,
         signature: &str,
         body: &str,
-    ) -> Result<Open, Reason> {
+    ) -> Result<bool, Reason> {
         let twilio = Twilio::new(origin, vec![test_key("token", "12345")]);
-        let h = headers(&[(":method", method), (":path", path), (HEADER, signature)]);
+        let content_type = if body.starts_with('{') {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        let h = headers(&[
+            (":method", method),
+            (":path", path),
+            (HEADER, signature),
+            ("content-type", content_type),
+        ]);
         let head = RequestHead::new(&h);
         twilio
             .at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
+        // Whether the signed message covers the body whole (else the fingerprint binds it).
         twilio
             .at_body(&head, body.as_bytes(), &Checks::default())
-            .map(|v| v.open)
+            .map(|v| v.signed.covers_body())
             .map_err(|r| r.reason)
     }
 
@@ -180,8 +202,9 @@ mod tests {
     fn twilios_documented_form_example_verifies_with_and_without_the_default_port() {
         let signature = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
         for origin in ["https://mycompany.com", "https://mycompany.com:443"] {
-            let open = check(origin, "POST", "/myapp.php?foo=1&bar=2", signature, FORM).unwrap();
-            assert!(open.body && open.method && !open.path && !open.query);
+            let covers_body =
+                check(origin, "POST", "/myapp.php?foo=1&bar=2", signature, FORM).unwrap();
+            assert!(!covers_body, "the form's raw encoding is not signed");
         }
         // Parameter order and encoding do not matter; values do.
         let reordered = "To=%2B18005551212&From=%2B12349013030&Digits=1234&Caller=+12349013030&CallSid=CA1234567890ABCDE";
@@ -239,7 +262,7 @@ mod tests {
         // providers.md §4 row 6b.
         let path = "/myapp.php?bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
         let body = r#"{"property": "value", "boolean": true}"#;
-        let open = check(
+        let covers_body = check(
             "https://mycompany.com",
             "POST",
             path,
@@ -247,7 +270,7 @@ mod tests {
             body,
         )
         .unwrap();
-        assert!(!open.body);
+        assert!(covers_body, "signed whole through its hash");
         assert_eq!(
             check(
                 "https://mycompany.com",

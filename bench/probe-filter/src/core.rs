@@ -12,6 +12,7 @@ use callback_guard::config;
 use callback_guard::guard::{self, Downstream, Step};
 use callback_guard::providers::vobiz::whatsapp;
 use callback_guard::replay::Outcome;
+use callback_guard::timestamp::Stamp;
 use callback_guard::request::{Header, RequestHead};
 use callback_guard::shared_data::HostStore;
 use hmac::{Hmac, Mac};
@@ -162,7 +163,7 @@ pub fn timings(now: i64, whatsapp_body: &[u8]) -> Vec<(&'static str, u64)> {
         let body_ns = each(&judged, |(r, prior)| {
             let head = RequestHead::new(&r.0);
             if let Step::Forward(accepted) =
-                guard::on_body_verified(route, &head, &r.1, *prior, now, &HostStore, 7)
+                guard::on_body_verified(route, &head, &r.1, *prior, Stamp::secs(now), &HostStore, 7)
             {
                 reserved.extend(accepted.reserved);
             }

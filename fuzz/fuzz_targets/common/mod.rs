@@ -16,11 +16,11 @@ use callback_guard::config;
 use callback_guard::form;
 use callback_guard::guard::{Accepted, Downstream};
 use callback_guard::policy::{Policy, Route, Scheme};
+use callback_guard::providers::vobiz::sdk_v3;
+use callback_guard::providers::vobiz::voice::VoiceScheme;
 use callback_guard::replay::{SharedStore, StoreError};
 use callback_guard::request::{Header, RequestHead};
 use callback_guard::verdict::Rejection;
-use callback_guard::providers::vobiz::sdk_v3;
-use callback_guard::providers::vobiz::voice::VoiceScheme;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

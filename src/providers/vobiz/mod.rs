@@ -12,15 +12,14 @@ pub mod sdk_v3;
 pub mod voice;
 pub mod whatsapp;
 
-use std::borrow::Cow;
-
 use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
 use crate::providers::{
-    form_pairs, in_one_pass, key_names, AtHeaders, Checks, Open, Provider, StreamedMac, Verified,
+    form_pairs, in_one_pass, key_names, AtHeaders, Checks, Hashed, Media, Provider, Signed,
+    StreamedMac, Verified,
 };
 use crate::request::RequestHead;
-use crate::timestamp;
+use crate::timestamp::{self, Stamp};
 use crate::verdict::{Reason, Rejection};
 use voice::{Message, Pairs, V3Construction, VoiceScheme};
 
@@ -36,6 +35,10 @@ pub fn kyc_scheme(keys: Vec<Key>) -> BodySigned {
         scheme: "kyc",
         mac: kyc::SCHEME,
         keys,
+        // A JSON event, never anything else: the parent token also signs voice callbacks,
+        // and no voice base string is a JSON object.
+        media: Media::JSON_OBJECT,
+        dispatch: &[],
     }
 }
 
@@ -55,33 +58,33 @@ impl Provider for VoiceScheme {
         }
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         let verified = self.verify_with_body(head, body, checks)?;
         completed(verified, head, body, checks)
     }
 
-    /// The docs' V3/V2 verified at the headers: the family's nonce is the identity.
-    fn at_body_verified<'p, 'r>(
+    /// The docs' V3/V2 verified at the headers: its message is rebuilt, not verified again.
+    fn at_body_verified<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
         (scheme, key): (&'static str, &str),
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         let verified = self
-            .verified_nonce(head, scheme)
-            .and_then(|(family, nonce)| {
+            .verified_message(head, scheme)
+            .and_then(|(family, signed)| {
                 let key = self.keys_for(family).iter().find(|k| k.name == key)?;
                 Some(voice::Verified {
                     family,
                     sdk: false,
                     key: &key.name,
-                    nonce,
+                    signed,
                 })
             });
         match verified {
@@ -97,16 +100,22 @@ impl Provider for VoiceScheme {
             .map(|(scheme, keys)| (scheme, key_names(keys)))
             .collect()
     }
+
+    /// Vobiz and Plivo send their parameters as a form (a GET has none in its body).
+    fn media(&self) -> Media {
+        Media::FORM
+    }
 }
 
 /// A verified voice request with what its body adds: the unsigned timestamp where the
-/// route checks freshness.
-fn completed<'p, 'r>(
-    verified: voice::Verified<'p, 'r>,
-    head: &RequestHead<'r>,
+/// route checks freshness. The body is never signed (the SDK's V3 signs the decoded
+/// parameters: `a=b` and `a&b` sign alike), so the fingerprint binds its raw bytes.
+fn completed<'p>(
+    verified: voice::Verified<'p>,
+    head: &RequestHead,
     body: &[u8],
     checks: &Checks,
-) -> Result<Verified<'p, 'r>, Rejection> {
+) -> Result<Verified<'p>, Rejection> {
     let time = match checks.freshness {
         Some(freshness) => voice_timestamp(head, body, freshness.required)?,
         None => None,
@@ -114,22 +123,19 @@ fn completed<'p, 'r>(
     Ok(Verified {
         scheme: verified.scheme(),
         key: verified.key,
-        identity: Cow::Borrowed(verified.nonce),
-        time,
-        // The body is never signed, and the SDK's V3 signs decoded parameters: `a=b` and
-        // `a&b` sign alike, so the raw bytes are bound here.
-        open: Open::ALL,
+        signed: verified.signed,
+        time: time.map(Stamp::secs),
     })
 }
 
 impl VoiceScheme {
     /// The docs' V3/V2 where allowed, else the SDK's V3 over the request's parameters.
-    fn verify_with_body<'p, 'r>(
+    fn verify_with_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
+        head: &RequestHead,
         body: &[u8],
         checks: &Checks,
-    ) -> Result<voice::Verified<'p, 'r>, Rejection> {
+    ) -> Result<voice::Verified<'p>, Rejection> {
         let pairs = self.read_pairs(head)?;
         let path = head.path_without_query();
         if let Some(verified) = self.check(&pairs, Message::Docs { path }) {
@@ -215,12 +221,12 @@ impl Provider for WhatsApp {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p, 'r>(
+    fn at_body<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         checks: &Checks,
-    ) -> Result<Verified<'p, 'r>, Rejection> {
+    ) -> Result<Verified<'p>, Rejection> {
         in_one_pass(self, head, body, checks)
     }
 
@@ -228,23 +234,34 @@ impl Provider for WhatsApp {
         Some(StreamedMac::body(&self.keys))
     }
 
-    fn at_body_hashed<'p, 'r>(
+    fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
+        whatsapp::SCHEME
+            .verify_macs(&self.keys, head, hashed.macs.iter().copied())
+            .map(|_| ())
+    }
+
+    fn at_body_hashed<'p>(
         &'p self,
-        head: &RequestHead<'r>,
-        body: &'r [u8],
+        head: &RequestHead,
+        body: &[u8],
         _: &Checks,
-        macs: &[[u8; 32]],
-    ) -> Result<Verified<'p, 'r>, Rejection> {
-        let verified = whatsapp::verify_hashed(&self.keys, head, body, macs)?;
+        hashed: &Hashed,
+    ) -> Result<Verified<'p>, Rejection> {
+        let verified = whatsapp::verify_hashed(&self.keys, head, body, &hashed.macs)?;
         Ok(Verified {
             scheme: "whatsapp",
             key: verified.key,
-            identity: Cow::Owned(verified.event.event_id.into_bytes()),
-            time: Some(verified.event.occurred_at),
-            // The body is authentic once its MAC verifies: an event id re-sent with another
-            // signed body is a copy of that event, not tampering.
-            open: Open::ALL_BUT_BODY,
+            signed: Signed::streamed("whatsapp", hashed),
+            time: Some(Stamp::secs(verified.event.occurred_at)),
         })
+    }
+
+    fn dispatch_headers(&self) -> Vec<&str> {
+        vec!["x-webhook-event"]
+    }
+
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {

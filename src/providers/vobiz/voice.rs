@@ -9,6 +9,7 @@
 use base64::Engine;
 
 use crate::keys::{macs_equal, Key};
+use crate::providers::Signed;
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -16,9 +17,12 @@ use crate::verdict::{Reason, Rejection};
 pub const MAX_SIGNATURE_HEADER_BYTES: usize = 512;
 /// Most signatures one header may list (token rotation needs two or three).
 pub const MAX_SIGNATURES_PER_HEADER: usize = 8;
-/// Longest nonce accepted. Vobiz sends 20 digits; the format is not promised, so allow
-/// any visible ASCII up to this bound.
-pub const MAX_NONCE_BYTES: usize = 128;
+/// A nonce is exactly this many ASCII digits, as Vobiz and Plivo send it (and document
+/// it). Nothing else is accepted: the nonce ends the signed message, so a nonce that could
+/// hold a `.` or a `/` would let a captured signature sign another path
+/// (`/answer.php` + `N` = `/answer` + `.php.N` under V3; `/answer/` + `N` = `/answer` +
+/// `/N`, and every V3 message a V2 one, under V2).
+pub const NONCE_DIGITS: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +79,16 @@ impl Family {
     /// V3 families share the V3 nonce (and, in the SDK, the second construction).
     pub fn is_v3(self) -> bool {
         matches!(self, Family::V3 | Family::MaV3)
+    }
+
+    /// The family of the message signed, whoever's key signed it: V3 and MA-V3 sign the
+    /// same message (with the same nonce), so a request verified by either is one delivery.
+    pub fn message_family(self) -> &'static str {
+        if self.is_v3() {
+            "vobiz_voice_v3"
+        } else {
+            "vobiz_voice_v2"
+        }
     }
 
     /// The bytes this family's signature covers, to be concatenated in order: what the
@@ -150,17 +164,17 @@ pub struct VoiceScheme {
     pub parent_keys: Vec<Key>,
 }
 
-/// What verified: enough for logs and metrics, and the nonce the replay cache needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verified<'k, 'r> {
+/// What verified: enough for logs and metrics, and the message the replay memory knows it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<'k> {
     pub family: Family,
     /// The V3 message was the official SDK's (sorted parameters), not the docs' base URL.
     pub sdk: bool,
     pub key: &'k str,
-    pub nonce: &'r [u8],
+    pub signed: Signed,
 }
 
-impl Verified<'_, '_> {
+impl Verified<'_> {
     /// `v3`, `ma_v3_sdk`, ...: the scheme that matched, for logs and metrics.
     pub fn scheme(&self) -> &'static str {
         self.family.scheme(self.sdk)
@@ -259,17 +273,18 @@ impl VoiceScheme {
         Ok(pairs)
     }
 
-    /// The family and nonce of a request whose docs' signature verified as `scheme` (at the
-    /// headers, so its headers are well-formed): only the nonce is read again.
-    pub fn verified_nonce<'r>(
-        &self,
-        head: &RequestHead<'r>,
-        scheme: &str,
-    ) -> Option<(Family, &'r [u8])> {
+    /// The family and signed message of a request whose docs' signature verified as
+    /// `scheme` (at the headers, so its headers are well-formed): only the nonce is read
+    /// again.
+    pub fn verified_message(&self, head: &RequestHead, scheme: &str) -> Option<(Family, Signed)> {
         let family = *self.families.iter().find(|f| f.scheme(false) == scheme)?;
         let name = self.brand.nonce_header(family);
-        let nonce = single(head, name).ok()??;
-        Some((family, parse_nonce(name, nonce).ok()?))
+        let nonce = parse_nonce(name, single(head, name).ok()??).ok()?;
+        let message = Message::Docs {
+            path: head.path_without_query(),
+        };
+        let parts = family.signed_parts(self.origin.as_bytes(), message, nonce);
+        Some((family, Signed::over(family.message_family(), &parts, b"")))
     }
 
     /// Every scheme (family and construction) this route can accept, for metrics.
@@ -303,7 +318,7 @@ impl VoiceScheme {
 
     /// The first pair that verifies under any of its family's keys against `message`, among
     /// the constructions the route accepts.
-    pub fn check<'r>(&self, pairs: &Pairs<'r>, message: Message) -> Option<Verified<'_, 'r>> {
+    pub fn check(&self, pairs: &Pairs, message: Message) -> Option<Verified<'_>> {
         let origin = self.origin.as_bytes();
         let sdk = matches!(message, Message::Sdk { .. });
         for pair in &pairs.found {
@@ -311,14 +326,17 @@ impl VoiceScheme {
             if !self.allows(family, message) {
                 continue;
             }
+            let parts = family.signed_parts(origin, message, nonce);
             for key in self.keys_for(family) {
-                let expected = key.mac(&family.signed_parts(origin, message, nonce));
+                let expected = key.mac(&parts);
                 if pair.signatures.iter().any(|s| macs_equal(&expected, s)) {
                     return Some(Verified {
                         family,
                         sdk,
                         key: &key.name,
-                        nonce,
+                        // The body is never among the parts: the SDK's V3 signs the decoded
+                        // parameters, not the raw bytes.
+                        signed: Signed::over(family.message_family(), &parts, b""),
                     });
                 }
             }
@@ -327,7 +345,7 @@ impl VoiceScheme {
     }
 
     /// The docs' construction alone: what a route needs when it has nothing else to check.
-    pub fn verify<'r>(&self, head: &RequestHead<'r>) -> Result<Verified<'_, 'r>, Rejection> {
+    pub fn verify(&self, head: &RequestHead) -> Result<Verified<'_>, Rejection> {
         let pairs = self.read_pairs(head)?;
         let path = head.path_without_query();
         self.check(&pairs, Message::Docs { path })
@@ -356,7 +374,7 @@ fn read_pair<'r>(
         None => return Ok(None),
     };
     Ok(Some(parse_nonce(nonce_header, nonce).and_then(|nonce| {
-        Ok((parse_signatures(signature_header, signature)?, nonce))
+        Ok((parse_signatures(signature_header, signature, brand)?, nonce))
     })))
 }
 
@@ -372,19 +390,18 @@ fn single<'r>(head: &RequestHead<'r>, name: &'static str) -> Result<Option<&'r [
 }
 
 fn parse_nonce<'r>(name: &str, nonce: &'r [u8]) -> Result<&'r [u8], Rejection> {
-    if nonce.is_empty() || nonce.len() > MAX_NONCE_BYTES {
+    if nonce.len() != NONCE_DIGITS || !nonce.iter().all(u8::is_ascii_digit) {
         return Err(malformed(format!(
-            "{name}: empty or longer than {MAX_NONCE_BYTES} bytes"
+            "{name}: not {NONCE_DIGITS} ASCII digits"
         )));
-    }
-    if !nonce.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(malformed(format!("{name}: not visible ASCII")));
     }
     Ok(nonce)
 }
 
-/// A comma-separated list of base64 signatures, each exactly 32 bytes once decoded.
-fn parse_signatures(name: &str, value: &[u8]) -> Result<Signatures, Rejection> {
+/// A comma-separated list of base64 signatures, each exactly 32 bytes once decoded. Plivo's
+/// SDK splits on the comma alone (`a, b` does not verify there), so Plivo's are taken as
+/// exactly; Vobiz documents no list, and spaces around its items are tolerated.
+fn parse_signatures(name: &str, value: &[u8], brand: Brand) -> Result<Signatures, Rejection> {
     if value.len() > MAX_SIGNATURE_HEADER_BYTES {
         return Err(malformed(format!(
             "{name}: longer than {MAX_SIGNATURE_HEADER_BYTES} bytes"
@@ -397,7 +414,10 @@ fn parse_signatures(name: &str, value: &[u8]) -> Result<Signatures, Rejection> {
                 "{name}: more than {MAX_SIGNATURES_PER_HEADER} signatures"
             )));
         }
-        let item = item.trim_ascii();
+        let item = match brand {
+            Brand::Vobiz => item.trim_ascii(),
+            Brand::Plivo => item,
+        };
         let mut decoded = [0u8; 32];
         match base64::engine::general_purpose::STANDARD.decode_slice(item, &mut decoded) {
             Ok(32) => signatures.push(decoded),
