@@ -101,6 +101,7 @@ class Provider:
     signature_header = ""
     window = None        # (past, future) seconds of the signed time's window, if it signs one
     resigns = False      # a retry carries a new time and signature
+    repeats = False      # the provider itself sends identical signed requests as new ones
     path_signed = False  # moving a captured request to another path fails its signature
     query_signed = False
     body_signed = True   # a changed byte of the body fails the signature
@@ -252,10 +253,12 @@ class Slack(Provider):
 
 
 class Twilio(Provider):
-    """Form POSTs: the URL (query included) and the parameters are signed."""
+    """Form POSTs: the URL (query included) and the parameters are signed; nothing is
+    timed and no nonce, so the same digits pressed twice are the same signed request."""
     name, prefix, env = "twilio", "/twilio/", "TWILIO_AUTH_TOKEN"
     signature_header = "X-Twilio-Signature"
     path_signed = query_signed = True
+    repeats = True
 
     def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
         body = same.body if same else (body or urllib.parse.urlencode(

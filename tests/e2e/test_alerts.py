@@ -6,7 +6,7 @@ import subprocess
 
 import httpx
 
-from harness import ROOT, free_port, vobiz_headers, wait_for
+from harness import FORM_TYPE, ROOT, free_port, vobiz_headers, wait_for
 
 RULES = ROOT / "envoy/prometheus"
 
@@ -61,7 +61,7 @@ scrape_configs:
         forged = 5
         with envoy.https_client() as client:
             for _ in range(forged):
-                headers = vobiz_headers("/vobiz/answer", token="not-the-token")
+                headers = {**dict([FORM_TYPE]), **vobiz_headers("/vobiz/answer", token="not-the-token")}
                 assert client.post("/vobiz/answer", headers=headers, content=b"x=1").status_code == 403
         wait_for(lambda: sum(float(r["value"][1]) for r in query(counter)) >= before + forged,
                  timeout=60, what="the forged callbacks counted in Prometheus")

@@ -59,8 +59,13 @@ def test_a_genuine_callback_is_delivered_once_and_its_repeat_is_not(envoy, upstr
     assert record["path"] == delivery.path
     assert record["body"].encode() == delivery.body
     repeat_id, repeat = send(envoy, delivery)
-    assert (repeat.status_code, reason(repeat)) == (200, "already_delivered")
-    assert delivered(upstream, repeat_id) == []
+    if provider.repeats:
+        # Twilio sends identical requests itself (the same digits twice): delivered again.
+        assert (repeat.status_code, reason(repeat)) == (200, None), repeat.text
+        assert len(delivered(upstream, repeat_id)) == 1
+    else:
+        assert (repeat.status_code, reason(repeat)) == (200, "already_delivered")
+        assert delivered(upstream, repeat_id) == []
 
 
 @providers
@@ -123,7 +128,8 @@ def test_the_providers_retry_after_a_failed_delivery_goes_through(envoy, upstrea
     assert response.status_code == 200 and reason(response) is None, response.text
     assert len(delivered(upstream, failed_id)) == len(delivered(upstream, retry_id)) == 1
     again_id, again = send(envoy, retry)
-    assert (again.status_code, reason(again)) == (200, "already_delivered")
+    expected = (200, None) if provider.repeats else (200, "already_delivered")
+    assert (again.status_code, reason(again)) == expected, again.text
 
 
 @providers

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from harness import ROOT, Envoy, free_port, plugin_config, vobiz_headers, wait_for
+from harness import FORM_TYPE, ROOT, Envoy, free_port, plugin_config, vobiz_headers, wait_for
 from raw import assert_never_delivered, seen_by_upstream
 
 VERSION = re.search(r'^version = "(.+)"', (ROOT / "Cargo.toml").read_text(), re.M).group(1)
@@ -123,9 +123,10 @@ def test_the_image_round_trips_a_registry_by_digest_and_runs(built, registry, tm
 
 def assert_signed_passes_and_forged_is_refused(proxy, upstream, tag):
     with proxy.https_client() as client:
-        genuine = client.post("/vobiz/answer", headers={**vobiz_headers("/vobiz/answer"), "x-test-id": f"{tag}-ok"},
-                              content=b"CallUUID=release")
-        forged = client.post("/vobiz/answer", headers={**vobiz_headers("/vobiz/answer", token="forged"),
+        form = dict([FORM_TYPE])
+        genuine = client.post("/vobiz/answer", headers={**form, **vobiz_headers("/vobiz/answer"),
+                                                        "x-test-id": f"{tag}-ok"}, content=b"CallUUID=release")
+        forged = client.post("/vobiz/answer", headers={**form, **vobiz_headers("/vobiz/answer", token="forged"),
                                                        "x-test-id": f"{tag}-forged"}, content=b"CallUUID=release")
     assert genuine.status_code == 200, genuine.text
     assert (forged.status_code, forged.json()["reason"]) == (403, "signature_mismatch")

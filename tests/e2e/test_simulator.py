@@ -279,9 +279,12 @@ def test_the_simulator_signs_every_provider(run_sim, upstream, provider, path, e
     result = run_sim("webhook", path, "--provider", provider, *secret, *header,
                      "--replay", "1", "--tamper", "body", "--expect", "200,200,403")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.reason(2) == "already_delivered"
+    # Twilio itself sends identical signed requests as new ones: its repeat is delivered.
+    repeats = provider == "twilio"
+    assert result.reason(2) == (None if repeats else "already_delivered")
     assert result.reason(3) == "signature_mismatch"
-    assert len([r for r in upstream.records() if ["x-test-id", test_id] in r["headers"]]) == 1
+    delivered = [r for r in upstream.records() if ["x-test-id", test_id] in r["headers"]]
+    assert len(delivered) == (2 if repeats else 1)
     wrong = run_sim("webhook", path, "--provider", provider, "--secret", "whsec_d3Jvbmc=",
                     *secret[2:], "--expect", "403")
     assert wrong.returncode == 0, wrong.stdout + wrong.stderr
