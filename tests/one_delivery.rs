@@ -154,11 +154,9 @@ fn judge_settled(
     match step {
         Step::Forward(accepted) => match accepted.reserved {
             Some(reserved) => {
-                let replay = accepted
-                    .route
-                    .replay
-                    .as_ref()
-                    .expect("reserved: replay is on");
+                let Some(replay) = accepted.route.replay.as_ref() else {
+                    unreachable!("reserved, so replay is on")
+                };
                 let settled = replay.cache.settle(
                     store,
                     &reserved.id,
@@ -173,12 +171,12 @@ fn judge_settled(
                 }
             }
             None if accepted.repeat => Verdict::Repeated,
-            None => panic!("a route with replay forwarded unreserved: {accepted:?}"),
+            None => unreachable!("a route with replay forwarded unreserved: {accepted:?}"),
         },
         Step::Reply(..) => Verdict::Replied,
         Step::Reject(_, rejection) => Verdict::Refused(rejection.reason),
         Step::Unprotected => Verdict::Unprotected,
-        other => panic!("unexpected step {other:?}"),
+        other => unreachable!("unexpected step {other:?}"),
     }
 }
 
@@ -983,7 +981,7 @@ fn policy() -> Policy {
     let parsed = config::parse(json!({"routes": routes}).to_string().as_bytes(), &|_| None);
     match parsed {
         Ok(policy) => policy,
-        Err(error) => panic!("{error}"),
+        Err(error) => unreachable!("the test routes are valid: {error}"),
     }
 }
 
