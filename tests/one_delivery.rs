@@ -987,7 +987,7 @@ fn policy() -> Policy {
 
 fn input() -> impl Strategy<Value = Input> {
     (
-        "[a-z0-9._-]{1,6}",
+        "[a-z0-9_-][a-z0-9._-]{0,5}",
         "[ -~]{0,12}",
         "[0-9]{20}",
         "[A-Za-z0-9]{1,8}",
