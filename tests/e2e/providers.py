@@ -173,7 +173,9 @@ class StandardWebhooks(Provider):
         original = self.clock.datetime
         self.clock.datetime = Frozen
         try:
-            self.sdk.Webhook(secret or self.secret).verify(delivery.body, dict(delivery.headers[1:]))
+            # The SDK reads only its three headers (case-insensitively).
+            headers = {k: v for k, v in delivery.headers if k.lower() != "content-type"}
+            self.sdk.Webhook(secret or self.secret).verify(delivery.body, headers)
             return True
         except Exception:  # the SDKs raise several kinds (see providers.md §2.1)
             return False
@@ -200,13 +202,17 @@ class Stripe(Provider):
         header = stripe.WebhookSignature.generate_signature_header(body.decode(), secret or self.secret, at)
         return Delivery(path or self.path(), [JSON, ("Stripe-Signature", header)], body, at)
 
-    def sdk_accepts(self, delivery, secret=None):
+    def sdk_accepts(self, delivery, secret=None, tolerance=None):
+        """`tolerance=300` judges as `construct_event` does (the past only), with the SDK's
+        clock at `delivery.time`; the default checks no time."""
         header = dict(delivery.headers)["Stripe-Signature"]
-        try:
-            return stripe.WebhookSignature.verify_header(delivery.body.decode(), header,
-                                                         secret or self.secret, tolerance=None)
-        except stripe.SignatureVerificationError:
-            return False
+        clock = clock_at(stripe._webhook, delivery.time) if tolerance else contextlib.nullcontext()
+        with clock:
+            try:
+                return stripe.WebhookSignature.verify_header(delivery.body.decode(), header,
+                                                             secret or self.secret, tolerance=tolerance)
+            except stripe.SignatureVerificationError:
+                return False
 
 
 class GitHub(Provider):
@@ -313,7 +319,8 @@ class Plivo(Provider):
     def sdk_accepts(self, delivery, secret=None):
         params = dict(urllib.parse.parse_qsl(delivery.body.decode(), keep_blank_values=True))
         headers = dict(delivery.headers)
-        return plivo.utils.validate_v3_signature("POST", ORIGIN + delivery.path,
+        # The method the request came with (`extra["method"]`, POST unless said otherwise).
+        return plivo.utils.validate_v3_signature(delivery.extra.get("method", "POST"), ORIGIN + delivery.path,
                                                  headers["X-Plivo-Signature-V3-Nonce"],
                                                  secret or self.secret,
                                                  headers["X-Plivo-Signature-V3"], params)
@@ -580,7 +587,8 @@ class HubSpot(Provider):
             try:
                 return hubspot.utils.signature.Signature.is_valid(
                     headers["X-HubSpot-Signature-v3"], secret or self.secret, delivery.body.decode(),
-                    ORIGIN + delivery.path, "POST", "v3", headers["X-HubSpot-Request-Timestamp"])
+                    ORIGIN + delivery.path, delivery.extra.get("method", "POST"), "v3",
+                    headers["X-HubSpot-Request-Timestamp"])
             except hubspot.utils.signature.InvalidSignatureTimestampError:
                 return False
 
