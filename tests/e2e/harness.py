@@ -25,7 +25,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
+# The module under test: the development build, or another one (an older build to compare).
+WASM = Path(os.environ.get("CALLBACK_GUARD_WASM", ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"))
 TOKEN = "e2e-auth-token"
 PARENT_TOKEN = "e2e-parent-token"
 WHATSAPP_SECRET = "e2e-whatsapp-secret"
