@@ -2,9 +2,9 @@
 //! public key from the configuration: Discord interactions (Ed25519, hex signature) and
 //! SendGrid's Event Webhook (ECDSA P-256 over SHA-256, base64 DER signature).
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | signature and timestamp | timestamp, body | the body (Discord's interaction id, SendGrid's `sg_event_id`s are in it) | the timestamp (±5 min by default; neither SDK checks it) | method, path, query |
+//! | signature and timestamp | timestamp ‖ body | the timestamp (±5 min by default; neither SDK checks it) | Discord: a JSON object; SendGrid: a JSON array | method, path, query, content type |
 //!
 //! Discord insists on 401 for a bad signature (it probes endpoints with one before saving
 //! them), so a Discord signature that is malformed or does not verify is answered 401; its

@@ -1,9 +1,9 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256 of the body with the webhook
 //! secret. The legacy SHA-1 `X-Hub-Signature` is never read (a downgrade).
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | the signature | the body | the body (a redelivery is byte-identical; `X-GitHub-Delivery` is not signed) | none: nothing time-like is signed | method, path, query |
+//! | the signature | the body (a redelivery is byte-identical) | none: nothing time-like is signed | a JSON object, or a form (`payload=`) | method, path, query, content type, `X-GitHub-Event`, `X-GitHub-Delivery` |
 
 use crate::keys::Key;
 use crate::providers::body_mac::{BodyMac, BodySigned};

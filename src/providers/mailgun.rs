@@ -2,9 +2,9 @@
 //! "signature"}, "event-data": {...}}` (legacy form posts carry the three as fields), and
 //! is hex HMAC-SHA256 over `timestamp ‖ token` with the webhook signing key.
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | nothing (all in the body) | timestamp, token | the token (signed, one per delivery) | the timestamp (15 min past, the SDK's; 5 min ahead) | method, path, query **and the body** |
+//! | nothing (all in the body) | timestamp ‖ token (50 characters) | the timestamp (15 min past, the SDK's; 5 min ahead) | a JSON object or a form, read by its `Content-Type` | method, path, query, content type **and the body** |
 //!
 //! **The event data is not signed.** Whoever has seen one delivery can attach its
 //! `(timestamp, token, signature)` to any body until the window closes. What the filter

@@ -2,9 +2,9 @@
 //! HMAC-SHA256 of the body with the App Secret, GitHub's format. Meta signs the body bytes
 //! as sent (non-ASCII escaped as `\uXXXX`); they are hashed as received.
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | the signature | the body | the body (retries for up to days carry it unchanged) | none signed (`entry[].time` is in the body but not a delivery time) | method, path, query |
+//! | the signature | the body (retries for up to days carry it unchanged) | none signed (`entry[].time` is in the body but not a delivery time) | a JSON object | method, path, query, content type |
 
 use crate::form;
 use crate::keys::{slices_equal, Key};

@@ -2,17 +2,17 @@
 //! block a user would write (see the README), so one engine verifies them all, plus the
 //! endpoint check a few of them send.
 //!
-//! | preset | signed | identity | time (default window) |
-//! | --- | --- | --- | --- |
-//! | razorpay | body | body | none |
-//! | paddle | `ts` item, body | body (re-signed per attempt) | `ts` item, ±5 s (the SDK's) |
-//! | square | notification URL, body | body | none |
-//! | hubspot | method, URL (HubSpot's escapes decoded), body, timestamp | body | timestamp header (ms), ±5 min |
-//! | linear | body | body | `webhookTimestamp` body field (ms), ±60 s (the SDK's) |
-//! | zoom | timestamp, body | body | timestamp header, ±5 min |
-//! | pagerduty | body | body | none |
-//! | intercom | body (HMAC-SHA1) | body | none |
-//! | twitch | message id, timestamp, body | the message id (kept on resends) | timestamp (RFC 3339), 10 min past (Twitch's advice), 5 min ahead |
+//! | preset | signed message (the identity) | time (default window) | body | dispatch headers bound |
+//! | --- | --- | --- | --- | --- |
+//! | razorpay | body | none | JSON object | `X-Razorpay-Event-Id` |
+//! | paddle | `ts` item ‖ `:` ‖ body (re-signed per attempt; no other list entries) | `ts` item, ±5 s (the SDK's) | JSON object | |
+//! | square | notification URL ‖ body | none | JSON object | `square-environment` |
+//! | hubspot | method ‖ URL (HubSpot's escapes decoded) ‖ body ‖ timestamp | timestamp header (ms), 5 min, at the SDK's edge (floored, strict) | JSON array | |
+//! | linear | body | `webhookTimestamp` body field (ms), ±60 s (the SDK's) | JSON object | `Linear-Event` |
+//! | zoom | `v0:` ‖ timestamp ‖ `:` ‖ body | timestamp header, ±5 min | JSON object | |
+//! | pagerduty | body | none | JSON object | `X-Webhook-Subscription` |
+//! | intercom | body (HMAC-SHA1) | none | JSON object | |
+//! | twitch | message id ‖ timestamp ‖ body | timestamp (RFC 3339), 10 min past (Twitch's advice), 5 min ahead | JSON object | message type, subscription type and version |
 
 use serde_json::{json, Value};
 

@@ -1,9 +1,9 @@
 //! Shopify: `X-Shopify-Hmac-Sha256: <base64>` (the "events" delivery type sends
 //! `shopify-hmac-sha256`) = HMAC-SHA256 of the body with the app's client secret.
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | the signature, under either name (both at once: refused, they could differ) | the body | the body (retries carry it unchanged; `X-Shopify-Webhook-Id` is not signed) | none signed | method, path, query |
+//! | the signature, under either name (both at once: refused, they could differ) | the body (retries carry it unchanged) | none signed | a JSON object | method, path, query, content type, topic, shop, API version (both delivery types' names) |
 //!
 //! An empty body is refused, as Shopify's own library does.
 

@@ -1,9 +1,9 @@
 //! Slack: `X-Slack-Signature: v0=<hex>` = HMAC-SHA256 over
 //! `"v0:" ‖ X-Slack-Request-Timestamp ‖ ":" ‖ body`, keyed with the signing secret.
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | timestamp and signature | timestamp, body | the body (retries are re-signed with a new timestamp; the body, with its `event_id`, stays) | the timestamp (±5 min, the SDK's tolerance) | method, path, query |
+//! | timestamp and signature | `v0:` ‖ timestamp ‖ `:` ‖ body (each retry is re-signed: its own delivery) | the timestamp (±5 min, the SDK's tolerance) | a JSON object (Events API) or a form (commands, interactivity) | method, path, query, content type |
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;

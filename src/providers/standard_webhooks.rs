@@ -2,9 +2,9 @@
 //! names: `webhook-signature: v1,<base64> [v1,<base64> ...]` = HMAC-SHA256 over
 //! `id ‖ "." ‖ timestamp ‖ "." ‖ body`, with the key base64-decoded from `whsec_<base64>`.
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | id, timestamp, signature list | id, timestamp, body | the id (the same on every retry) | the timestamp (±5 min, the SDKs' tolerance) | method, path, query |
+//! | id (`[A-Za-z0-9_-]`), timestamp, signature list | id ‖ `.` ‖ timestamp ‖ `.` ‖ body (each attempt is re-signed) | the timestamp (±5 min, the SDKs' tolerance) | a JSON object | method, path, query, content type |
 //!
 //! `v1` entries are checked against the route's `keys` (`whsec_` secrets) and `v1a` entries
 //! (Ed25519, base64 of 64 bytes) against its `public_keys` (`whpk_`); a version the route

@@ -2,9 +2,9 @@
 //! `t ‖ "." ‖ body`, keyed with the whole `whsec_...` secret as UTF-8 (no base64 decoding,
 //! unlike Svix).
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | `t` and the `v1` list | `t`, body | the body (it carries the event id; each attempt is re-signed with a new `t`, the body stays) | `t` (5 min, the SDK's tolerance; Stripe's SDK bounds only the past, here the future is bounded too) | method, path, query |
+//! | `t` and the `v1` list | `t` ‖ `.` ‖ body (each attempt is re-signed with a new `t`) | `t` (5 min, the SDK's tolerance; Stripe's SDK bounds only the past, here the future is bounded too) | a JSON object | method, path, query, content type |
 //!
 //! `v0` (test mode, legacy) and unknown items are ignored, as the SDK does.
 

@@ -5,9 +5,9 @@
 //! signed through the URL instead: Twilio adds `bodySHA256=<hex SHA-256 of the body>` to
 //! the query, and the body must hash to it.
 //!
-//! | at the headers | signed | identity | time | left open |
+//! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | the signature | URL (path, query), form parameters or, through `bodySHA256`, the JSON body | the signed path, query and parameters (a retry carries them unchanged) | none: nothing is timed | method; for a form, the raw body's encoding (`a=b&c` and `c&a=b` sign alike) |
+//! | the signature | origin ‖ path and query ‖ the rendered form parameters; or, for JSON, origin ‖ the path with `bodySHA256` (and the body, signed through its hash) | none: nothing is timed | a form, or JSON with `bodySHA256` | method, content type, the signature settings header; for a form, the raw body (`a=b&c` and `c&a=b` sign alike) |
 //!
 //! The URL is tried with the origin's port and without it (with the default port when it
 //! has none), the two forms Twilio's own validator tries, and no other.

@@ -390,11 +390,66 @@ def mutations(provider):
 # ----------------------------------------------------------------------------------------
 # Disagreements the filter means to have, with why. (provider, mutation): (who accepts, why).
 
-STRICT_TYPE = "the filter requires the provider's Content-Type; the SDK reads raw bytes whatever the type"
+SVIX_FAMILY = ("standard-webhooks", "svix", "clerk")  # standardwebhooks' verifier (Svix's wraps it)
+JSON_ROUTES = ("standard-webhooks", "svix", "clerk", "resend", "stripe", "github", "slack",
+               "twilio-json", "shopify", "meta", "discord", "sendgrid", "mailgun", "razorpay",
+               "paddle", "square", "hubspot", "linear", "zoom", "pagerduty", "intercom", "twitch")
+HEX_MACS = ("stripe", "github", "generic", "slack", "meta", "mailgun", "razorpay", "paddle",
+            "linear", "zoom", "pagerduty", "intercom", "twitch")
+REFORMATS = SVIX_FAMILY + ("stripe", "paddle", "zoom")  # MAC the timestamp re-formatted as a number
+
+STRICT_TYPE = ("the filter requires the provider's Content-Type (application/json or +json); "
+               "the SDK verifies the raw bytes whatever the type says")
 HEX_CASE = "the filter compares hex as bytes, so an upper-cased MAC is the same MAC; the SDK compares text"
-NO_SDK_CLOCK = "the SDK checks no time; the route bounds the signed time (±300 s)"
+NO_SDK_CLOCK = "the SDK checks no time at all; the route bounds the signed time (±300 s)"
+REFORMATTED_ZERO = ("harmless: the filter MACs the timestamp digits exactly as sent (the key holder "
+                    "signed `0t`, the same instant); the SDK MACs its re-formatted `t`")
+ORIGINAL_ZERO = "the SDK MACs the timestamp re-formatted (`0t` -> `t`); the filter MACs the text it got"
+ORIGINAL_PLUS = "the SDK reads `+t` as t and MACs `t`; the filter refuses a signed timestamp"
+ORIGINAL_FRACTION = "the SDK floors `t.5` and MACs `t`; the filter refuses a fractional timestamp"
+VERBATIM_PLUS = ("the SDK MACs the timestamp text verbatim and its int()/float() (or no check) takes "
+                 "`+t`; the filter refuses a signed timestamp, which no provider sends")
+VERBATIM_FRACTION = ("the SDK MACs the timestamp text verbatim and takes `t.5` (or checks no time); "
+                     "the filter refuses a fractional timestamp, which no provider sends")
 
 DELIBERATE = {
+    # The media type.
+    **{(p, m): ("sdk", STRICT_TYPE) for p in JSON_ROUTES
+       for m in ("content_type_text_plain", "content_type_removed")},
+    # The MAC's spelling.
+    **{(p, "sig_mac_uppercased"): ("filter", HEX_CASE) for p in HEX_MACS},
+    **{(p, "sig_b64_padding_bits_set"): ("sdk", "the filter decodes base64 strictly (padding bits zero, "
+                                                "as every encoder writes them); the SDK's b64decode ignores them")
+       for p in SVIX_FAMILY + ("sendgrid",)},
+    **{(p, "sig_list_separator_spaced"): ("filter", "harmless: a genuine v1 MAC of the message is in the "
+                                                    "list; the filter skips the empty entry a double space "
+                                                    "makes, the SDK's split(',') raises ValueError on it")
+       for p in SVIX_FAMILY},
+    ("resend", "sig_label_uppercased"): ("sdk", "Resend's SDK ignores the version label (`V1,`, anything); "
+                                                "the filter verifies `v1,` entries, as the spec says"),
+    ("zoom", "body_space_appended"): ("sdk", "@zoom/rivet MACs JSON.stringify(JSON.parse(body)), blind to "
+                                             "whitespace; the filter MACs the raw bytes the application reads"),
+    # Header names.
+    **{("resend", m): ("filter", "harmless: the filter reads Svix's `webhook-*` names as Svix's SDK does "
+                                 "(the same signed content); Resend's SDK is handed only `svix-*` values")
+       for m in ("svix_names_as_webhook", "svix_names_mixed")},
+    # The signed time's window.
+    ("stripe", "ts_future_beyond_by_2s"): ("sdk", "the filter bounds the future (300 s); Stripe's SDK checks the past only"),
+    ("hubspot", "ts_future_beyond_by_2s"): ("sdk", "the filter bounds the future (300 s); HubSpot's SDK checks the past only"),
+    ("mailgun", "ts_future_beyond_by_2s"): ("sdk", "the filter bounds the future at 300 s; Mailgun's SDK allows 900 s either way"),
+    **{(p, m): ("sdk", NO_SDK_CLOCK) for p in ("discord", "sendgrid", "zoom")
+       for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
+    **{("twitch", m): ("sdk", "Twitch has no SDK: the standard-library oracle checks no time; the route "
+                              "bounds it (10 min past, Twitch's advice; 5 min ahead)")
+       for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
+    # The signed time's text.
+    **{(p, "ts_leading_zero_resigned"): ("filter", REFORMATTED_ZERO) for p in REFORMATS},
+    **{(p, "ts_leading_zero_original_sig"): ("sdk", ORIGINAL_ZERO) for p in REFORMATS},
+    **{(p, "ts_plus_sign_original_sig"): ("sdk", ORIGINAL_PLUS) for p in REFORMATS},
+    **{(p, "ts_fraction_original_sig"): ("sdk", ORIGINAL_FRACTION) for p in SVIX_FAMILY},
+    **{(p, "ts_plus_sign_resigned"): ("sdk", VERBATIM_PLUS)
+       for p in ("slack", "resend", "discord", "sendgrid", "mailgun", "hubspot")},
+    **{(p, "ts_fraction_resigned"): ("sdk", VERBATIM_FRACTION) for p in ("discord", "sendgrid", "hubspot", "zoom")},
 }
 
 
@@ -514,3 +569,9 @@ def test_the_filter_and_the_sdk_judge_each_mutation_alike(envoy, upstream, provi
     stale = [m for (p, m) in DELIBERATE if p == name and m not in built]
     assert not stale, f"DELIBERATE names mutations {name} does not have: {stale}"
     assert not unexpected, f"{name}:\n" + "\n".join(unexpected) + "\n" + "\n".join(rows)
+
+
+def test_deliberate_names_only_real_mutations():
+    built = {(ident(p), name) for p in PROVIDERS for name, _ in mutations(p)}
+    assert not set(DELIBERATE) - built, sorted(set(DELIBERATE) - built)
+    assert all(who in ("filter", "sdk") and why for who, why in DELIBERATE.values())

@@ -1,11 +1,11 @@
 //! Vobiz, byte-exact to `vobiz-signatures.md`: voice callbacks (V2/V3 and the main-account
 //! variants), WhatsApp webhooks and KYC webhooks. What each scheme does on the seam:
 //!
-//! | scheme | at the headers | signed | identity | time | left open |
+//! | scheme | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- | --- |
-//! | voice | signature + nonce pairs; the docs' V3/V2 verifies here | origin, path, nonce (the SDK's V3 also the query and form parameters) | the nonce | the unsigned `timestamp` parameter, only where the route checks it | method, path, query, body |
-//! | whatsapp | `X-Webhook-Signature` (hex) | the body | `event_id` | `occurred_at` | method, path, query |
-//! | kyc | `X-Vobiz-Signature: sha256=` (hex) | the body | the body | none | method, path, query |
+//! | voice | signature + nonce (20 digits) pairs; the docs' V3/V2 verifies here | origin ‖ path (‖ `.`) ‖ nonce; the SDK's V3: the URL with the sorted query and form parameters ‖ `.` ‖ nonce | the unsigned `timestamp` parameter, only where the route checks it | a form | method, path, query, content type, body |
+//! | whatsapp | `X-Webhook-Signature` (hex) | the body | `occurred_at` | a JSON object | method, path, query, content type, `X-Webhook-Event` |
+//! | kyc | `X-Vobiz-Signature: sha256=` (hex) | the body | none | a JSON object (the parent token also signs voice: no voice base string is one) | method, path, query, content type |
 
 pub mod kyc;
 pub mod sdk_v3;
