@@ -1847,4 +1847,77 @@ mod tests {
         let message = err(serde_json::json!({"keys": [{"value": " leaky-secret "}]}));
         assert!(!message.contains("leaky"), "{message}");
     }
+
+    #[test]
+    fn plivo_verifies_only_what_its_sdk_verifies() {
+        let origin = serde_json::json!({"public_origin": "https://a.example"});
+        let plivo = provider("plivo", "t", origin.clone()).unwrap();
+        match &plivo.routes[0].scheme {
+            Scheme::Voice(voice) => assert_eq!(voice.v3, V3Construction::Sdk),
+            other => panic!("{other:?}"),
+        }
+        for construction in ["docs", "either"] {
+            let mut extra = origin.clone();
+            extra["v3_construction"] = construction.into();
+            assert_eq!(
+                provider("plivo", "t", extra).unwrap_err().to_string(),
+                "routes[0].v3_construction: must be sdk for scheme plivo: Plivo signs V3 only as its SDK does"
+            );
+        }
+    }
+
+    #[test]
+    fn one_secret_on_two_routes_is_a_warning_naming_both() {
+        let policy = parse_json(serde_json::json!({"routes": [
+            {"name": "voice", "path_prefix": "/v/", "public_origin": "https://a.example",
+             "parent_keys": [{"name": "parent", "value": "shared"}]},
+            {"name": "kyc", "path_prefix": "/k/", "scheme": "vobiz_kyc",
+             "keys": [{"name": "k", "value": "shared"}]},
+            {"name": "gh", "path_prefix": "/g/", "scheme": "github",
+             "keys": [{"name": "k", "value": "another"}]},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            policy.warnings,
+            ["routes[0].parent_keys[0] (route voice, scheme vobiz_voice) and routes[1].keys[0] (route kyc, scheme vobiz_kyc) are the same secret: a signature for one route could verify on the other; give each its own secret where the provider allows"]
+        );
+        // Nothing of the secret itself is said.
+        assert!(!policy.warnings[0].contains("shared"));
+    }
+
+    #[test]
+    fn a_generic_id_still_loads_with_a_warning() {
+        let generic = serde_json::json!({"signature": {"header": "x-sig"}, "encoding": "hex",
+                                         "message": ["body"], "id": {"body": true}});
+        let policy = parse_json(serde_json::json!({"routes": [
+            {"name": "g", "path_prefix": "/g/", "scheme": "generic_hmac", "generic": generic,
+             "keys": [{"value": "k"}]}]}))
+        .unwrap();
+        assert_eq!(
+            policy.warnings,
+            ["routes[0].generic.id is no longer read: the replay identity is always the whole signed message"]
+        );
+    }
+
+    #[test]
+    fn a_route_host_is_a_name_servers_read_alike() {
+        let host = |host: &str| parse_json(route(serde_json::json!({"host": host})));
+        assert_eq!(
+            host("Example.COM:8443").unwrap().routes[0].host.as_deref(),
+            Some("example.com")
+        );
+        for bad in [
+            "user@example.com",
+            "example.com:1:2",
+            "exa mple.com",
+            " example.com",
+            "ex%41.com",
+        ] {
+            assert_eq!(
+                host(bad).unwrap_err().to_string(),
+                "routes[0].host: must be a host name, optionally with :port",
+                "{bad}"
+            );
+        }
+    }
 }

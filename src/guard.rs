@@ -2541,4 +2541,154 @@ mod tests {
         .reserved
         .is_some());
     }
+    // ---- what the application reads is what was judged ----
+
+    fn github() -> Policy {
+        policy(
+            json!({"name": "gh", "path_prefix": "/gh/", "scheme": "github",
+                      "keys": [{"name": "k", "value": "gh-secret"}]}),
+        )
+    }
+
+    fn github_request(body: &str) -> Request {
+        let mac = test_key("k", "gh-secret").mac(&[body.as_bytes()]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        Request::post("/gh/events")
+            .header("content-type", JSON_TYPE)
+            .header("x-hub-signature-256", &format!("sha256={hex}"))
+            .header("x-github-event", "push")
+            .body(body)
+    }
+
+    #[test]
+    fn a_body_its_provider_never_sends_is_refused_before_and_after_verification() {
+        let store = MemoryStore::new();
+        // At the headers: a type the provider never sends, an encoded body.
+        for request in [
+            answer().set("content-type", "text/plain"),
+            answer().set(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=latin1",
+            ),
+            answer().header("content-encoding", "gzip"),
+        ] {
+            let rejection = rejected(at_headers(&voice(json!({})), &request));
+            assert_eq!(rejection.reason, Reason::UnsupportedMediaType);
+            assert_eq!(rejection.status(), 415);
+        }
+        // At the body: a body with no type at all.
+        let untyped = Request::post("/vobiz/answer").v3(V3, NONCE).body(FORM);
+        assert_eq!(
+            reason(verdict(&voice(json!({})), &untyped, NOW, &store)),
+            Reason::UnsupportedMediaType
+        );
+        // Verified, but not what its type says: a KYC body that is no JSON object.
+        for body in ["https://example.com/vobiz/answer.1", "[1]", "{\"a\":"] {
+            let signature = format!("sha256={}", body_mac("test_parent_token", body));
+            let request = kyc_request(&signature, body);
+            assert_eq!(
+                reason(verdict(&kyc(), &request, NOW, &store)),
+                Reason::MalformedBody,
+                "{body}"
+            );
+        }
+        // What the provider sends, with or without a UTF-8 charset, passes.
+        let charset = answer().set(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        );
+        assert!(forwarded(verdict(&voice(json!({})), &charset, NOW, &store))
+            .reserved
+            .is_some());
+    }
+
+    #[test]
+    fn a_retry_under_another_event_type_or_content_type_is_tampering() {
+        let (policy, store) = (github(), MemoryStore::new());
+        let body = r#"{"ref":"main"}"#;
+        let reserved = reserve(&policy, &github_request(body), NOW, &store);
+        settle(&policy, reserved, Outcome::Failed, NOW, &store);
+        for changed in [
+            github_request(body).set("x-github-event", "delete"),
+            github_request(body).header("x-github-delivery", "another"),
+            github_request(body).set("content-type", "application/json; charset=utf-8"),
+            github_request(body).set(":method", "PUT"),
+            github_request(body).set(":path", "/gh/events?x=1"),
+        ] {
+            assert_eq!(
+                reason(verdict(&policy, &changed, NOW + 1, &store)),
+                Reason::ReplayTampered
+            );
+        }
+        // The provider's own retry, unchanged, goes through; an unbound header may differ.
+        let retry = github_request(body).header("user-agent", "GitHub-Hookshot/abc");
+        assert!(reserve(&policy, &retry, NOW + 2, &store).retry);
+    }
+
+    /// A Twilio route (Twilio's documented token), `replay` as given.
+    fn twilio(replay: Value) -> Policy {
+        policy(
+            json!({"name": "tw", "path_prefix": "/tw/", "scheme": "twilio",
+                      "public_origin": ORIGIN, "keys": [{"name": "k", "value": "12345"}],
+                      "replay": replay}),
+        )
+    }
+
+    fn twilio_request(body: &str, rendered: &str) -> Request {
+        let parts: [&[u8]; 3] = [ORIGIN.as_bytes(), b"/tw/voice", rendered.as_bytes()];
+        let mac = test_key("k", "12345").mac_sha1(&parts);
+        let signature = base64::engine::general_purpose::STANDARD.encode(mac);
+        Request::post("/tw/voice")
+            .header("content-type", FORM_TYPE)
+            .header("x-twilio-signature", &signature)
+            .body(body)
+    }
+
+    #[test]
+    fn twilios_identical_repeats_are_delivered_and_a_changed_one_is_tampering() {
+        let (policy, store) = (twilio(json!({})), MemoryStore::new());
+        let replay = policy.routes[0].replay.as_ref().unwrap();
+        assert_eq!(replay.on_duplicate, OnDuplicate::Deliver);
+        let press = twilio_request("CallSid=CA1&Digits=1", "CallSidCA1Digits1");
+        let reserved = reserve(&policy, &press, NOW, &store);
+        settle(&policy, reserved, Outcome::Delivered, NOW, &store);
+        let again = forwarded(verdict(&policy, &press, NOW + 1, &store));
+        assert!(again.repeat && again.reserved.is_none());
+        // The same parameters in another order sign alike: another body, one signature.
+        let reordered = twilio_request("Digits=1&CallSid=CA1", "CallSidCA1Digits1");
+        assert_eq!(
+            reason(verdict(&policy, &reordered, NOW + 2, &store)),
+            Reason::ReplayTampered
+        );
+        // With on_duplicate ok, as on any route, a repeat is answered locally.
+        let (answering, store) = (twilio(json!({"on_duplicate": "ok"})), MemoryStore::new());
+        let reserved = reserve(&answering, &press, NOW, &store);
+        settle(&answering, reserved, Outcome::Delivered, NOW, &store);
+        assert_eq!(
+            reason(verdict(&answering, &press, NOW + 1, &store)),
+            Reason::AlreadyDelivered
+        );
+    }
+
+    #[test]
+    fn a_host_servers_read_differently_is_every_host_routes() {
+        let policy = voice(json!({}));
+        for host in [
+            "example.com:443@evil.example",
+            "evil.example@example.com",
+            "example.com:443:1",
+            "exam%70le.com",
+            "example.com\\evil",
+            "ex\u{e4}mple.com",
+        ] {
+            let request = form_post("/vobiz/answer").set(":authority", host);
+            assert_eq!(
+                reason(at_headers(&policy, &request)),
+                Reason::MissingSignature,
+                "{host}"
+            );
+        }
+        let other = form_post("/vobiz/answer").set(":authority", "evil.example:443");
+        assert!(matches!(at_headers(&policy, &other), Step::Unprotected));
+    }
 }

@@ -290,6 +290,8 @@ def mutations(provider):
         return build
 
     add("genuine", lambda: genuine(provider))
+    add("signed_with_wrong_secret", lambda: genuine(provider, secret=provider.wrong_secret))
+    add("signature_removed", lambda: provider.without_signature(genuine(provider))[0])
 
     # The body.
     add("body_flip_first_byte", lambda: (lambda d: replace(d, body=flip(d.body, 0)))(genuine(provider)))
@@ -312,6 +314,11 @@ def mutations(provider):
     if anatomy.label:
         add("sig_label_uppercased",
             sig(lambda v, s, e: v[:s - len(anatomy.label)] + anatomy.label.upper() + v[s:]))
+        add("sig_label_removed", sig(lambda v, s, e: v[:s - len(anatomy.label)] + v[s:]))
+    if name in ("github", "generic"):
+        # githubkit checks a value not starting with `sha256=` as `sha1=` (sdk-verifiers.md §7).
+        add("sig_sha1_downgrade", lambda: (lambda d: anatomy.put(d, "sha1=" + hmac_hex(
+            provider.secret, d.body, hashlib.sha1)))(genuine(provider)))
     if anatomy.sep:
         entry_start = lambda s: s - len(anatomy.label)  # noqa: E731
         add("sig_entry_duplicated", sig(lambda v, s, e: v + anatomy.sep + v[entry_start(s):e]))
@@ -361,6 +368,12 @@ def mutations(provider):
     add("content_type_removed", lambda: set_content_type(genuine(provider), None))
     add("content_type_charset_utf8",
         lambda: (lambda d: set_content_type(d, content_type(d) + "; charset=utf-8"))(genuine(provider)))
+    if name in JSON_ROUTES or name == "generic":
+        add("content_type_plus_json", lambda: set_content_type(genuine(provider), "application/cloudevents+json"))
+    else:  # a form route: the form declared as JSON
+        add("content_type_json", lambda: set_content_type(genuine(provider), "application/json"))
+    add("content_encoding_gzip", lambda: (lambda d: replace(
+        d, headers=[*d.headers, ("Content-Encoding", "gzip")]))(genuine(provider)))
     add("header_names_uppercased",
         lambda: (lambda d: replace(d, headers=[(k.upper(), v) for k, v in d.headers]))(genuine(provider)))
 
@@ -416,6 +429,10 @@ DELIBERATE = {
     # The media type.
     **{(p, m): ("sdk", STRICT_TYPE) for p in JSON_ROUTES
        for m in ("content_type_text_plain", "content_type_removed")},
+    **{(p, "content_encoding_gzip"): ("sdk", "the filter refuses a Content-Encoding (the application, or a "
+                                             "filter after it, may decode the signed bytes into others); "
+                                             "the SDK MACs the bytes as they came")
+       for p in JSON_ROUTES + ("twilio", "plivo")},
     # The MAC's spelling.
     **{(p, "sig_mac_uppercased"): ("filter", HEX_CASE) for p in HEX_MACS},
     **{(p, "sig_b64_padding_bits_set"): ("sdk", "the filter decodes base64 strictly (padding bits zero, "
@@ -425,6 +442,9 @@ DELIBERATE = {
                                                     "list; the filter skips the empty entry a double space "
                                                     "makes, the SDK's split(',') raises ValueError on it")
        for p in SVIX_FAMILY},
+    **{(p, "sig_sha1_downgrade"): ("sdk", "githubkit checks any value not starting `sha256=` as HMAC-SHA1 "
+                                          "(a downgrade); the filter takes only `sha256=` in X-Hub-Signature-256")
+       for p in ("github", "generic")},
     ("resend", "sig_label_uppercased"): ("sdk", "Resend's SDK ignores the version label (`V1,`, anything); "
                                                 "the filter verifies `v1,` entries, as the spec says"),
     ("zoom", "body_space_appended"): ("sdk", "@zoom/rivet MACs JSON.stringify(JSON.parse(body)), blind to "

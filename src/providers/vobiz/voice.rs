@@ -698,6 +698,12 @@ mod tests {
             (many.as_str(), NONCE_V3),
             (V3, "has space"),
             (V3, ""),
+            // Exactly 20 digits: nothing that lets a signed string be cut another way.
+            (V3, "0987654321098765432"),
+            (V3, "098765432109876543210"),
+            (V3, "php.09876543210987654321"),
+            (V3, "/0987654321098765432"),
+            (V3, "0987654321098765432a"),
         ] {
             let pairs = [
                 (":path", "/vobiz/answer"),
