@@ -19,8 +19,8 @@ use crate::keys::{slices_equal, Algorithm, Key};
 use crate::policy::Freshness;
 use crate::providers::presets::Handshake;
 use crate::providers::{
-    form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Json, Media, Provider,
-    Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+    decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Json, Media,
+    Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
 use crate::timestamp::{self, Edges, Stamp};
@@ -317,20 +317,16 @@ impl Generic {
             Source::BodyField(field) => (field, Cow::Owned(body_field(body, field)?)),
         };
         let parsed = match time.format {
-            TimeFormat::Seconds | TimeFormat::Milliseconds => {
-                let digits =
-                    !value.is_empty() && value.len() <= 16 && value.iter().all(u8::is_ascii_digit);
-                digits
-                    .then(|| std::str::from_utf8(&value).ok()?.parse::<i64>().ok())
-                    .flatten()
-                    .map(|n| {
-                        if time.format == TimeFormat::Milliseconds {
-                            Stamp::millis(n)
-                        } else {
-                            Stamp::secs(n)
-                        }
-                    })
-            }
+            TimeFormat::Seconds | TimeFormat::Milliseconds => decimal(&value, 16)
+                .then(|| std::str::from_utf8(&value).ok()?.parse::<i64>().ok())
+                .flatten()
+                .map(|n| {
+                    if time.format == TimeFormat::Milliseconds {
+                        Stamp::millis(n)
+                    } else {
+                        Stamp::secs(n)
+                    }
+                }),
             TimeFormat::Rfc3339 => timestamp::parse_rfc3339_stamp(&value),
         };
         parsed

@@ -562,14 +562,23 @@ pub fn malformed(detail: impl Into<Cow<'static, str>>) -> Rejection {
     Rejection::new(Reason::MalformedHeader, detail)
 }
 
-/// Unix seconds as the provider sends them: 1 to 12 ASCII digits, nothing else (no sign,
-/// no fraction: the signed bytes are these bytes).
+/// Unix seconds as the provider sends them: 1 to 12 ASCII digits without a leading zero,
+/// nothing else (no sign, no fraction: the signed bytes are these bytes, and an SDK that
+/// re-formats the number would sign other ones).
 pub fn unix_seconds(name: &str, value: &[u8]) -> Result<i64, Rejection> {
-    let digits = !value.is_empty() && value.len() <= 12 && value.iter().all(u8::is_ascii_digit);
+    let digits = decimal(value, 12);
     let parsed = digits
         .then(|| std::str::from_utf8(value).ok()?.parse::<i64>().ok())
         .flatten();
     parsed.ok_or_else(|| malformed(format!("{name} is not unix seconds")))
+}
+
+/// A number as providers write one: 1 to `max` ASCII digits, no leading zero.
+pub fn decimal(value: &[u8], max: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= max
+        && value.iter().all(u8::is_ascii_digit)
+        && (value[0] != b'0' || value.len() == 1)
 }
 
 /// Standard base64 (padded) of exactly `N` bytes.
