@@ -11,10 +11,8 @@
 //! parts no format constrains, show it. Requests are signed here, independently of the
 //! crate. `PROPTEST_CASES=500 cargo test --test one_delivery` runs more.
 
-use std::net::IpAddr;
-
 use callback_guard::config;
-use callback_guard::guard::{self, Downstream, Step};
+use callback_guard::guard::{self, Step};
 use callback_guard::policy::Policy;
 use callback_guard::replay::Outcome;
 use callback_guard::request::{Header, RequestHead};
@@ -27,9 +25,12 @@ use serde_json::{json, Value};
 mod sign;
 #[path = "support/store.rs"]
 mod store;
+#[path = "support/tls.rs"]
+mod tls;
 
 use sign::{base64, ed25519, hex, mac, mac_sha1, p256_key, p256_spki};
 use store::MemoryStore;
+use tls::Tls;
 
 /// 2026-03-25T10:00:00Z.
 const NOW: i64 = 1_774_432_800;
@@ -116,18 +117,6 @@ enum Verdict {
     /// Outside every protected route: the application gets nothing there it could not be
     /// sent without any signature.
     Unprotected,
-}
-
-struct Tls;
-
-impl Downstream for Tls {
-    fn tls(&self) -> bool {
-        true
-    }
-
-    fn peer(&self) -> Option<IpAddr> {
-        Some([35, 154, 59, 246].into())
-    }
 }
 
 /// Both steps as the filter takes them; a forwarded request settled as delivered.
@@ -641,6 +630,112 @@ fn schemes() -> Vec<Scheme> {
             },
         },
         Scheme {
+            name: "clerk",
+            route: route(
+                "clerk",
+                "clerk",
+                json!({"keys": [{"name": "k", "value": WHSEC}]}),
+            ),
+            template: &[
+                Var(Header("svix-id")),
+                Lit(b"."),
+                Var(Header("svix-timestamp")),
+                Lit(b"."),
+                Var(Body),
+            ],
+            dispatch: None,
+            sign: |input| standard(SVIX_NAMES, "clerk", input),
+        },
+        Scheme {
+            name: "meta",
+            route: route("meta", "meta", json!({})),
+            template: &[Var(Body)],
+            dispatch: None,
+            sign: |input| body_hex("meta", "x-hub-signature-256", "sha256=", input),
+        },
+        Scheme {
+            name: "razorpay",
+            route: route("razorpay", "razorpay", json!({})),
+            template: &[Var(Body)],
+            dispatch: Some("x-razorpay-event-id"),
+            sign: |input| {
+                body_hex("razorpay", "x-razorpay-signature", "", input)
+                    .header("x-razorpay-event-id", input.id.as_bytes())
+            },
+        },
+        Scheme {
+            name: "pagerduty",
+            route: route("pagerduty", "pagerduty", json!({})),
+            template: &[Var(Body)],
+            dispatch: Some("x-webhook-subscription"),
+            sign: |input| {
+                body_hex("pagerduty", "x-pagerduty-signature", "v1=", input)
+                    .header("x-webhook-subscription", "P1")
+            },
+        },
+        Scheme {
+            name: "intercom",
+            route: route("intercom", "intercom", json!({})),
+            template: &[Var(Body)],
+            dispatch: None,
+            sign: |input| {
+                let body = json_body(input);
+                let signature = format!("sha1={}", hex(&mac_sha1(SECRET, &[&body])));
+                Request::post(&path("intercom", input), JSON)
+                    .header("x-hub-signature", signature)
+                    .with_body(body)
+            },
+        },
+        Scheme {
+            name: "linear",
+            route: route("linear", "linear", json!({})),
+            template: &[Var(Body)],
+            dispatch: Some("linear-event"),
+            sign: |input| {
+                let body = json!({"type": "Issue", "id": input.id, "text": input.text,
+                                  "webhookTimestamp": NOW * 1000})
+                .to_string()
+                .into_bytes();
+                Request::post(&path("linear", input), JSON)
+                    .header("linear-signature", hmac_hex(&[&body]))
+                    .header("linear-event", "Issue")
+                    .with_body(body)
+            },
+        },
+        Scheme {
+            name: "generic",
+            route: route(
+                "generic",
+                "generic_hmac",
+                json!({"generic": {"signature": {"header": "X-Hub-Signature-256", "prefix": "sha256="},
+                                   "encoding": "hex", "message": ["body"]}}),
+            ),
+            template: &[Var(Body)],
+            dispatch: None,
+            sign: |input| body_hex("generic", "x-hub-signature-256", "sha256=", input),
+        },
+        Scheme {
+            name: "plivo",
+            route: route("plivo", "plivo", json!({"public_origin": ORIGIN})),
+            // The SDK's V3 renders the parameters sorted, name then value: no template reads
+            // them back; `unsigned_changes` re-cuts them instead.
+            template: &[],
+            dispatch: None,
+            sign: |input| {
+                let path = path("plivo", input);
+                let body = format!("CallUUID={}&Digits={}", input.id, form_text(&input.text));
+                let url = format!("{ORIGIN}{path}?CallUUID{}Digits{}", input.id, input.text);
+                let message = format!("{url}.{}", input.nonce);
+                Request::post(&path, FORM)
+                    .header(
+                        "x-plivo-signature-v3",
+                        base64(&mac(SECRET, &[message.as_bytes()])),
+                    )
+                    .header("x-plivo-signature-v3-nonce", input.nonce.as_bytes())
+                    .with_body(body.into_bytes())
+            },
+        },
+        Scheme {
             name: "kyc",
             route: route("kyc", "vobiz_kyc", json!({})),
             template: &[Var(Body)],
@@ -773,6 +868,14 @@ impl Request {
         self.body = body;
         self
     }
+}
+
+/// A JSON body signed by a hex HMAC in `header`, after `prefix`.
+fn body_hex(scheme: &str, header: &str, prefix: &str, input: &Input) -> Request {
+    let body = json_body(input);
+    Request::post(&path(scheme, input), JSON)
+        .header(header, format!("{prefix}{}", hmac_hex(&[&body])))
+        .with_body(body)
 }
 
 fn timed_v0(scheme: &str, names: [&str; 2], input: &Input) -> Request {
@@ -955,13 +1058,13 @@ fn unsigned_changes(scheme: &Scheme, genuine: &Request) -> Vec<Request> {
     if let Some(name) = scheme.dispatch {
         change(&|r| r.set(name, b"revocation".to_vec()));
     }
-    if scheme.name == "twilio" {
-        // `CallSid=X&Digits=Y` renders `CallSidXDigitsY`; so do `CallSid=XDigitsY` and
-        // `CallSid=XD&igits=Y` (still sorted), with other raw bytes.
+    if matches!(scheme.name, "twilio" | "plivo") {
+        // `Name=X&Digits=Y` renders `NameXDigitsY`; so do `Name=XDigitsY` and
+        // `Name=XD&igits=Y` (still sorted), with other raw bytes.
         let body = String::from_utf8_lossy(&genuine.body).into_owned();
-        if let Some((sid, digits)) = body.split_once("&Digits=") {
-            change(&|r| r.body = format!("{sid}Digits{digits}").into_bytes());
-            change(&|r| r.body = format!("{sid}D&igits={digits}").into_bytes());
+        if let Some((first, digits)) = body.split_once("&Digits=") {
+            change(&|r| r.body = format!("{first}Digits{digits}").into_bytes());
+            change(&|r| r.body = format!("{first}D&igits={digits}").into_bytes());
         }
     }
     out

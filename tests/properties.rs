@@ -11,12 +11,10 @@
 //! through the crate. Case counts are modest so `cargo test` stays fast; run more with
 //! `PROPTEST_CASES=5000 cargo test --test properties`.
 
-use std::net::IpAddr;
-
 use base64::Engine;
 use callback_guard::config;
 use callback_guard::form;
-use callback_guard::guard::{self, Downstream, Step};
+use callback_guard::guard::{self, Step};
 use callback_guard::keys::Key;
 use callback_guard::path_view::PathView;
 use callback_guard::policy::Policy;
@@ -424,17 +422,9 @@ proptest! {
 
 // ---- the SDK's V3, through the guard ----
 
-struct Tls;
-
-impl Downstream for Tls {
-    fn tls(&self) -> bool {
-        true
-    }
-
-    fn peer(&self) -> Option<IpAddr> {
-        Some([35, 154, 59, 246].into())
-    }
-}
+#[path = "support/tls.rs"]
+mod tls;
+use tls::Tls;
 
 /// Replay is disabled on the route: the store must never be asked.
 struct NoStore;

@@ -58,6 +58,18 @@ def replace(delivery, **changes):
     return Delivery(**{**delivery.__dict__, **changes})
 
 
+def changed(value):
+    """`value` with its last character replaced by another of the same kind."""
+    last = value[-1]
+    if last.isdigit():
+        other = str((int(last) + 1) % 10)
+    elif last.isalpha():
+        other = "b" if last.lower() == "a" else "a"
+    else:
+        other = "A"
+    return value[:-1] + other
+
+
 @contextlib.contextmanager
 def clock_at(module, seconds, attribute="time"):
     """Freezes the clock an SDK module reads: its `time` module, `time` function or

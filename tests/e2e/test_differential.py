@@ -38,7 +38,7 @@ from twilio.request_validator import RequestValidator
 
 import providers as P
 from harness import ROOT
-from providers import ORIGIN, PROVIDERS, replace
+from providers import ORIGIN, PROVIDERS, changed, replace
 from raw import http1_exchange, http1_head, seen_by_upstream
 
 
@@ -125,18 +125,6 @@ ANATOMY = {
 }
 
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def changed(value):
-    """`value` with its last character replaced by another of the same kind."""
-    last = value[-1]
-    if last.isdigit():
-        other = str((int(last) + 1) % 10)
-    elif last.isalpha():
-        other = "b" if last.lower() == "a" else "a"
-    else:
-        other = "A"
-    return value[:-1] + other
 
 
 def b64_flip(mac, bit):

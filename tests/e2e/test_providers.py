@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from providers import PROVIDERS, Mailgun, replace
+from providers import PROVIDERS, Mailgun, changed, replace
 from raw import seen_by_upstream
 
 
@@ -32,18 +32,6 @@ def reason(response):
 
 def delivered(upstream, test_id):
     return [r for r in seen_by_upstream(upstream).get(test_id, []) if not r["truncated"]]
-
-
-def changed(value):
-    """`value` with its last character replaced by another of the same kind."""
-    last = value[-1]
-    if last.isdigit():
-        other = str((int(last) + 1) % 10)
-    elif last.isalpha():
-        other = "b" if last.lower() == "a" else "a"
-    else:
-        other = "A"
-    return value[:-1] + other
 
 
 providers = pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: type(p).__name__)
