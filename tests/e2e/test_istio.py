@@ -113,7 +113,10 @@ def test_both_variants_harden_path_and_host_handling_as_envoy_yaml_does():
     # No port mode: it would replace the one Istio sets with ISTIO_GATEWAY_STRIP_HOST_PORT.
     expected = {key: manager[key] for key in (
         "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
-        "strip_trailing_host_dot", "common_http_protocol_options")}
+        "strip_trailing_host_dot", "common_http_protocol_options",
+        # What unauthenticated senders can hold open, as in envoy.yaml.
+        "request_headers_timeout", "stream_idle_timeout", "request_timeout",
+        "http2_protocol_options")}
     assert hardening("envoyfilter.yaml") == hardening("wasmplugin.yaml") == expected
     # The WasmPlugin's hardening applies to the same gateway pods and listener.
     [plugin, path_hardening] = documents("wasmplugin.yaml")
