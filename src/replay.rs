@@ -43,8 +43,6 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-
 /// Slots are sized for this many live nonces each: `max_entries / 24` slots.
 pub const NONCES_PER_SLOT: u32 = 24;
 /// Entries a slot holds at most: room for the slots that Poisson fills above the mean.
@@ -677,29 +675,28 @@ impl ReplayCache {
 }
 
 /// The replay identity of a signed message: the route it came to, the scheme family that
-/// signed it and the SHA-256 of the whole message, tagged and length-prefixed (see
+/// signed it and the hash of the whole message, as length-prefixed parts (see
 /// [`Digest16`]), so no two distinct triples share an encoding.
 pub fn replay_id(route: &[u8], family: &[u8], message: &[u8; 32]) -> [u8; 16] {
-    let mut id = Digest16::new(b"cg3/replay-id");
+    let mut id = Digest16::new("cg3/replay-id");
     id.part(route);
     id.part(family);
     id.part(message);
     id.finish()
 }
 
-/// Truncated SHA-256 over a domain tag and length-prefixed parts: the replay identity and
-/// the fingerprint. Parts are fed one by one, so a fingerprint need not be assembled first.
-pub struct Digest16(Sha256);
+/// Truncated BLAKE3 over length-prefixed parts, in its key-derivation mode under a context
+/// string that names what is hashed (the replay identity, the fingerprint): no two uses
+/// share a hash. Parts are fed one by one, so a fingerprint need not be assembled first.
+pub struct Digest16(blake3::Hasher);
 
 impl Digest16 {
-    pub fn new(tag: &[u8]) -> Self {
-        let mut digest = Digest16(Sha256::new());
-        digest.part(tag);
-        digest
+    pub fn new(context: &'static str) -> Self {
+        Digest16(blake3::Hasher::new_derive_key(context))
     }
 
     pub fn part(&mut self, bytes: &[u8]) {
-        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
         self.0.update(bytes);
     }
 
@@ -709,11 +706,9 @@ impl Digest16 {
     }
 
     pub fn finish(self) -> [u8; 16] {
-        let digest: [u8; 32] = self.0.finalize().into();
-        let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, ..] = digest;
-        [
-            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-        ]
+        let mut out = [0; 16];
+        self.0.finalize_xof().fill(&mut out);
+        out
     }
 }
 
@@ -821,10 +816,10 @@ mod tests {
     /// The id of a message whose digest is that of `nonce` (the guard hashes the whole
     /// signed message), scoped to `scope`.
     fn id_of(scope: &[u8], nonce: &[u8]) -> [u8; 16] {
-        replay_id(scope, b"test", &Sha256::digest(nonce).into())
+        replay_id(scope, b"test", blake3::hash(nonce).as_bytes())
     }
 
-    fn digest16(tag: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    fn digest16(tag: &'static str, parts: &[&[u8]]) -> [u8; 16] {
         let mut digest = Digest16::new(tag);
         for part in parts {
             digest.part(part);
@@ -834,7 +829,7 @@ mod tests {
 
     /// A fingerprint of method, path and body, as the guard binds them (and more).
     fn fingerprint(method: &[u8], path: &[u8], body: &[u8]) -> [u8; 16] {
-        digest16(b"cg3/fingerprint", &[method, path, body])
+        digest16("cg3/fingerprint", &[method, path, body])
     }
 
     fn id(n: u32) -> [u8; 16] {
@@ -1593,8 +1588,8 @@ mod tests {
         );
         // Different domain tags: the same bytes never give the same id and fingerprint.
         assert_ne!(
-            digest16(b"cg3/replay-id", &[b"a"]),
-            digest16(b"cg3/fingerprint", &[b"a"])
+            digest16("cg3/replay-id", &[b"a"]),
+            digest16("cg3/fingerprint", &[b"a"])
         );
     }
 }

@@ -9,12 +9,13 @@ use proxy_wasm::types::Status;
 use super::host;
 use crate::providers::{Hashed, Hasher, StreamedMac};
 
-/// A body hashed as it arrives.
-pub struct Hashing(Hasher);
+/// A body hashed as it arrives. Boxed: the hash states are some 2 KB (BLAKE3 keeps a
+/// stack of chaining values), which every request's state would carry otherwise.
+pub struct Hashing(Box<Hasher>);
 
 impl Hashing {
     pub fn new(streamed: &StreamedMac) -> Self {
-        Hashing(streamed.start())
+        Hashing(Box::new(streamed.start()))
     }
 
     /// Takes in what arrived since the last call: Envoy's buffer holds the whole body so
@@ -30,7 +31,7 @@ impl Hashing {
     }
 
     pub fn finish(self) -> Hashed {
-        self.0.finish()
+        (*self.0).finish()
     }
 }
 

@@ -13,7 +13,6 @@
 use std::borrow::Cow;
 
 use hmac::Mac;
-use sha2::{Digest, Sha256};
 
 use crate::form;
 use crate::keys::{macs_equal, HmacSha256, Key};
@@ -82,7 +81,7 @@ impl Reply {
 }
 
 /// What a signature covers, as the replay memory knows a delivery by it: the whole signed
-/// message (its SHA-256) under the scheme's family, and how the message splits into the
+/// message (its BLAKE3 hash) under the scheme's family, and how the message splits into the
 /// request's parts. Built only from the bytes a signature was checked over, so no scheme can
 /// name a piece of its message as the identity: two requests under one signature are one
 /// delivery, however the message is re-split between path, headers and body.
@@ -102,7 +101,7 @@ impl Signed {
     /// The message `parts` (as the signature covers them, in order) of a scheme `family`;
     /// `body` is the request's body, signed if it is one of the parts.
     pub fn over(family: &'static str, parts: &[&[u8]], body: &[u8]) -> Self {
-        let mut hasher = Sha256::new();
+        let mut hasher = blake3::Hasher::new();
         for part in parts {
             hasher.update(part);
         }
@@ -132,7 +131,7 @@ impl Signed {
         self.family
     }
 
-    /// SHA-256 of the whole signed message.
+    /// BLAKE3 of the whole signed message.
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
     }
@@ -248,6 +247,13 @@ pub trait Provider {
     /// What the body may be, as its `Content-Type` says and its bytes must show.
     fn media(&self) -> Media {
         Media::ANY
+    }
+
+    /// Whether every body this scheme verifies it has parsed whole, as one document of its
+    /// [`media`](Self::media) (UTF-8, the top-level kind): the guard then does not parse it
+    /// again. Tested for each scheme that says so.
+    fn parses_body(&self) -> bool {
+        false
     }
 
     /// Whether the provider itself sends identical signed requests as new ones (Twilio:
@@ -399,7 +405,7 @@ impl<'p> StreamedMac<'p> {
         for mac in &mut macs {
             mac.update(&self.prefix);
         }
-        let mut message = Sha256::new();
+        let mut message = blake3::Hasher::new();
         message.update(&self.prefix);
         Hasher {
             macs,
@@ -417,11 +423,11 @@ impl<'p> StreamedMac<'p> {
     }
 }
 
-/// A streamed scheme's hashes as the body arrives: each key's HMAC, and the SHA-256 of the
+/// A streamed scheme's hashes as the body arrives: each key's HMAC, and the BLAKE3 of the
 /// signed message (the replay identity), over the same bytes in one pass.
 pub struct Hasher {
     macs: Vec<HmacSha256>,
-    message: Sha256,
+    message: blake3::Hasher,
     split: Vec<usize>,
     body_len: usize,
 }
@@ -459,7 +465,7 @@ impl Hasher {
 pub struct Hashed {
     /// HMAC-SHA256 under each of the scheme's keys, in their order.
     pub macs: Vec<[u8; 32]>,
-    /// SHA-256 of the prefix and the body.
+    /// BLAKE3 of the prefix and the body.
     pub digest: [u8; 32],
     /// The lengths of the prefix's parts.
     pub split: Vec<usize>,

@@ -20,6 +20,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import blake3
 import httpx
 import yaml
 
@@ -339,15 +340,15 @@ class Etcd:
 def replay_key(route, nonce, prefix="/callback-guard/", path="/vobiz/answer",
                origin="https://127.0.0.1:8443"):
     """The etcd key the filter uses for a voice callback signed the docs' V3 way with this
-    nonce: the replay id is SHA-256 over length-prefixed parts (tag, route, the message's
-    family, the SHA-256 of the whole signed message), 16 bytes, base64url (src/replay.rs
-    replay_id, src/etcd.rs Etcd::key)."""
-    message = hashlib.sha256(f"{origin}{path}.{nonce}".encode()).digest()
-    digest = hashlib.sha256()
-    for part in (b"cg3/replay-id", route.encode(), b"vobiz_voice_v3", message):
+    nonce: the replay id is BLAKE3, keyed for "cg3/replay-id", over length-prefixed parts
+    (route, the message's family, the BLAKE3 of the whole signed message), 16 bytes,
+    base64url (src/replay.rs replay_id, src/etcd Etcd::key)."""
+    message = blake3.blake3(f"{origin}{path}.{nonce}".encode()).digest()
+    digest = blake3.blake3(derive_key_context="cg3/replay-id")
+    for part in (route.encode(), b"vobiz_voice_v3", message):
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
-    return prefix + route + "/" + base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
+    return prefix + route + "/" + base64.urlsafe_b64encode(digest.digest(16)).decode().rstrip("=")
 
 
 def sign(family, origin, path, nonce, token):

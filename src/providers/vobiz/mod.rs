@@ -264,6 +264,11 @@ impl Provider for WhatsApp {
         Media::JSON_OBJECT
     }
 
+    /// The envelope is read from the whole body, a UTF-8 JSON object.
+    fn parses_body(&self) -> bool {
+        true
+    }
+
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![("whatsapp", key_names(&self.keys))]
     }
