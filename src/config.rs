@@ -295,6 +295,8 @@ struct RawStore {
     lease_bucket: Option<Duration>,
     #[serde(default)]
     api: Option<Api>,
+    #[serde(default)]
+    attempts: Option<u8>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -311,6 +313,10 @@ const DEFAULT_STORE_TIMEOUT_MS: u32 = 250;
 const MAX_STORE_TIMEOUT_MS: u32 = 30_000;
 /// 25 leases live at a time for a 24 h window; keys outlive their window by at most this.
 const DEFAULT_LEASE_BUCKET_SECS: u32 = 3600;
+/// Two callouts of half the budget each: a member that does not answer (stopped, cut off)
+/// leaves time to ask another before the provider is answered 503.
+const DEFAULT_STORE_ATTEMPTS: u8 = 2;
+const MAX_STORE_ATTEMPTS: u8 = 4;
 
 fn default_window() -> Duration {
     Duration(24 * 3600)
@@ -877,6 +883,7 @@ fn compile_store(
         ("on_error", raw.on_error.is_some()),
         ("lease_bucket", raw.lease_bucket.is_some()),
         ("api", raw.api.is_some()),
+        ("attempts", raw.attempts.is_some()),
     ];
     if raw.kind == StoreKind::SharedData {
         return match etcd_only.iter().find(|(_, set)| *set) {
@@ -921,6 +928,13 @@ fn compile_store(
     if lease_bucket == 0 {
         return Err(error(at("lease_bucket"), "must be at least 1s"));
     }
+    let attempts = raw.attempts.unwrap_or(DEFAULT_STORE_ATTEMPTS);
+    if !(1..=MAX_STORE_ATTEMPTS).contains(&attempts) {
+        return Err(error(
+            at("attempts"),
+            format!("must be 1 to {MAX_STORE_ATTEMPTS} (callouts sharing the timeout)"),
+        ));
+    }
     Ok(Store::Etcd(
         Etcd::new(
             cluster,
@@ -932,7 +946,8 @@ fn compile_store(
             raw.on_error.unwrap_or_default(),
             lease_bucket,
         )
-        .with_api(raw.api.unwrap_or_default()),
+        .with_api(raw.api.unwrap_or_default())
+        .with_attempts(attempts),
     ))
 }
 
@@ -1709,6 +1724,9 @@ mod tests {
             (etcd(serde_json::json!({"on_error": "maybe"})), "routes[0].replay.store.on_error: unknown variant `maybe`"),
             (etcd(serde_json::json!({"lease_bucket": "0s"})), "routes[0].replay.store.lease_bucket: must be at least 1s"),
             (etcd(serde_json::json!({"lease_bucket": "500ms"})), "routes[0].replay.store.lease_bucket: invalid duration"),
+            (etcd(serde_json::json!({"attempts": 0})), "routes[0].replay.store.attempts: must be 1 to 4"),
+            (etcd(serde_json::json!({"attempts": 5})), "routes[0].replay.store.attempts: must be 1 to 4"),
+            (store(serde_json::json!({"type": "shared_data", "attempts": 2})), "routes[0].replay.store.attempts: applies only to type etcd"),
         ];
         for (extra, expected) in cases {
             let message = err(extra.clone());
@@ -1777,6 +1795,7 @@ mod tests {
         assert_eq!(e.cluster, "etcd_cluster");
         assert_eq!(e.authority, "etcd_cluster", "defaults to the cluster name");
         assert_eq!(e.timeout_ms, 250);
+        assert_eq!((e.attempts, e.attempt_timeout_ms()), (2, 125));
         assert_eq!(e.on_error, OnError::FailClosed);
         assert!(e.key(&[0; 16]).starts_with("/callback-guard/voice/"));
         // One-hour buckets over the default 24 h window.
@@ -1792,11 +1811,13 @@ mod tests {
             "timeout": "1s",
             "on_error": "fail_open",
             "lease_bucket": "10m",
+            "attempts": 3,
         }))))
         .unwrap();
         let e = etcd_of(&policy);
         assert_eq!(e.authority, "etcd.internal:2379");
         assert_eq!(e.timeout_ms, 1000);
+        assert_eq!((e.attempts, e.attempt_timeout_ms()), (3, 333));
         assert_eq!(e.on_error, OnError::FailOpen);
         assert!(e.key(&[0; 16]).starts_with("/edge/cg/voice/"));
         assert_eq!(e.lease(start_of_hour).ttl_secs, 600 + 86_400 + 300);

@@ -738,6 +738,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+    use crate::etcd::Stored;
     use crate::keys::test_key;
     use crate::providers::StreamedMac;
     use crate::replay::memory::MemoryStore;
@@ -2302,7 +2303,7 @@ mod tests {
     ) -> Step<'p> {
         let answer = Answer {
             reservation,
-            record,
+            stored: Stored { record, claim: 9 },
             revision: 7,
         };
         on_reservation(&policy.routes[0], pending, Ok(answer), store, CAS)
@@ -2352,7 +2353,10 @@ mod tests {
             reserved.remote,
             Some(Claim {
                 revision: 7,
-                record: claim
+                stored: Stored {
+                    record: claim,
+                    claim: 9
+                }
             })
         );
         // Local copies now get answers without asking the fleet: in flight, then duplicate.
@@ -2515,7 +2519,10 @@ mod tests {
         let claim = timing(&policy).first_sight(&asked.fingerprint, asked.now);
         let answer = Answer {
             reservation: Reservation::Fresh,
-            record: claim,
+            stored: Stored {
+                record: claim,
+                claim: 9,
+            },
             revision: 3,
         };
         let step = on_reservation(&policy.routes[0], asked, Ok(answer), &FailingStore, CAS);

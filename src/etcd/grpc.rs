@@ -1,10 +1,13 @@
-//! etcd's gRPC API on the wire: the two requests the store sends (`KV.Txn` and
-//! `Lease.LeaseGrant`) as protobuf in gRPC's length-prefixed framing, and what comes back.
-//! Only the fields the store writes or reads, numbered as in etcd's
+//! etcd's gRPC API on the wire: the two requests the store sends (`KV.Txn`, alone or
+//! nesting several, and `Lease.LeaseGrant`) as protobuf in gRPC's length-prefixed framing,
+//! and what comes back. Only the fields the store writes or reads, numbered as in etcd's
 //! `api/etcdserverpb/rpc.proto` and `api/mvccpb/kv.proto`. The same requests as the JSON
 //! gateway's, without the gateway: etcd spends about half the CPU on each.
 
-use super::{Compare, EtcdError, Failure, Kv, PutLease, TxnReply, LEASE_EXISTS, LEASE_NOT_FOUND};
+use super::{
+    Compare, EtcdError, Failure, Kv, PutLease, Txn, TxnReply, TxnResult, LEASE_EXISTS,
+    LEASE_NOT_FOUND,
+};
 
 pub const TXN_PATH: &str = "/etcdserverpb.KV/Txn";
 pub const GRANT_PATH: &str = "/etcdserverpb.Lease/LeaseGrant";
@@ -74,11 +77,28 @@ fn framed(message: &[u8]) -> Vec<u8> {
 }
 
 /// `TxnRequest`: if `compare`, put `value` (with `lease`), else read the key.
-pub fn txn(key: &[u8], compare: &Compare, value: &[u8], lease: &PutLease) -> Vec<u8> {
+pub fn txn(txn: &Txn) -> Vec<u8> {
+    framed(&txn_request(txn))
+}
+
+/// `TxnRequest` of no comparison whose success branch is each transaction, nested
+/// (`RequestOp.request_txn` 4): etcd applies them all in one raft entry.
+pub fn batch(txns: &[&Txn]) -> Vec<u8> {
+    let mut request = Vec::new();
+    for txn in txns {
+        let mut op = Vec::new();
+        delimited(&mut op, 4, &txn_request(txn));
+        delimited(&mut request, 2, &op);
+    }
+    framed(&request)
+}
+
+fn txn_request(txn: &Txn) -> Vec<u8> {
+    let key = txn.key.as_bytes();
     // Compare: result EQUAL (0, the default), target CREATE 1 / MOD 2, key 3,
     // create_revision 5 / mod_revision 6.
     let mut cmp = Vec::with_capacity(key.len() + 16);
-    match compare {
+    match txn.compare {
         Compare::NeverCreated => {
             number(&mut cmp, 2, 1);
             delimited(&mut cmp, 3, key);
@@ -90,15 +110,15 @@ pub fn txn(key: &[u8], compare: &Compare, value: &[u8], lease: &PutLease) -> Vec
             number(&mut cmp, 2, 2);
             delimited(&mut cmp, 3, key);
             varint(&mut cmp, 6 << 3);
-            varint(&mut cmp, *revision as u64);
+            varint(&mut cmp, revision as u64);
         }
     }
     // PutRequest: key 1, value 2, lease 3, ignore_lease 6.
-    let mut put = Vec::with_capacity(key.len() + value.len() + 16);
+    let mut put = Vec::with_capacity(key.len() + txn.value.len() + 16);
     delimited(&mut put, 1, key);
-    delimited(&mut put, 2, value);
-    match lease {
-        PutLease::Attach(id) => number(&mut put, 3, *id),
+    delimited(&mut put, 2, &txn.value);
+    match txn.lease {
+        PutLease::Attach(id) => number(&mut put, 3, id),
         PutLease::Keep => number(&mut put, 6, 1),
     }
     // RequestOp: request_range 1, request_put 2; RangeRequest: key 1.
@@ -113,7 +133,7 @@ pub fn txn(key: &[u8], compare: &Compare, value: &[u8], lease: &PutLease) -> Vec
     delimited(&mut request, 1, &cmp);
     delimited(&mut request, 2, &success);
     delimited(&mut request, 3, &failure);
-    framed(&request)
+    request
 }
 
 /// `LeaseGrantRequest`: TTL 1, ID 2.
@@ -200,7 +220,17 @@ fn deframed(body: &[u8]) -> Result<&[u8], EtcdError> {
 /// `TxnResponse`: header 1 (revision 3), succeeded 2, responses 3 (response_range 1:
 /// kvs 2: KeyValue with mod_revision 3 and value 5).
 fn txn_reply(message: &[u8]) -> Result<TxnReply, EtcdError> {
-    let (mut revision, mut succeeded, mut kv, mut ranged) = (0i64, false, None, false);
+    let reply = txn_fields(message, 0)?;
+    if reply.revision <= 0 {
+        return Err(EtcdError::Malformed("transaction reply without a revision"));
+    }
+    Ok(reply)
+}
+
+/// A `TxnResponse`'s fields; `revision` where its header has none (a nested one's is
+/// empty: the outer transaction's revision is the revision of every put in it).
+fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, EtcdError> {
+    let (mut revision, mut succeeded, mut kv, mut ranged) = (revision, false, None, false);
     for field in fields(message) {
         match field? {
             (1, Field::Bytes(header)) => {
@@ -230,9 +260,6 @@ fn txn_reply(message: &[u8]) -> Result<TxnReply, EtcdError> {
             _ => {}
         }
     }
-    if revision <= 0 {
-        return Err(EtcdError::Malformed("transaction reply without a revision"));
-    }
     if !succeeded && !ranged {
         return Err(EtcdError::Malformed("failed transaction without its range"));
     }
@@ -241,6 +268,44 @@ fn txn_reply(message: &[u8]) -> Result<TxnReply, EtcdError> {
         revision,
         kv,
     })
+}
+
+/// The outer `TxnResponse` of a [`batch`]: its revision, and each nested reply
+/// (`ResponseOp.response_txn` 4), which must be `count`.
+fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, EtcdError> {
+    let mut revision = 0i64;
+    let mut nested = Vec::with_capacity(count);
+    for field in fields(message) {
+        match field? {
+            (1, Field::Bytes(header)) => {
+                for field in fields(header) {
+                    if let (3, Field::Number(value)) = field? {
+                        revision = value as i64;
+                    }
+                }
+            }
+            (3, Field::Bytes(response)) => {
+                for field in fields(response) {
+                    if let (4, Field::Bytes(reply)) = field? {
+                        nested.push(reply);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if revision <= 0 {
+        return Err(EtcdError::Malformed("transaction reply without a revision"));
+    }
+    if nested.len() != count {
+        return Err(EtcdError::Malformed(
+            "batch reply without one answer per transaction",
+        ));
+    }
+    nested
+        .into_iter()
+        .map(|reply| txn_fields(reply, revision))
+        .collect()
 }
 
 fn key_value(pair: &[u8]) -> Result<Kv, EtcdError> {
@@ -277,15 +342,34 @@ fn unavailable(response: GrpcResponse) -> EtcdError {
 }
 
 /// A transaction's outcome, as the JSON gateway's parser gives it.
-pub(super) fn txn_result(response: GrpcResponse) -> Result<TxnReply, Failure> {
+pub(super) fn txn_result(response: GrpcResponse) -> TxnResult {
+    call_failure(&response)?;
+    deframed(response.body)
+        .and_then(txn_reply)
+        .map_err(Failure::Etcd)
+}
+
+/// The outcome of each transaction of a [`batch`], or the call's failure for each.
+pub(super) fn batch_results(response: GrpcResponse, count: usize) -> Vec<TxnResult> {
+    let replies = call_failure(&response).and_then(|()| {
+        deframed(response.body)
+            .and_then(|message| batch_replies(message, count))
+            .map_err(Failure::Etcd)
+    });
+    match replies {
+        Ok(replies) => replies.into_iter().map(Ok).collect(),
+        Err(failure) => vec![Err(failure); count],
+    }
+}
+
+/// A call etcd did not answer with `OK`: a missing lease refuses the whole transaction.
+fn call_failure(response: &GrpcResponse) -> Result<(), Failure> {
     match response.grpc_status {
-        Some(OK) => deframed(response.body)
-            .and_then(txn_reply)
-            .map_err(Failure::Etcd),
+        Some(OK) => Ok(()),
         Some(NOT_FOUND) if response.message.contains(LEASE_NOT_FOUND) => {
             Err(Failure::LeaseNotFound)
         }
-        _ => Err(Failure::Etcd(unavailable(response))),
+        _ => Err(Failure::Etcd(unavailable(*response))),
     }
 }
 
@@ -317,15 +401,22 @@ pub(super) fn round_trip(response: GrpcResponse) -> super::RoundTrip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::{Api, Etcd, OnError, Progress, Reservation};
-    use crate::replay::Timing;
+    use crate::etcd::{
+        encode_value, Api, Etcd, OnError, Progress, Reservation, Stored, VALUE_SIZE,
+    };
+    use crate::replay::{Record, State, Timing};
 
     // Recorded with etcd's own generated protobuf code (python-etcd3 0.12's rpc_pb2) and
     // from etcd 3.4.23 (Debian's etcd-server) answering it over gRPC.
     const KEY: &[u8] = b"/callback-guard/vobiz-voice/q83vEjRWeJq83vEjRWeJqw";
-    const CREATE: &str = "0a3810011a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71772800125c125a0a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177121a0146464646464646464646464646464646a003c5693eb2c3690018def9aac8f8acd191011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177";
-    const SETTLE: &str = "0a3810021a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71773029125412520a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177121a0146464646464646464646464646464646a003c5693eb2c3690030011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177";
+    const CREATE: &str = "0a3810011a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71772800126412620a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a717712220246464646464646464646464646464646a003c5693eb2c36900ed5eed5e0000000018def9aac8f8acd191011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177";
+    const SETTLE: &str = "0a3810021a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71773029125c125a0a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a717712220246464646464646464646464646464646a003c5693eb2c36900ed5eed5e0000000030011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7177";
+    const BATCH: &str = "12db0122d8010a3810011a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71772800126412620a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a717712220246464646464646464646464646464646a003c5693eb2c36900ed5eed5e0000000018def9aac8f8acd191011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a717712d30122d0010a3810021a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71783029125c125a0a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a717812220246464646464646464646464646464646a003c5693eb2c36900ed5eed5e0000000030011a360a340a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a7178";
     const GRANT: &str = "08bcc10510def9aac8f8acd19101";
+    /// etcd's answers to BATCH: first the create applied and the settle's key missing,
+    /// then both failed, the create's key read back.
+    const BATCH_APPLIED: &str = "0a180887d5edba8fd59dc10410c0c0caafc1ba96892e1802200210011a0e220c0a0010011a0612040a0218021a0c220a0a001a060a040a021802";
+    const BATCH_FAILED: &str = "0a180887d5edba8fd59dc10410c0c0caafc1ba96892e1802200210011a7822760a001a720a700a02180212680a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71771002180220012a220246464646464646464646464646464646a003c5693eb2c36900ed5eed5e0000000030def9aac8f8acd1910120011a0c220a0a001a060a040a021802";
     const SUCCEEDED: &str =
         "0a1908e2889e81df8af4f9970110c38c8880b2d3fcc93b1802200210011a0612040a021802";
     const FAILED_WITH: &str = "0a1908e2889e81df8af4f9970110c38c8880b2d3fcc93b180220021a6a0a680a02180212600a322f63616c6c6261636b2d67756172642f766f62697a2d766f6963652f71383376456a5257654a71383376456a5257654a71771002180220012a1a0146464646464646464646464646464646a003c5693eb2c3690030def9aac8f8acd191012001";
@@ -340,13 +431,25 @@ mod tests {
             .collect()
     }
 
-    fn value() -> Vec<u8> {
-        let mut value = vec![1];
-        value.extend([b'F'; 16]);
-        value.extend(1_774_519_200u32.to_le_bytes());
-        value.extend(1_774_432_830u32.to_le_bytes());
-        value.push(0);
-        value
+    fn value() -> [u8; VALUE_SIZE] {
+        encode_value(&Stored {
+            record: Record {
+                fingerprint: [b'F'; 16],
+                expires_at: 1_774_519_200,
+                deadline: 1_774_432_830,
+                state: State::InFlight,
+            },
+            claim: 0x5eed_5eed,
+        })
+    }
+
+    fn put(key: &[u8], compare: Compare, lease: PutLease) -> Txn {
+        Txn {
+            key: String::from_utf8(key.to_vec()).unwrap(),
+            compare,
+            value: value(),
+            lease,
+        }
     }
 
     fn answer(status: u32, message: &str, body: &[u8]) -> GrpcResponse<'static> {
@@ -364,17 +467,16 @@ mod tests {
 
     #[test]
     fn requests_are_byte_for_byte_what_etcds_own_code_encodes() {
-        let create = txn(
-            KEY,
-            &Compare::NeverCreated,
-            &value(),
-            &PutLease::Attach(LEASE),
-        );
-        assert_eq!(create, framed(&hex(CREATE)));
-        let settle = txn(KEY, &Compare::ModRevision(41), &value(), &PutLease::Keep);
-        assert_eq!(settle, framed(&hex(SETTLE)));
+        let create = put(KEY, Compare::NeverCreated, PutLease::Attach(LEASE));
+        let encoded = txn(&create);
+        assert_eq!(encoded, framed(&hex(CREATE)));
+        let settle = put(KEY, Compare::ModRevision(41), PutLease::Keep);
+        assert_eq!(txn(&settle), framed(&hex(SETTLE)));
+        let other = [&KEY[..KEY.len() - 1], b"x"].concat();
+        let settle_other = put(&other, Compare::ModRevision(41), PutLease::Keep);
+        assert_eq!(batch(&[&create, &settle_other]), framed(&hex(BATCH)));
         assert_eq!(lease_grant(LEASE, 90_300), framed(&hex(GRANT)));
-        assert_eq!(&create[..5], &[0, 0, 0, 0, (create.len() - 5) as u8]);
+        assert_eq!(&encoded[..5], &[0, 0, 0, 0, (encoded.len() - 5) as u8]);
     }
 
     #[test]
@@ -384,9 +486,45 @@ mod tests {
         let reply = txn_result(ok(FAILED_WITH)).ok().unwrap();
         assert!(!reply.succeeded && reply.revision == 2);
         let kv = reply.kv.unwrap();
-        assert_eq!((kv.value, kv.mod_revision), (value(), 2));
+        // Recorded with the 26-byte value of format 1: the parser reads any bytes.
+        assert_eq!((kv.value.len(), kv.value[0], kv.mod_revision), (26, 1, 2));
         let reply = txn_result(ok(FAILED_EMPTY)).ok().unwrap();
         assert!(!reply.succeeded && reply.kv.is_none());
+    }
+
+    #[test]
+    fn a_batchs_answers_are_read_one_per_transaction() {
+        let replies = batch_results(ok(BATCH_APPLIED), 2);
+        let [Ok(create), Ok(settle)] = replies.as_slice() else {
+            panic!("{replies:?}");
+        };
+        assert!(create.succeeded && create.revision == 2 && create.kv.is_none());
+        assert!(!settle.succeeded && settle.kv.is_none());
+        let replies = batch_results(ok(BATCH_FAILED), 2);
+        let [Ok(create), Ok(settle)] = replies.as_slice() else {
+            panic!("{replies:?}");
+        };
+        assert!(!create.succeeded && create.revision == 2);
+        let kv = create.kv.as_ref().unwrap();
+        assert_eq!(
+            (kv.value.as_slice(), kv.mod_revision),
+            (value().as_slice(), 2)
+        );
+        assert!(!settle.succeeded && settle.kv.is_none());
+        // Another count than was sent, a cut answer, or a failed call: each gets an error.
+        assert!(batch_results(ok(BATCH_FAILED), 3)
+            .iter()
+            .all(Result::is_err));
+        let whole = framed(&hex(BATCH_FAILED));
+        for cut in 0..whole.len() {
+            let replies = batch_results(answer(OK, "", &whole[..cut]), 2);
+            assert!(replies.iter().all(Result::is_err), "cut at {cut}");
+        }
+        let missing = answer(NOT_FOUND, "etcdserver: requested lease not found", &[]);
+        assert_eq!(
+            batch_results(missing, 2),
+            vec![Err(Failure::LeaseNotFound), Err(Failure::LeaseNotFound)]
+        );
     }
 
     #[test]
@@ -458,7 +596,8 @@ mod tests {
             3600,
         )
         .with_api(Api::Grpc);
-        let (mut op, call) = etcd.reserve(&[7; 16], &[b'F'; 16], 1_774_432_800);
+        let mut op = etcd.reserve(&[7; 16], &[b'F'; 16], 1_774_432_800, 1);
+        let call = op.request().call(Api::Grpc);
         assert_eq!(
             (call.path, call.payload().1),
             (TXN_PATH, "application/grpc")

@@ -265,3 +265,21 @@ pub fn set_tick(milliseconds: u32) -> bool {
     // SAFETY: plain value.
     unsafe { proxy_set_tick_period_milliseconds(milliseconds) == STATUS_OK }
 }
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn random_get(buf: *mut u8, buf_len: usize) -> u16;
+}
+
+/// Eight random bytes from the host (WASI `random_get`): a reservation's claim token.
+/// Should the host refuse, the clock stands in: the token only has to differ from other
+/// reservations' of the same id.
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: bytes is a valid buffer of its length.
+    if unsafe { random_get(bytes.as_mut_ptr(), bytes.len()) } == 0 {
+        return u64::from_le_bytes(bytes);
+    }
+    let (now, nanos) = clock();
+    (now.unix_secs() as u64).rotate_left(32) ^ u64::from(nanos)
+}

@@ -4,10 +4,10 @@
 
 mod body;
 mod host;
+mod outbox;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,8 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config;
 use crate::etcd::{
-    Answer, Answered, Api, Call, Etcd, EtcdError, GrpcResponse, Progress, ReserveOp, Response,
-    RoundTrip, SettleOp,
+    self, Answer, Answered, Api, Etcd, EtcdError, Followup, GrpcResponse, OnError, Progress,
+    Request, ReserveOp, Response, RoundTrip, Txn,
 };
 use crate::guard::{self, Accepted, Pending, Prior, Reserved, Step};
 use crate::host_calls::{count, HostCall};
@@ -32,6 +32,7 @@ use crate::shared_data::HostStore;
 use crate::verdict::{Reason, Rejection};
 use body::Hashing;
 use host::Connection;
+use outbox::{Job, Outbox};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Filter state key: `%FILTER_STATE(wasm.callback_guard:PLAIN)%` in an access log.
@@ -49,7 +50,7 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| {
         Box::new(GuardRoot {
             plugin: None,
-            settles: Rc::default(),
+            outbox: Rc::default(),
             next_sample: Instant::now(),
         })
     });
@@ -152,7 +153,7 @@ impl Plugin {
 
 struct GuardRoot {
     plugin: Option<Rc<Plugin>>,
-    settles: Rc<RefCell<Settles>>,
+    outbox: Rc<RefCell<Outbox>>,
     /// When the replay occupancy gauges are next sampled.
     next_sample: Instant,
 }
@@ -162,51 +163,9 @@ struct GuardRoot {
 /// fills, whose window is minutes to days.
 const OCCUPANCY_PERIOD: Duration = Duration::from_secs(10);
 
-/// Settles of etcd claims. A callout's answer goes back to the context that dispatched it,
-/// and a request's context is gone soon after its response (on_log), so requests only
-/// queue their settles here; the root context dispatches them on its next tick (1 ms) and
-/// so receives the answers, follows up and counts them.
-#[derive(Default)]
-struct Settles {
-    queued: Vec<SettleJob>,
-    in_flight: HashMap<u32, (SettleJob, Instant)>,
-    ticking: bool,
-}
-
-struct SettleJob {
-    plugin: Rc<Plugin>,
-    route: usize,
-    op: SettleOp,
-    call: Call,
-}
-
-/// Settles waiting or in flight beyond this are dropped (counted as store errors): their
-/// claims then lapse after `in_flight_timeout`, when a retry can take them over.
-const MAX_SETTLES: usize = 10_000;
-
-impl Settles {
-    fn queue(&mut self, job: SettleJob) {
-        if self.queued.len() + self.in_flight.len() >= MAX_SETTLES {
-            if let Some(route) = job.plugin.policy.routes.get(job.route) {
-                job.plugin
-                    .round_trip(route, RoundTrip::Error, Duration::ZERO);
-                warn!(
-                    "callback-guard: route={} too many etcd settles pending; one dropped",
-                    route.name
-                );
-            }
-            return;
-        }
-        self.queued.push(job);
-        if !self.ticking {
-            self.ticking = host::set_tick(1);
-        }
-    }
-}
-
 impl Plugin {
-    /// The tick period while no settle is queued: the occupancy sampling, where a route
-    /// has replay memory to sample.
+    /// The tick period while nothing is owed to etcd: the occupancy sampling, where a
+    /// route has replay memory to sample.
     fn idle_tick_ms(&self) -> u32 {
         let sampled = self
             .policy
@@ -239,31 +198,6 @@ impl Plugin {
     }
 }
 
-impl GuardRoot {
-    fn send_settle(&mut self, job: SettleJob) {
-        let Some((route, etcd)) = job.plugin.etcd(job.route) else {
-            return;
-        };
-        let timeout = Duration::from_millis(u64::from(etcd.timeout_ms));
-        match host::dispatch(etcd, &job.call, timeout) {
-            Ok(token) => {
-                self.settles
-                    .borrow_mut()
-                    .in_flight
-                    .insert(token, (job, Instant::now()));
-            }
-            Err(status) => {
-                job.plugin
-                    .round_trip(route, RoundTrip::Error, Duration::ZERO);
-                warn!(
-                    "callback-guard: route={} cannot settle a delivery in etcd: callout to cluster {} refused: {status:?}",
-                    route.name, etcd.cluster
-                );
-            }
-        }
-    }
-}
-
 impl Context for GuardRoot {
     fn on_http_call_response(
         &mut self,
@@ -272,28 +206,32 @@ impl Context for GuardRoot {
         body_size: usize,
         num_trailers: usize,
     ) {
-        let Some((mut job, sent)) = self.settles.borrow_mut().in_flight.remove(&token) else {
+        let mut outbox = self.outbox.borrow_mut();
+        let Some((jobs, sent)) = outbox.take_in_flight(token) else {
             return;
         };
-        let Some((route, etcd)) = job.plugin.etcd(job.route) else {
+        let Some(plugin) = jobs.first().map(|job| job.plugin.clone()) else {
+            return;
+        };
+        let Some((route, etcd)) = jobs.first().and_then(|job| plugin.etcd(job.route)) else {
             return;
         };
         let sizes = (num_headers, body_size, num_trailers);
-        let progress = job
-            .plugin
-            .store_answer(route, etcd, sent, sizes, |answer| job.op.on_answer(answer));
-        match progress {
-            Progress::Call(call) => {
-                job.call = call;
-                self.send_settle(job);
-            }
-            Progress::Done(Ok(_)) => {}
-            // The claim stays in flight until its deadline lapses; a retry then passes.
-            Progress::Done(Err(problem)) => warn!(
-                "callback-guard: route={} cannot settle a delivery in etcd: {problem}",
-                route.name
-            ),
+        let results = plugin.store_answer(route, etcd, sent, sizes, |answer| {
+            outbox::progress(jobs, answer)
+        });
+        for (job, progress) in results {
+            outbox.answered(job, progress);
         }
+        if outbox.drained() {
+            let _ = hostcalls::done();
+        }
+    }
+
+    /// Envoy is done with this VM (a configuration change, or shutting down): what is
+    /// still owed to etcd goes now, and Envoy waits for it a few seconds at most.
+    fn on_done(&mut self) -> bool {
+        self.outbox.borrow_mut().drain()
     }
 }
 
@@ -343,7 +281,7 @@ impl RootContext for GuardRoot {
                     metrics,
                     verdicts,
                 });
-                host::set_tick(plugin.idle_tick_ms());
+                self.outbox.borrow_mut().set_tick(plugin.idle_tick_ms());
                 self.plugin = Some(plugin);
                 true
             }
@@ -357,28 +295,31 @@ impl RootContext for GuardRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GuardRequest {
             plugin: self.plugin.clone(),
-            settles: self.settles.clone(),
+            outbox: self.outbox.clone(),
             state: State::Idle,
+            unsure: None,
             spent: Duration::ZERO,
         }))
     }
 
     fn on_tick(&mut self) {
-        let queued = std::mem::take(&mut self.settles.borrow_mut().queued);
-        for job in queued {
-            self.send_settle(job);
+        let idle_ms = self
+            .plugin
+            .as_ref()
+            .map_or(0, |plugin| plugin.idle_tick_ms());
+        {
+            let mut outbox = self.outbox.borrow_mut();
+            outbox.send_due();
+            let next = outbox.next_tick_ms(idle_ms);
+            outbox.set_tick(next);
+            if outbox.drained() {
+                let _ = hostcalls::done();
+            }
         }
         let Some(plugin) = self.plugin.clone() else {
             return;
         };
-        {
-            let mut settles = self.settles.borrow_mut();
-            if settles.ticking && settles.queued.is_empty() && host::set_tick(plugin.idle_tick_ms())
-            {
-                settles.ticking = false;
-            }
-        }
-        if Instant::now() >= self.next_sample && plugin.idle_tick_ms() > 0 {
+        if Instant::now() >= self.next_sample && idle_ms > 0 {
             self.next_sample = Instant::now() + OCCUPANCY_PERIOD;
             plugin.sample_occupancy();
         }
@@ -398,8 +339,11 @@ fn shadow_note(route: &Route) -> &'static str {
 
 struct GuardRequest {
     plugin: Option<Rc<Plugin>>,
-    settles: Rc<RefCell<Settles>>,
+    outbox: Rc<RefCell<Outbox>>,
     state: State,
+    /// A reservation given up on whose writes may still land, when the route fails open
+    /// and forwarded anyway: resolved to the delivery's outcome at the settle.
+    unsure: Option<(usize, ReserveOp)>,
     /// The filter's own time on this request, for the verification-time histogram.
     spent: Duration,
 }
@@ -420,17 +364,24 @@ enum State {
     },
     /// Verified; paused until etcd answers the reservation (callout `token`), or the
     /// route's timeout, counted from the first call, runs out.
-    Reserving {
-        route: usize,
-        headers: HeaderMap,
-        pending: Pending,
-        op: ReserveOp,
-        token: u32,
-        sent: Instant,
-        deadline: Instant,
-    },
+    Reserving(Box<Reserving>),
     /// Forwarded with a replay reservation to settle when the upstream answers.
     Reserved { route: usize, reserved: Reserved },
+}
+
+/// A reservation on its way to etcd.
+struct Reserving {
+    route: usize,
+    headers: HeaderMap,
+    pending: Pending,
+    op: ReserveOp,
+    token: u32,
+    sent: Instant,
+    deadline: Instant,
+    /// Callouts the reservation may still send again after one failed.
+    retries: u8,
+    /// Settles and resolutions that went along in the same transaction.
+    riders: Vec<Job>,
 }
 
 impl Context for GuardRequest {
@@ -441,27 +392,31 @@ impl Context for GuardRequest {
         body_size: usize,
         num_trailers: usize,
     ) {
-        if !matches!(self.state, State::Reserving { token: expected, .. } if expected == token) {
+        if !matches!(&self.state, State::Reserving(r) if r.token == token) {
             return;
         }
-        let State::Reserving {
+        let State::Reserving(reserving) = std::mem::replace(&mut self.state, State::Idle) else {
+            return;
+        };
+        let Reserving {
             route,
             headers,
             pending,
             mut op,
             sent,
             deadline,
+            retries,
+            riders,
             ..
-        } = std::mem::replace(&mut self.state, State::Idle)
-        else {
-            return;
-        };
+        } = *reserving;
         // Both always exist in this state; should they not, the paused request must still end.
         let Some(plugin) = self.plugin.clone() else {
+            self.outbox.borrow_mut().put_back(riders);
             host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
             return;
         };
         let Some((route_ref, etcd)) = plugin.etcd(route) else {
+            self.outbox.borrow_mut().put_back(riders);
             host::send_json(
                 503,
                 &Rejection::new(Reason::ReplayStoreUnavailable, "").body(),
@@ -469,29 +424,47 @@ impl Context for GuardRequest {
             return;
         };
         let sizes = (num_headers, body_size, num_trailers);
-        let progress =
-            plugin.store_answer(route_ref, etcd, sent, sizes, |answer| op.on_answer(answer));
-        let answer = match progress {
-            Progress::Done(answer) => answer,
-            Progress::Call(call) => {
-                match send_reservation(&plugin, route_ref, etcd, &call, deadline) {
-                    Ok(token) => {
-                        self.state = State::Reserving {
-                            route,
-                            headers,
-                            pending,
-                            op,
-                            token,
-                            sent: Instant::now(),
-                            deadline,
-                        };
-                        return;
-                    }
-                    Err(problem) => Err(problem),
-                }
+        let (progress, riders) = plugin.store_answer(route_ref, etcd, sent, sizes, |answer| {
+            if riders.is_empty() {
+                return (op.on_answer(answer), Vec::new());
+            }
+            let mut replies = answer.batch(1 + riders.len());
+            let mine = replies.remove(0);
+            (op.on_reply(mine), outbox::riders_progress(riders, replies))
+        });
+        {
+            let mut outbox = self.outbox.borrow_mut();
+            for (job, progress) in riders {
+                outbox.answered(job, progress);
+            }
+        }
+        let again = |retries| Reserving {
+            route,
+            headers,
+            pending,
+            op,
+            token: 0,
+            sent,
+            deadline,
+            retries,
+            riders: Vec::new(),
+        };
+        let action = match progress {
+            // The next step, or the same request again (to another member, as Envoy's
+            // balancing picks) while the budget lasts.
+            Progress::Send(_) => self.send_reservation(&plugin, route_ref, etcd, again(retries)),
+            Progress::Done(Err(_)) if retries > 0 => {
+                self.send_reservation(&plugin, route_ref, etcd, again(retries - 1))
+            }
+            Progress::Done(Err(error)) => self.give_up(&plugin, route_ref, again(0), error),
+            Progress::Done(Ok(answer)) => {
+                let Reserving {
+                    headers, pending, ..
+                } = again(0);
+                self.conclude(&plugin, route_ref, headers, pending, Ok(answer))
             }
         };
-        if let Action::Continue = self.conclude(&plugin, route_ref, headers, pending, answer) {
+        if let Action::Continue = action {
             if !host::resume_request() {
                 error!("callback-guard: cannot resume a request after its reservation");
             }
@@ -622,6 +595,20 @@ impl HttpContext for GuardRequest {
     }
 
     fn on_log(&mut self) {
+        // Ended while etcd was asked (the client went away): the answer will never come
+        // here, so what rode along waits again and the reservation is resolved.
+        if let State::Reserving(reserving) = std::mem::replace(&mut self.state, State::Idle) {
+            let Reserving {
+                route,
+                mut op,
+                riders,
+                ..
+            } = *reserving;
+            self.outbox.borrow_mut().put_back(riders);
+            op.abandon();
+            self.unsure = Some((route, op));
+            self.resolve_unsure(Outcome::Failed);
+        }
         // Reset or timeout before any response headers: the delivery failed.
         self.settle(Outcome::Failed);
     }
@@ -736,22 +723,124 @@ impl GuardRequest {
                 Err(EtcdError::Unavailable("route has no etcd store".into())),
             );
         };
-        let deadline = Instant::now() + Duration::from_millis(u64::from(etcd.timeout_ms));
-        let (op, call) = etcd.reserve(&pending.id, &pending.fingerprint, pending.now);
-        match send_reservation(plugin, route, etcd, &call, deadline) {
+        let now = Instant::now();
+        let op = etcd.reserve(
+            &pending.id,
+            &pending.fingerprint,
+            pending.now,
+            host::random_u64(),
+        );
+        let reserving = Reserving {
+            route: index,
+            headers,
+            pending,
+            op,
+            token: 0,
+            sent: now,
+            deadline: now + Duration::from_millis(u64::from(etcd.timeout_ms)),
+            retries: etcd.attempts.saturating_sub(1),
+            riders: Vec::new(),
+        };
+        self.send_reservation(plugin, route, etcd, reserving)
+    }
+
+    /// Sends a reservation's request (its first, its next, or the same again after an
+    /// error) with its share of what is left of the budget, carrying waiting settles where
+    /// the API allows; the request then waits in `Reserving`. Gives up when no time is
+    /// left or Envoy refuses the callout.
+    fn send_reservation(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        etcd: &Etcd,
+        mut reserving: Reserving,
+    ) -> Action {
+        let left = reserving.deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            plugin.round_trip(route, RoundTrip::Timeout, Duration::ZERO);
+            return self.give_up(plugin, route, reserving, EtcdError::Timeout);
+        }
+        let timeout = left.min(Duration::from_millis(u64::from(etcd.attempt_timeout_ms())));
+        let request = reserving.op.request();
+        let riders = match (etcd.api, request.txn()) {
+            (Api::Grpc, Some(_)) => {
+                self.outbox
+                    .borrow_mut()
+                    .riders(etcd, reserving.op.key(), etcd::MAX_BATCH - 1)
+            }
+            _ => Vec::new(),
+        };
+        let call = match request.txn() {
+            Some(txn) if !riders.is_empty() => {
+                let theirs: Vec<Request> = riders.iter().map(|job| job.op.request()).collect();
+                let mut txns: Vec<&Txn> = vec![txn];
+                txns.extend(theirs.iter().filter_map(Request::txn));
+                etcd::batch_call(&txns)
+            }
+            _ => request.call(etcd.api),
+        };
+        match host::dispatch(etcd, &call, timeout) {
             Ok(token) => {
-                self.state = State::Reserving {
-                    route: index,
-                    headers,
-                    pending,
-                    op,
-                    token,
-                    sent: Instant::now(),
-                    deadline,
-                };
+                reserving.token = token;
+                reserving.sent = Instant::now();
+                reserving.riders = riders;
+                self.state = State::Reserving(Box::new(reserving));
                 Action::Pause
             }
-            Err(problem) => self.conclude(plugin, route, headers, pending, Err(problem)),
+            Err(status) => {
+                self.outbox.borrow_mut().put_back(riders);
+                plugin.round_trip(route, RoundTrip::Error, Duration::ZERO);
+                let problem = EtcdError::Unavailable(format!(
+                    "Envoy refused the callout to cluster {}: {status:?}",
+                    etcd.cluster
+                ));
+                self.give_up(plugin, route, reserving, problem)
+            }
+        }
+    }
+
+    /// The reservation failed for good: the request is judged without etcd (refused, or
+    /// forwarded on this Envoy's memory where the route fails open), and whatever it may
+    /// have written is resolved: failed now, or the delivery's outcome at the settle.
+    fn give_up(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        reserving: Reserving,
+        problem: EtcdError,
+    ) -> Action {
+        let Reserving {
+            route: index,
+            headers,
+            pending,
+            op,
+            ..
+        } = reserving;
+        self.unsure = Some((index, op));
+        let action = self.conclude(plugin, route, headers, pending, Err(problem));
+        // Not forwarded (refused, or failing closed): nothing was delivered.
+        let forwarded = matches!(self.state, State::Reserved { .. });
+        let fails_open = plugin
+            .etcd(index)
+            .is_some_and(|(_, etcd)| etcd.on_error == OnError::FailOpen);
+        if !(forwarded && fails_open) {
+            self.resolve_unsure(Outcome::Failed);
+        }
+        action
+    }
+
+    /// Queues the resolution of a reservation given up on, if it left writes unanswered.
+    fn resolve_unsure(&mut self, outcome: Outcome) {
+        let (Some((index, op)), Some(plugin)) = (self.unsure.take(), self.plugin.clone()) else {
+            return;
+        };
+        let Some((_, etcd)) = plugin.etcd(index) else {
+            return;
+        };
+        if let Some(resolve) = op.resolve(outcome) {
+            let for_up_to = Duration::from_secs(u64::from(etcd.timing().inflight_secs));
+            let job = Job::new(plugin.clone(), index, Followup::Resolve(resolve), for_up_to);
+            self.outbox.borrow_mut().queue(job);
         }
     }
 
@@ -932,38 +1021,15 @@ impl GuardRequest {
             );
         }
         if let (Some(claim), Store::Etcd(etcd)) = (reserved.remote, &replay.store) {
-            if let Some((op, call)) = etcd.settle(&reserved.id, claim, outcome, now) {
-                self.settles.borrow_mut().queue(SettleJob {
-                    plugin: plugin.clone(),
-                    route: index,
-                    op,
-                    call,
-                });
+            if let Some(op) = etcd.settle(&reserved.id, claim, outcome, now) {
+                // Retried for as long as the claim could matter to a retry elsewhere.
+                let for_up_to = Duration::from_secs(u64::from(etcd.timing().inflight_secs));
+                let job = Job::new(plugin.clone(), index, Followup::Settle(op), for_up_to);
+                self.outbox.borrow_mut().queue(job);
             }
         }
+        self.resolve_unsure(outcome);
     }
-}
-
-/// Sends one call of a reservation with what is left of its time.
-fn send_reservation(
-    plugin: &Plugin,
-    route: &Route,
-    etcd: &Etcd,
-    call: &Call,
-    deadline: Instant,
-) -> Result<u32, EtcdError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left < Duration::from_millis(1) {
-        plugin.round_trip(route, RoundTrip::Timeout, Duration::ZERO);
-        return Err(EtcdError::Timeout);
-    }
-    host::dispatch(etcd, call, left).map_err(|status| {
-        plugin.round_trip(route, RoundTrip::Error, Duration::ZERO);
-        EtcdError::Unavailable(format!(
-            "Envoy refused the callout to cluster {}: {status:?}",
-            etcd.cluster
-        ))
-    })
 }
 
 fn route_index(policy: &Policy, route: &Route) -> usize {

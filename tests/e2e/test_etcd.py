@@ -218,7 +218,7 @@ def test_keys_values_and_leases_in_etcd(replicas, etcd):
         wait_for_state(etcd, nonce, 1)
     values = [etcd.get(replay_key(ROUTE, nonce)) for nonce in nonces]
     for value, lease in values:
-        assert len(value) == 26 and value[0] == 1  # format, fingerprint, 2 times, state
+        assert len(value) == 34 and value[0] == 2  # format, fingerprint, 2 times, state, claim
         assert lease > 0
     # Nonces of the same hour share one lease (one per bucket, not one per nonce).
     (_, first_lease), (_, second_lease) = values
