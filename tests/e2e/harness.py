@@ -256,6 +256,20 @@ class Envoy:
 ETCD = shutil.which("etcd") or "/usr/sbin/etcd"
 
 
+def etcd_cluster(name, api, ports):
+    """envoy/etcd-cluster.yaml as shipped, named `name`, in front of the members on these
+    loopback ports; HTTP/1.1 (the protocol options left out) for etcd's JSON gateway."""
+    cluster = yaml.safe_load((ROOT / "envoy/etcd-cluster.yaml").read_text())
+    cluster["name"] = name
+    cluster["type"] = "STATIC"
+    if api != "grpc":
+        cluster.pop("typed_extension_protocol_options")
+    cluster["load_assignment"] = {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+        for port in ports]}]}
+    return cluster
+
+
 class Etcd:
     """A one-member etcd (Debian's etcd-server) on loopback, its data in a fresh directory
     (in memory where /dev/shm exists). Can be stopped, paused (SIGSTOP: accepts
@@ -291,16 +305,9 @@ class Etcd:
             return False
 
     def cluster(self, name="etcd", api="json"):
-        """An Envoy cluster for the filter's callouts in the store's `api`: HTTP/1.1 for
-        etcd's JSON gateway, HTTP/2 for its gRPC API (both on the client port)."""
-        http2 = {"typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}}}}} if api == "grpc" else {}
-        return {"name": name, "type": "STATIC", "connect_timeout": "0.25s", **http2,
-                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                    {"endpoint": {"address": {"socket_address": {
-                        "address": "127.0.0.1", "port_value": self.client_port}}}}]}]}}
+        """The shipped Envoy cluster for the filter's callouts (envoy/etcd-cluster.yaml),
+        in front of this member."""
+        return etcd_cluster(name, api, [self.client_port])
 
     def call(self, path, body):
         return httpx.post(f"{self.url}{path}", json=body, timeout=5).json()
