@@ -597,20 +597,26 @@ impl HttpContext for GuardRequest {
     fn on_log(&mut self) {
         // Ended while etcd was asked (the client went away): the answer will never come
         // here, so what rode along waits again and the reservation is resolved.
-        if let State::Reserving(reserving) = std::mem::replace(&mut self.state, State::Idle) {
-            let Reserving {
-                route,
-                mut op,
-                riders,
-                ..
-            } = *reserving;
-            self.outbox.borrow_mut().put_back(riders);
-            op.abandon();
-            self.unsure = Some((route, op));
-            self.resolve_unsure(Outcome::Failed);
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Reserving(reserving) => {
+                let Reserving {
+                    route,
+                    mut op,
+                    riders,
+                    ..
+                } = *reserving;
+                self.outbox.borrow_mut().put_back(riders);
+                op.abandon();
+                self.unsure = Some((route, op));
+                self.resolve_unsure(Outcome::Failed);
+            }
+            // Reset or timeout before any response headers: the delivery failed.
+            reserved @ State::Reserved { .. } => {
+                self.state = reserved;
+                self.settle(Outcome::Failed);
+            }
+            _ => {}
         }
-        // Reset or timeout before any response headers: the delivery failed.
-        self.settle(Outcome::Failed);
     }
 }
 

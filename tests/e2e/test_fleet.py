@@ -172,3 +172,19 @@ def test_a_reservation_cut_off_by_the_client_is_released(faulty, upstream):
         retry = client.post(path, headers=headers, content=body)
     assert retry.status_code == 200 and "reason" not in retry.json(), retry.text
     assert len(deliveries(upstream, test_id)) == 1
+
+
+def test_a_delivery_cut_off_by_the_client_is_released_for_the_retry_elsewhere(faulty, upstream):
+    # Forwarded, then the client goes away before the upstream answers: a failed delivery.
+    # The claim must be released in etcd, not left in flight for the retry to meet.
+    server, _, (a, b) = faulty
+    path, headers, body, test_id, nonce = callback("CallUUID=abc&DemoDelayMs=1000")
+    with a.https_client() as client:
+        with pytest.raises(httpx.TimeoutException):
+            client.post(path, headers=headers, content=body, timeout=0.5)
+    wait_for(lambda: state_in_etcd(server, nonce) == 2, timeout=15, what="the claim released")
+    with b.https_client() as client:
+        retry = client.post(path, headers=headers, content=body)
+    assert retry.status_code == 200 and "reason" not in retry.json(), retry.text
+    assert len(deliveries(upstream, test_id)) == 2
+    wait_for(lambda: state_in_etcd(server, nonce) == 1, what="delivered in etcd")
