@@ -50,7 +50,7 @@ unit:
 	cargo test
 
 e2e: build
-	$(VENV)/bin/pytest -q tests/e2e
+	$(VENV)/bin/pytest -q --durations=12 tests/e2e
 
 lint:
 	cargo fmt --check

@@ -260,6 +260,7 @@ def burst(setup, kind, path, lines, connections, seconds):
         processes.append(etcd.proc.pid)
     cpu_before = cpu_seconds(setup["proc"].pid)
     etcd_before = cpu_seconds(etcd.proc.pid) if etcd else 0
+    proposals_before = proposals(etcd) if etcd else 0
     system_before = sum(tree_cpu_seconds(pid) for pid in processes)
     result = wrk(setup["port"], kind, path, lines, connections, seconds)
     requests = max(result["requests"], 1)
@@ -267,11 +268,20 @@ def burst(setup, kind, path, lines, connections, seconds):
     result["system_cpu_us"] = (sum(tree_cpu_seconds(pid) for pid in processes) - system_before) * 1e6 / requests
     if etcd:
         result["etcd_cpu_us"] = (cpu_seconds(etcd.proc.pid) - etcd_before) * 1e6 / requests
+        result["etcd_writes"] = (proposals(etcd) - proposals_before) / requests
     # Only setups that remember nonces need each line once.
     if not setup["fresh"]:
         result["wrapped"] = 0
     result["bad"] = result["non2xx"] + result["errors"] + result["wrapped"]
     return result
+
+
+def proposals(etcd):
+    """Writes etcd has committed through raft (each transaction or lease grant that
+    changed something is one; a batch of settles is one)."""
+    text = httpx.get(f"{etcd.url}/metrics", timeout=5).text
+    found = re.search(r"^etcd_server_proposals_committed_total ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def median(values):
@@ -306,8 +316,9 @@ def summarize(name, samples, round_trip=None, refused=""):
     extra = ""
     if "etcd_cpu_us" in samples[0][0]:
         row["etcd_cpu_us"] = median([t["etcd_cpu_us"] for t, _ in samples])
+        row["etcd_writes"] = median([t["etcd_writes"] for t, _ in samples])
         row["round_trip"] = round_trip
-        extra = f"   etcd CPU {row['etcd_cpu_us']:.1f} µs/req"
+        extra = f"   etcd CPU {row['etcd_cpu_us']:.1f} µs/req, {row['etcd_writes']:.2f} writes/req"
     print(f"  {name:<36} {row['rps']:>8.0f} req/s   Envoy CPU {row['envoy_cpu_us']:>6.1f} µs/req   "
           f"system CPU {row['system_cpu_us']:>6.1f} µs/req   "
           f"p50 {row['p50_us']:>5.0f} µs   p99 {row['p99_us']:>5.0f} µs{extra}{warning}", flush=True)
@@ -386,9 +397,12 @@ def workload(kind, seconds, rounds, upstream, app, calls, etcd=None, baseline=No
                        guard_plugin(store=ETCD_STORE))
         setups["e0"] = ("(b) ... etcd through its JSON gateway", WASM, upstream,
                         guard_plugin(store=ETCD_JSON_STORE))
+        if baseline:
+            setups["eb0"] = ("(b0) ... with the etcd store (gRPC)", baseline[1], upstream,
+                             guard_plugin(store=ETCD_STORE))
     running = {}
     for key, (_, wasm, upstream_port, plugin) in setups.items():
-        fleet = key in ("e", "e0")
+        fleet = key in ("e", "e0", "eb0")
         store = plugin["routes"][0]["replay"].get("store", {}) if fleet else {}
         proc, port, admin = envoy(upstream_port, wasm, plugin,
                                   clusters=[etcd.cluster(store["cluster"], store["api"])] if fleet else ())
@@ -476,6 +490,20 @@ def workload(kind, seconds, rounds, upstream, app, calls, etcd=None, baseline=No
               f"{e0['etcd_cpu_us']:.1f} µs/req (x{ratios['etcd CPU grpc/json']:.2f}), Envoy CPU "
               f"{ratios['CPU etcd grpc-json (µs/req)']:+.1f} µs/req, req/s x{e['rps'] / e0['rps']:.2f}",
               flush=True)
+    if "eb0" in rows:
+        e, eb0 = rows["e"], rows["eb0"]
+        ratios.update({"etcd CPU e/eb0": e["etcd_cpu_us"] / max(eb0["etcd_cpu_us"], 0.1),
+                       "etcd CPU e/eb0 by round": [
+                           samples["e"][r][0]["etcd_cpu_us"] / max(samples["eb0"][r][0]["etcd_cpu_us"], 0.1)
+                           for r in range(rounds)],
+                       "CPU e-eb0 (µs/req)": e["envoy_cpu_us"] - eb0["envoy_cpu_us"],
+                       "p99 e-eb0 (µs)": e["p99_us"] - eb0["p99_us"]})
+        print(f"  the etcd store against {baseline[0]}: etcd CPU {e['etcd_cpu_us']:.1f} vs "
+              f"{eb0['etcd_cpu_us']:.1f} µs/req (x{ratios['etcd CPU e/eb0']:.2f}; by round: "
+              + ", ".join(f"x{x:.2f}" for x in ratios["etcd CPU e/eb0 by round"])
+              + f"), etcd writes {e['etcd_writes']:.2f} vs {eb0['etcd_writes']:.2f} per request, "
+              f"Envoy CPU {ratios['CPU e-eb0 (µs/req)']:+.1f} µs/req, p99 {ratios['p99 e-eb0 (µs)']:+.0f} µs, "
+              f"req/s x{e['rps'] / eb0['rps']:.2f}", flush=True)
     return {"rows": rows, "ratios": ratios}
 
 
