@@ -4,11 +4,12 @@
 
 mod body;
 mod host;
+mod lane;
 mod outbox;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -18,8 +19,8 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config;
 use crate::etcd::{
-    self, Answer, Answered, Api, Etcd, EtcdError, Followup, GrpcResponse, OnError, Progress,
-    Request, ReserveOp, Response, RoundTrip, Txn,
+    self, Answer, Answered, Api, Etcd, EtcdError, Failure, Followup, GrpcResponse, OnError,
+    Progress, Request, ReserveOp, Response, RoundTrip, Txn, TxnResult,
 };
 use crate::guard::{self, Accepted, Pending, Prior, Reserved, Step};
 use crate::host_calls::{count, HostCall};
@@ -32,6 +33,7 @@ use crate::shared_data::HostStore;
 use crate::verdict::{Reason, Rejection};
 use body::Hashing;
 use host::Connection;
+use lane::Lane;
 use outbox::{Job, Outbox};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -47,10 +49,13 @@ proxy_wasm::main! {{
         // A trap fails the stream closed; make sure the reason reaches Envoy's log.
         let _ = hostcalls::log(LogLevel::Critical, &format!("callback-guard panicked: {panic}"));
     }));
-    proxy_wasm::set_root_context(|_| {
+    proxy_wasm::set_root_context(|context_id| {
+        let lane = Rc::new(RefCell::new(Lane::default()));
+        lane.borrow_mut().set_root(context_id);
         Box::new(GuardRoot {
             plugin: None,
             outbox: Rc::default(),
+            lane,
             next_sample: Instant::now(),
         })
     });
@@ -154,6 +159,7 @@ impl Plugin {
 struct GuardRoot {
     plugin: Option<Rc<Plugin>>,
     outbox: Rc<RefCell<Outbox>>,
+    lane: Rc<RefCell<Lane>>,
     /// When the replay occupancy gauges are next sampled.
     next_sample: Instant,
 }
@@ -198,6 +204,18 @@ impl Plugin {
     }
 }
 
+impl GuardRoot {
+    /// Sends the reservations waiting in the lane, each as a leader, while callouts may go.
+    fn launch_waiting(&self) {
+        let root = self.lane.borrow().root();
+        loop {
+            let next = self.lane.borrow_mut().next_leader();
+            let Some(next) = next else { return };
+            lane::as_context(root, &next, GuardRequest::resend);
+        }
+    }
+}
+
 impl Context for GuardRoot {
     fn on_http_call_response(
         &mut self,
@@ -206,8 +224,19 @@ impl Context for GuardRoot {
         body_size: usize,
         num_trailers: usize,
     ) {
+        self.lane.borrow_mut().running_root();
         let mut outbox = self.outbox.borrow_mut();
         let Some((jobs, sent)) = outbox.take_in_flight(token) else {
+            drop(outbox);
+            // A reservation the root sent for a request that waited: its answer.
+            let owner = self.lane.borrow_mut().came_back(token);
+            if let Some(owner) = owner {
+                let root = self.lane.borrow().root();
+                lane::as_context(root, &owner, |request| {
+                    request.on_http_call_response(token, num_headers, body_size, num_trailers);
+                });
+            }
+            self.launch_waiting();
             return;
         };
         let Some(plugin) = jobs.first().map(|job| job.plugin.clone()) else {
@@ -292,17 +321,25 @@ impl RootContext for GuardRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(GuardRequest {
-            plugin: self.plugin.clone(),
-            outbox: self.outbox.clone(),
-            state: State::Idle,
-            unsure: None,
-            spent: Duration::ZERO,
-        }))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let request = Rc::new_cyclic(|me| {
+            RefCell::new(GuardRequest {
+                id: context_id,
+                me: me.clone(),
+                plugin: self.plugin.clone(),
+                outbox: self.outbox.clone(),
+                lane: self.lane.clone(),
+                state: State::Idle,
+                unsure: None,
+                spent: Duration::ZERO,
+            })
+        });
+        Some(Box::new(RequestContext(request)))
     }
 
     fn on_tick(&mut self) {
+        self.lane.borrow_mut().running_root();
+        self.launch_waiting();
         let idle_ms = self
             .plugin
             .as_ref()
@@ -337,9 +374,56 @@ fn shadow_note(route: &Route) -> &'static str {
     }
 }
 
+/// A request as Envoy holds it. Its state is shared so that another request's callout
+/// can carry this one's reservation and hand it the answer (see [`lane`]).
+struct RequestContext(Rc<RefCell<GuardRequest>>);
+
+impl RequestContext {
+    /// The request, with its context noted as the one whose callback runs.
+    fn enter(&self) -> std::cell::RefMut<'_, GuardRequest> {
+        let request = self.0.borrow_mut();
+        request.lane.borrow_mut().running(request.id);
+        request
+    }
+}
+
+impl Context for RequestContext {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body: usize, trailers: usize) {
+        self.enter()
+            .on_http_call_response(token, headers, body, trailers);
+    }
+}
+
+impl HttpContext for RequestContext {
+    fn on_http_request_headers(&mut self, headers: usize, end_of_stream: bool) -> Action {
+        self.enter().on_http_request_headers(headers, end_of_stream)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.enter().on_http_request_body(body_size, end_of_stream)
+    }
+
+    fn on_http_request_trailers(&mut self, trailers: usize) -> Action {
+        self.enter().on_http_request_trailers(trailers)
+    }
+
+    fn on_http_response_headers(&mut self, headers: usize, end_of_stream: bool) -> Action {
+        self.enter()
+            .on_http_response_headers(headers, end_of_stream)
+    }
+
+    fn on_log(&mut self) {
+        self.enter().on_log();
+    }
+}
+
 struct GuardRequest {
+    /// This request's context, to act as it when another request hands it an answer.
+    id: u32,
+    me: Weak<RefCell<GuardRequest>>,
     plugin: Option<Rc<Plugin>>,
     outbox: Rc<RefCell<Outbox>>,
+    lane: Rc<RefCell<Lane>>,
     state: State,
     /// A reservation given up on whose writes may still land, when the route fails open
     /// and forwarded anyway: resolved to the delivery's outcome at the settle.
@@ -375,13 +459,17 @@ struct Reserving {
     headers: HeaderMap,
     pending: Pending,
     op: ReserveOp,
-    token: u32,
+    /// The callout this request sent, if it sent one; `None` while it waits in the lane
+    /// or rides on another's.
+    token: Option<u32>,
     sent: Instant,
     deadline: Instant,
     /// Callouts the reservation may still send again after one failed.
     retries: u8,
     /// Settles and resolutions that went along in the same transaction.
     riders: Vec<Job>,
+    /// Other requests' reservations that went along, answered after this one's.
+    followers: Vec<Rc<RefCell<GuardRequest>>>,
 }
 
 impl Context for GuardRequest {
@@ -392,31 +480,26 @@ impl Context for GuardRequest {
         body_size: usize,
         num_trailers: usize,
     ) {
-        if !matches!(&self.state, State::Reserving(r) if r.token == token) {
+        if !matches!(&self.state, State::Reserving(r) if r.token == Some(token)) {
             return;
         }
         let State::Reserving(reserving) = std::mem::replace(&mut self.state, State::Idle) else {
             return;
         };
-        let Reserving {
-            route,
-            headers,
-            pending,
-            mut op,
-            sent,
-            deadline,
-            retries,
-            riders,
-            ..
-        } = *reserving;
+        self.lane.borrow_mut().came_back(token);
+        let mut reserving = *reserving;
+        let riders = std::mem::take(&mut reserving.riders);
+        let followers = std::mem::take(&mut reserving.followers);
         // Both always exist in this state; should they not, the paused request must still end.
         let Some(plugin) = self.plugin.clone() else {
             self.outbox.borrow_mut().put_back(riders);
+            self.hand_over(followers, |_| None);
             host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
             return;
         };
-        let Some((route_ref, etcd)) = plugin.etcd(route) else {
+        let Some((route, etcd)) = plugin.etcd(reserving.route) else {
             self.outbox.borrow_mut().put_back(riders);
+            self.hand_over(followers, |_| None);
             host::send_json(
                 503,
                 &Rejection::new(Reason::ReplayStoreUnavailable, "").body(),
@@ -424,51 +507,27 @@ impl Context for GuardRequest {
             return;
         };
         let sizes = (num_headers, body_size, num_trailers);
-        let (progress, riders) = plugin.store_answer(route_ref, etcd, sent, sizes, |answer| {
-            if riders.is_empty() {
-                return (op.on_answer(answer), Vec::new());
-            }
-            let mut replies = answer.batch(1 + riders.len());
-            let mine = replies.remove(0);
-            (op.on_reply(mine), outbox::riders_progress(riders, replies))
-        });
+        let (progress, riders, replies) =
+            plugin.store_answer(route, etcd, reserving.sent, sizes, |answer| {
+                if riders.is_empty() && followers.is_empty() {
+                    return (reserving.op.on_answer(answer), Vec::new(), Vec::new());
+                }
+                let mut replies = answer.batch(1 + followers.len() + riders.len());
+                let mine = replies.remove(0);
+                let theirs: Vec<_> = replies.drain(..followers.len()).collect();
+                let progress = reserving.op.on_reply(mine);
+                (progress, outbox::riders_progress(riders, replies), theirs)
+            });
         {
             let mut outbox = self.outbox.borrow_mut();
             for (job, progress) in riders {
                 outbox.answered(job, progress);
             }
         }
-        let again = |retries| Reserving {
-            route,
-            headers,
-            pending,
-            op,
-            token: 0,
-            sent,
-            deadline,
-            retries,
-            riders: Vec::new(),
-        };
-        let action = match progress {
-            // The next step, or the same request again (to another member, as Envoy's
-            // balancing picks) while the budget lasts.
-            Progress::Send(_) => self.send_reservation(&plugin, route_ref, etcd, again(retries)),
-            Progress::Done(Err(_)) if retries > 0 => {
-                self.send_reservation(&plugin, route_ref, etcd, again(retries - 1))
-            }
-            Progress::Done(Err(error)) => self.give_up(&plugin, route_ref, again(0), error),
-            Progress::Done(Ok(answer)) => {
-                let Reserving {
-                    headers, pending, ..
-                } = again(0);
-                self.conclude(&plugin, route_ref, headers, pending, Ok(answer))
-            }
-        };
-        if let Action::Continue = action {
-            if !host::resume_request() {
-                error!("callback-guard: cannot resume a request after its reservation");
-            }
-        }
+        self.advance(&plugin, route, etcd, reserving, progress);
+        let mut replies = replies.into_iter();
+        self.hand_over(followers, |_| replies.next());
+        self.wake_root();
     }
 }
 
@@ -602,13 +661,21 @@ impl HttpContext for GuardRequest {
                 let Reserving {
                     route,
                     mut op,
+                    token,
                     riders,
+                    followers,
                     ..
                 } = *reserving;
                 self.outbox.borrow_mut().put_back(riders);
                 op.abandon();
                 self.unsure = Some((route, op));
                 self.resolve_unsure(Outcome::Failed);
+                // Its callout's answer will not reach it: those that went along ask again.
+                if let Some(token) = token {
+                    self.lane.borrow_mut().abandoned(token);
+                }
+                self.hand_over(followers, |_| None);
+                self.wake_root();
             }
             // Reset or timeout before any response headers: the delivery failed.
             reserved @ State::Reserved { .. } => {
@@ -741,19 +808,22 @@ impl GuardRequest {
             headers,
             pending,
             op,
-            token: 0,
+            token: None,
             sent: now,
             deadline: now + Duration::from_millis(u64::from(etcd.timeout_ms)),
             retries: etcd.attempts.saturating_sub(1),
             riders: Vec::new(),
+            followers: Vec::new(),
         };
         self.send_reservation(plugin, route, etcd, reserving)
     }
 
     /// Sends a reservation's request (its first, its next, or the same again after an
-    /// error) with its share of what is left of the budget, carrying waiting settles where
-    /// the API allows; the request then waits in `Reserving`. Gives up when no time is
-    /// left or Envoy refuses the callout.
+    /// error) with its share of what is left of the budget, carrying waiting settles and
+    /// other requests' waiting reservations where the API allows; the request then waits
+    /// in `Reserving`. While another reservation of this VM is out, it waits in the lane
+    /// for it to come back instead. Gives up when no time is left or Envoy refuses the
+    /// callout.
     fn send_reservation(
         &mut self,
         plugin: &Plugin,
@@ -761,40 +831,69 @@ impl GuardRequest {
         etcd: &Etcd,
         mut reserving: Reserving,
     ) -> Action {
-        let left = reserving.deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let left = reserving.deadline.saturating_duration_since(now);
         if left < Duration::from_millis(1) {
             plugin.round_trip(route, RoundTrip::Timeout, Duration::ZERO);
             return self.give_up(plugin, route, reserving, EtcdError::Timeout);
         }
-        let timeout = left.min(Duration::from_millis(u64::from(etcd.attempt_timeout_ms())));
         let request = reserving.op.request();
-        let riders = match (etcd.api, request.txn()) {
+        reserving.token = None;
+        if !self.lane.borrow().may_send(self.id, etcd) {
+            self.state = State::Reserving(Box::new(reserving));
+            self.lane.borrow_mut().wait(self.me.clone());
+            self.wake_root();
+            return Action::Pause;
+        }
+        let timeout = left.min(Duration::from_millis(u64::from(etcd.attempt_timeout_ms())));
+        let (followers, riders) = match (etcd.api, request.txn()) {
             (Api::Grpc, Some(_)) => {
-                self.outbox
-                    .borrow_mut()
-                    .riders(etcd, reserving.op.key(), etcd::MAX_BATCH - 1)
+                let mut keys = vec![reserving.op.key().to_string()];
+                // Only followers with time for the whole callout: it never outlasts theirs.
+                let followers = self.lane.borrow_mut().followers(
+                    etcd,
+                    &mut keys,
+                    now + timeout,
+                    etcd::MAX_BATCH / 2,
+                );
+                let room = etcd::MAX_BATCH - 1 - followers.len();
+                let riders = self.outbox.borrow_mut().riders(etcd, &keys, room);
+                (followers, riders)
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), Vec::new()),
         };
         let call = match request.txn() {
-            Some(txn) if !riders.is_empty() => {
-                let theirs: Vec<Request> = riders.iter().map(|job| job.op.request()).collect();
+            Some(txn) if !riders.is_empty() || !followers.is_empty() => {
+                let theirs: Vec<Request> = followers
+                    .iter()
+                    .filter_map(|follower| match &follower.borrow().state {
+                        State::Reserving(r) => Some(r.op.request()),
+                        _ => None,
+                    })
+                    .chain(riders.iter().map(|job| job.op.request()))
+                    .collect();
                 let mut txns: Vec<&Txn> = vec![txn];
                 txns.extend(theirs.iter().filter_map(Request::txn));
+                // Replies are matched to requests by position: the lane and the outbox
+                // hand over only waiting transactions.
+                debug_assert_eq!(txns.len(), 1 + followers.len() + riders.len());
                 etcd::batch_call(&txns)
             }
             _ => request.call(etcd.api),
         };
         match host::dispatch(etcd, &call, timeout) {
             Ok(token) => {
-                reserving.token = token;
+                self.lane.borrow_mut().sent(token, self.me.clone());
+                reserving.token = Some(token);
                 reserving.sent = Instant::now();
                 reserving.riders = riders;
+                reserving.followers = followers;
                 self.state = State::Reserving(Box::new(reserving));
                 Action::Pause
             }
             Err(status) => {
                 self.outbox.borrow_mut().put_back(riders);
+                self.hand_over(followers, |_| None);
                 plugin.round_trip(route, RoundTrip::Error, Duration::ZERO);
                 let problem = EtcdError::Unavailable(format!(
                     "Envoy refused the callout to cluster {}: {status:?}",
@@ -802,6 +901,111 @@ impl GuardRequest {
                 ));
                 self.give_up(plugin, route, reserving, problem)
             }
+        }
+    }
+
+    /// Where a reservation goes after an answer (to its own callout, or its reply in
+    /// another's): the next step, the same again while the budget lasts, or the verdict.
+    fn advance(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        etcd: &Etcd,
+        mut reserving: Reserving,
+        progress: Progress<Answer>,
+    ) {
+        let action = match progress {
+            // The next step, or the same request again (to another member, as Envoy's
+            // balancing picks) while the budget lasts.
+            Progress::Send(_) => self.send_reservation(plugin, route, etcd, reserving),
+            Progress::Done(Err(_)) if reserving.retries > 0 => {
+                reserving.retries -= 1;
+                self.send_reservation(plugin, route, etcd, reserving)
+            }
+            Progress::Done(Err(error)) => self.give_up(plugin, route, reserving, error),
+            Progress::Done(Ok(answer)) => {
+                let Reserving {
+                    headers, pending, ..
+                } = reserving;
+                self.conclude(plugin, route, headers, pending, Ok(answer))
+            }
+        };
+        if let Action::Continue = action {
+            if !host::resume_request() {
+                error!("callback-guard: cannot resume a request after its reservation");
+            }
+        }
+    }
+
+    /// Hands each follower its reply (`None`: the callout carrying it never answered, so
+    /// its write may or may not have landed), under the follower's own context.
+    fn hand_over(
+        &self,
+        followers: Vec<Rc<RefCell<GuardRequest>>>,
+        mut reply: impl FnMut(usize) -> Option<TxnResult>,
+    ) {
+        for (i, follower) in followers.iter().enumerate() {
+            let reply = reply(i).unwrap_or_else(|| {
+                Err(Failure::Etcd(EtcdError::Unavailable(
+                    "the callout that carried it did not answer".into(),
+                )))
+            });
+            lane::as_context(self.id, follower, |theirs| theirs.on_reply(reply));
+        }
+    }
+
+    /// The reply to this request's reservation, carried by another request's callout.
+    fn on_reply(&mut self, reply: TxnResult) {
+        let Some((plugin, mut reserving)) = self.take_waiting() else {
+            return;
+        };
+        let Some((route, etcd)) = plugin.etcd(reserving.route) else {
+            return;
+        };
+        let progress = reserving.op.on_reply(reply);
+        self.advance(&plugin, route, etcd, reserving, progress);
+    }
+
+    /// Sends this waiting reservation: the callout it waited for came back.
+    fn resend(&mut self) {
+        let Some((plugin, reserving)) = self.take_waiting() else {
+            return;
+        };
+        let Some((route, etcd)) = plugin.etcd(reserving.route) else {
+            return;
+        };
+        if let Action::Continue = self.send_reservation(&plugin, route, etcd, reserving) {
+            if !host::resume_request() {
+                error!("callback-guard: cannot resume a request after its reservation");
+            }
+        }
+    }
+
+    /// The reservation of a request that waits without a callout of its own; a request
+    /// that can no longer wait (no plugin or store: unreachable) is answered 503.
+    fn take_waiting(&mut self) -> Option<(Rc<Plugin>, Reserving)> {
+        if !matches!(&self.state, State::Reserving(r) if r.token.is_none()) {
+            return None;
+        }
+        let State::Reserving(reserving) = std::mem::replace(&mut self.state, State::Idle) else {
+            return None;
+        };
+        match self.plugin.clone() {
+            Some(plugin) if plugin.etcd(reserving.route).is_some() => Some((plugin, *reserving)),
+            _ => {
+                host::send_json(
+                    503,
+                    &Rejection::new(Reason::ReplayStoreUnavailable, "").body(),
+                );
+                None
+            }
+        }
+    }
+
+    /// Asks the root for a tick soon when waiting reservations could go now.
+    fn wake_root(&self) {
+        if self.lane.borrow().launchable() {
+            self.outbox.borrow_mut().wake();
         }
     }
 

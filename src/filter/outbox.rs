@@ -95,10 +95,10 @@ impl Outbox {
         self.waiting.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Up to `room` waiting transactions a reservation to `etcd` (over gRPC, on `key`) can
-    /// carry: same cluster, each on a key of its own.
-    pub fn riders(&mut self, etcd: &Etcd, key: &str, room: usize) -> Vec<Job> {
-        let mut keys = vec![key.to_string()];
+    /// Up to `room` waiting transactions a reservation to `etcd` (over gRPC, on `keys`)
+    /// can carry: same cluster, each on a key of its own.
+    pub fn riders(&mut self, etcd: &Etcd, keys: &[String], room: usize) -> Vec<Job> {
+        let mut keys = keys.to_vec();
         let mut taken = Vec::new();
         let mut kept = Vec::with_capacity(self.waiting.len());
         for job in self.waiting.drain(..) {
@@ -260,6 +260,11 @@ impl Outbox {
         if self.tick_ms != ms && host::set_tick(ms) {
             self.tick_ms = ms;
         }
+    }
+
+    /// A tick as soon as the host gives one (for the lane's waiting reservations).
+    pub fn wake(&mut self) {
+        self.tick_within(Duration::ZERO);
     }
 
     /// Makes sure the tick comes within `wait`.

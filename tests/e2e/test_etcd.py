@@ -358,3 +358,74 @@ def test_the_store_recovers_when_etcd_is_back(outage, etcd_down, upstream):
     assert len(deliveries(upstream, test_id)) == 1
     wait_for_state(server, nonce, 1)
     server.stop()  # the fixture starts it again
+
+
+def etcd_writes(etcd):
+    """Entries etcd has committed through raft: one per transaction, however many
+    nested transactions it carries."""
+    text = httpx.get(f"{etcd.url}/metrics", timeout=5).text
+    line = next(l for l in text.splitlines() if l.startswith("etcd_server_proposals_committed_total "))
+    return float(line.split()[1])
+
+
+def test_reservations_that_wait_together_go_together_and_each_gets_its_own_verdict(
+        workdir, upstream, cert, etcd, api):
+    # While etcd is stopped, thirty callbacks reach one Envoy worker: two reservations go
+    # out and hang, the rest wait for them. When etcd answers, those that waited go as one
+    # transaction of nested ones (over gRPC), and each request must get its own answer: a
+    # mix of new callbacks, copies of ones another replica delivered, and tampered copies.
+    plugin = plugin_config(replay={"store": etcd_store(api, timeout="10s", attempts=1)})
+    clusters = [etcd.cluster(f"etcd-{api}", api)]
+    earlier, later = (Envoy(workdir, upstream, cert, plugin, clusters=clusters, concurrency=1)
+                      for _ in range(2))
+    try:
+        copied, tampered = [callback() for _ in range(10)], [callback() for _ in range(10)]
+        with earlier.https_client() as client:
+            for path, headers, body, _, _ in copied + tampered:
+                assert client.post(path, headers=headers, content=body).status_code == 200
+        # Its first callback grants the bucket's lease; then nothing is owed to etcd.
+        warm = callback()
+        with later.https_client() as client:
+            assert client.post(warm[0], headers=warm[1], content=warm[2]).status_code == 200
+        for *_, nonce in copied + tampered + [warm]:
+            wait_for_state(etcd, nonce, 1)
+        fresh = [callback() for _ in range(10)]
+        sends = ([(c, c[2], (200, None)) for c in fresh]
+                 + [(c, c[2], (200, "already_delivered")) for c in copied]
+                 + [(c, c[2] + "&Evil=1", (409, "replay_tampered")) for c in tampered])
+        before = etcd_writes(etcd)
+
+        def send(item):
+            (path, headers, _, _, _), body, _ = item
+            with later.https_client() as client:
+                return client.post(path, headers=headers, content=body, timeout=30)
+
+        etcd.pause()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(sends)) as pool:
+                futures = [pool.submit(send, item) for item in sends]
+                wait_for(lambda: (later.stat("http.callbacks.downstream_rq_active") or 0)
+                         >= len(sends), timeout=30, what="every callback in Envoy")
+                # Over gRPC two go out and the rest wait; the gateway takes each alone.
+                out = 2 if api == "grpc" else len(sends)
+                wait_for(lambda: later.stat(f"cluster.etcd-{api}.upstream_rq_active") == out,
+                         timeout=30, what=f"{out} reservations out")
+                etcd.resume()
+                answers = [future.result() for future in futures]
+        finally:
+            etcd.resume()
+        got = [(a.status_code, reason(a)) for a in answers]
+        assert got == [expected for _, _, expected in sends], got
+        # Each delivered once: the new ones now, the others earlier through `earlier`.
+        for (_, _, _, test_id, _), _, _ in sends:
+            assert len(deliveries(upstream, test_id)) == 1
+        for *_, nonce in fresh:
+            wait_for_state(etcd, nonce, 1)
+        # Alone, 30 reservations and 10 settles would be 40 entries.
+        writes = etcd_writes(etcd) - before
+        print(f"{api}: {writes:.0f} etcd writes for 30 reservations and 10 settles")
+        if api == "grpc":
+            assert writes < 40, writes
+    finally:
+        earlier.stop()
+        later.stop()
