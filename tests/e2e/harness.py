@@ -389,6 +389,37 @@ def new_nonce():
     return f"{_counter[0]:020d}"
 
 
+def voice_callback(path="/vobiz/answer", body="CallUUID=abc&Event=StartApp"):
+    """A signed voice callback (V3) tagged with a test id: (path, headers, body, test_id,
+    nonce)."""
+    nonce, test_id = new_nonce(), new_nonce()
+    headers = {"content-type": "application/x-www-form-urlencoded",
+               **vobiz_headers(path, nonce_v3=nonce), "x-test-id": test_id}
+    return path, headers, body, test_id, nonce
+
+
+def deliveries(upstream, test_id):
+    """Complete requests the upstream received carrying this x-test-id."""
+    return [r for r in upstream.records()
+            if ["x-test-id", test_id] in r["headers"] and not r["truncated"]]
+
+
+def reason(response):
+    return response.json().get("reason")
+
+
+def state_in_etcd(etcd, nonce, route="vobiz-voice", path="/vobiz/answer"):
+    """The state byte of a voice nonce's etcd value (0 in flight, 1 delivered, 2 failed),
+    or None."""
+    found = etcd.get(replay_key(route, nonce, path=path))
+    return None if found is None else found[0][25]
+
+
+def store_stat(envoy, result, route="vobiz-voice"):
+    """The filter's count of etcd round trips on a route with this result."""
+    return envoy.stat(f"wasmcustom.callback_guard.store.route.{route}.result.{result}") or 0
+
+
 # Unique identities without locks (several threads send at once, and the session Envoy's
 # replay cache is shared between modules, some of which use new_nonce above).
 

@@ -11,10 +11,10 @@ import time
 import httpx
 import pytest
 
-from harness import (Envoy, Etcd, new_nonce, plugin_config, replay_key, vobiz_headers,
-                     wait_for)
+from harness import (Envoy, Etcd, deliveries, plugin_config, reason, replay_key, state_in_etcd,
+                     store_stat, wait_for)
+from harness import voice_callback as callback
 
-FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
 ROUTE = "vobiz-voice"
 TIMEOUT_MS = 300
 # What a request may take beyond the store's timeout on a loaded two-core machine: TLS on a
@@ -30,32 +30,6 @@ def etcd_store(api, **overrides):
 @pytest.fixture(scope="module", params=["grpc", "json"])
 def api(request):
     return request.param
-
-
-def callback(path="/vobiz/answer", body="CallUUID=abc&Event=StartApp"):
-    nonce = new_nonce()
-    test_id = new_nonce()
-    headers = {**FORM_TYPE, **vobiz_headers(path, nonce_v3=nonce), "x-test-id": test_id}
-    return path, headers, body, test_id, nonce
-
-
-def deliveries(upstream, test_id):
-    return [r for r in upstream.records()
-            if ["x-test-id", test_id] in r["headers"] and not r["truncated"]]
-
-
-def reason(response):
-    return response.json().get("reason")
-
-
-def store_stat(envoy, result, route=ROUTE):
-    return envoy.stat(f"wasmcustom.callback_guard.store.route.{route}.result.{result}") or 0
-
-
-def state_in_etcd(etcd, nonce, route=ROUTE):
-    """The state byte of a nonce's etcd value (0 in flight, 1 delivered, 2 failed)."""
-    found = etcd.get(replay_key(route, nonce))
-    return None if found is None else found[0][25]
 
 
 @pytest.fixture(scope="module")

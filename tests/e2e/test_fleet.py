@@ -13,11 +13,10 @@ import pytest
 
 from cluster import EtcdCluster
 from faults import BLACKHOLE, DROP_ANSWERS, PASS, FaultProxy
-from harness import (Envoy, Etcd, etcd_cluster, new_nonce, plugin_config, replay_key,
-                     vobiz_headers, wait_for)
+from harness import (Envoy, Etcd, deliveries, etcd_cluster, plugin_config, reason,
+                     state_in_etcd, store_stat, wait_for)
+from harness import voice_callback as callback
 
-FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
-ROUTE = "vobiz-voice"
 # Claims on /lapsing/ lapse after this: short, so that a test can wait it out. Elsewhere
 # they last the default 30 s, longer than a provider's retries.
 INFLIGHT_S = 4
@@ -37,31 +36,6 @@ def fleet_plugin(api):
     slow = dict(voice, name="slow", path_prefix="/slow/",
                 replay={"store": store(api, timeout="10s", attempts=1)})
     return {"routes": [voice, lapsing, slow]}
-
-
-def callback(body="CallUUID=abc&Event=StartApp", path="/vobiz/answer"):
-    nonce, test_id = new_nonce(), new_nonce()
-    headers = {**FORM_TYPE, **vobiz_headers(path, nonce_v3=nonce), "x-test-id": test_id}
-    return path, headers, body, test_id, nonce
-
-
-def deliveries(upstream, test_id):
-    return [r for r in upstream.records()
-            if ["x-test-id", test_id] in r["headers"] and not r["truncated"]]
-
-
-def reason(response):
-    return response.json().get("reason")
-
-
-def store_stat(envoy, result, route=ROUTE):
-    return envoy.stat(f"wasmcustom.callback_guard.store.route.{route}.result.{result}") or 0
-
-
-def state_in_etcd(etcd, nonce, route=ROUTE, path="/vobiz/answer"):
-    """The state byte of a nonce's value (0 in flight, 1 delivered, 2 failed), or None."""
-    found = etcd.get(replay_key(route, nonce, path=path))
-    return None if found is None else found[0][25]
 
 
 @pytest.fixture(scope="module", params=["grpc", "json"])
@@ -96,7 +70,7 @@ def faulty(behind_proxy):
 
 def test_a_settle_etcd_never_received_is_sent_again_until_it_lands(faulty, upstream):
     server, proxy, (a, b) = faulty
-    path, headers, body, test_id, nonce = callback("CallUUID=abc&DemoDelayMs=1000",
+    path, headers, body, test_id, nonce = callback(body="CallUUID=abc&DemoDelayMs=1000",
                                                    path="/lapsing/answer")
     state = lambda: state_in_etcd(server, nonce, route="lapsing", path=path)
     errors = lambda: store_stat(a, "timeout", "lapsing") + store_stat(a, "error", "lapsing")
@@ -180,7 +154,7 @@ def test_a_delivery_cut_off_by_the_client_is_released_for_the_retry_elsewhere(fa
     # Forwarded, then the client goes away before the upstream answers: a failed delivery.
     # The claim must be released in etcd, not left in flight for the retry to meet.
     server, _, (a, b) = faulty
-    path, headers, body, test_id, nonce = callback("CallUUID=abc&DemoDelayMs=1000")
+    path, headers, body, test_id, nonce = callback(body="CallUUID=abc&DemoDelayMs=1000")
     with a.https_client() as client:
         with pytest.raises(httpx.TimeoutException):
             client.post(path, headers=headers, content=body, timeout=0.5)

@@ -16,8 +16,8 @@ import h2.events
 import httpx
 import pytest
 
-from harness import (PARENT_TOKEN, TOKEN, WHATSAPP_SECRET, new_nonce, plugin_config,
-                     sign, vobiz_headers, wait_for)
+from harness import (PARENT_TOKEN, TOKEN, WHATSAPP_SECRET, deliveries, new_nonce,
+                     plugin_config, reason, sign, vobiz_headers, wait_for)
 
 FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -27,20 +27,10 @@ def tagged(headers):
     return {**headers, "x-test-id": test_id}, test_id
 
 
-def deliveries(upstream, test_id):
-    """Complete requests the upstream received carrying this x-test-id."""
-    return [r for r in upstream.records()
-            if ["x-test-id", test_id] in r["headers"] and not r["truncated"]]
-
-
 def callback(path="/vobiz/answer", body="CallUUID=abc&Event=StartApp", **sign_options):
     """Signed voice callback headers (V3, docs construction) with a test id."""
     headers, test_id = tagged({**FORM_TYPE, **vobiz_headers(path, **sign_options)})
     return path, headers, body, test_id
-
-
-def reason(response):
-    return response.json().get("reason")
 
 
 def test_replayed_nonce_with_a_new_body_is_tampering(envoy, upstream):

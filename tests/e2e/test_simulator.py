@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import PARENT_TOKEN, ROOT, TOKEN, WHATSAPP_SECRET, new_nonce
+from harness import PARENT_TOKEN, ROOT, TOKEN, WHATSAPP_SECRET, deliveries, new_nonce
 
 ORIGIN = "https://127.0.0.1:8443"
 
@@ -66,11 +66,6 @@ def tag():
     """A unique x-test-id and the --header option carrying it."""
     test_id = f"sim-{new_nonce()}"
     return test_id, ["--header", f"x-test-id: {test_id}"]
-
-
-def deliveries(upstream, test_id):
-    return [r for r in upstream.records()
-            if ["x-test-id", test_id] in r["headers"] and not r["truncated"]]
 
 
 def voice(run_sim, *args, path="/vobiz/answer", token=TOKEN):
