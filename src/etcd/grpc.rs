@@ -227,19 +227,24 @@ fn txn_reply(message: &[u8]) -> Result<TxnReply, EtcdError> {
     Ok(reply)
 }
 
+/// `ResponseHeader.revision` (field 3), if the header carries one.
+fn header_revision(header: &[u8]) -> Result<Option<i64>, EtcdError> {
+    let mut revision = None;
+    for field in fields(header) {
+        if let (3, Field::Number(value)) = field? {
+            revision = Some(value as i64);
+        }
+    }
+    Ok(revision)
+}
+
 /// A `TxnResponse`'s fields; `revision` where its header has none (a nested one's is
 /// empty: the outer transaction's revision is the revision of every put in it).
 fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, EtcdError> {
     let (mut revision, mut succeeded, mut kv, mut ranged) = (revision, false, None, false);
     for field in fields(message) {
         match field? {
-            (1, Field::Bytes(header)) => {
-                for field in fields(header) {
-                    if let (3, Field::Number(value)) = field? {
-                        revision = value as i64;
-                    }
-                }
-            }
+            (1, Field::Bytes(header)) => revision = header_revision(header)?.unwrap_or(revision),
             (2, Field::Number(value)) => succeeded = value != 0,
             (3, Field::Bytes(response)) => {
                 for field in fields(response) {
@@ -277,13 +282,7 @@ fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, EtcdErro
     let mut nested = Vec::with_capacity(count);
     for field in fields(message) {
         match field? {
-            (1, Field::Bytes(header)) => {
-                for field in fields(header) {
-                    if let (3, Field::Number(value)) = field? {
-                        revision = value as i64;
-                    }
-                }
-            }
+            (1, Field::Bytes(header)) => revision = header_revision(header)?.unwrap_or(revision),
             (3, Field::Bytes(response)) => {
                 for field in fields(response) {
                     if let (4, Field::Bytes(reply)) = field? {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use proxy_wasm::hostcalls;
 
 use super::{GuardRequest, State};
-use crate::etcd::{Api, Etcd};
+use crate::etcd::{Api, Etcd, Request, Txn};
 
 /// Reservation callouts a VM keeps out at once; more wait to go in the next.
 const MAX_IN_FLIGHT: usize = 2;
@@ -93,16 +93,16 @@ impl Lane {
         }
     }
 
-    /// Up to `room` waiting reservations that can go with one to `etcd` on `keys`: same
-    /// cluster, a key of their own, time left until `by`. Requests that no longer wait
-    /// are dropped from the queue.
+    /// Up to `room` waiting reservations that can go with one to `etcd` on `keys` (same
+    /// cluster, a key of their own, time left until `by`), each with its transaction.
+    /// Requests that no longer wait are dropped from the queue.
     pub fn followers(
         &mut self,
         etcd: &Etcd,
         keys: &mut Vec<String>,
         by: Instant,
         room: usize,
-    ) -> Vec<Shared> {
+    ) -> Vec<(Shared, Txn)> {
         let mut taken = Vec::new();
         let mut kept = Vec::with_capacity(self.waiting.len());
         for weak in self.waiting.drain(..) {
@@ -110,20 +110,20 @@ impl Lane {
                 continue;
             };
             let fits = match request.try_borrow() {
-                Ok(theirs) => match waiting_key(&theirs, etcd, by) {
+                Ok(theirs) => match waiting_txn(&theirs, etcd, by) {
                     // No longer waiting (it ended, or went on its own).
                     None => continue,
-                    Some((true, key)) if taken.len() < room && !keys.contains(&key) => {
+                    Some((key, Some(txn))) if taken.len() < room && !keys.contains(&key) => {
                         keys.push(key);
-                        true
+                        Some(txn)
                     }
-                    Some(_) => false,
+                    Some(_) => None,
                 },
                 // The caller itself, busy: it waits for the next one.
-                Err(_) => false,
+                Err(_) => None,
             };
-            if fits {
-                taken.push(request);
+            if let Some(txn) = fits {
+                taken.push((request, txn));
             } else {
                 kept.push(weak);
             }
@@ -151,24 +151,27 @@ fn waits(request: &GuardRequest) -> bool {
     matches!(&request.state, State::Reserving(r) if r.token.is_none())
 }
 
-/// Whether a waiting reservation can go with one to `etcd` answered by `by` (same
-/// cluster, a transaction, time enough), and the key it would write; `None` when it no
+/// The key a waiting reservation writes, and its transaction if it can go with one to
+/// `etcd` answered by `by` (same cluster, a transaction, time enough); `None` when it no
 /// longer waits.
-fn waiting_key(request: &GuardRequest, etcd: &Etcd, by: Instant) -> Option<(bool, String)> {
+fn waiting_txn(request: &GuardRequest, etcd: &Etcd, by: Instant) -> Option<(String, Option<Txn>)> {
     let State::Reserving(reserving) = &request.state else {
         return None;
     };
     if !waits(request) {
         return None;
     }
-    let same = request
+    let fits = request
         .plugin
         .as_ref()
         .and_then(|plugin| plugin.etcd(reserving.route))
         .is_some_and(|(_, theirs)| theirs.same_cluster(etcd))
-        && reserving.op.request().txn().is_some()
         && reserving.deadline >= by;
-    Some((same, reserving.op.key().to_string()))
+    let txn = match reserving.op.request() {
+        Request::Txn(txn) if fits => Some(txn),
+        _ => None,
+    };
+    Some((reserving.op.key().to_string(), txn))
 }
 
 /// Runs `f` on `request` under its own context, then returns to context `back`.

@@ -846,7 +846,7 @@ impl GuardRequest {
             return Action::Pause;
         }
         let timeout = left.min(Duration::from_millis(u64::from(etcd.attempt_timeout_ms())));
-        let (followers, riders) = match (etcd.api, request.txn()) {
+        let (followers, riders): (Vec<(_, Txn)>, _) = match (etcd.api, request.txn()) {
             (Api::Grpc, Some(_)) => {
                 let mut keys = vec![reserving.op.key().to_string()];
                 // Only followers with time for the whole callout: it never outlasts theirs.
@@ -862,21 +862,15 @@ impl GuardRequest {
             }
             _ => (Vec::new(), Vec::new()),
         };
+        let (followers, theirs): (Vec<_>, Vec<Txn>) = followers.into_iter().unzip();
         let call = match request.txn() {
-            Some(txn) if !riders.is_empty() || !followers.is_empty() => {
-                let theirs: Vec<Request> = followers
-                    .iter()
-                    .filter_map(|follower| match &follower.borrow().state {
-                        State::Reserving(r) => Some(r.op.request()),
-                        _ => None,
-                    })
-                    .chain(riders.iter().map(|job| job.op.request()))
-                    .collect();
+            Some(txn) if !riders.is_empty() || !theirs.is_empty() => {
+                let riding: Vec<Request> = riders.iter().map(|job| job.op.request()).collect();
                 let mut txns: Vec<&Txn> = vec![txn];
-                txns.extend(theirs.iter().filter_map(Request::txn));
-                // Replies are matched to requests by position: the lane and the outbox
-                // hand over only waiting transactions.
-                debug_assert_eq!(txns.len(), 1 + followers.len() + riders.len());
+                txns.extend(&theirs);
+                txns.extend(riding.iter().filter_map(Request::txn));
+                // Replies are matched by position: the outbox hands over only transactions.
+                debug_assert_eq!(txns.len(), 1 + theirs.len() + riders.len());
                 etcd::batch_call(&txns)
             }
             _ => request.call(etcd.api),
@@ -974,11 +968,8 @@ impl GuardRequest {
         let Some((route, etcd)) = plugin.etcd(reserving.route) else {
             return;
         };
-        if let Action::Continue = self.send_reservation(&plugin, route, etcd, reserving) {
-            if !host::resume_request() {
-                error!("callback-guard: cannot resume a request after its reservation");
-            }
-        }
+        let next = Progress::Send(reserving.op.request());
+        self.advance(&plugin, route, etcd, reserving, next);
     }
 
     /// The reservation of a request that waits without a callout of its own; a request
