@@ -9,7 +9,7 @@ use crate::net;
 use crate::path_view::Features;
 use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Store, Transport};
 use crate::providers::{
-    AtHeaders, Checks, ContentType, Hashed, Json, Media, Reply, Signed, Verified,
+    AtHeaders, Body, Checks, ContentType, Hashed, Json, Media, Reply, Signed, Verified,
 };
 use crate::replay::{self, Digest16, Outcome, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
@@ -94,14 +94,7 @@ pub fn on_headers<'p>(
 
 /// What is known of a request before its body step judges it, so that nothing is
 /// verified or hashed twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prior<'a> {
-    /// The headers step verified this scheme under the key of this name.
-    Verified(&'static str, &'a str),
-    /// The scheme's [`streamed_mac`](crate::providers::Provider::streamed_mac) prefix and
-    /// the body, hashed as the body arrived.
-    Hashed(&'a Hashed),
-}
+pub use crate::providers::Prior;
 
 /// [`on_headers`], with what it verified when the route needs the body anyway (a voice
 /// signature on a replay-protected route): [`on_body_verified`] takes it, so that the
@@ -231,13 +224,7 @@ fn judge_body<'p>(
     let media = provider.media();
     let content_type = check_media(media, head, body.is_empty())?;
     let checks = checks(route);
-    let verified = match prior {
-        Some(Prior::Verified(scheme, key)) => {
-            provider.at_body_verified(head, body, &checks, (scheme, key))?
-        }
-        Some(Prior::Hashed(hashed)) => provider.at_body_hashed(head, body, &checks, hashed)?,
-        None => provider.at_body(head, body, &checks)?,
-    };
+    let verified = provider.at_body(head, &Body { bytes: body, prior }, &checks)?;
     // Only a body whose signature verified is parsed: a forgery costs one MAC.
     if !provider.parses_body() {
         check_body(media, content_type, body)?;
@@ -2192,7 +2179,10 @@ mod tests {
             request.body = body.clone();
             let head = request.head();
             let head = RequestHead::new(&head);
-            if provider.at_body(&head, body, &Checks::default()).is_ok() {
+            if provider
+                .at_body(&head, &Body::whole(body), &Checks::default())
+                .is_ok()
+            {
                 verified += 1;
                 let checked = check_body(provider.media(), ContentType::of(&head), body);
                 assert!(checked.is_ok(), "{:?}", body.escape_ascii().to_string());

@@ -13,7 +13,7 @@
 use base64::Engine;
 
 use crate::providers::{
-    json_with, malformed, required, unix_seconds, AtHeaders, Checks, Media, Provider, Reply,
+    json_with, malformed, required, unix_seconds, AtHeaders, Body, Checks, Media, Provider, Reply,
     Signed, Verified,
 };
 use crate::public_key::{PublicKey, Written};
@@ -120,9 +120,10 @@ impl Provider for Asymmetric {
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         _: &Checks,
     ) -> Result<Verified<'p>, Rejection> {
+        let body = body.bytes;
         let (signature, timestamp, time) = self.read(head)?;
         let parts = [timestamp, body];
         let message = parts.concat();
@@ -192,7 +193,7 @@ mod tests {
             .at_headers(&head, &Checks::default())
             .map_err(refusal)?;
         scheme
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|v| (v.scheme, v.time.unwrap().unix_secs()))
             .map_err(refusal)
     }

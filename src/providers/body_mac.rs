@@ -6,8 +6,7 @@
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
 use crate::providers::{
-    in_one_pass, key_names, AtHeaders, Checks, Hashed, Media, Provider, Signed, StreamedMac,
-    Verified,
+    key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -105,15 +104,6 @@ impl Provider for BodySigned {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-    ) -> Result<Verified<'p>, Rejection> {
-        in_one_pass(self, head, body, checks)
-    }
-
     fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
         Some(StreamedMac::body(&self.keys))
     }
@@ -124,13 +114,13 @@ impl Provider for BodySigned {
             .map(|_| ())
     }
 
-    fn at_body_hashed<'p>(
+    fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        _: &[u8],
+        body: &Body,
         _: &Checks,
-        hashed: &Hashed,
     ) -> Result<Verified<'p>, Rejection> {
+        let hashed = &*body.hashed(self.streamed_mac(head));
         let key = self
             .mac
             .verify_macs(&self.keys, head, hashed.macs.iter().copied())?;

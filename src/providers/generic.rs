@@ -19,8 +19,8 @@ use crate::keys::{slices_equal, Algorithm, Key};
 use crate::policy::Freshness;
 use crate::providers::presets::Handshake;
 use crate::providers::{
-    decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks, Json, Media,
-    Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+    decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks, Json,
+    Media, Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
 use crate::timestamp::{self, Edges, Stamp};
@@ -384,9 +384,10 @@ impl Provider for Generic {
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         _: &Checks,
     ) -> Result<Verified<'p>, Rejection> {
+        let body = body.bytes;
         let read = self.read(head)?;
         let parts = self.parts(head, &read, body)?;
         let slices: Vec<&[u8]> = parts.iter().map(|part| part.as_ref()).collect();

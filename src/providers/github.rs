@@ -35,7 +35,7 @@ const DISPATCH: [&str; 2] = ["x-github-event", "x-github-delivery"];
 mod tests {
     use super::*;
     use crate::keys::test_key;
-    use crate::providers::{Checks, Provider};
+    use crate::providers::{Body, Checks, Provider};
     use crate::request::{headers, RequestHead};
     use crate::verdict::Reason;
 
@@ -50,7 +50,7 @@ mod tests {
             .at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
         github
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|_| ())
             .map_err(|r| r.reason)
     }

@@ -21,8 +21,8 @@ use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::{
-    any_key, form_pairs, key_names, mismatch, unix_seconds, AtHeaders, Checks, ContentType, Media,
-    Provider, Signed, Verified,
+    any_key, form_pairs, key_names, mismatch, unix_seconds, AtHeaders, Body, Checks, ContentType,
+    Media, Provider, Signed, Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp::Stamp;
@@ -107,9 +107,10 @@ impl Provider for Mailgun {
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         _: &Checks,
     ) -> Result<Verified<'p>, Rejection> {
+        let body = body.bytes;
         let block = read(ContentType::of(head), body)?;
         let time = unix_seconds("the signature timestamp", &block.timestamp).map_err(in_body)?;
         let parts: [&[u8]; 2] = [&block.timestamp, &block.token];
@@ -158,7 +159,7 @@ mod tests {
         let h = headers(&[("content-type", content_type)]);
         let head = RequestHead::new(&h);
         mailgun
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|v| {
                 let covers_body = v.signed.covers_body();
                 (v.time.unwrap().unix_secs(), v.signed, covers_body)

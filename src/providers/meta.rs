@@ -11,7 +11,8 @@ use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::github::SCHEME;
 use crate::providers::{
-    challenge, form_pairs, AtHeaders, Checks, Hashed, Media, Provider, Reply, StreamedMac, Verified,
+    challenge, form_pairs, AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac,
+    Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
@@ -91,7 +92,7 @@ impl Provider for Meta {
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         checks: &Checks,
     ) -> Result<Verified<'p>, Rejection> {
         self.signed.at_body(head, body, checks)
@@ -99,16 +100,6 @@ impl Provider for Meta {
 
     fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
         self.signed.streamed_mac(head)
-    }
-
-    fn at_body_hashed<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-        hashed: &Hashed,
-    ) -> Result<Verified<'p>, Rejection> {
-        self.signed.at_body_hashed(head, body, checks, hashed)
     }
 
     fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {
@@ -141,10 +132,12 @@ mod tests {
         let h = headers(&[("x-hub-signature-256", signature)]);
         let head = RequestHead::new(&h);
         let verified = meta
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .unwrap();
         assert_eq!((verified.scheme, verified.key), ("meta", "app"));
-        assert!(meta.at_body(&head, b"{}", &Checks::default()).is_err());
+        assert!(meta
+            .at_body(&head, &Body::whole(b"{}"), &Checks::default())
+            .is_err());
     }
 
     fn check(meta: &Meta, method: &str, path: &str) -> Result<Option<String>, Reason> {

@@ -173,26 +173,15 @@ pub trait Provider {
     /// refused here, before any body is buffered.
     fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection>;
 
-    /// Verifies the request with its complete body.
+    /// Verifies the request with its complete body, and what the headers step learned
+    /// ([`Body::prior`]): a scheme that verified at the headers does not verify again, and a
+    /// streamed scheme takes its MACs from [`Body::hashed`].
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         checks: &Checks,
     ) -> Result<Verified<'p>, Rejection>;
-
-    /// The same for a request whose signature verified at the headers already
-    /// ([`AtHeaders::Verified`], as `scheme` under the key named `key`): what the body
-    /// adds, without verifying twice. The default verifies again.
-    fn at_body_verified<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-        _verified: (&'static str, &str),
-    ) -> Result<Verified<'p>, Rejection> {
-        self.at_body(head, body, checks)
-    }
 
     /// For a scheme whose signature is an HMAC-SHA256 of bytes the headers fix (often
     /// none) followed by the raw body: its keys and those bytes, so that the filter can hash
@@ -206,19 +195,6 @@ pub trait Provider {
     /// that cannot verify is refused without being copied. The default decides nothing.
     fn check_hashed(&self, _head: &RequestHead, _hashed: &Hashed) -> Result<(), Rejection> {
         Ok(())
-    }
-
-    /// [`at_body`](Self::at_body) for a request whose body was hashed as it arrived
-    /// ([`streamed_mac`](Self::streamed_mac)'s keys and prefix, then the body). The
-    /// default ignores the hashes.
-    fn at_body_hashed<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-        _hashed: &Hashed,
-    ) -> Result<Verified<'p>, Rejection> {
-        self.at_body(head, body, checks)
     }
 
     /// Every scheme name it reports, with the names of the keys that can verify it, so
@@ -472,19 +448,50 @@ pub struct Hashed {
     pub body_len: usize,
 }
 
-/// [`Provider::at_body`] of a scheme that streams its MAC: the body's hashes computed now,
-/// in one pass, then judged exactly as when the filter hashed the body as it arrived.
-pub fn in_one_pass<'p, P: Provider + ?Sized>(
-    provider: &'p P,
-    head: &RequestHead,
-    body: &[u8],
-    checks: &Checks,
-) -> Result<Verified<'p>, Rejection> {
-    let hashed = provider
-        .streamed_mac(head)
-        .map(|streamed| streamed.hash(body))
-        .unwrap_or_default();
-    provider.at_body_hashed(head, body, checks, &hashed)
+/// What the headers step learned that the body step can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior<'a> {
+    /// A signature verified at the headers ([`AtHeaders::Verified`]), as `scheme` under the
+    /// key named `key`.
+    Verified(&'static str, &'a str),
+    /// The scheme's [`streamed_mac`](Provider::streamed_mac) prefix and the body, hashed as
+    /// the body arrived.
+    Hashed(&'a Hashed),
+}
+
+/// The body step's one input: the complete body, and what came before it.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    pub bytes: &'a [u8],
+    pub prior: Option<Prior<'a>>,
+}
+
+impl<'a> Body<'a> {
+    /// A body nothing is known of yet.
+    pub fn whole(bytes: &'a [u8]) -> Self {
+        Body { bytes, prior: None }
+    }
+
+    /// What the headers step verified: `(scheme, key name)`.
+    pub fn verified(&self) -> Option<(&'static str, &'a str)> {
+        match self.prior {
+            Some(Prior::Verified(scheme, key)) => Some((scheme, key)),
+            _ => None,
+        }
+    }
+
+    /// The MACs `streamed` describes over this body: as the filter computed them while the
+    /// body arrived, or now, in one pass; judged the same either way.
+    pub fn hashed(&self, streamed: Option<StreamedMac>) -> Cow<'a, Hashed> {
+        match self.prior {
+            Some(Prior::Hashed(hashed)) => Cow::Borrowed(hashed),
+            _ => Cow::Owned(
+                streamed
+                    .map(|streamed| streamed.hash(self.bytes))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
 }
 
 /// Longest challenge echoed: providers send 20 to 64 characters.

@@ -244,7 +244,7 @@ impl Handshake {
 mod tests {
     use super::*;
     use crate::keys::test_key;
-    use crate::providers::{Checks, Provider};
+    use crate::providers::{Body, Checks, Provider};
     use crate::request::headers;
 
     const BODY_B: &str = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
@@ -265,7 +265,7 @@ mod tests {
             .at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
         scheme
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|v| v.time.map(crate::timestamp::Stamp::unix_secs))
             .map_err(|r| r.reason)
     }

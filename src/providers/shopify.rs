@@ -9,8 +9,8 @@
 
 use crate::keys::Key;
 use crate::providers::{
-    base64_exact, in_one_pass, key_names, key_with_mac, malformed, mismatch, required, AtHeaders,
-    Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified,
+    base64_exact, key_names, key_with_mac, malformed, mismatch, required, AtHeaders, Body, Checks,
+    Hashed, Media, Provider, Signed, StreamedMac, Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -73,26 +73,17 @@ impl Provider for Shopify {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-    ) -> Result<Verified<'p>, Rejection> {
-        in_one_pass(self, head, body, checks)
-    }
-
     fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
         Some(StreamedMac::body(&self.keys))
     }
 
-    fn at_body_hashed<'p>(
+    fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        _: &[u8],
+        body: &Body,
         _: &Checks,
-        hashed: &Hashed,
     ) -> Result<Verified<'p>, Rejection> {
+        let hashed = &*body.hashed(self.streamed_mac(head));
         let key = self.key(head, hashed)?;
         Ok(Verified {
             scheme: "shopify",
@@ -138,7 +129,7 @@ mod tests {
             .at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
         shopify
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|_| ())
             .map_err(|r| r.reason)
     }

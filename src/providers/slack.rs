@@ -8,8 +8,8 @@
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
 use crate::providers::{
-    in_one_pass, json_challenge, json_with, key_names, key_with_mac, mismatch, required,
-    unix_seconds, AtHeaders, Checks, Hashed, Media, Provider, Reply, Signed, StreamedMac, Verified,
+    json_challenge, json_with, key_names, key_with_mac, mismatch, required, unix_seconds,
+    AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, Signed, StreamedMac, Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp::Stamp;
@@ -48,27 +48,18 @@ impl Provider for Slack {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-    ) -> Result<Verified<'p>, Rejection> {
-        in_one_pass(self, head, body, checks)
-    }
-
     fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
         let (_, timestamp, _) = read(head).ok()?;
         Some(StreamedMac::after(&self.keys, &[b"v0:", timestamp, b":"]))
     }
 
-    fn at_body_hashed<'p>(
+    fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        _: &[u8],
+        body: &Body,
         _: &Checks,
-        hashed: &Hashed,
     ) -> Result<Verified<'p>, Rejection> {
+        let hashed = &*body.hashed(self.streamed_mac(head));
         let (key, time) = self.key(head, hashed)?;
         Ok(Verified {
             scheme: "slack",
@@ -130,7 +121,7 @@ mod tests {
             .at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
         slack
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|v| v.time.unwrap().unix_secs())
             .map_err(|r| r.reason)
     }

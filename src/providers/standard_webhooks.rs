@@ -14,9 +14,9 @@
 use crate::keys::Key;
 use crate::policy::{Freshness, FIVE_MINUTES};
 use crate::providers::{
-    base64_exact, in_one_pass, key_names, key_with_mac, malformed, mismatch, required,
-    unix_seconds, AtHeaders, Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified,
-    MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+    base64_exact, key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders,
+    Body, Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified, MAX_SIGNATURES,
+    MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::public_key::PublicKey;
 use crate::request::{Lookup, RequestHead};
@@ -193,15 +193,6 @@ impl Provider for StandardWebhooks {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-    ) -> Result<Verified<'p>, Rejection> {
-        in_one_pass(self, head, body, checks)
-    }
-
     /// The secrets' MAC can be computed as the body arrives; public keys verify at its end
     /// (a route with none streams nothing).
     fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
@@ -231,13 +222,14 @@ impl Provider for StandardWebhooks {
         .ok_or_else(|| mismatch(self.names.signature))
     }
 
-    fn at_body_hashed<'p>(
+    fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         _: &Checks,
-        hashed: &Hashed,
     ) -> Result<Verified<'p>, Rejection> {
+        let hashed = &*body.hashed(self.streamed_mac(head));
+        let body = body.bytes;
         let signed = self.read(head)?;
         let family = self.names.scheme;
         let hmac = key_with_mac(
@@ -316,7 +308,7 @@ mod tests {
         let head = RequestHead::new(&h);
         s.at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
-        s.at_body(&head, body.as_bytes(), &Checks::default())
+        s.at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|v| (v.signed, v.time.unwrap().unix_secs()))
             .map_err(|r| r.reason)
     }
@@ -478,7 +470,7 @@ mod tests {
             let h: Vec<(&str, &str)> = h.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let h = headers(&h);
             let head = RequestHead::new(&h);
-            s.at_body(&head, body.as_bytes(), &Checks::default())
+            s.at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
                 .map(|v| v.key.to_string())
                 .map_err(|r| r.reason)
         };

@@ -11,8 +11,8 @@
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::{
-    in_one_pass, key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders,
-    Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified, MAX_SIGNATURES,
+    key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders, Body, Checks,
+    Hashed, Media, Provider, Signed, StreamedMac, Verified, MAX_SIGNATURES,
     MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
@@ -99,27 +99,18 @@ impl Provider for Stripe {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-    ) -> Result<Verified<'p>, Rejection> {
-        in_one_pass(self, head, body, checks)
-    }
-
     fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
         let signed = read(head).ok()?;
         Some(StreamedMac::after(&self.keys, &[signed.timestamp, b"."]))
     }
 
-    fn at_body_hashed<'p>(
+    fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        _: &[u8],
+        body: &Body,
         _: &Checks,
-        hashed: &Hashed,
     ) -> Result<Verified<'p>, Rejection> {
+        let hashed = &*body.hashed(self.streamed_mac(head));
         let (key, signed) = self.key(head, hashed)?;
         Ok(Verified {
             scheme: "stripe",
@@ -162,7 +153,7 @@ mod tests {
             .at_headers(&head, &Checks::default())
             .map_err(|r| r.reason)?;
         stripe
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|v| v.time.unwrap().unix_secs())
             .map_err(|r| r.reason)
     }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::keys::{macs_equal, Key};
 use crate::providers::{
-    base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Checks,
+    base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks,
     ContentType, Json, Media, Provider, Signed, Verified,
 };
 use crate::request::RequestHead;
@@ -99,9 +99,10 @@ impl Provider for Twilio {
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         _: &Checks,
     ) -> Result<Verified<'p>, Rejection> {
+        let body = body.bytes;
         let signature = signature(head)?;
         let (params, body_signed) = signed(head, body)?;
         let path = head.first(":path").unwrap_or_default();
@@ -182,7 +183,7 @@ mod tests {
             .map_err(|r| r.reason)?;
         // Whether the signed message covers the body whole (else the fingerprint binds it).
         twilio
-            .at_body(&head, body.as_bytes(), &Checks::default())
+            .at_body(&head, &Body::whole(body.as_bytes()), &Checks::default())
             .map(|v| v.signed.covers_body())
             .map_err(|r| r.reason)
     }

@@ -15,8 +15,8 @@ pub mod whatsapp;
 use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
 use crate::providers::{
-    form_pairs, in_one_pass, key_names, AtHeaders, Checks, Hashed, Media, Provider, Signed,
-    StreamedMac, Verified,
+    form_pairs, key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, Signed, StreamedMac,
+    Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp::{self, Stamp};
@@ -58,40 +58,29 @@ impl Provider for VoiceScheme {
         }
     }
 
+    /// The docs' V3/V2 verified at the headers: its message is rebuilt, not verified again.
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         checks: &Checks,
     ) -> Result<Verified<'p>, Rejection> {
-        let verified = self.verify_with_body(head, body, checks)?;
-        completed(verified, head, body, checks)
-    }
-
-    /// The docs' V3/V2 verified at the headers: its message is rebuilt, not verified again.
-    fn at_body_verified<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-        (scheme, key): (&'static str, &str),
-    ) -> Result<Verified<'p>, Rejection> {
-        let verified = self
-            .verified_message(head, scheme)
-            .and_then(|(family, signed)| {
-                let key = self.keys_for(family).iter().find(|k| k.name == key)?;
-                Some(voice::Verified {
-                    family,
-                    sdk: false,
-                    key: &key.name,
-                    signed,
-                })
-            });
-        match verified {
-            Some(verified) => completed(verified, head, body, checks),
-            // Not what the headers step reported: judge from scratch.
-            None => self.at_body(head, body, checks),
-        }
+        let verified = body.verified().and_then(|(scheme, key)| {
+            let (family, signed) = self.verified_message(head, scheme)?;
+            let key = self.keys_for(family).iter().find(|k| k.name == key)?;
+            Some(voice::Verified {
+                family,
+                sdk: false,
+                key: &key.name,
+                signed,
+            })
+        });
+        let verified = match verified {
+            Some(verified) => verified,
+            // Nothing verified at the headers, or not what they reported: judge from scratch.
+            None => self.verify_with_body(head, body.bytes, checks)?,
+        };
+        completed(verified, head, body.bytes, checks)
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
@@ -221,15 +210,6 @@ impl Provider for WhatsApp {
         Ok(AtHeaders::NeedBody)
     }
 
-    fn at_body<'p>(
-        &'p self,
-        head: &RequestHead,
-        body: &[u8],
-        checks: &Checks,
-    ) -> Result<Verified<'p>, Rejection> {
-        in_one_pass(self, head, body, checks)
-    }
-
     fn streamed_mac(&self, _: &RequestHead) -> Option<StreamedMac<'_>> {
         Some(StreamedMac::body(&self.keys))
     }
@@ -240,13 +220,14 @@ impl Provider for WhatsApp {
             .map(|_| ())
     }
 
-    fn at_body_hashed<'p>(
+    fn at_body<'p>(
         &'p self,
         head: &RequestHead,
-        body: &[u8],
+        body: &Body,
         _: &Checks,
-        hashed: &Hashed,
     ) -> Result<Verified<'p>, Rejection> {
+        let hashed = &*body.hashed(self.streamed_mac(head));
+        let body = body.bytes;
         let verified = whatsapp::verify_hashed(&self.keys, head, body, &hashed.macs)?;
         Ok(Verified {
             scheme: "whatsapp",
