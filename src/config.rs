@@ -10,24 +10,14 @@ use crate::etcd::{Api, Etcd, OnError};
 use crate::keys::Key;
 use crate::net::Cidr;
 use crate::path_view::Prefix;
-use crate::policy::{
-    host_name, Freshness, Mode, OnDuplicate, Policy, Replay, Route, Scheme, Store, Time, Transport,
-};
-use crate::providers::asymmetric::{self, Asymmetric};
-use crate::providers::generic;
-use crate::providers::mailgun::Mailgun;
-use crate::providers::presets::Preset;
-use crate::providers::shopify::Shopify;
-use crate::providers::slack::Slack;
-use crate::providers::standard_webhooks::{self, StandardWebhooks};
-use crate::providers::stripe::Stripe;
-use crate::providers::twilio::Twilio;
-use crate::providers::vobiz::voice::{Brand, Family, V3Construction, VoiceScheme};
-use crate::providers::vobiz::{self, WhatsApp};
-use crate::providers::{github, meta};
+use crate::policy::{host_name, Mode, OnDuplicate, Policy, Replay, Route, Store, Transport};
+use crate::providers::registry::{self, Entry, Field, Secret, Settings};
+use crate::providers::standard_webhooks;
+use crate::providers::vobiz::voice::{Family, V3Construction};
+use crate::providers::{generic, Time};
 use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
-use crate::timestamp::Edges;
+use crate::timestamp::{Edges, Freshness};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -63,121 +53,16 @@ fn default_true() -> bool {
     true
 }
 
-/// A route's `scheme`: one value per provider scheme.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
-#[serde(rename_all = "snake_case")]
-enum RawScheme {
-    #[serde(rename = "vobiz_voice")]
-    Voice,
-    #[serde(rename = "vobiz_whatsapp")]
-    WhatsApp,
-    #[serde(rename = "vobiz_kyc")]
-    Kyc,
-    StandardWebhooks,
-    Svix,
-    Stripe,
-    #[serde(rename = "github")]
-    GitHub,
-    Slack,
-    Twilio,
-    Plivo,
-    Shopify,
-    Meta,
-    GenericHmac,
-    Discord,
-    #[serde(rename = "sendgrid")]
-    SendGrid,
-    Clerk,
-    Resend,
-    Mailgun,
-    Razorpay,
-    Paddle,
-    Square,
-    #[serde(rename = "hubspot")]
-    HubSpot,
-    Linear,
-    Zoom,
-    #[serde(rename = "pagerduty")]
-    PagerDuty,
-    Intercom,
-    Twitch,
-}
+/// A route's `scheme`: the registry's entry of that name.
+#[derive(Clone, Copy)]
+struct SchemeName(&'static Entry);
 
-impl RawScheme {
-    fn name(self) -> &'static str {
-        match self {
-            RawScheme::Voice => "vobiz_voice",
-            RawScheme::WhatsApp => "vobiz_whatsapp",
-            RawScheme::Kyc => "vobiz_kyc",
-            RawScheme::StandardWebhooks => "standard_webhooks",
-            RawScheme::Svix => "svix",
-            RawScheme::Stripe => "stripe",
-            RawScheme::GitHub => "github",
-            RawScheme::Slack => "slack",
-            RawScheme::Twilio => "twilio",
-            RawScheme::Plivo => "plivo",
-            RawScheme::Shopify => "shopify",
-            RawScheme::Meta => "meta",
-            RawScheme::GenericHmac => "generic_hmac",
-            RawScheme::Discord => "discord",
-            RawScheme::SendGrid => "sendgrid",
-            RawScheme::Clerk => "clerk",
-            RawScheme::Resend => "resend",
-            RawScheme::Mailgun => "mailgun",
-            _ => self.preset().map_or("generic_hmac", Preset::name),
-        }
-    }
-
-    /// The presets built on the generic scheme.
-    fn preset(self) -> Option<Preset> {
-        Some(match self {
-            RawScheme::Razorpay => Preset::Razorpay,
-            RawScheme::Paddle => Preset::Paddle,
-            RawScheme::Square => Preset::Square,
-            RawScheme::HubSpot => Preset::HubSpot,
-            RawScheme::Linear => Preset::Linear,
-            RawScheme::Zoom => Preset::Zoom,
-            RawScheme::PagerDuty => Preset::PagerDuty,
-            RawScheme::Intercom => Preset::Intercom,
-            RawScheme::Twitch => Preset::Twitch,
-            _ => return None,
-        })
-    }
-
-    /// Standard Webhooks and the providers that deliver through Svix.
-    fn standard_webhooks(self) -> Option<standard_webhooks::Names> {
-        match self {
-            RawScheme::StandardWebhooks => Some(standard_webhooks::STANDARD),
-            RawScheme::Svix => Some(standard_webhooks::SVIX),
-            RawScheme::Clerk => Some(standard_webhooks::CLERK),
-            RawScheme::Resend => Some(standard_webhooks::RESEND),
-            _ => None,
-        }
-    }
-
-    /// How the route's `public_keys` are written, for the schemes that take them.
-    fn public_keys(self) -> Option<Written> {
-        match self {
-            RawScheme::Discord => Some(asymmetric::DISCORD.written),
-            RawScheme::SendGrid => Some(asymmetric::SENDGRID.written),
-            _ => self.standard_webhooks().map(|_| Written::Ed25519Whpk),
-        }
-    }
-
-    /// Nonce-signed voice callbacks: public origin, parent keys, families, constructions.
-    fn is_voice(self) -> bool {
-        matches!(self, RawScheme::Voice | RawScheme::Plivo)
-    }
-
-    /// How a configured secret becomes key bytes (the generic scheme says so itself).
-    fn key_bytes(self, secret: &str, generic: Option<&generic::Raw>) -> Option<Vec<u8>> {
-        match (self, generic) {
-            // `whsec_<base64>`: the decoded bytes (Stripe, in contrast, keys with the
-            // whole string).
-            _ if self.standard_webhooks().is_some() => standard_webhooks::secret_bytes(secret),
-            (RawScheme::GenericHmac, Some(generic)) => generic.key.bytes(secret),
-            _ => Some(secret.as_bytes().to_vec()),
-        }
+impl<'de> Deserialize<'de> for SchemeName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        registry::find(&name)
+            .map(SchemeName)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, &registry::NAMES))
     }
 }
 
@@ -189,7 +74,7 @@ struct RawRoute {
     #[serde(default)]
     host: Option<String>,
     #[serde(default = "default_scheme")]
-    scheme: RawScheme,
+    scheme: SchemeName,
     #[serde(default)]
     public_origin: Option<String>,
     #[serde(default)]
@@ -231,8 +116,8 @@ struct RawRoute {
     verify_token: Option<RawKey>,
 }
 
-fn default_scheme() -> RawScheme {
-    RawScheme::Voice
+fn default_scheme() -> SchemeName {
+    SchemeName(&crate::providers::vobiz::VOICE)
 }
 
 /// Vobiz callbacks are small forms or JSON envelopes; 128 KiB leaves ample room.
@@ -462,7 +347,7 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
                     "{field}.generic.id is no longer read: the replay identity is always the whole signed message"
                 ));
             }
-            let scheme = route.scheme.name();
+            let scheme = route.scheme.0.scheme;
             let (route, keys) = compile_route(&field, route, env)?;
             secrets.extend(keys.into_iter().map(|(at, key)| ((at, i), scheme, key)));
             Ok(route)
@@ -508,7 +393,8 @@ fn shared_secrets(routes: &[Route], secrets: &[(SecretAt, &str, Key)]) -> Vec<St
 }
 
 /// The route, and its secrets with the fields that configured them (for
-/// [`shared_secrets`]).
+/// [`shared_secrets`]). What is the same for every scheme is compiled here; the rest by
+/// the scheme's own entry in the registry.
 fn compile_route(
     field: &str,
     raw: RawRoute,
@@ -536,18 +422,34 @@ fn compile_route(
     if raw.max_body_bytes == 0 {
         return Err(error(at("max_body_bytes"), "must be at least 1"));
     }
+    let entry = raw.scheme.0;
+    let given = [
+        (Field::PublicOrigin, raw.public_origin.is_some()),
+        (Field::ParentKeys, !raw.parent_keys.is_empty()),
+        (Field::PublicKeys, !raw.public_keys.is_empty()),
+        (Field::Accept, raw.accept.is_some()),
+        (Field::V3Construction, raw.v3_construction.is_some()),
+        (Field::Generic, raw.generic.is_some()),
+        (Field::VerifyToken, raw.verify_token.is_some()),
+    ];
+    if let Some((unread, _)) = given.iter().find(|(f, set)| *set && !entry.reads(*f)) {
+        return Err(error(at(unread.name()), unread.not_read()));
+    }
     let mut key_names = HashSet::new();
-    let kind = raw.scheme;
     let secret = |name: String, secret: &str| {
-        let bytes = kind
-            .key_bytes(secret, raw.generic.as_ref())
-            .ok_or_else(|| match kind {
-                RawScheme::GenericHmac => "is not written as generic.key describes".to_string(),
-                _ => format!(
+        let bytes = match (entry.secret, raw.generic.as_ref()) {
+            (Secret::Whsec, _) => standard_webhooks::secret_bytes(secret).ok_or_else(|| {
+                format!(
                     "is not whsec_ followed by base64, as {} secrets are",
-                    kind.name()
-                ),
-            })?;
+                    entry.scheme
+                )
+            })?,
+            (Secret::Generic, Some(generic)) => generic
+                .key
+                .bytes(secret)
+                .ok_or("is not written as generic.key describes")?,
+            (Secret::Text | Secret::Generic, _) => secret.as_bytes().to_vec(),
+        };
         Key::new(name, &bytes).map_err(|_| "is unusable".to_string())
     };
     let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, env, &secret)?;
@@ -561,15 +463,9 @@ fn compile_route(
     )?;
     let mut secrets = named_secrets(&at("keys"), &keys);
     secrets.extend(named_secrets(&at("parent_keys"), &parent_keys));
-    let public_keys = match (kind.public_keys(), raw.public_keys.is_empty()) {
-        (_, true) => Vec::new(),
-        (None, false) => {
-            return Err(error(
-                at("public_keys"),
-                "applies only to scheme discord, sendgrid, standard_webhooks or svix (the schemes with public-key signatures)",
-            ))
-        }
-        (Some(written), false) => compile_keys(
+    let public_keys = match entry.public_keys {
+        None => Vec::new(),
+        Some(written) => compile_keys(
             &at("public_keys"),
             raw.public_keys,
             "public",
@@ -581,188 +477,31 @@ fn compile_route(
             },
         )?,
     };
-    let verify_token = match (raw.verify_token, kind, raw.answer_handshakes) {
-        (None, ..) => None,
-        (Some(token), RawScheme::Meta, true) => {
-            Some(key_text(&at("verify_token"), &token, env)?.0.into_bytes())
-        }
-        (Some(_), RawScheme::Meta, false) => {
-            return Err(error(
-                at("verify_token"),
-                "answers Meta's subscription check, which answer_handshakes: false turns off",
-            ))
-        }
-        (Some(_), ..) => {
-            return Err(error(
-                at("verify_token"),
-                "applies only to scheme meta (its GET subscription check)",
-            ))
-        }
+    let verify_token = match &raw.verify_token {
+        Some(token) => Some(key_text(&at("verify_token"), token, env)?.0.into_bytes()),
+        None => None,
     };
     let raw_on_duplicate = raw.replay.on_duplicate;
     let replay = compile_replay(&at("replay"), &raw.name, raw.replay)?;
-
-    let scheme = if kind.is_voice() {
-        let Some(origin) = raw.public_origin else {
-            return Err(error(
-                at("public_origin"),
-                format!("is required for scheme {}", kind.name()),
-            ));
-        };
-        check_origin(&at("public_origin"), &origin, transport)?;
-        if keys.is_empty() && parent_keys.is_empty() {
-            return Err(error(
-                at("keys"),
-                "no keys configured: give keys (account auth token) and/or parent_keys (main account token)",
-            ));
-        }
-        let families = compile_accept(
-            &at("accept"),
-            raw.accept,
-            &keys,
-            &parent_keys,
-            replay.is_some(),
-        )?;
-        let (brand, v3) = match (kind, raw.v3_construction) {
-            // Plivo signs V3 as its SDK does, and its SDK accepts nothing else: the docs'
-            // construction would let a signature over a request without parameters verify
-            // the same URL with any body, query or method.
-            (RawScheme::Plivo, None | Some(V3Construction::Sdk)) => {
-                (Brand::Plivo, V3Construction::Sdk)
-            }
-            (RawScheme::Plivo, Some(_)) => {
-                return Err(error(
-                    at("v3_construction"),
-                    "must be sdk for scheme plivo: Plivo signs V3 only as its SDK does",
-                ))
-            }
-            (_, construction) => (Brand::Vobiz, construction.unwrap_or_default()),
-        };
-        Scheme::Voice(VoiceScheme {
-            brand,
-            origin,
-            families,
-            v3,
-            keys,
-            parent_keys,
-        })
-    } else {
-        // Every other scheme: one secret list, no nonce families; a URL only for Twilio.
-        let voice_only = [
-            ("parent_keys", !parent_keys.is_empty()),
-            ("accept", raw.accept.is_some()),
-            ("v3_construction", raw.v3_construction.is_some()),
-        ];
-        if let Some((name, _)) = voice_only.iter().find(|(_, set)| *set) {
-            return Err(error(
-                at(name),
-                "applies only to scheme vobiz_voice or plivo",
-            ));
-        }
-        match (kind.public_keys(), keys.is_empty(), public_keys.is_empty()) {
-            (Some(Written::Ed25519Whpk), true, true) => {
-                return Err(error(
-                    at("keys"),
-                    "at least one key (whsec_ secret) or public key (whpk_, in public_keys) is required",
-                ))
-            }
-            (Some(Written::Ed25519Whpk), ..) => {}
-            (Some(written), false, _) => {
-                return Err(error(
-                    at("keys"),
-                    format!("scheme {} signs with the provider's private key: give its public key ({}) in public_keys", kind.name(), written.describe()),
-                ))
-            }
-            (Some(_), true, true) => {
-                return Err(error(at("public_keys"), "at least one public key is required"))
-            }
-            (Some(_), true, false) => {}
-            (None, true, _) => return Err(error(at("keys"), "at least one key is required")),
-            (None, false, _) => {}
-        }
-        if raw.generic.is_some() != (kind == RawScheme::GenericHmac) {
-            return Err(error(
-                at("generic"),
-                "is required for scheme generic_hmac and applies to no other",
-            ));
-        }
-        if let Some(origin) = &raw.public_origin {
-            check_origin(&at("public_origin"), origin, transport)?;
-        }
-        // The generic scheme and its presets say themselves whether they sign the URL.
-        let generic_error = |(field, problem): (String, String)| match field.as_str() {
-            "public_origin" => error(at("public_origin"), problem),
-            _ => error(format!("{}.{field}", at("generic")), problem),
-        };
-        let signs_url =
-            matches!(kind, RawScheme::Twilio | RawScheme::GenericHmac) || kind.preset().is_some();
-        if raw.public_origin.is_some() && !signs_url {
-            return Err(error(
-                at("public_origin"),
-                "applies only to the schemes that sign the URL (vobiz_voice, plivo, twilio, square, hubspot, generic_hmac)",
-            ));
-        }
-        if let Some(preset) = kind.preset() {
-            Scheme::Generic(
-                preset
-                    .compile(raw.public_origin, keys)
-                    .map_err(generic_error)?,
-            )
-        } else if let Some(names) = kind.standard_webhooks() {
-            Scheme::StandardWebhooks(StandardWebhooks {
-                names,
-                keys,
-                public_keys,
-            })
-        } else {
-            match (kind, raw.generic, raw.public_origin) {
-                (RawScheme::GenericHmac, Some(generic), origin) => Scheme::Generic(
-                    generic::compile(generic, "generic", origin, keys).map_err(generic_error)?,
-                ),
-                (RawScheme::Twilio, _, Some(origin)) => Scheme::Twilio(Twilio::new(&origin, keys)),
-                (RawScheme::Twilio, _, None) => {
-                    return Err(error(at("public_origin"), "is required for scheme twilio"))
-                }
-                (RawScheme::WhatsApp, ..) => Scheme::WhatsApp(WhatsApp { keys }),
-                (RawScheme::Kyc, ..) => Scheme::Kyc(vobiz::kyc_scheme(keys)),
-                (RawScheme::Discord, ..) => Scheme::Asymmetric(Asymmetric {
-                    flavour: asymmetric::DISCORD,
-                    keys: public_keys,
-                }),
-                (RawScheme::SendGrid, ..) => Scheme::Asymmetric(Asymmetric {
-                    flavour: asymmetric::SENDGRID,
-                    keys: public_keys,
-                }),
-                (RawScheme::Stripe, ..) => Scheme::Stripe(Stripe { keys }),
-                (RawScheme::GitHub, ..) => Scheme::GitHub(github::scheme(keys)),
-                (RawScheme::Slack, ..) => Scheme::Slack(Slack { keys }),
-                (RawScheme::Shopify, ..) => Scheme::Shopify(Shopify { keys }),
-                (RawScheme::Meta, ..) => Scheme::Meta(meta::scheme(keys, verify_token)),
-                (RawScheme::Mailgun, ..) => Scheme::Mailgun(Mailgun { keys }),
-                // Compiled above; listed so that a new scheme must be placed here or there.
-                (
-                    RawScheme::Voice
-                    | RawScheme::Plivo
-                    | RawScheme::GenericHmac
-                    | RawScheme::StandardWebhooks
-                    | RawScheme::Svix
-                    | RawScheme::Clerk
-                    | RawScheme::Resend
-                    | RawScheme::Razorpay
-                    | RawScheme::Paddle
-                    | RawScheme::Square
-                    | RawScheme::HubSpot
-                    | RawScheme::Linear
-                    | RawScheme::Zoom
-                    | RawScheme::PagerDuty
-                    | RawScheme::Intercom
-                    | RawScheme::Twitch,
-                    ..,
-                ) => return Err(error(at("scheme"), "is compiled elsewhere")),
-            }
-        }
+    if !entry.reads(Field::ParentKeys) {
+        check_keys_given(&at, entry, &keys, &public_keys)?;
+    }
+    if let Some(origin) = &raw.public_origin {
+        check_origin(&at("public_origin"), origin, transport)?;
+    }
+    let settings = Settings {
+        keys,
+        parent_keys,
+        public_keys,
+        public_origin: raw.public_origin,
+        accept: raw.accept,
+        v3_construction: raw.v3_construction,
+        generic: raw.generic,
+        verify_token,
+        replay: replay.is_some(),
+        answer_handshakes: raw.answer_handshakes,
     };
-    let provider = scheme.provider();
+    let provider = (entry.compile)(settings).map_err(|e| error(at(&e.field), e.problem))?;
     // A provider that repeats itself: an identical request is not a replay by itself.
     let replay = replay.map(|replay| match (raw_on_duplicate, provider.repeats()) {
         (None, true) => Replay {
@@ -781,8 +520,8 @@ fn compile_route(
     let freshness = compile_freshness(
         &at("freshness"),
         raw.freshness,
-        &scheme,
-        kind.name(),
+        provider.time(),
+        entry,
         replay.as_ref(),
     )?;
     let trusted_proxies = compile_cidrs(&at("trusted_proxies"), &raw.trusted_proxies)?;
@@ -802,7 +541,8 @@ fn compile_route(
         path_prefix,
         host,
         transport,
-        scheme,
+        provider,
+        scheme: entry.scheme,
         replay,
         freshness,
         max_body_bytes: raw.max_body_bytes,
@@ -814,6 +554,34 @@ fn compile_route(
         bound_headers,
     };
     Ok((route, secrets))
+}
+
+/// Every scheme but voice's (whose keys come in two lists) needs a key of the kind it
+/// verifies with.
+fn check_keys_given(
+    at: &dyn Fn(&str) -> String,
+    entry: &Entry,
+    keys: &[Key],
+    public_keys: &[PublicKey],
+) -> Result<(), ConfigError> {
+    match (entry.public_keys, keys.is_empty(), public_keys.is_empty()) {
+        (Some(Written::Ed25519Whpk), true, true) => Err(error(
+            at("keys"),
+            "at least one key (whsec_ secret) or public key (whpk_, in public_keys) is required",
+        )),
+        (Some(Written::Ed25519Whpk), ..) => Ok(()),
+        (Some(written), false, _) => Err(error(
+            at("keys"),
+            format!(
+                "scheme {} signs with the provider's private key: give its public key ({}) in public_keys",
+                entry.scheme,
+                written.describe()
+            ),
+        )),
+        (Some(_), true, true) => Err(error(at("public_keys"), "at least one public key is required")),
+        (None, true, _) => Err(error(at("keys"), "at least one key is required")),
+        (Some(_), true, false) | (None, false, _) => Ok(()),
+    }
 }
 
 fn compile_cidrs(field: &str, raw: &[String]) -> Result<Vec<Cidr>, ConfigError> {
@@ -951,16 +719,16 @@ fn compile_store(
     ))
 }
 
-/// WhatsApp freshness is on by default (its `occurred_at` is signed); the voice `timestamp`
-/// parameter is unsigned, so checking it is opt-in; KYC has no usable timestamp.
+/// A scheme's signed time is checked by default with its SDK's window (WhatsApp's
+/// `occurred_at`, Stripe's `t`); the voice `timestamp` parameter is unsigned, so checking
+/// it is opt-in; KYC has no usable timestamp.
 fn compile_freshness(
     field: &str,
     raw: Option<RawFreshness>,
-    scheme: &Scheme,
-    name: &str,
+    time: Time,
+    entry: &Entry,
     replay: Option<&Replay>,
 ) -> Result<Option<Freshness>, ConfigError> {
-    let time = scheme.time();
     let edges = match time {
         Time::Signed(default) => default.edges,
         Time::Unsigned | Time::None => Edges::Exact,
@@ -969,7 +737,10 @@ fn compile_freshness(
         (Some(_), Time::None) => {
             return Err(error(
                 field,
-                format!("is not available for scheme {name}: it signs no time"),
+                format!(
+                    "is not available for scheme {}: it signs no time",
+                    entry.scheme
+                ),
             ))
         }
         (None, Time::Signed(default)) => RawFreshness {
@@ -983,15 +754,16 @@ fn compile_freshness(
     if raw.max_age.0 == 0 {
         return Err(error(format!("{field}.max_age"), "must be at least 1s"));
     }
-    let required =
-        match (time, raw.require) {
-            (Time::Unsigned, require) => require.unwrap_or(false),
-            (_, Some(_)) => return Err(error(
+    let required = match (time, raw.require) {
+        (_, Some(_)) if !entry.reads(Field::FreshnessRequire) => {
+            return Err(error(
                 format!("{field}.require"),
-                "applies only to scheme vobiz_voice or plivo (a signed time is always required)",
-            )),
-            (_, None) => true,
-        };
+                Field::FreshnessRequire.not_read(),
+            ))
+        }
+        (Time::Unsigned, require) => require.unwrap_or(false),
+        (_, _) => true,
+    };
     // A delivery must be remembered for as long as it counts as fresh, or it could be
     // replayed after the cache forgot it but before it went stale.
     if let (Some(replay), Time::Signed(_)) = (replay, time) {
@@ -1130,63 +902,17 @@ fn compile_keys<T>(
         .collect()
 }
 
-/// Explicit families must each have keys; the default is every family that has keys.
-fn compile_accept(
-    field: &str,
-    accept: Option<Vec<Family>>,
-    keys: &[Key],
-    parent_keys: &[Key],
-    replay: bool,
-) -> Result<Vec<Family>, ConfigError> {
-    let has_keys = |family: Family| {
-        if family.uses_parent_key() {
-            !parent_keys.is_empty()
-        } else {
-            !keys.is_empty()
-        }
-    };
-    let Some(families) = accept else {
-        // With replay protection, only the V3 nonce is remembered (see below).
-        let default = Family::ALL.into_iter().filter(|&f| has_keys(f));
-        return Ok(default.filter(|f| !replay || f.is_v3()).collect());
-    };
-    if families.is_empty() {
-        return Err(error(
-            field,
-            "must list at least one of v3, v2, ma_v3, ma_v2",
-        ));
-    }
-    for (i, &family) in families.iter().enumerate() {
-        if families[..i].contains(&family) {
-            return Err(error(field, format!("{} is listed twice", family.name())));
-        }
-        if replay && family.is_v3() != families[0].is_v3() {
-            // Vobiz signs V2 and V3 with different nonces: a captured callback replayed with
-            // only its V2 headers would carry a nonce the cache never saw.
-            return Err(error(
-                field,
-                "with replay protection, accept either V3 families (v3, ma_v3) or V2 families (v2, ma_v2), not both: they use different nonces",
-            ));
-        }
-        if !has_keys(family) {
-            let needed = if family.uses_parent_key() {
-                "parent_keys"
-            } else {
-                "keys"
-            };
-            return Err(error(
-                field,
-                format!("{} needs {needed}, and none are configured", family.name()),
-            ));
-        }
-    }
-    Ok(families)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::Route;
+    use crate::providers::asymmetric::Asymmetric;
+    use crate::providers::body_mac::BodySigned;
+    use crate::providers::meta::Meta;
+    use crate::providers::twilio::Twilio;
+    use crate::providers::vobiz::voice::{Brand, VoiceScheme};
+    use crate::providers::vobiz::WhatsApp;
+    use crate::timestamp::FIVE_MINUTES;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -1225,9 +951,9 @@ mod tests {
     }
 
     fn voice(route: &Route) -> &VoiceScheme {
-        match &route.scheme {
-            Scheme::Voice(voice) => voice,
-            other => panic!("not a voice route: {other:?}"),
+        match route.provider_as() {
+            Some(voice) => voice,
+            None => panic!("not a voice route: {:?}", route.provider),
         }
     }
 
@@ -1336,7 +1062,7 @@ mod tests {
                 route.replay.is_some(),
                 "{scheme}: replay protection on by default"
             );
-            let (name, keys) = &route.scheme.provider().schemes()[0];
+            let (name, keys) = &route.provider.schemes()[0];
             assert_eq!((*name, keys.as_slice()), (scheme, ["k"].as_slice()));
         }
         let twilio = provider(
@@ -1344,10 +1070,7 @@ mod tests {
             "t",
             serde_json::json!({"public_origin": "https://a.example"}),
         );
-        assert!(matches!(
-            twilio.unwrap().routes[0].scheme,
-            Scheme::Twilio(_)
-        ));
+        assert!(twilio.unwrap().routes[0].provider_as::<Twilio>().is_some());
         let plivo = parse_json(route(serde_json::json!({"scheme": "plivo"}))).unwrap();
         assert_eq!(voice(&plivo.routes[0]).brand, Brand::Plivo);
     }
@@ -1423,8 +1146,8 @@ mod tests {
         )
         .unwrap();
         let r = &policy.routes[0];
-        assert!(matches!(r.scheme, Scheme::Asymmetric(_)));
-        assert_eq!(r.freshness, Some(crate::policy::FIVE_MINUTES));
+        assert!(r.provider_as::<Asymmetric>().is_some());
+        assert_eq!(r.freshness, Some(FIVE_MINUTES));
         assert_eq!(r.key_name("app"), Some("app"));
         assert!(r.answer_handshakes);
         for (scheme, extra, expected) in [
@@ -1434,7 +1157,7 @@ mod tests {
             ("sendgrid", serde_json::json!({"public_keys": [{"value": discord_key}]}), "routes[0].public_keys[0]: key from value is not base64 of a P-256 public key's SubjectPublicKeyInfo (DER)"),
             ("svix", serde_json::json!({"public_keys": [{"value": discord_key}]}), "routes[0].public_keys[0]: key from value is not whpk_ followed by base64 of an Ed25519 public key"),
             ("svix", serde_json::json!({}), "routes[0].keys: at least one key (whsec_ secret) or public key (whpk_, in public_keys) is required"),
-            ("github", serde_json::json!({"keys": [{"value": "s"}], "public_keys": [{"value": "k"}]}), "routes[0].public_keys: applies only to scheme discord, sendgrid, standard_webhooks or svix"),
+            ("github", serde_json::json!({"keys": [{"value": "s"}], "public_keys": [{"value": "k"}]}), "routes[0].public_keys: applies only to scheme standard_webhooks, svix, clerk, resend, discord or sendgrid"),
             ("discord", serde_json::json!({"public_keys": [{"name": "a", "value": discord_key}, {"name": "a", "value": discord_key}]}), "routes[0].public_keys[1].name: duplicate key name \"a\""),
         ] {
             assert!(message(route(scheme, extra.clone())).starts_with(expected), "{scheme} {extra}: {}", message(route(scheme, extra.clone())));
@@ -1442,7 +1165,7 @@ mod tests {
         // Standard Webhooks takes secrets, public keys, or both.
         let whpk = "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
         let both = route("standard_webhooks", serde_json::json!({"keys": [{"name": "s", "value": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}], "public_keys": [{"name": "p", "value": whpk}]})).unwrap();
-        let (_, names) = &both.routes[0].scheme.provider().schemes()[0];
+        let (_, names) = &both.routes[0].provider.schemes()[0];
         assert_eq!(names, &["s", "p"]);
     }
 
@@ -1451,8 +1174,8 @@ mod tests {
         let meta = |extra: serde_json::Value| provider("meta", "s", extra);
         let token = serde_json::json!({"verify_token": {"value": "t"}});
         assert!(matches!(
-            &meta(token.clone()).unwrap().routes[0].scheme,
-            Scheme::Meta(m) if m.verify_token.as_deref() == Some(&b"t"[..])
+            meta(token.clone()).unwrap().routes[0].provider_as::<Meta>(),
+            Some(m) if m.verify_token.as_deref() == Some(&b"t"[..])
         ));
         let message = |result: Result<Policy, ConfigError>| result.unwrap_err().to_string();
         assert!(message(provider("github", "s", token.clone()))
@@ -1502,7 +1225,7 @@ mod tests {
             "keys": [{"env": "TOKEN"}]}]});
         let policy = parse_json(whatsapp).unwrap();
         let r = &policy.routes[0];
-        assert!(matches!(r.scheme, Scheme::WhatsApp(_)));
+        assert!(r.provider_as::<WhatsApp>().is_some());
         // occurred_at is signed, so freshness is on by default and required.
         assert_eq!(
             r.freshness,
@@ -1517,7 +1240,9 @@ mod tests {
             "name": "kyc", "path_prefix": "/kyc/", "scheme": "vobiz_kyc",
             "keys": [{"env": "PARENT"}]}]});
         let policy = parse_json(kyc).unwrap();
-        assert!(matches!(policy.routes[0].scheme, Scheme::Kyc(_)));
+        assert!(
+            matches!(policy.routes[0].provider_as::<BodySigned>(), Some(kyc) if kyc.scheme == "kyc")
+        );
         assert_eq!(policy.routes[0].freshness, None);
     }
 
@@ -1873,10 +1598,7 @@ mod tests {
     fn plivo_verifies_only_what_its_sdk_verifies() {
         let origin = serde_json::json!({"public_origin": "https://a.example"});
         let plivo = provider("plivo", "t", origin.clone()).unwrap();
-        match &plivo.routes[0].scheme {
-            Scheme::Voice(voice) => assert_eq!(voice.v3, V3Construction::Sdk),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(voice(&plivo.routes[0]).v3, V3Construction::Sdk);
         for construction in ["docs", "either"] {
             let mut extra = origin.clone();
             extra["v3_construction"] = construction.into();

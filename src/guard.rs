@@ -125,7 +125,7 @@ fn judge_headers<'p>(
     check_source(route, head, downstream)?;
     check_transport(route, head, downstream)?;
     check_declared_length(route, head)?;
-    let provider = route.scheme.provider();
+    let provider = route.provider.as_ref();
     check_declared_media(provider.media(), head)?;
     let checks = checks(route);
     Ok(match provider.at_headers(head, &checks)? {
@@ -191,7 +191,7 @@ pub fn on_body_verified<'p>(
 /// verified: `Some` refusal, in the order [`on_body`] judges (size, type, signature), when
 /// the body is too large, of a type its provider never sends, or its MAC cannot verify.
 pub fn on_hashed<'p>(route: &'p Route, head: &RequestHead, hashed: &Hashed) -> Option<Step<'p>> {
-    let provider = route.scheme.provider();
+    let provider = route.provider.as_ref();
     let refusal = if hashed.body_len > route.max_body_bytes as usize {
         too_large(route)
     } else {
@@ -220,7 +220,7 @@ fn judge_body<'p>(
     if body.len() > route.max_body_bytes as usize {
         return Err(too_large(route));
     }
-    let provider = route.scheme.provider();
+    let provider = route.provider.as_ref();
     let media = provider.media();
     let content_type = check_media(media, head, body.is_empty())?;
     let checks = checks(route);
@@ -1997,7 +1997,7 @@ mod tests {
             let route = &policy.routes[0];
             let head = request.head();
             let head = RequestHead::new(&head);
-            let streamed = route.scheme.provider().streamed_mac(&head).unwrap();
+            let streamed = route.provider.streamed_mac(&head).unwrap();
             let mut hasher = streamed.start();
             // As the filter takes the body in: piece by piece.
             for piece in request.body.chunks(7) {
@@ -2138,7 +2138,7 @@ mod tests {
     #[test]
     fn a_scheme_that_parses_its_body_verifies_only_what_the_media_check_admits() {
         let policy = whatsapp();
-        let provider = policy.routes[0].scheme.provider();
+        let provider = policy.routes[0].provider.as_ref();
         assert!(provider.parses_body());
         let envelope = |payload: &[u8]| {
             let head = br#"{"event_id":"e1","occurred_at":"2026-03-25T10:00:00Z","payload":"#;

@@ -143,8 +143,7 @@ impl<Id: Copy> RouteMetrics<Id> {
 /// Every scheme a route can accept, with the names of the keys that can verify it.
 fn schemes(route: &Route) -> Vec<(&'static str, Vec<String>)> {
     route
-        .scheme
-        .provider()
+        .provider
         .schemes()
         .into_iter()
         .map(|(scheme, keys)| (scheme, keys.into_iter().map(String::from).collect()))

@@ -3,22 +3,10 @@
 use crate::etcd::Etcd;
 use crate::net::Cidr;
 use crate::path_view::{Features, PathView, Prefix};
-use crate::providers::asymmetric::Asymmetric;
-use crate::providers::body_mac::BodySigned;
-use crate::providers::generic::Generic;
-use crate::providers::mailgun::Mailgun;
-use crate::providers::meta::Meta;
-use crate::providers::shopify::Shopify;
-use crate::providers::slack::Slack;
-use crate::providers::standard_webhooks::StandardWebhooks;
-use crate::providers::stripe::Stripe;
-use crate::providers::twilio::Twilio;
-use crate::providers::vobiz::voice::VoiceScheme;
-use crate::providers::vobiz::WhatsApp;
 use crate::providers::Provider;
 use crate::replay::ReplayCache;
 use crate::request::RequestHead;
-use crate::timestamp::Edges;
+use crate::timestamp::Freshness;
 
 #[derive(Debug)]
 pub struct Policy {
@@ -53,7 +41,11 @@ pub struct Route {
     /// port or trailing dot.
     pub host: Option<String>,
     pub transport: Transport,
-    pub scheme: Scheme,
+    /// The route's scheme, as its provider built it from the configuration (see
+    /// [`crate::providers::registry`]). Chosen by configuration, never guessed from headers.
+    pub provider: Box<dyn Provider>,
+    /// The scheme's name in the configuration (`stripe`, `vobiz_voice`, ...).
+    pub scheme: &'static str,
     /// Replay protection; `None` only when the operator switched it off.
     pub replay: Option<Replay>,
     pub freshness: Option<Freshness>,
@@ -82,108 +74,6 @@ pub enum Mode {
     Enforce,
     /// Verify, count and log everything, reject nothing: for watching before enforcing.
     Shadow,
-}
-
-/// How a route's callbacks are signed. Chosen by configuration, never guessed from headers.
-/// Each variant is a provider's scheme on the one seam the guard uses ([`Provider`]).
-#[derive(Debug)]
-pub enum Scheme {
-    /// Vobiz voice: `X-Vobiz-Signature-V3`/`-V2`/`-MA-*` over URL and nonce.
-    Voice(VoiceScheme),
-    /// Vobiz `X-Webhook-Signature`: hex HMAC of the body with the subscription secret.
-    WhatsApp(WhatsApp),
-    /// Vobiz `X-Vobiz-Signature: sha256=<hex>` HMAC of the body with the parent token.
-    Kyc(BodySigned),
-    /// Standard Webhooks or Svix (`webhook-*` / `svix-*` headers).
-    StandardWebhooks(StandardWebhooks),
-    Stripe(Stripe),
-    GitHub(BodySigned),
-    Slack(Slack),
-    Twilio(Twilio),
-    Shopify(Shopify),
-    Meta(Meta),
-    /// The generic HMAC scheme, described in the route's `generic` block, and the presets
-    /// built on it.
-    Generic(Generic),
-    /// Signed with the provider's private key: Discord (Ed25519), SendGrid (ECDSA P-256).
-    Asymmetric(Asymmetric),
-    /// Signed in the body, over a timestamp and token only.
-    Mailgun(Mailgun),
-}
-
-/// What a scheme's freshness check reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Time {
-    /// A signed time, checked by default with the provider SDK's tolerance (the future
-    /// bounded as well).
-    Signed(Freshness),
-    /// An unsigned time the route may choose to check (a sanity check only).
-    Unsigned,
-    /// Nothing time-like: a freshness setting would check nothing.
-    None,
-}
-
-/// The tolerance of the SDKs that check a signed time (Standard Webhooks, Svix, Stripe,
-/// Slack): five minutes, here in both directions.
-pub const FIVE_MINUTES: Freshness = Freshness {
-    max_age_secs: 300,
-    max_future_secs: 300,
-    required: true,
-    edges: Edges::Exact,
-};
-
-impl Scheme {
-    /// What freshness reads for this scheme, and its default.
-    pub fn time(&self) -> Time {
-        match self {
-            Scheme::Voice(_) => Time::Unsigned,
-            Scheme::WhatsApp(_) => Time::Signed(Freshness {
-                max_age_secs: 3600,
-                max_future_secs: 300,
-                required: true,
-                edges: Edges::Exact,
-            }),
-            Scheme::StandardWebhooks(scheme) => Time::Signed(scheme.freshness()),
-            Scheme::Stripe(_) | Scheme::Slack(_) | Scheme::Asymmetric(_) => {
-                Time::Signed(FIVE_MINUTES)
-            }
-            Scheme::Kyc(_)
-            | Scheme::GitHub(_)
-            | Scheme::Twilio(_)
-            | Scheme::Shopify(_)
-            | Scheme::Meta(_) => Time::None,
-            // The SDK's 15 minutes; the future bounded as well.
-            Scheme::Mailgun(_) => Time::Signed(Freshness {
-                max_age_secs: 900,
-                max_future_secs: 300,
-                required: true,
-                edges: Edges::Exact,
-            }),
-            Scheme::Generic(generic) => match &generic.time {
-                Some(time) => Time::Signed(time.window),
-                None => Time::None,
-            },
-        }
-    }
-
-    /// The scheme on the seam.
-    pub fn provider(&self) -> &dyn Provider {
-        match self {
-            Scheme::Voice(scheme) => scheme,
-            Scheme::WhatsApp(scheme) => scheme,
-            Scheme::Kyc(scheme) => scheme,
-            Scheme::StandardWebhooks(scheme) => scheme,
-            Scheme::Stripe(scheme) => scheme,
-            Scheme::GitHub(scheme) => scheme,
-            Scheme::Slack(scheme) => scheme,
-            Scheme::Twilio(scheme) => scheme,
-            Scheme::Shopify(scheme) => scheme,
-            Scheme::Meta(scheme) => scheme,
-            Scheme::Generic(scheme) => scheme,
-            Scheme::Asymmetric(scheme) => scheme,
-            Scheme::Mailgun(scheme) => scheme,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -217,17 +107,6 @@ pub enum OnDuplicate {
     /// ones (Twilio), where a repeat is not evidence of a replay. The memory still refuses
     /// the same signed message with anything else changed (`replay_tampered`).
     Deliver,
-}
-
-/// Bounds on a callback's own timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Freshness {
-    pub max_age_secs: u32,
-    pub max_future_secs: u32,
-    /// A callback without the timestamp is refused (always true where it is signed).
-    pub required: bool,
-    /// Where the window ends, as the provider's SDK compares.
-    pub edges: Edges,
 }
 
 /// Whether a request is protected, decided on every way a server could read its path and
@@ -321,10 +200,15 @@ impl Policy {
 }
 
 impl Route {
+    /// The route's scheme as the type its provider built, for tests and tools that look
+    /// inside a compiled policy; `None` if it is another provider's.
+    pub fn provider_as<T: Provider>(&self) -> Option<&T> {
+        (self.provider.as_ref() as &dyn std::any::Any).downcast_ref()
+    }
+
     /// The route's own spelling of a key name (names are unique within a route).
     pub fn key_name(&self, name: &str) -> Option<&str> {
-        self.scheme
-            .provider()
+        self.provider
             .schemes()
             .into_iter()
             .flat_map(|(_, keys)| keys)

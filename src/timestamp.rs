@@ -241,6 +241,26 @@ pub fn check_fresh(
     Ok(())
 }
 
+/// Bounds on a callback's own timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub max_age_secs: u32,
+    pub max_future_secs: u32,
+    /// A callback without the timestamp is refused (always true where it is signed).
+    pub required: bool,
+    /// Where the window ends, as the provider's SDK compares.
+    pub edges: Edges,
+}
+
+/// The tolerance of the SDKs that check a signed time (Standard Webhooks, Svix, Stripe,
+/// Slack): five minutes, here in both directions.
+pub const FIVE_MINUTES: Freshness = Freshness {
+    max_age_secs: 300,
+    max_future_secs: 300,
+    required: true,
+    edges: Edges::Exact,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

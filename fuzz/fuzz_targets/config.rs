@@ -7,7 +7,9 @@ use std::collections::HashSet;
 
 use callback_guard::config;
 use callback_guard::path_view::PathView;
-use callback_guard::policy::{host_name, Policy, Protection, Scheme, Time, Transport};
+use callback_guard::policy::{host_name, Policy, Protection, Transport};
+use callback_guard::providers::vobiz::voice::VoiceScheme;
+use callback_guard::providers::Time;
 use callback_guard::request::{Header, RequestHead};
 use libfuzzer_sys::fuzz_target;
 
@@ -70,8 +72,8 @@ fn check_policy(policy: &Policy) {
             );
         }
         let mut key_names: HashSet<String> = HashSet::new();
-        match &route.scheme {
-            Scheme::Voice(voice) => {
+        match route.provider_as::<VoiceScheme>() {
+            Some(voice) => {
                 let origin = voice.origin.as_str();
                 let authority = match (
                     origin.strip_prefix("https://"),
@@ -108,9 +110,9 @@ fn check_policy(policy: &Policy) {
                     );
                 }
             }
-            other => {
-                let keys: Vec<&str> = other
-                    .provider()
+            None => {
+                let keys: Vec<&str> = route
+                    .provider
                     .schemes()
                     .into_iter()
                     .flat_map(|(_, keys)| keys)
@@ -122,7 +124,7 @@ fn check_policy(policy: &Policy) {
                 }
             }
         }
-        match (route.scheme.time(), route.freshness) {
+        match (route.provider.time(), route.freshness) {
             (Time::Signed(_), Some(freshness)) => {
                 assert!(freshness.required);
                 if let Some(replay) = &route.replay {

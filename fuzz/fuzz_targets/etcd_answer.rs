@@ -4,7 +4,9 @@
 //! store error; a call is always a well-formed request of the route's API.
 #![no_main]
 
-use callback_guard::etcd::{Answered, Api, Claim, Etcd, GrpcResponse, OnError, Progress, Response};
+use callback_guard::etcd::{
+    Answered, Api, Claim, Etcd, GrpcResponse, OnError, Progress, Response, Stored,
+};
 use callback_guard::replay::{Outcome, Record, State, Timing};
 use libfuzzer_sys::fuzz_target;
 
@@ -58,7 +60,8 @@ fn answers(data: &[u8]) -> [Answered<'_>; 4] {
 }
 
 fn check_call<T: std::fmt::Debug>(api: Api, progress: &Progress<T>) {
-    if let Progress::Call(call) = progress {
+    if let Progress::Send(request) = progress {
+        let call = request.call(api);
         match api {
             Api::Grpc => assert!(call.body.is_empty() && call.message.len() > 5),
             Api::Json => assert!(call.message.is_empty() && call.body.starts_with('{')),
@@ -73,24 +76,27 @@ fuzz_target!(|data: &[u8]| {
             Answered::Json(_) => Api::Json,
         };
         let store = etcd(api);
-        let (mut op, _) = store.reserve(&[7; 16], &[1; 16], NOW);
+        let mut op = store.reserve(&[7; 16], &[1; 16], NOW, 1);
         let progress = op.on_answer(answer);
         check_call(api, &progress);
-        if let Progress::Call(_) = progress {
+        if let Progress::Send(_) = progress {
             // The grant or the next transaction: answered with the same bytes.
             check_call(api, &op.on_answer(answer));
         }
         let claim = Claim {
             revision: 5,
-            record: Record {
-                fingerprint: [1; 16],
-                expires_at: NOW + 86_400,
-                deadline: NOW + 30,
-                state: State::InFlight,
+            stored: Stored {
+                record: Record {
+                    fingerprint: [1; 16],
+                    expires_at: NOW + 86_400,
+                    deadline: NOW + 30,
+                    state: State::InFlight,
+                },
+                claim: 1,
             },
         };
-        if let Some((mut settle, _)) = store.settle(&[7; 16], claim, Outcome::Delivered, NOW) {
-            check_call(api, &settle.on_answer(answer));
+        if let Some(mut settle) = store.settle(&[7; 16], claim, Outcome::Delivered, NOW) {
+            check_call(api, &settle.on_reply(answer.txn()));
         }
         let _ = answer.round_trip();
     }

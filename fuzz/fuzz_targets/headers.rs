@@ -8,8 +8,7 @@
 mod common;
 
 use callback_guard::guard::{self, Step};
-use callback_guard::policy::Scheme;
-use callback_guard::providers::vobiz::voice::V3Construction;
+use callback_guard::providers::vobiz::voice::{V3Construction, VoiceScheme};
 use callback_guard::request::{Lookup, RequestHead};
 use callback_guard::verdict::Reason;
 use libfuzzer_sys::fuzz_target;
@@ -112,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Step::NeedBody(route) => assert!(
                 route.needs_body()
-                    || matches!(&route.scheme, Scheme::Voice(v) if v.v3 != V3Construction::Docs)
+                    || matches!(route.provider_as::<VoiceScheme>(), Some(v) if v.v3 != V3Construction::Docs)
             ),
             Step::Unprotected => assert!(!head.path_without_query().starts_with(b"/")),
             // Only a body step may ask a fleet-wide store (none is configured here).

@@ -294,7 +294,7 @@ impl RootContext for GuardRoot {
                     .routes
                     .iter()
                     .map(|route| {
-                        let schemes = route.scheme.provider().schemes();
+                        let schemes = route.provider.schemes();
                         let each = schemes.into_iter().flat_map(|(scheme, keys)| {
                             keys.into_iter().map(move |key| {
                                 let verdict =
@@ -564,8 +564,7 @@ impl HttpContext for GuardRequest {
                     Some(Prior::Hashed(_)) | None => None,
                 };
                 let hashing = route
-                    .scheme
-                    .provider()
+                    .provider
                     .streamed_mac(&head)
                     .map(|streamed| Hashing::new(&streamed));
                 self.state = State::AwaitingBody {

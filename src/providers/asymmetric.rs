@@ -12,13 +12,15 @@
 
 use base64::Engine;
 
+use crate::providers::registry::Entry;
 use crate::providers::{
     json_with, malformed, required, unix_seconds, AtHeaders, Body, Checks, Media, Provider, Reply,
-    Signed, Verified,
+    Signed, Time, Verified,
 };
 use crate::public_key::{PublicKey, Written};
 use crate::request::RequestHead;
 use crate::timestamp::Stamp;
+use crate::timestamp::FIVE_MINUTES;
 use crate::verdict::{Reason, Rejection};
 
 /// How a signature is written in its header.
@@ -111,7 +113,27 @@ impl Asymmetric {
     }
 }
 
+pub const DISCORD_ENTRY: Entry = Entry::new(DISCORD.scheme, |settings| {
+    Ok(Box::new(Asymmetric {
+        flavour: DISCORD,
+        keys: settings.public_keys,
+    }))
+})
+.public_keys(DISCORD.written);
+
+pub const SENDGRID_ENTRY: Entry = Entry::new(SENDGRID.scheme, |settings| {
+    Ok(Box::new(Asymmetric {
+        flavour: SENDGRID,
+        keys: settings.public_keys,
+    }))
+})
+.public_keys(SENDGRID.written);
+
 impl Provider for Asymmetric {
+    fn time(&self) -> Time {
+        Time::Signed(FIVE_MINUTES)
+    }
+
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         self.read(head)?;
         Ok(AtHeaders::NeedBody)

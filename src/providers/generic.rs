@@ -16,14 +16,13 @@ use serde::Deserialize;
 
 use crate::form;
 use crate::keys::{slices_equal, Algorithm, Key};
-use crate::policy::Freshness;
-use crate::providers::presets::Handshake;
+use crate::providers::registry::{self, Field, Problem, Secret};
 use crate::providers::{
     decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks, Json,
     Media, Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
-use crate::timestamp::{self, Edges, Stamp};
+use crate::timestamp::{self, Edges, Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
 /// How a MAC is written.
@@ -143,6 +142,32 @@ pub struct Generic {
     pub keys: Vec<Key>,
     /// A preset's endpoint check (Zoom's, Twitch's).
     pub handshake: Option<Handshake>,
+}
+
+/// An endpoint check's reply to a request that verified, under the key that verified it
+/// (Zoom's reply is a MAC under it); `None` where the request is no such check.
+pub type Handshake = fn(&RequestHead, &[u8], Option<&Key>) -> Result<Option<Reply>, Rejection>;
+
+pub const ENTRY: registry::Entry = registry::Entry::new("generic_hmac", |settings| {
+    let Some(raw) = settings.generic else {
+        return Err(Problem::new(
+            Field::Generic.name(),
+            "is required for scheme generic_hmac",
+        ));
+    };
+    let scheme = compile(raw, "generic_hmac", settings.public_origin, settings.keys);
+    Ok(Box::new(scheme.map_err(problem)?))
+})
+.reading(&[Field::Generic, Field::PublicOrigin])
+.secret(Secret::Generic);
+
+/// A compile error as the route names it: `public_origin` is the route's own field, the
+/// rest are the `generic` block's.
+pub fn problem((field, problem): (String, String)) -> Problem {
+    match field.as_str() {
+        "public_origin" => Problem::new(field, problem),
+        _ => Problem::new(format!("generic.{field}"), problem),
+    }
 }
 
 /// The signatures and `key=value` items one request carries.
@@ -376,6 +401,13 @@ fn body_field(body: &[u8], field: &str) -> Result<Vec<u8>, Rejection> {
 }
 
 impl Provider for Generic {
+    fn time(&self) -> crate::providers::Time {
+        match &self.time {
+            Some(time) => crate::providers::Time::Signed(time.window),
+            None => crate::providers::Time::None,
+        }
+    }
+
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         self.read(head)?;
         Ok(AtHeaders::NeedBody)
@@ -429,10 +461,7 @@ impl Provider for Generic {
         key: &str,
     ) -> Result<Option<Reply>, Rejection> {
         match self.handshake {
-            Some(handshake) => {
-                let key = self.keys.iter().find(|k| k.name == key);
-                handshake.reply(head, body, key)
-            }
+            Some(handshake) => handshake(head, body, self.keys.iter().find(|k| k.name == key)),
             None => Ok(None),
         }
     }

@@ -7,6 +7,7 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::{BodyMac, BodySigned};
+use crate::providers::registry::Entry;
 use crate::providers::Media;
 
 pub const SCHEME: BodyMac = BodyMac {
@@ -15,6 +16,8 @@ pub const SCHEME: BodyMac = BodyMac {
 };
 
 /// A GitHub route's scheme.
+pub const ENTRY: Entry = Entry::new("github", |settings| Ok(Box::new(scheme(settings.keys))));
+
 pub fn scheme(keys: Vec<Key>) -> BodySigned {
     BodySigned {
         scheme: "github",

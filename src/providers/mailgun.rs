@@ -20,12 +20,14 @@ use serde_json::Value;
 use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
+use crate::providers::registry::Entry;
 use crate::providers::{
     any_key, form_pairs, key_names, mismatch, unix_seconds, AtHeaders, Body, Checks, ContentType,
-    Media, Provider, Signed, Verified,
+    Media, Provider, Signed, Time, Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp::Stamp;
+use crate::timestamp::{Edges, Freshness};
 use crate::verdict::{Reason, Rejection};
 
 /// Mailgun's tokens are 50 characters long (its docs), lowercase hex in every delivery:
@@ -99,7 +101,23 @@ fn read(content_type: ContentType, body: &[u8]) -> Result<Block<'_>, Rejection> 
     })
 }
 
+pub const ENTRY: Entry = Entry::new("mailgun", |settings| {
+    Ok(Box::new(Mailgun {
+        keys: settings.keys,
+    }))
+});
+
 impl Provider for Mailgun {
+    /// The SDK's 15 minutes; the future bounded as well.
+    fn time(&self) -> Time {
+        Time::Signed(Freshness {
+            max_age_secs: 900,
+            max_future_secs: 300,
+            required: true,
+            edges: Edges::Exact,
+        })
+    }
+
     fn at_headers(&self, _: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         Ok(AtHeaders::NeedBody)
     }

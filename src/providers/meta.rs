@@ -10,6 +10,7 @@ use crate::form;
 use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::github::SCHEME;
+use crate::providers::registry::{Entry, Field, Problem};
 use crate::providers::{
     challenge, form_pairs, AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac,
     Verified,
@@ -80,6 +81,17 @@ impl Meta {
         Ok(Some(Reply::text("subscribe", challenge.as_bytes())))
     }
 }
+
+pub const ENTRY: Entry = Entry::new("meta", |settings| {
+    if settings.verify_token.is_some() && !settings.answer_handshakes {
+        return Err(Problem::new(
+            "verify_token",
+            "answers Meta's subscription check, which answer_handshakes: false turns off",
+        ));
+    }
+    Ok(Box::new(scheme(settings.keys, settings.verify_token)))
+})
+.reading(&[Field::VerifyToken]);
 
 impl Provider for Meta {
     fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection> {

@@ -7,8 +7,9 @@
 //! of it, and never an unsigned delivery-id header an attacker could change), the request's
 //! signed time for freshness, the bodies it accepts ([`Media`]) and the unsigned headers the
 //! application dispatches on, which the replay fingerprint binds with everything else the
-//! application reads. Adding a provider adds a module and a [`crate::policy::Scheme`]
-//! variant; the request flow does not change.
+//! application reads. Adding a provider adds a module, whose [`registry::Entry`] says how
+//! the provider builds itself from a route, and one line in [`registry::ALL`]; the request
+//! flow does not change.
 
 use std::borrow::Cow;
 
@@ -16,9 +17,8 @@ use hmac::Mac;
 
 use crate::form;
 use crate::keys::{macs_equal, HmacSha256, Key};
-use crate::policy::Freshness;
 use crate::request::{Lookup, RequestHead};
-use crate::timestamp::Stamp;
+use crate::timestamp::{Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
 pub mod asymmetric;
@@ -28,6 +28,7 @@ pub mod github;
 pub mod mailgun;
 pub mod meta;
 pub mod presets;
+pub mod registry;
 pub mod shopify;
 pub mod slack;
 pub mod standard_webhooks;
@@ -167,8 +168,27 @@ pub struct Checks {
     pub freshness: Option<Freshness>,
 }
 
-/// The questions the guard asks of every scheme.
-pub trait Provider {
+/// What a scheme's freshness check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    /// A signed time, checked by default with the provider SDK's tolerance (the future
+    /// bounded as well).
+    Signed(Freshness),
+    /// An unsigned time the route may choose to check (a sanity check only).
+    Unsigned,
+    /// Nothing time-like: a freshness setting would check nothing.
+    None,
+}
+
+/// The questions the guard asks of every scheme. `Any`, so that a test can look at the
+/// scheme a configuration built.
+pub trait Provider: std::any::Any + Send + Sync {
+    /// What the route's freshness check reads, and its default window: the provider
+    /// SDK's.
+    fn time(&self) -> Time {
+        Time::None
+    }
+
     /// Judges what the headers alone can: a missing, duplicated or malformed signature is
     /// refused here, before any body is buffered.
     fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection>;
@@ -642,4 +662,12 @@ pub fn mismatch(what: &str) -> Rejection {
 /// A route's keys by name, as every scheme reports them.
 pub fn key_names(keys: &[Key]) -> Vec<&str> {
     keys.iter().map(|key| key.name.as_str()).collect()
+}
+
+/// A scheme by the names and keys it reports: no vtable carries a `Debug` of every
+/// provider's internals into the module.
+impl std::fmt::Debug for dyn Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.schemes()).finish()
+    }
 }

@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 
 use crate::keys::Key;
 use crate::providers::generic::{self, Generic};
-use crate::providers::{json_challenge, json_with, Reply};
+use crate::providers::registry::{Entry, Field, Problem, Settings};
+use crate::providers::{json_challenge, json_with, Provider, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -34,6 +35,26 @@ pub enum Preset {
     Intercom,
     Twitch,
 }
+
+fn built(preset: Preset, settings: Settings) -> Result<Box<dyn Provider>, Problem> {
+    let scheme = preset.compile(settings.public_origin, settings.keys);
+    Ok(Box::new(scheme.map_err(generic::problem)?))
+}
+
+/// The presets whose message signs the URL read the route's `public_origin`.
+const SIGNS_URL: &[Field] = &[Field::PublicOrigin];
+
+pub const RAZORPAY: Entry = Entry::new(Preset::Razorpay.name(), |s| built(Preset::Razorpay, s));
+pub const PADDLE: Entry = Entry::new(Preset::Paddle.name(), |s| built(Preset::Paddle, s));
+pub const SQUARE: Entry =
+    Entry::new(Preset::Square.name(), |s| built(Preset::Square, s)).reading(SIGNS_URL);
+pub const HUBSPOT: Entry =
+    Entry::new(Preset::HubSpot.name(), |s| built(Preset::HubSpot, s)).reading(SIGNS_URL);
+pub const LINEAR: Entry = Entry::new(Preset::Linear.name(), |s| built(Preset::Linear, s));
+pub const ZOOM: Entry = Entry::new(Preset::Zoom.name(), |s| built(Preset::Zoom, s));
+pub const PAGERDUTY: Entry = Entry::new(Preset::PagerDuty.name(), |s| built(Preset::PagerDuty, s));
+pub const INTERCOM: Entry = Entry::new(Preset::Intercom.name(), |s| built(Preset::Intercom, s));
+pub const TWITCH: Entry = Entry::new(Preset::Twitch.name(), |s| built(Preset::Twitch, s));
 
 /// A preset's endpoint check, answered at the edge once the request verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +82,7 @@ impl Preset {
         Preset::Twitch,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Preset::Razorpay => "razorpay",
             Preset::Paddle => "paddle",
@@ -159,10 +180,14 @@ impl Preset {
         }
     }
 
-    fn handshake(self) -> Option<Handshake> {
+    fn handshake(self) -> Option<generic::Handshake> {
         match self {
-            Preset::Zoom => Some(Handshake::ZoomUrlValidation),
-            Preset::Twitch => Some(Handshake::TwitchCallbackVerification),
+            Preset::Zoom => {
+                Some(|head, body, key| Handshake::ZoomUrlValidation.reply(head, body, key))
+            }
+            Preset::Twitch => {
+                Some(|head, body, key| Handshake::TwitchCallbackVerification.reply(head, body, key))
+            }
             _ => None,
         }
     }
@@ -280,6 +305,15 @@ mod tests {
         }
         let needs_origin = Preset::Square.compile(None, vec![]).unwrap_err();
         assert_eq!(needs_origin.0, "public_origin");
+    }
+
+    #[test]
+    fn a_preset_reads_public_origin_exactly_when_it_signs_the_url() {
+        for preset in Preset::ALL {
+            let entry = crate::providers::registry::find(preset.name()).unwrap();
+            let signs_url = preset.compile(None, vec![test_key("k", "s")]).is_err();
+            assert_eq!(entry.reads(Field::PublicOrigin), signs_url, "{preset:?}");
+        }
     }
 
     /// Preset, secret, public origin, headers, body, the signed time.

@@ -8,6 +8,7 @@
 //! An empty body is refused, as Shopify's own library does.
 
 use crate::keys::Key;
+use crate::providers::registry::Entry;
 use crate::providers::{
     base64_exact, key_names, key_with_mac, malformed, mismatch, required, AtHeaders, Body, Checks,
     Hashed, Media, Provider, Signed, StreamedMac, Verified,
@@ -66,6 +67,12 @@ impl Shopify {
             .ok_or_else(|| mismatch(HEADER))
     }
 }
+
+pub const ENTRY: Entry = Entry::new("shopify", |settings| {
+    Ok(Box::new(Shopify {
+        keys: settings.keys,
+    }))
+});
 
 impl Provider for Shopify {
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {

@@ -7,12 +7,14 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
+use crate::providers::registry::Entry;
 use crate::providers::{
     json_challenge, json_with, key_names, key_with_mac, mismatch, required, unix_seconds,
-    AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, Signed, StreamedMac, Verified,
+    AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, Signed, StreamedMac, Time, Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp::Stamp;
+use crate::timestamp::FIVE_MINUTES;
 use crate::verdict::Rejection;
 
 pub const SIGNATURE: BodyMac = BodyMac {
@@ -42,7 +44,17 @@ impl Slack {
     }
 }
 
+pub const ENTRY: Entry = Entry::new("slack", |settings| {
+    Ok(Box::new(Slack {
+        keys: settings.keys,
+    }))
+});
+
 impl Provider for Slack {
+    fn time(&self) -> Time {
+        Time::Signed(FIVE_MINUTES)
+    }
+
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         read(head)?;
         Ok(AtHeaders::NeedBody)

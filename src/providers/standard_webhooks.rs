@@ -12,15 +12,15 @@
 //! `1614265330.9` (they re-format it before signing), which no producer sends.
 
 use crate::keys::Key;
-use crate::policy::{Freshness, FIVE_MINUTES};
+use crate::providers::registry::{Entry, Problem, Secret, Settings};
 use crate::providers::{
     base64_exact, key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders,
-    Body, Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified, MAX_SIGNATURES,
+    Body, Checks, Hashed, Media, Provider, Signed, StreamedMac, Time, Verified, MAX_SIGNATURES,
     MAX_SIGNATURE_HEADER_BYTES,
 };
-use crate::public_key::PublicKey;
+use crate::public_key::{PublicKey, Written};
 use crate::request::{Lookup, RequestHead};
-use crate::timestamp::{Edges, Stamp};
+use crate::timestamp::{Edges, Freshness, Stamp, FIVE_MINUTES};
 use crate::verdict::{Reason, Rejection};
 
 /// The header names and scheme name of one flavour.
@@ -187,7 +187,35 @@ impl StandardWebhooks {
     }
 }
 
+/// Standard Webhooks and the providers that deliver through Svix: `whsec_` secrets and
+/// `whpk_` public keys.
+const fn entry(
+    names: &Names,
+    compile: fn(Settings) -> Result<Box<dyn Provider>, Problem>,
+) -> Entry {
+    Entry::new(names.scheme, compile)
+        .secret(Secret::Whsec)
+        .public_keys(Written::Ed25519Whpk)
+}
+
+fn built(names: Names, settings: Settings) -> Result<Box<dyn Provider>, Problem> {
+    Ok(Box::new(StandardWebhooks {
+        names,
+        keys: settings.keys,
+        public_keys: settings.public_keys,
+    }))
+}
+
+pub const STANDARD_ENTRY: Entry = entry(&STANDARD, |settings| built(STANDARD, settings));
+pub const SVIX_ENTRY: Entry = entry(&SVIX, |settings| built(SVIX, settings));
+pub const CLERK_ENTRY: Entry = entry(&CLERK, |settings| built(CLERK, settings));
+pub const RESEND_ENTRY: Entry = entry(&RESEND, |settings| built(RESEND, settings));
+
 impl Provider for StandardWebhooks {
+    fn time(&self) -> Time {
+        Time::Signed(self.freshness())
+    }
+
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         self.read(head)?;
         Ok(AtHeaders::NeedBody)

@@ -10,13 +10,15 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
+use crate::providers::registry::Entry;
 use crate::providers::{
     key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders, Body, Checks,
-    Hashed, Media, Provider, Signed, StreamedMac, Verified, MAX_SIGNATURES,
+    Hashed, Media, Provider, Signed, StreamedMac, Time, Verified, MAX_SIGNATURES,
     MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
 use crate::timestamp::Stamp;
+use crate::timestamp::FIVE_MINUTES;
 use crate::verdict::{Reason, Rejection};
 
 pub const HEADER: &str = "stripe-signature";
@@ -93,7 +95,17 @@ impl Stripe {
     }
 }
 
+pub const ENTRY: Entry = Entry::new("stripe", |settings| {
+    Ok(Box::new(Stripe {
+        keys: settings.keys,
+    }))
+});
+
 impl Provider for Stripe {
+    fn time(&self) -> Time {
+        Time::Signed(FIVE_MINUTES)
+    }
+
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         read(head)?;
         Ok(AtHeaders::NeedBody)

@@ -15,6 +15,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::keys::{macs_equal, Key};
+use crate::providers::registry::{required_origin, Entry, Field};
 use crate::providers::{
     base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks,
     ContentType, Json, Media, Provider, Signed, Verified,
@@ -89,6 +90,12 @@ fn signature(head: &RequestHead) -> Result<[u8; 20], Rejection> {
     base64_exact::<20>(required(head, HEADER)?)
         .ok_or_else(|| malformed(format!("{HEADER} is not base64 of 20 bytes (HMAC-SHA1)")))
 }
+
+pub const ENTRY: Entry = Entry::new("twilio", |settings| {
+    let origin = required_origin("twilio", settings.public_origin)?;
+    Ok(Box::new(Twilio::new(&origin, settings.keys)))
+})
+.reading(&[Field::PublicOrigin]);
 
 impl Provider for Twilio {
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {

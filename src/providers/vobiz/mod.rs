@@ -14,14 +14,81 @@ pub mod whatsapp;
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
+use crate::providers::registry::{required_origin, Entry, Field, Problem, Settings};
 use crate::providers::{
     form_pairs, key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, Signed, StreamedMac,
-    Verified,
+    Time, Verified,
 };
 use crate::request::RequestHead;
-use crate::timestamp::{self, Stamp};
+use crate::timestamp::{self, Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
-use voice::{Message, Pairs, V3Construction, VoiceScheme};
+use voice::{Brand, Family, Message, Pairs, V3Construction, VoiceScheme};
+
+/// Nonce-signed voice callbacks: public origin, parent keys, families, constructions.
+const VOICE_FIELDS: &[Field] = &[
+    Field::PublicOrigin,
+    Field::ParentKeys,
+    Field::Accept,
+    Field::V3Construction,
+    Field::FreshnessRequire,
+];
+
+pub const VOICE: Entry = Entry::new("vobiz_voice", |settings| {
+    voice_scheme(Brand::Vobiz, "vobiz_voice", settings)
+})
+.reading(VOICE_FIELDS);
+
+pub const PLIVO: Entry = Entry::new("plivo", |settings| {
+    voice_scheme(Brand::Plivo, "plivo", settings)
+})
+.reading(VOICE_FIELDS);
+
+pub const WHATSAPP: Entry = Entry::new("vobiz_whatsapp", |settings| {
+    Ok(Box::new(WhatsApp {
+        keys: settings.keys,
+    }))
+});
+
+pub const KYC: Entry = Entry::new("vobiz_kyc", |settings| {
+    Ok(Box::new(kyc_scheme(settings.keys)))
+});
+
+fn voice_scheme(
+    brand: Brand,
+    scheme: &str,
+    settings: Settings,
+) -> Result<Box<dyn Provider>, Problem> {
+    let origin = required_origin(scheme, settings.public_origin)?;
+    let (keys, parent_keys) = (settings.keys, settings.parent_keys);
+    if keys.is_empty() && parent_keys.is_empty() {
+        return Err(Problem::new(
+            "keys",
+            "no keys configured: give keys (account auth token) and/or parent_keys (main account token)",
+        ));
+    }
+    let families = accepted(settings.accept, &keys, &parent_keys, settings.replay)?;
+    let v3 = match (brand, settings.v3_construction) {
+        // Plivo signs V3 as its SDK does, and its SDK accepts nothing else: the docs'
+        // construction would let a signature over a request without parameters verify
+        // the same URL with any body, query or method.
+        (Brand::Plivo, None | Some(V3Construction::Sdk)) => V3Construction::Sdk,
+        (Brand::Plivo, Some(_)) => {
+            return Err(Problem::new(
+                "v3_construction",
+                "must be sdk for scheme plivo: Plivo signs V3 only as its SDK does",
+            ))
+        }
+        (Brand::Vobiz, construction) => construction.unwrap_or_default(),
+    };
+    Ok(Box::new(VoiceScheme {
+        brand,
+        origin,
+        families,
+        v3,
+        keys,
+        parent_keys,
+    }))
+}
 
 /// WhatsApp webhooks: the subscription secrets.
 #[derive(Debug)]
@@ -42,7 +109,67 @@ pub fn kyc_scheme(keys: Vec<Key>) -> BodySigned {
     }
 }
 
+/// Explicit families must each have keys; the default is every family that has keys.
+fn accepted(
+    accept: Option<Vec<Family>>,
+    keys: &[Key],
+    parent_keys: &[Key],
+    replay: bool,
+) -> Result<Vec<Family>, Problem> {
+    let field = "accept";
+    let has_keys = |family: Family| {
+        if family.uses_parent_key() {
+            !parent_keys.is_empty()
+        } else {
+            !keys.is_empty()
+        }
+    };
+    let Some(families) = accept else {
+        // With replay protection, only the V3 nonce is remembered (see below).
+        let default = Family::ALL.into_iter().filter(|&f| has_keys(f));
+        return Ok(default.filter(|f| !replay || f.is_v3()).collect());
+    };
+    if families.is_empty() {
+        return Err(Problem::new(
+            field,
+            "must list at least one of v3, v2, ma_v3, ma_v2",
+        ));
+    }
+    for (i, &family) in families.iter().enumerate() {
+        if families[..i].contains(&family) {
+            return Err(Problem::new(
+                field,
+                format!("{} is listed twice", family.name()),
+            ));
+        }
+        if replay && family.is_v3() != families[0].is_v3() {
+            // Vobiz signs V2 and V3 with different nonces: a captured callback replayed with
+            // only its V2 headers would carry a nonce the cache never saw.
+            return Err(Problem::new(
+                field,
+                "with replay protection, accept either V3 families (v3, ma_v3) or V2 families (v2, ma_v2), not both: they use different nonces",
+            ));
+        }
+        if !has_keys(family) {
+            let needed = if family.uses_parent_key() {
+                "parent_keys"
+            } else {
+                "keys"
+            };
+            return Err(Problem::new(
+                field,
+                format!("{} needs {needed}, and none are configured", family.name()),
+            ));
+        }
+    }
+    Ok(families)
+}
+
 impl Provider for VoiceScheme {
+    fn time(&self) -> Time {
+        Time::Unsigned
+    }
+
     fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         let pairs = self.read_pairs(head)?;
         let sdk_possible = self.v3 != V3Construction::Docs && pairs.has_v3();
@@ -205,6 +332,16 @@ fn voice_timestamp(
 }
 
 impl Provider for WhatsApp {
+    /// `occurred_at` is signed: an hour old at most, five minutes ahead.
+    fn time(&self) -> Time {
+        Time::Signed(Freshness {
+            max_age_secs: 3600,
+            max_future_secs: 300,
+            required: true,
+            edges: timestamp::Edges::Exact,
+        })
+    }
+
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
         whatsapp::SCHEME.signature(head)?;
         Ok(AtHeaders::NeedBody)
