@@ -5,7 +5,7 @@ WASM := target/wasm32-wasip1/release/callback_guard.wasm
 NODE_ORACLES := tests/e2e/node
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: build run test unit e2e lint tools bench fuzz image
+.PHONY: build run test unit e2e lint tools bench fuzz image manifests manifests-check
 
 # The filter (wasm) and the sender simulator (native: target/release/vobiz-sim).
 build: tools
@@ -52,7 +52,15 @@ unit:
 e2e: build
 	$(VENV)/bin/pytest -q --durations=12 tests/e2e
 
-lint:
+# The routes and secret lists in envoy/ are generated from envoy/routes/routes.yaml: edit it,
+# run `make manifests`; lint (CI) fails if a manifest differs from what it generates.
+manifests: $(VENV)/.installed
+	$(VENV)/bin/python envoy/routes/generate.py
+
+manifests-check: $(VENV)/.installed
+	$(VENV)/bin/python envoy/routes/generate.py --check
+
+lint: manifests-check
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings

@@ -4,6 +4,7 @@
 # Run from the repository root (`make run` does).
 set -euo pipefail
 
+# BEGIN generated from envoy/routes/routes.yaml by make manifests (exports): do not edit
 export VOBIZ_AUTH_TOKEN="${VOBIZ_AUTH_TOKEN:-demo-auth-token}"
 export VOBIZ_PARENT_AUTH_TOKEN="${VOBIZ_PARENT_AUTH_TOKEN:-demo-parent-token}"
 export VOBIZ_WHATSAPP_SECRET="${VOBIZ_WHATSAPP_SECRET:-demo-whatsapp-secret}"
@@ -32,6 +33,7 @@ export ZOOM_SECRET_TOKEN="${ZOOM_SECRET_TOKEN:-demo-zoom-secret-token}"
 export PAGERDUTY_WEBHOOK_SECRET="${PAGERDUTY_WEBHOOK_SECRET:-demo-pagerduty-secret}"
 export INTERCOM_CLIENT_SECRET="${INTERCOM_CLIENT_SECRET:-demo-intercom-client-secret}"
 export TWITCH_EVENTSUB_SECRET="${TWITCH_EVENTSUB_SECRET:-demo-twitch-eventsub-secret}"
+# END generated (exports)
 venv=.venv
 run=.run
 
@@ -45,9 +47,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 upstream=$!
 trap 'kill "$upstream" 2>/dev/null || true' EXIT
 
+# BEGIN generated from envoy/routes/routes.yaml by make manifests (banner): do not edit
 echo "callback-guard demo: https://127.0.0.1:8443 and http://127.0.0.1:8080 protect /vobiz/, /whatsapp/, /kyc/,"
 echo "  /standard/, /svix/, /stripe/, /github/, /slack/, /twilio/, /plivo/, /shopify/, /meta/, /generic/,"
 echo "  /discord/, /sendgrid/, /clerk/, /resend/, /mailgun/, /razorpay/, /paddle/, /square/, /hubspot/,"
 echo "  /linear/, /zoom/, /pagerduty/, /intercom/, /twitch/ (Ctrl-C stops)"
+# END generated (banner)
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info
