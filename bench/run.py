@@ -48,9 +48,9 @@ import httpx  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 WASM = ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"
-MINIMAL = ROOT / "bench/minimal-filter/target/wasm32-wasip1/release/minimal_filter.wasm"
-PROBE = ROOT / "bench/probe-filter/target/wasm32-wasip1/release/probe_filter.wasm"
-FLOOR = ROOT / "bench/floor-filter/target/wasm32-wasip1/release/floor_filter.wasm"
+MINIMAL = ROOT / "target/wasm32-wasip1/release/minimal_filter.wasm"
+PROBE = ROOT / "target/wasm32-wasip1/release/probe_filter.wasm"
+FLOOR = ROOT / "target/wasm32-wasip1/release/floor_filter.wasm"
 # callback-guard built with the count-host-calls feature (make bench builds it).
 COUNTING = ROOT / "target/count/wasm32-wasip1/release/callback_guard.wasm"
 VOICE_BODY = b"CallUUID=bench&Event=StartApp"

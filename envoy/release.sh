@@ -21,7 +21,7 @@ work=target/image-build
 # so the module does not depend on where they are. A target directory of its own keeps
 # these flags from rebuilding the development build.
 RUSTFLAGS="--remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$PWD=/callback-guard" \
-  cargo build --release --target wasm32-wasip1 --lib --locked --target-dir "$work/cargo" --quiet
+  cargo build --release --target wasm32-wasip1 -p callback-guard --lib --locked --target-dir "$work/cargo" --quiet
 module="$work/cargo/wasm32-wasip1/release/callback_guard.wasm"
 
 mkdir -p "$out"

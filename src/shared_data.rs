@@ -5,7 +5,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
 
 use crate::host_calls::{count, HostCall};
-use crate::replay::{SharedStore, StoreError};
+use callback_guard::replay::{SharedStore, StoreError};
 
 /// Envoy shared data, shared by every worker thread of this Envoy process.
 pub struct HostStore;

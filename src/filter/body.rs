@@ -7,7 +7,7 @@
 use proxy_wasm::types::Status;
 
 use super::host;
-use crate::providers::{Hashed, Hasher, StreamedMac};
+use callback_guard::providers::{Hashed, Hasher, StreamedMac};
 
 /// A body hashed as it arrives. Boxed: the hash states are some 2 KB (BLAKE3 keeps a
 /// stack of chaining values), which every request's state would carry otherwise.

@@ -8,13 +8,13 @@ use log::error;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, Status};
 
-use crate::etcd::{Api, Call, Etcd};
-use crate::guard::Downstream;
 use crate::host_calls::{count, HostCall};
-use crate::metrics::Kind;
-use crate::net;
-use crate::request::HeaderMap;
-use crate::timestamp::Stamp;
+use callback_guard::etcd::{Api, Call, Etcd};
+use callback_guard::guard::Downstream;
+use callback_guard::metrics::Kind;
+use callback_guard::net;
+use callback_guard::request::HeaderMap;
+use callback_guard::timestamp::Stamp;
 
 // The SDK's metric wrappers panic on any status they do not expect (a host without
 // metrics, a bad id). Metrics must never take the VM down, so call the ABI directly.

@@ -17,21 +17,21 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
-use crate::config;
-use crate::etcd::{
+use crate::host_calls::{count, HostCall};
+use crate::shared_data::HostStore;
+use body::Hashing;
+use callback_guard::config;
+use callback_guard::etcd::{
     self, Answer, Answered, Api, Etcd, EtcdError, Failure, Followup, GrpcResponse, OnError,
     Progress, Request, ReserveOp, Response, RoundTrip, Txn, TxnResult,
 };
-use crate::guard::{self, Accepted, Pending, Prior, Reserved, Step};
-use crate::host_calls::{count, HostCall};
-use crate::metrics::RouteMetrics;
-use crate::policy::{Mode, Policy, Route, Store};
-use crate::providers::Reply;
-use crate::replay::Outcome;
-use crate::request::{HeaderMap, RequestHead};
-use crate::shared_data::HostStore;
-use crate::verdict::{Reason, Rejection};
-use body::Hashing;
+use callback_guard::guard::{self, Accepted, Pending, Prior, Reserved, Step};
+use callback_guard::metrics::RouteMetrics;
+use callback_guard::policy::{Mode, Policy, Route, Store};
+use callback_guard::providers::Reply;
+use callback_guard::replay::Outcome;
+use callback_guard::request::{HeaderMap, RequestHead};
+use callback_guard::verdict::{Reason, Rejection};
 use host::Connection;
 use lane::Lane;
 use outbox::{Job, Outbox};

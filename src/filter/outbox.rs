@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use super::{host, Plugin};
-use crate::etcd::{
+use callback_guard::etcd::{
     self, Answered, Api, Etcd, Followup, Progress, Request, Settled, Txn, TxnResult,
 };
 
@@ -54,7 +54,7 @@ impl Job {
         }
     }
 
-    fn etcd(&self) -> Option<(&crate::policy::Route, &Etcd)> {
+    fn etcd(&self) -> Option<(&callback_guard::policy::Route, &Etcd)> {
         self.plugin.etcd(self.route)
     }
 

@@ -1,4 +1,5 @@
-"""The sender simulator (target/release/vobiz-sim, built by `make build`) against a real
+"""The command line's sender (target/release/callback-guard, built by `make build`, also
+installed as vobiz-sim for one release) against a real
 Envoy: what it signs verifies, what it replays or tampers is refused, and nothing refused
 reaches the upstream. The test Envoy listens on a random port, so every voice request
 passes the registered origin https://127.0.0.1:8443 with --origin."""
@@ -17,13 +18,13 @@ ORIGIN = "https://127.0.0.1:8443"
 @pytest.fixture(scope="module")
 def sim_binary():
     # VOBIZ_SIM_BINARY tests another build (e.g. from another CARGO_TARGET_DIR).
-    binary = Path(os.environ.get("VOBIZ_SIM_BINARY") or ROOT / "target/release/vobiz-sim")
+    binary = Path(os.environ.get("VOBIZ_SIM_BINARY") or ROOT / "target/release/callback-guard")
     assert binary.exists(), f"{binary} is missing: run `make build`"
     return binary
 
 
 class Result:
-    """A vobiz-sim run: exit code and its result lines, as (status, body) per request."""
+    """A callback-guard run: exit code and its result lines, as (status, body) per request."""
 
     def __init__(self, proc):
         self.returncode = proc.returncode
@@ -49,7 +50,7 @@ class Result:
 
 @pytest.fixture
 def run_sim(sim_binary, envoy):
-    """Runs `vobiz-sim <command> --url https://127.0.0.1:<port><path> ...` with the test
+    """Runs `callback-guard <command> --url https://127.0.0.1:<port><path> ...` with the test
     Envoy's CA; returns a Result."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VOBIZ_")}
 
@@ -298,3 +299,22 @@ def test_the_simulator_signs_plivo_under_plivos_header_names(run_sim):
     assert result.reason(2) == "already_delivered"
     assert "X-Plivo-Signature-V3" in run_sim("voice", "/plivo/hangup", "--brand", "plivo",
                                              "--token", "t", "--dry-run").stdout
+
+
+def test_vobiz_sim_is_the_same_command_under_its_old_name(sim_binary):
+    """The alias signs exactly what callback-guard signs (the same nonce given, the same
+    bytes out) and names itself in its errors, for one release."""
+    alias = sim_binary.with_name("vobiz-sim")
+    assert alias.exists(), f"{alias} is missing: run `make build`"
+    argv = ["voice", "--url", "https://127.0.0.1:8443/vobiz/answer", "--origin", ORIGIN,
+            "--token", TOKEN, "--nonce", "12345678901234567890", "--form", "CallUUID=a&Event=StartApp",
+            "--dry-run"]
+    new, old = (subprocess.run([str(binary), *argv], capture_output=True, text=True, timeout=60)
+                for binary in (sim_binary, alias))
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    assert "X-Vobiz-Signature-V3" in new.stdout
+    assert new.stdout == old.stdout
+    bad = ["voice", "--url", "not a url", "--token", "t", "--dry-run"]
+    for binary, name in ((sim_binary, "callback-guard"), (alias, "vobiz-sim")):
+        proc = subprocess.run([str(binary), *bad], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"{name}: "), proc.stderr

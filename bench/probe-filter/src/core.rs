@@ -12,9 +12,9 @@ use callback_guard::config;
 use callback_guard::guard::{self, Downstream, Step};
 use callback_guard::providers::vobiz::whatsapp;
 use callback_guard::replay::Outcome;
-use callback_guard::timestamp::Stamp;
 use callback_guard::request::{Header, RequestHead};
-use callback_guard::shared_data::HostStore;
+use callback_guard::timestamp::Stamp;
+use callback_guard_filter::shared_data::HostStore;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use callback_guard::public_key::{PublicKey, Written};
 use callback_guard::replay::{self, Layout, ReplayCache, Reservation, Timing};
-use callback_guard::shared_data::HostStore;
+use callback_guard_filter::shared_data::HostStore;
 use hmac::{Hmac, Mac};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};

@@ -21,11 +21,11 @@ use callback_guard::verdict::Reason;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-#[path = "support/sign.rs"]
+#[path = "../../tests/support/sign.rs"]
 mod sign;
-#[path = "support/store.rs"]
+#[path = "../../tests/support/store.rs"]
 mod store;
-#[path = "support/tls.rs"]
+#[path = "../../tests/support/tls.rs"]
 mod tls;
 
 use sign::{base64, ed25519, hex, mac, mac_sha1, p256_key, p256_spki};

@@ -422,7 +422,7 @@ proptest! {
 
 // ---- the SDK's V3, through the guard ----
 
-#[path = "support/tls.rs"]
+#[path = "../../tests/support/tls.rs"]
 mod tls;
 use tls::Tls;
 
@@ -816,7 +816,7 @@ fn changed_voice_messages_are_refused_with_the_right_reason() {
 
 // ---- the path view over-approximates every server's reading ----
 
-#[path = "support/servers.rs"]
+#[path = "../../tests/support/servers.rs"]
 mod servers;
 
 /// The protected prefixes of the path property: a directory, two levels, and a prefix that

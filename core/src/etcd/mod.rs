@@ -1,8 +1,8 @@
 //! The fleet-wide replay store: etcd, reached by Envoy HTTP callouts through its gRPC API
-//! (`api: grpc`, see [`grpc`]) or its HTTP/JSON gateway (`api: json`, see [`json`]). Pure
+//! (`api: grpc`, see `grpc.rs`) or its HTTP/JSON gateway (`api: json`, see `json.rs`). Pure
 //! protocol, no proxy-wasm: what to send, and what etcd's answers mean in the replay model
-//! of [`crate::replay`] (the same [`Record`], [`judge`](replay::judge) and
-//! [`settled`](replay::settled) rules as the shared-data cache, applied to one etcd key per
+//! of [`crate::replay`] (the same [`Record`], [`judge`](crate::replay::judge) and
+//! [`settled`](crate::replay::settled) rules as the shared-data cache, applied to one etcd key per
 //! id instead of a slot of entries).
 //!
 //! # Keys, values, leases

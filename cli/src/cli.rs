@@ -14,7 +14,7 @@ use crate::util::parse_duration;
 /// Prints one line per request sent. Exit status: 0 when every request got an HTTP
 /// response (with --expect: the expected status), 1 when one did not, 2 on a usage error.
 #[derive(Debug, Parser)]
-#[command(name = "vobiz-sim", version)]
+#[command(name = "callback-guard", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

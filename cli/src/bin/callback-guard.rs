@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    callback_guard_cli::main("callback-guard")
+}
