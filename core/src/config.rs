@@ -11,7 +11,8 @@ use crate::keys::Key;
 use crate::net::Cidr;
 use crate::path_view::Prefix;
 use crate::policy::{host_name, Mode, OnDuplicate, Policy, Replay, Route, Store, Transport};
-use crate::providers::registry::{self, Entry, Field, Secret, Settings};
+use crate::providers::entry::{Entry, Field, Secret, Settings};
+use crate::providers::registry;
 use crate::providers::standard_webhooks;
 use crate::providers::vobiz::voice::{Family, V3Construction};
 use crate::providers::{generic, Time};
@@ -433,7 +434,7 @@ fn compile_route(
         (Field::VerifyToken, raw.verify_token.is_some()),
     ];
     if let Some((unread, _)) = given.iter().find(|(f, set)| *set && !entry.reads(*f)) {
-        return Err(error(at(unread.name()), unread.not_read()));
+        return Err(error(at(unread.name()), registry::not_read(*unread)));
     }
     let mut key_names = HashSet::new();
     let secret = |name: String, secret: &str| {
@@ -758,7 +759,7 @@ fn compile_freshness(
         (_, Some(_)) if !entry.reads(Field::FreshnessRequire) => {
             return Err(error(
                 format!("{field}.require"),
-                Field::FreshnessRequire.not_read(),
+                registry::not_read(Field::FreshnessRequire),
             ))
         }
         (Time::Unsigned, require) => require.unwrap_or(false),

@@ -12,7 +12,7 @@
 
 use base64::Engine;
 
-use crate::providers::registry::Entry;
+use crate::providers::entry::Entry;
 use crate::providers::{
     json_with, malformed, required, unix_seconds, AtHeaders, Body, Checks, Media, Provider, Reply,
     Signed, Time, Verified,

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::form;
 use crate::keys::{slices_equal, Algorithm, Key};
-use crate::providers::registry::{self, Field, Problem, Secret};
+use crate::providers::entry::{self, Field, Problem, Secret};
 use crate::providers::{
     decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks, Json,
     Media, Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
@@ -148,7 +148,7 @@ pub struct Generic {
 /// (Zoom's reply is a MAC under it); `None` where the request is no such check.
 pub type Handshake = fn(&RequestHead, &[u8], Option<&Key>) -> Result<Option<Reply>, Rejection>;
 
-pub const ENTRY: registry::Entry = registry::Entry::new("generic_hmac", |settings| {
+pub const ENTRY: entry::Entry = entry::Entry::new("generic_hmac", |settings| {
     let Some(raw) = settings.generic else {
         return Err(Problem::new(
             Field::Generic.name(),

@@ -7,7 +7,7 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::{BodyMac, BodySigned};
-use crate::providers::registry::Entry;
+use crate::providers::entry::Entry;
 use crate::providers::Media;
 
 pub const SCHEME: BodyMac = BodyMac {

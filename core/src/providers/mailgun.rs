@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
-use crate::providers::registry::Entry;
+use crate::providers::entry::Entry;
 use crate::providers::{
     any_key, form_pairs, key_names, mismatch, unix_seconds, AtHeaders, Body, Checks, ContentType,
     Media, Provider, Signed, Time, Verified,

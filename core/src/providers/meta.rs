@@ -9,8 +9,8 @@
 use crate::form;
 use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
+use crate::providers::entry::{Entry, Field, Problem};
 use crate::providers::github::SCHEME;
-use crate::providers::registry::{Entry, Field, Problem};
 use crate::providers::{
     challenge, form_pairs, AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac,
     Verified,

@@ -7,7 +7,7 @@
 //! of it, and never an unsigned delivery-id header an attacker could change), the request's
 //! signed time for freshness, the bodies it accepts ([`Media`]) and the unsigned headers the
 //! application dispatches on, which the replay fingerprint binds with everything else the
-//! application reads. Adding a provider adds a module, whose [`registry::Entry`] says how
+//! application reads. Adding a provider adds a module, whose [`entry::Entry`] says how
 //! the provider builds itself from a route, and one line in [`registry::ALL`]; the request
 //! flow does not change.
 
@@ -23,6 +23,7 @@ use crate::verdict::{Reason, Rejection};
 
 pub mod asymmetric;
 pub mod body_mac;
+pub mod entry;
 pub mod generic;
 pub mod github;
 pub mod mailgun;

@@ -17,8 +17,8 @@
 use serde_json::{json, Value};
 
 use crate::keys::Key;
+use crate::providers::entry::{Entry, Field, Problem, Settings};
 use crate::providers::generic::{self, Generic};
-use crate::providers::registry::{Entry, Field, Problem, Settings};
 use crate::providers::{json_challenge, json_with, Provider, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};

@@ -5,13 +5,11 @@
 //!
 //! Adding a provider: its module exports an [`Entry`], and [`ALL`] gets one line.
 
-use crate::keys::Key;
-use crate::providers::vobiz::voice::{Family, V3Construction};
+use crate::providers::entry::{Entry, Field};
 use crate::providers::{
     asymmetric, generic, github, mailgun, meta, presets, shopify, slack, standard_webhooks, stripe,
-    twilio, vobiz, Provider,
+    twilio, vobiz,
 };
-use crate::public_key::{PublicKey, Written};
 
 /// Every scheme, in the order error messages list them.
 pub const ALL: &[&Entry] = &[
@@ -60,197 +58,47 @@ pub const NAMES: [&str; ALL.len()] = {
     names
 };
 
-/// One scheme: its name, what of a route it reads and how it builds itself.
-pub struct Entry {
-    /// The route's `scheme` value.
-    pub scheme: &'static str,
-    /// The scheme-specific route fields it reads (every scheme reads `keys`).
-    pub reads: &'static [Field],
-    /// How a secret's text becomes key bytes.
-    pub secret: Secret,
-    /// How its `public_keys` are written, for the schemes signed with the provider's
-    /// private key ([`Field::PublicKeys`]).
-    pub public_keys: Option<Written>,
-    /// The scheme on the seam, from what the route configured.
-    pub compile: fn(Settings) -> Result<Box<dyn Provider>, Problem>,
-}
-
-impl Entry {
-    /// A scheme of `keys` alone, each secret's text its key.
-    pub const fn new(
-        scheme: &'static str,
-        compile: fn(Settings) -> Result<Box<dyn Provider>, Problem>,
-    ) -> Entry {
-        Entry {
-            scheme,
-            reads: &[],
-            secret: Secret::Text,
-            public_keys: None,
-            compile,
+/// The problem with setting `field` on a scheme that does not read it: the schemes that
+/// do, from [`ALL`], so that no list can fall behind.
+pub fn not_read(field: Field) -> String {
+    let readers: Vec<&str> = ALL
+        .iter()
+        .filter(|entry| entry.reads(field))
+        .map(|entry| entry.scheme)
+        .collect();
+    let or = match readers.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    match field {
+        Field::PublicOrigin => format!(
+            "applies only to the schemes that sign the URL ({})",
+            readers.join(", ")
+        ),
+        Field::PublicKeys => {
+            format!("applies only to scheme {or} (the schemes with public-key signatures)")
+        }
+        Field::Generic => {
+            format!("applies only to scheme {or} (its description of the signature)")
+        }
+        Field::VerifyToken => {
+            format!("applies only to scheme {or} (its GET subscription check)")
+        }
+        Field::FreshnessRequire => {
+            format!("applies only to scheme {or} (a signed time is always required)")
+        }
+        Field::ParentKeys | Field::Accept | Field::V3Construction => {
+            format!("applies only to scheme {or}")
         }
     }
-
-    pub const fn reading(self, reads: &'static [Field]) -> Entry {
-        Entry { reads, ..self }
-    }
-
-    pub const fn secret(self, secret: Secret) -> Entry {
-        Entry { secret, ..self }
-    }
-
-    pub const fn public_keys(self, written: Written) -> Entry {
-        Entry {
-            public_keys: Some(written),
-            ..self
-        }
-    }
-
-    pub fn reads(&self, field: Field) -> bool {
-        match field {
-            Field::PublicKeys => self.public_keys.is_some(),
-            _ => self.reads.contains(&field),
-        }
-    }
-}
-
-/// How a configured secret becomes key bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Secret {
-    /// The text itself.
-    Text,
-    /// `whsec_<base64>`: the decoded bytes (Stripe, in contrast, keys with the whole
-    /// string).
-    Whsec,
-    /// As the route's `generic.key` says.
-    Generic,
-}
-
-/// A route field only some schemes read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    PublicOrigin,
-    ParentKeys,
-    PublicKeys,
-    Accept,
-    V3Construction,
-    Generic,
-    VerifyToken,
-    /// `freshness.require`: only where the time is unsigned, so that a callback may lack it.
-    FreshnessRequire,
-}
-
-impl Field {
-    pub const ALL: [Field; 8] = [
-        Field::PublicOrigin,
-        Field::ParentKeys,
-        Field::PublicKeys,
-        Field::Accept,
-        Field::V3Construction,
-        Field::Generic,
-        Field::VerifyToken,
-        Field::FreshnessRequire,
-    ];
-
-    /// The field's path under the route.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::PublicOrigin => "public_origin",
-            Field::ParentKeys => "parent_keys",
-            Field::PublicKeys => "public_keys",
-            Field::Accept => "accept",
-            Field::V3Construction => "v3_construction",
-            Field::Generic => "generic",
-            Field::VerifyToken => "verify_token",
-            Field::FreshnessRequire => "freshness.require",
-        }
-    }
-
-    /// The problem with setting it on a scheme that does not read it: the schemes that do,
-    /// from [`ALL`], so that no list can fall behind.
-    pub fn not_read(self) -> String {
-        let readers: Vec<&str> = ALL
-            .iter()
-            .filter(|entry| entry.reads(self))
-            .map(|entry| entry.scheme)
-            .collect();
-        let or = match readers.split_last() {
-            Some((last, [])) => last.to_string(),
-            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-            None => String::new(),
-        };
-        match self {
-            Field::PublicOrigin => format!(
-                "applies only to the schemes that sign the URL ({})",
-                readers.join(", ")
-            ),
-            Field::PublicKeys => {
-                format!("applies only to scheme {or} (the schemes with public-key signatures)")
-            }
-            Field::Generic => {
-                format!("applies only to scheme {or} (its description of the signature)")
-            }
-            Field::VerifyToken => {
-                format!("applies only to scheme {or} (its GET subscription check)")
-            }
-            Field::FreshnessRequire => {
-                format!("applies only to scheme {or} (a signed time is always required)")
-            }
-            Field::ParentKeys | Field::Accept | Field::V3Construction => {
-                format!("applies only to scheme {or}")
-            }
-        }
-    }
-}
-
-/// What a route configured for its scheme, read and checked by the parser: the keys
-/// decoded as the entry says, a `public_origin` shaped `scheme://authority`, and only the
-/// fields the entry reads (the others are refused before `compile`).
-#[derive(Debug, Default)]
-pub struct Settings {
-    pub keys: Vec<Key>,
-    pub parent_keys: Vec<Key>,
-    pub public_keys: Vec<PublicKey>,
-    pub public_origin: Option<String>,
-    pub accept: Option<Vec<Family>>,
-    pub v3_construction: Option<V3Construction>,
-    pub generic: Option<generic::Raw>,
-    /// Meta's subscription-check token, its text.
-    pub verify_token: Option<Vec<u8>>,
-    /// Whether the route remembers deliveries (voice accepts other families without).
-    pub replay: bool,
-    pub answer_handshakes: bool,
-}
-
-/// A compile error: the field under the route (`public_origin`, `generic.message`) and
-/// what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub field: String,
-    pub problem: String,
-}
-
-impl Problem {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Problem {
-        Problem {
-            field: field.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-/// `public_origin`, for a scheme that cannot do without it.
-pub fn required_origin(scheme: &str, origin: Option<String>) -> Result<String, Problem> {
-    origin.ok_or_else(|| {
-        Problem::new(
-            Field::PublicOrigin.name(),
-            format!("is required for scheme {scheme}"),
-        )
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::entry::Secret;
+    use crate::public_key::Written;
 
     #[test]
     fn scheme_names_are_unique() {
@@ -336,7 +184,7 @@ mod tests {
                     Ok(_) => String::new(),
                     Err(e) => e.to_string(),
                 };
-                let refused = format!("routes[0].{}: {}", field.name(), field.not_read());
+                let refused = format!("routes[0].{}: {}", field.name(), not_read(*field));
                 let no_time = message.ends_with("it signs no time");
                 assert_eq!(
                     message.starts_with(&refused) || (no_time && *field == Field::FreshnessRequire),
@@ -351,15 +199,15 @@ mod tests {
     #[test]
     fn the_lists_in_errors_come_from_the_entries() {
         assert_eq!(
-            Field::PublicKeys.not_read(),
+            not_read(Field::PublicKeys),
             "applies only to scheme standard_webhooks, svix, clerk, resend, discord or sendgrid (the schemes with public-key signatures)"
         );
         assert_eq!(
-            Field::ParentKeys.not_read(),
+            not_read(Field::ParentKeys),
             "applies only to scheme vobiz_voice or plivo"
         );
         assert_eq!(
-            Field::VerifyToken.not_read(),
+            not_read(Field::VerifyToken),
             "applies only to scheme meta (its GET subscription check)"
         );
     }

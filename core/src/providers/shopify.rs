@@ -8,7 +8,7 @@
 //! An empty body is refused, as Shopify's own library does.
 
 use crate::keys::Key;
-use crate::providers::registry::Entry;
+use crate::providers::entry::Entry;
 use crate::providers::{
     base64_exact, key_names, key_with_mac, malformed, mismatch, required, AtHeaders, Body, Checks,
     Hashed, Media, Provider, Signed, StreamedMac, Verified,

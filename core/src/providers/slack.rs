@@ -7,7 +7,7 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
-use crate::providers::registry::Entry;
+use crate::providers::entry::Entry;
 use crate::providers::{
     json_challenge, json_with, key_names, key_with_mac, mismatch, required, unix_seconds,
     AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, Signed, StreamedMac, Time, Verified,

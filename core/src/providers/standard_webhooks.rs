@@ -12,7 +12,7 @@
 //! `1614265330.9` (they re-format it before signing), which no producer sends.
 
 use crate::keys::Key;
-use crate::providers::registry::{Entry, Problem, Secret, Settings};
+use crate::providers::entry::{Entry, Problem, Secret, Settings};
 use crate::providers::{
     base64_exact, key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders,
     Body, Checks, Hashed, Media, Provider, Signed, StreamedMac, Time, Verified, MAX_SIGNATURES,

@@ -10,7 +10,7 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
-use crate::providers::registry::Entry;
+use crate::providers::entry::Entry;
 use crate::providers::{
     key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders, Body, Checks,
     Hashed, Media, Provider, Signed, StreamedMac, Time, Verified, MAX_SIGNATURES,

@@ -15,7 +15,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::keys::{macs_equal, Key};
-use crate::providers::registry::{required_origin, Entry, Field};
+use crate::providers::entry::{required_origin, Entry, Field};
 use crate::providers::{
     base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks,
     ContentType, Json, Media, Provider, Signed, Verified,

@@ -14,7 +14,7 @@ pub mod whatsapp;
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
-use crate::providers::registry::{required_origin, Entry, Field, Problem, Settings};
+use crate::providers::entry::{required_origin, Entry, Field, Problem, Settings};
 use crate::providers::{
     form_pairs, key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, Signed, StreamedMac,
     Time, Verified,

@@ -1,0 +1,161 @@
+//! What a provider module exports so that a route can name its scheme: an [`Entry`] (its
+//! name, the route fields it reads, how its keys are decoded, how it builds itself) and
+//! the [`Settings`] the parser hands its `compile`. The list of entries is
+//! [`registry`](super::registry); nothing here knows any provider.
+
+use crate::keys::Key;
+use crate::providers::vobiz::voice::{Family, V3Construction};
+use crate::providers::{generic, Provider};
+use crate::public_key::{PublicKey, Written};
+
+/// One scheme: its name, what of a route it reads and how it builds itself.
+pub struct Entry {
+    /// The route's `scheme` value.
+    pub scheme: &'static str,
+    /// The scheme-specific route fields it reads (every scheme reads `keys`).
+    pub reads: &'static [Field],
+    /// How a secret's text becomes key bytes.
+    pub secret: Secret,
+    /// How its `public_keys` are written, for the schemes signed with the provider's
+    /// private key ([`Field::PublicKeys`]).
+    pub public_keys: Option<Written>,
+    /// The scheme on the seam, from what the route configured.
+    pub compile: fn(Settings) -> Result<Box<dyn Provider>, Problem>,
+}
+
+impl Entry {
+    /// A scheme of `keys` alone, each secret's text its key.
+    pub const fn new(
+        scheme: &'static str,
+        compile: fn(Settings) -> Result<Box<dyn Provider>, Problem>,
+    ) -> Entry {
+        Entry {
+            scheme,
+            reads: &[],
+            secret: Secret::Text,
+            public_keys: None,
+            compile,
+        }
+    }
+
+    pub const fn reading(self, reads: &'static [Field]) -> Entry {
+        Entry { reads, ..self }
+    }
+
+    pub const fn secret(self, secret: Secret) -> Entry {
+        Entry { secret, ..self }
+    }
+
+    pub const fn public_keys(self, written: Written) -> Entry {
+        Entry {
+            public_keys: Some(written),
+            ..self
+        }
+    }
+
+    pub fn reads(&self, field: Field) -> bool {
+        match field {
+            Field::PublicKeys => self.public_keys.is_some(),
+            _ => self.reads.contains(&field),
+        }
+    }
+}
+
+/// How a configured secret becomes key bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// The text itself.
+    Text,
+    /// `whsec_<base64>`: the decoded bytes (Stripe, in contrast, keys with the whole
+    /// string).
+    Whsec,
+    /// As the route's `generic.key` says.
+    Generic,
+}
+
+/// A route field only some schemes read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    PublicOrigin,
+    ParentKeys,
+    PublicKeys,
+    Accept,
+    V3Construction,
+    Generic,
+    VerifyToken,
+    /// `freshness.require`: only where the time is unsigned, so that a callback may lack it.
+    FreshnessRequire,
+}
+
+impl Field {
+    pub const ALL: [Field; 8] = [
+        Field::PublicOrigin,
+        Field::ParentKeys,
+        Field::PublicKeys,
+        Field::Accept,
+        Field::V3Construction,
+        Field::Generic,
+        Field::VerifyToken,
+        Field::FreshnessRequire,
+    ];
+
+    /// The field's path under the route.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::PublicOrigin => "public_origin",
+            Field::ParentKeys => "parent_keys",
+            Field::PublicKeys => "public_keys",
+            Field::Accept => "accept",
+            Field::V3Construction => "v3_construction",
+            Field::Generic => "generic",
+            Field::VerifyToken => "verify_token",
+            Field::FreshnessRequire => "freshness.require",
+        }
+    }
+}
+
+/// What a route configured for its scheme, read and checked by the parser: the keys
+/// decoded as the entry says, a `public_origin` shaped `scheme://authority`, and only the
+/// fields the entry reads (the others are refused before `compile`).
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub keys: Vec<Key>,
+    pub parent_keys: Vec<Key>,
+    pub public_keys: Vec<PublicKey>,
+    pub public_origin: Option<String>,
+    pub accept: Option<Vec<Family>>,
+    pub v3_construction: Option<V3Construction>,
+    pub generic: Option<generic::Raw>,
+    /// Meta's subscription-check token, its text.
+    pub verify_token: Option<Vec<u8>>,
+    /// Whether the route remembers deliveries (voice accepts other families without).
+    pub replay: bool,
+    pub answer_handshakes: bool,
+}
+
+/// A compile error: the field under the route (`public_origin`, `generic.message`) and
+/// what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub problem: String,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Problem {
+        Problem {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// `public_origin`, for a scheme that cannot do without it.
+pub fn required_origin(scheme: &str, origin: Option<String>) -> Result<String, Problem> {
+    origin.ok_or_else(|| {
+        Problem::new(
+            Field::PublicOrigin.name(),
+            format!("is required for scheme {scheme}"),
+        )
+    })
+}
