@@ -58,6 +58,7 @@ PROVIDER_SECRETS = {
     "PAGERDUTY_WEBHOOK_SECRET": "e2e-pagerduty-secret",
     "INTERCOM_CLIENT_SECRET": "e2e-intercom-client-secret",
     "TWITCH_EVENTSUB_SECRET": "e2e-twitch-eventsub-secret",
+    "BITBUCKET_WEBHOOK_SECRET": "e2e-bitbucket-secret",
 }
 
 

@@ -721,7 +721,24 @@ class Twitch(Provider):
         return hmac.compare_digest(expected, headers[self.signature_header])
 
 
+class Bitbucket(Provider):
+    """Bitbucket Cloud has no SDK that signs or verifies: the standard library does both."""
+    name, prefix, env = "bitbucket", "/bitbucket/", "BITBUCKET_WEBHOOK_SECRET"
+    signature_header = "X-Hub-Signature"
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json_event("repo:push"))
+        signature = "sha256=" + stdlib_mac(secret or self.secret, body).hex()
+        headers = [JSON, ("X-Hub-Signature", signature), ("X-Event-Key", "repo:push"),
+                   ("X-Request-UUID", str(uuid.uuid4())), ("X-Attempt-Number", "1")]
+        return Delivery(path or self.path(), headers, body)
+
+    def sdk_accepts(self, delivery, secret=None):
+        expected = "sha256=" + stdlib_mac(secret or self.secret, delivery.body).hex()
+        return hmac.compare_digest(expected, dict(delivery.headers)[self.signature_header])
+
+
 PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), TwilioJson(),
              Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
              Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
-             Intercom(), Twitch()]
+             Intercom(), Twitch(), Bitbucket()]

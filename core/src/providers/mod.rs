@@ -22,6 +22,7 @@ use crate::timestamp::{Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
 pub mod asymmetric;
+pub mod bitbucket;
 pub mod body_mac;
 pub mod entry;
 pub mod generic;

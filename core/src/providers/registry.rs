@@ -7,8 +7,8 @@
 
 use crate::providers::entry::{Entry, Field};
 use crate::providers::{
-    asymmetric, generic, github, mailgun, meta, presets, shopify, slack, standard_webhooks, stripe,
-    twilio, vobiz,
+    asymmetric, bitbucket, generic, github, mailgun, meta, presets, shopify, slack,
+    standard_webhooks, stripe, twilio, vobiz,
 };
 
 /// Every scheme, in the order error messages list them.
@@ -40,6 +40,7 @@ pub const ALL: &[&Entry] = &[
     &presets::PAGERDUTY,
     &presets::INTERCOM,
     &presets::TWITCH,
+    &bitbucket::ENTRY,
 ];
 
 /// The entry of the scheme named `scheme`.
