@@ -6,11 +6,10 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::etcd::{Api, Etcd, OnError};
 use crate::keys::Key;
 use crate::net::Cidr;
 use crate::path_view::Prefix;
-use crate::policy::{host_name, Mode, OnDuplicate, Policy, Replay, Route, Store, Transport};
+use crate::policy::{host_name, Mode, OnDuplicate, Policy, Replay, Route, Transport};
 use crate::providers::entry::{Entry, Field, Secret, Settings};
 use crate::providers::registry;
 use crate::providers::standard_webhooks;
@@ -18,6 +17,8 @@ use crate::providers::vobiz::voice::{Family, V3Construction};
 use crate::providers::{generic, Time};
 use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
+use crate::store::etcd::{Api, Etcd};
+use crate::store::{FleetStore, OnError};
 use crate::timestamp::{Edges, Freshness};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -626,14 +627,14 @@ fn compile_replay(field: &str, route: &str, raw: RawReplay) -> Result<Option<Rep
         raw.in_flight_timeout.0,
     )
     .when_full(raw.when_full);
-    let store = match raw.store {
+    let fleet = match raw.store {
         Some(store) => compile_store(&format!("{field}.store"), route, store, cache.timing())?,
-        None => Store::SharedData,
+        None => None,
     };
     Ok(Some(Replay {
         cache,
         on_duplicate: raw.on_duplicate.unwrap_or_default(),
-        store,
+        fleet,
     }))
 }
 
@@ -642,7 +643,7 @@ fn compile_store(
     route: &str,
     raw: RawStore,
     timing: Timing,
-) -> Result<Store, ConfigError> {
+) -> Result<Option<Box<dyn FleetStore>>, ConfigError> {
     let at = |name: &str| format!("{field}.{name}");
     let etcd_only = [
         ("cluster", raw.cluster.is_some()),
@@ -657,7 +658,7 @@ fn compile_store(
     if raw.kind == StoreKind::SharedData {
         return match etcd_only.iter().find(|(_, set)| *set) {
             Some((name, _)) => Err(error(at(name), "applies only to type etcd")),
-            None => Ok(Store::SharedData),
+            None => Ok(None),
         };
     }
     // Printable, no spaces: these go into Envoy's callout headers and etcd keys verbatim.
@@ -704,7 +705,7 @@ fn compile_store(
             format!("must be 1 to {MAX_STORE_ATTEMPTS} (callouts sharing the timeout)"),
         ));
     }
-    Ok(Store::Etcd(
+    Ok(Some(Box::new(
         Etcd::new(
             cluster,
             authority,
@@ -717,7 +718,7 @@ fn compile_store(
         )
         .with_api(raw.api.unwrap_or_default())
         .with_attempts(attempts),
-    ))
+    )))
 }
 
 /// A scheme's signed time is checked by default with its SDK's window (WhatsApp's
@@ -1478,9 +1479,9 @@ mod tests {
     }
 
     fn etcd_of(policy: &Policy) -> &Etcd {
-        match &policy.routes[0].replay.as_ref().unwrap().store {
-            Store::Etcd(etcd) => etcd,
-            Store::SharedData => panic!("not an etcd store"),
+        match policy.routes[0].replay.as_ref().unwrap().fleet_as() {
+            Some(etcd) => etcd,
+            None => panic!("not an etcd store"),
         }
     }
 
@@ -1492,7 +1493,7 @@ mod tests {
         ] {
             let policy = parse_json(route(raw)).unwrap();
             let replay = policy.routes[0].replay.as_ref().unwrap();
-            assert!(matches!(replay.store, Store::SharedData));
+            assert!(replay.fleet.is_none());
         }
     }
 

@@ -3,16 +3,16 @@
 
 use std::net::IpAddr;
 
-use crate::etcd::{Answer, Claim, EtcdError, OnError};
 use crate::form;
 use crate::net;
 use crate::path_view::Features;
-use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Store, Transport};
+use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Transport};
 use crate::providers::{
     AtHeaders, Body, Checks, ContentType, Hashed, Json, Media, Reply, Signed, Verified,
 };
 use crate::replay::{self, Digest16, Outcome, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
+use crate::store::{Answer, Claim, FleetError, OnError};
 use crate::timestamp::{self, Stamp};
 use crate::verdict::{Reason, Rejection};
 
@@ -23,7 +23,7 @@ pub enum Step<'p> {
     /// The verdict needs the complete body: call [`on_body`] with it.
     NeedBody(&'p Route),
     /// Verified, and unknown to this Envoy's memory: the route's fleet-wide store must
-    /// reserve the id. Ask it (see [`crate::etcd`]), then call [`on_reservation`].
+    /// reserve the id. Ask it (see [`crate::store::etcd`]), then call [`on_reservation`].
     Reserve(&'p Route, Pending),
     Forward(Accepted<'p>),
     Reject(&'p Route, Rejection),
@@ -267,12 +267,12 @@ fn judge_body<'p>(
     );
     let fingerprint = fingerprint(route, head, body, &signed);
     let now = u32::try_from(now.unix_secs()).unwrap_or(u32::MAX);
-    let reserved = match &replay.store {
-        Store::SharedData => reserve_locally(replay, store, &id, &fingerprint, now, create_cas)?,
+    let reserved = match &replay.fleet {
+        None => reserve_locally(replay, store, &id, &fingerprint, now, create_cas)?,
         // This Envoy's memory answers what it can (a repeat it saw, tampering with a
         // fingerprint it knows); the fleet-wide store decides the rest. Local memory is
         // only a cache in front: when it fails, the fleet-wide store decides alone.
-        Store::Etcd(_) => match replay.cache.peek(store, &id, &fingerprint, now) {
+        Some(_) => match replay.cache.peek(store, &id, &fingerprint, now) {
             Ok(Some(refusal)) => Err(refusal),
             Ok(None) | Err(_) => {
                 return Ok(Judged::Pending(Pending {
@@ -401,7 +401,7 @@ fn reserve_locally(
 pub fn on_reservation<'p>(
     route: &'p Route,
     pending: Pending,
-    answer: Result<Answer, EtcdError>,
+    answer: Result<Answer, FleetError>,
     store: &dyn SharedStore,
     create_cas: u32,
 ) -> Step<'p> {
@@ -411,10 +411,10 @@ pub fn on_reservation<'p>(
             Rejection::new(Reason::ReplayStoreUnavailable, "route has no replay store"),
         );
     };
-    let on_error = match &replay.store {
-        Store::Etcd(etcd) => etcd.on_error,
-        Store::SharedData => OnError::FailClosed,
-    };
+    let on_error = replay
+        .fleet
+        .as_ref()
+        .map_or(OnError::FailClosed, |fleet| fleet.on_error());
     let Pending {
         scheme,
         key,
@@ -725,13 +725,13 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::etcd::Stored;
     use crate::keys::test_key;
     use crate::providers::StreamedMac;
-    use crate::replay::memory::MemoryStore;
     use crate::replay::SLOT_ENTRIES;
     use crate::replay::{Outcome, StoreError};
     use crate::request::{headers, Header};
+    use crate::store::Stored;
+    use crate::testing::MemoryStore;
 
     /// 2026-03-25T10:00:00Z: the WhatsApp example's `occurred_at`, and "now" by default.
     const NOW: i64 = 1_774_432_800;
@@ -2461,9 +2461,9 @@ mod tests {
     fn a_fleet_failure_fails_closed_by_default() {
         let (policy, store) = (fleet(json!({})), MemoryStore::new());
         for error in [
-            EtcdError::Timeout,
-            EtcdError::Unavailable("HTTP 503: no healthy upstream".into()),
-            EtcdError::Corrupt,
+            FleetError::Timeout,
+            FleetError::Unavailable("HTTP 503: no healthy upstream".into()),
+            FleetError::Corrupt,
         ] {
             let asked = pending(verdict(&policy, &answer(), NOW, &store));
             let rejection = rejected(on_reservation(
@@ -2485,7 +2485,7 @@ mod tests {
         let (policy, store) = (fleet(json!({"on_error": "fail_open"})), MemoryStore::new());
         let down = |request: &Request, now: i64| match verdict(&policy, request, now, &store) {
             Step::Reserve(route, asked) => {
-                on_reservation(route, asked, Err(EtcdError::Timeout), &store, CAS)
+                on_reservation(route, asked, Err(FleetError::Timeout), &store, CAS)
             }
             step => step,
         };

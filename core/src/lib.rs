@@ -3,7 +3,6 @@
 //! repository's root) is the glue that runs it in Envoy.
 
 pub mod config;
-pub mod etcd;
 pub mod form;
 pub mod guard;
 pub mod keys;
@@ -15,5 +14,8 @@ pub mod providers;
 pub mod public_key;
 pub mod replay;
 pub mod request;
+pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod timestamp;
 pub mod verdict;

@@ -5,7 +5,7 @@
 //! Every metric exists from configuration on, at zero, so a dashboard can tell "never
 //! happened" from "not reported" (and when an old key has stopped being used).
 
-use crate::policy::{Route, Store};
+use crate::policy::Route;
 use crate::verdict::Reason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +98,12 @@ impl<Id: Copy> RouteMetrics<Id> {
                 Kind::Histogram,
                 &format!("callback_guard.verify_us.route.{r}"),
             ),
-            store: match route.replay.as_ref().map(|replay| &replay.store) {
-                Some(Store::Etcd(_)) => {
+            store: match route
+                .replay
+                .as_ref()
+                .and_then(|replay| replay.fleet.as_ref())
+            {
+                Some(_) => {
                     let result = |define: &mut dyn FnMut(Kind, &str) -> Id, result: &str| {
                         let name = format!("callback_guard.store.route.{r}.result.{result}");
                         define(Kind::Counter, &name)
@@ -115,7 +119,7 @@ impl<Id: Copy> RouteMetrics<Id> {
                         fail_open: counter(&mut define, "store_fail_open"),
                     })
                 }
-                Some(Store::SharedData) | None => None,
+                None => None,
             },
             replay: route.replay.as_ref().map(|_| ReplayMetrics {
                 occupancy_percent: define(

@@ -1,11 +1,11 @@
 //! The compiled, validated configuration: which requests are protected and how.
 
-use crate::etcd::Etcd;
 use crate::net::Cidr;
 use crate::path_view::{Features, PathView, Prefix};
 use crate::providers::Provider;
 use crate::replay::ReplayCache;
 use crate::request::RequestHead;
+use crate::store::FleetStore;
 use crate::timestamp::Freshness;
 
 #[derive(Debug)]
@@ -82,16 +82,18 @@ pub struct Replay {
     /// a fleet-wide one.
     pub cache: ReplayCache,
     pub on_duplicate: OnDuplicate,
-    pub store: Store,
+    /// The fleet-wide store shared by every replica, with `cache` as a first level in
+    /// front; `None`: this Envoy's shared data alone (one process, all its workers).
+    pub fleet: Option<Box<dyn FleetStore>>,
 }
 
-/// Where a route's replay memory lives.
-#[derive(Debug)]
-pub enum Store {
-    /// Envoy shared data: one Envoy process, all its workers.
-    SharedData,
-    /// etcd, shared by every replica, with `cache` as a first level in front.
-    Etcd(Etcd),
+impl Replay {
+    /// The route's fleet-wide store as the type it is, for the glue that drives its
+    /// callouts; `None` without one or if it is another store.
+    pub fn fleet_as<T: FleetStore>(&self) -> Option<&T> {
+        let fleet = self.fleet.as_deref()?;
+        (fleet as &dyn std::any::Any).downcast_ref()
+    }
 }
 
 /// What to answer when a callback that was already delivered arrives again.

@@ -16,6 +16,7 @@ use callback_guard::guard::{self, Step};
 use callback_guard::policy::Policy;
 use callback_guard::replay::Outcome;
 use callback_guard::request::{Header, RequestHead};
+use callback_guard::testing::MemoryStore;
 use callback_guard::timestamp::Stamp;
 use callback_guard::verdict::Reason;
 use proptest::prelude::*;
@@ -23,13 +24,10 @@ use serde_json::{json, Value};
 
 #[path = "../../tests/support/sign.rs"]
 mod sign;
-#[path = "../../tests/support/store.rs"]
-mod store;
 #[path = "../../tests/support/tls.rs"]
 mod tls;
 
 use sign::{base64, ed25519, hex, mac, mac_sha1, p256_key, p256_spki};
-use store::MemoryStore;
 use tls::Tls;
 
 /// 2026-03-25T10:00:00Z.

@@ -4,10 +4,9 @@
 //! store error; a call is always a well-formed request of the route's API.
 #![no_main]
 
-use callback_guard::etcd::{
-    Answered, Api, Claim, Etcd, GrpcResponse, OnError, Progress, Response, Stored,
-};
 use callback_guard::replay::{Outcome, Record, State, Timing};
+use callback_guard::store::etcd::{Answered, Api, Etcd, GrpcResponse, Progress, Response};
+use callback_guard::store::{Claim, OnError, Stored};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: u32 = 1_774_432_800;

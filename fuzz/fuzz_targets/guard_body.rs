@@ -16,10 +16,11 @@ use callback_guard::timestamp::Stamp;
 use callback_guard::verdict::Reason;
 use libfuzzer_sys::fuzz_target;
 
-use common::{MemStore, Secrets};
+use callback_guard::testing::MemoryStore;
+use common::Secrets;
 
 /// Both steps, as the filter runs them.
-fn judge<'p>(policy: &'p Policy, headers: &[Header], body: &[u8], store: &MemStore) -> Step<'p> {
+fn judge<'p>(policy: &'p Policy, headers: &[Header], body: &[u8], store: &MemoryStore) -> Step<'p> {
     let head = RequestHead::new(headers);
     let conn = common::Conn::for_request(&head);
     let step = match guard::on_headers(policy, &head, &conn) {
@@ -52,7 +53,7 @@ fn reason(step: &Step) -> Option<Reason> {
 
 /// Under the spec's keys: what is forwarded is authentic, and is not forwarded twice.
 fn check_known(secrets: &Secrets, policy: &Policy, headers: &[Header], body: &[u8]) -> bool {
-    let store = MemStore::default();
+    let store = MemoryStore::default();
     let Step::Forward(accepted) = judge(policy, headers, body, &store) else {
         return false;
     };
@@ -108,7 +109,7 @@ fn mutated(headers: &[Header], index: usize, at: usize, with: u8) -> Option<Vec<
 fuzz_target!(|data: &[u8]| {
     let (headers, body) = common::parse_request(data);
     let (_, unknown) = common::unknown();
-    let step = judge(unknown, &headers, body, &MemStore::default());
+    let step = judge(unknown, &headers, body, &MemoryStore::default());
     assert!(
         !forwarded(&step),
         "forwarded under keys no input can know: {step:?}"

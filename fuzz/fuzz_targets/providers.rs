@@ -17,6 +17,7 @@ use callback_guard::config;
 use callback_guard::guard::{self, Prior, Step};
 use callback_guard::policy::Policy;
 use callback_guard::request::RequestHead;
+use callback_guard::testing::MemoryStore;
 use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
@@ -169,7 +170,7 @@ fuzz_target!(|data: &[u8]| {
         let step = match step {
             Step::NeedBody(route) => {
                 let now = Stamp::secs(common::NOW);
-                let once = guard::on_body(route, &head, body, now, &common::MemStore::default(), 1);
+                let once = guard::on_body(route, &head, body, now, &MemoryStore::default(), 1);
                 // The filter's way: what the headers verified, or the body hashed as it
                 // arrived (in pieces), refused on its MAC alone before it is read where
                 // the hashes decide. It must judge exactly as the one pass does.
@@ -192,7 +193,7 @@ fuzz_target!(|data: &[u8]| {
                         body,
                         prior,
                         now,
-                        &common::MemStore::default(),
+                        &MemoryStore::default(),
                         1,
                     ),
                 };

@@ -9,11 +9,11 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, Status};
 
 use crate::host_calls::{count, HostCall};
-use callback_guard::etcd::{Api, Call, Etcd};
 use callback_guard::guard::Downstream;
 use callback_guard::metrics::Kind;
 use callback_guard::net;
 use callback_guard::request::HeaderMap;
+use callback_guard::store::etcd::{Api, Call, Etcd};
 use callback_guard::timestamp::Stamp;
 
 // The SDK's metric wrappers panic on any status they do not expect (a host without

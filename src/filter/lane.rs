@@ -19,7 +19,7 @@ use std::time::Instant;
 use proxy_wasm::hostcalls;
 
 use super::{GuardRequest, State};
-use callback_guard::etcd::{Api, Etcd, Request, Txn};
+use callback_guard::store::etcd::{Api, Etcd, Request, Txn};
 
 /// Reservation callouts a VM keeps out at once; more wait to go in the next.
 const MAX_IN_FLIGHT: usize = 2;

@@ -21,16 +21,17 @@ use crate::host_calls::{count, HostCall};
 use crate::shared_data::HostStore;
 use body::Hashing;
 use callback_guard::config;
-use callback_guard::etcd::{
-    self, Answer, Answered, Api, Etcd, EtcdError, Failure, Followup, GrpcResponse, OnError,
-    Progress, Request, ReserveOp, Response, RoundTrip, Txn, TxnResult,
-};
 use callback_guard::guard::{self, Accepted, Pending, Prior, Reserved, Step};
 use callback_guard::metrics::RouteMetrics;
-use callback_guard::policy::{Mode, Policy, Route, Store};
+use callback_guard::policy::{Mode, Policy, Route};
 use callback_guard::providers::Reply;
 use callback_guard::replay::Outcome;
 use callback_guard::request::{HeaderMap, RequestHead};
+use callback_guard::store::etcd::{
+    self, Answered, Api, Etcd, Failure, Followup, GrpcResponse, Progress, Request, ReserveOp,
+    Response, RoundTrip, Txn, TxnResult,
+};
+use callback_guard::store::{Answer, FleetError, OnError};
 use callback_guard::verdict::{Reason, Rejection};
 use host::Connection;
 use lane::Lane;
@@ -101,10 +102,7 @@ impl Plugin {
     /// A route's etcd store, by index.
     fn etcd(&self, route: usize) -> Option<(&Route, &Etcd)> {
         let route = self.policy.routes.get(route)?;
-        match &route.replay.as_ref()?.store {
-            Store::Etcd(etcd) => Some((route, etcd)),
-            Store::SharedData => None,
-        }
+        Some((route, route.replay.as_ref()?.fleet_as()?))
     }
 
     /// Reads the answer to a callout sent to the route's etcd store at `sent`, in the
@@ -792,7 +790,7 @@ impl GuardRequest {
                 route,
                 headers,
                 pending,
-                Err(EtcdError::Unavailable("route has no etcd store".into())),
+                Err(FleetError::Unavailable("route has no etcd store".into())),
             );
         };
         let now = Instant::now();
@@ -834,7 +832,7 @@ impl GuardRequest {
         let left = reserving.deadline.saturating_duration_since(now);
         if left < Duration::from_millis(1) {
             plugin.round_trip(route, RoundTrip::Timeout, Duration::ZERO);
-            return self.give_up(plugin, route, reserving, EtcdError::Timeout);
+            return self.give_up(plugin, route, reserving, FleetError::Timeout);
         }
         let request = reserving.op.request();
         reserving.token = None;
@@ -888,7 +886,7 @@ impl GuardRequest {
                 self.outbox.borrow_mut().put_back(riders);
                 self.hand_over(followers, |_| None);
                 plugin.round_trip(route, RoundTrip::Error, Duration::ZERO);
-                let problem = EtcdError::Unavailable(format!(
+                let problem = FleetError::Unavailable(format!(
                     "Envoy refused the callout to cluster {}: {status:?}",
                     etcd.cluster
                 ));
@@ -939,7 +937,7 @@ impl GuardRequest {
     ) {
         for (i, follower) in followers.iter().enumerate() {
             let reply = reply(i).unwrap_or_else(|| {
-                Err(Failure::Etcd(EtcdError::Unavailable(
+                Err(Failure::Etcd(FleetError::Unavailable(
                     "the callout that carried it did not answer".into(),
                 )))
             });
@@ -1007,7 +1005,7 @@ impl GuardRequest {
         plugin: &Plugin,
         route: &Route,
         reserving: Reserving,
-        problem: EtcdError,
+        problem: FleetError,
     ) -> Action {
         let Reserving {
             route: index,
@@ -1051,7 +1049,7 @@ impl GuardRequest {
         route: &Route,
         headers: HeaderMap,
         pending: Pending,
-        answer: Result<Answer, EtcdError>,
+        answer: Result<Answer, FleetError>,
     ) -> Action {
         let started = Instant::now();
         let head = RequestHead::from_map(&headers);
@@ -1220,7 +1218,7 @@ impl GuardRequest {
                 route.name
             );
         }
-        if let (Some(claim), Store::Etcd(etcd)) = (reserved.remote, &replay.store) {
+        if let (Some(claim), Some(etcd)) = (reserved.remote, replay.fleet_as::<Etcd>()) {
             if let Some(op) = etcd.settle(&reserved.id, claim, outcome, now) {
                 // Retried for as long as the claim could matter to a retry elsewhere.
                 let for_up_to = Duration::from_secs(u64::from(etcd.timing().inflight_secs));

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use super::{host, Plugin};
-use callback_guard::etcd::{
+use callback_guard::store::etcd::{
     self, Answered, Api, Etcd, Followup, Progress, Request, Settled, Txn, TxnResult,
 };
+use callback_guard::store::FleetError;
 
 /// How long a new job waits for a reservation to take it along before the tick sends it.
 pub const RIDE_WAIT: Duration = Duration::from_millis(5);
@@ -207,7 +208,7 @@ impl Outbox {
                 first
                     .plugin
                     .round_trip(route, etcd::RoundTrip::Error, Duration::ZERO);
-                let problem = etcd::EtcdError::Unavailable(format!(
+                let problem = FleetError::Unavailable(format!(
                     "Envoy refused the callout to cluster {}: {status:?}",
                     etcd.cluster
                 ));

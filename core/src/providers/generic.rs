@@ -863,8 +863,8 @@ mod tests {
     use crate::guard::{self, Downstream, Step};
     use crate::keys::test_key;
     use crate::policy::Policy;
-    use crate::replay::memory::MemoryStore;
     use crate::request::{Header, RequestHead};
+    use crate::testing::MemoryStore;
     use crate::verdict::Reason;
 
     /// 2026-03-25T10:00:00Z.

@@ -4,9 +4,8 @@
 //! written independently of the crate, so a forwarded request can be checked.
 #![allow(dead_code)]
 
-use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -18,7 +17,6 @@ use callback_guard::guard::{Accepted, Downstream};
 use callback_guard::policy::{Policy, Route};
 use callback_guard::providers::vobiz::sdk_v3;
 use callback_guard::providers::vobiz::voice::VoiceScheme;
-use callback_guard::replay::{SharedStore, StoreError};
 use callback_guard::request::{Header, RequestHead};
 use callback_guard::verdict::Rejection;
 use hmac::{Hmac, Mac};
@@ -172,33 +170,6 @@ impl Downstream for Conn {
 
     fn peer(&self) -> Option<IpAddr> {
         self.peer
-    }
-}
-
-/// Envoy's shared-data semantics: `set` on an existing key fails when `cas` is non-zero and
-/// differs; every write gives the key a new non-zero cas.
-#[derive(Default)]
-pub struct MemStore {
-    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-    counter: Cell<u32>,
-}
-
-impl SharedStore for MemStore {
-    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        Ok(self.map.borrow().get(key).cloned())
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, StoreError> {
-        let stored = self.map.borrow().get(key).map(|(_, c)| *c);
-        if matches!(stored, Some(stored) if cas != 0 && cas != stored) {
-            return Ok(false);
-        }
-        let next = self.counter.get().wrapping_add(1).max(1);
-        self.counter.set(next);
-        self.map
-            .borrow_mut()
-            .insert(key.to_string(), (value.to_vec(), next));
-        Ok(true)
     }
 }
 

@@ -4,7 +4,7 @@
 //! claim token recognises our own write when it reads it back).
 
 use super::{
-    decode_value, encode_value, Answer, Answered, Claim, Compare, Etcd, EtcdError, Failure, Kv,
+    decode_value, encode_value, Answer, Answered, Claim, Compare, Etcd, Failure, FleetError, Kv,
     Lease, Progress, PutLease, Request, Settled, Stored, Txn, TxnResult, MAX_TRANSACTIONS,
     VALUE_SIZE,
 };
@@ -174,7 +174,9 @@ impl ReserveOp {
     /// Feeds the answer to the last transaction (alone, or one of a batch).
     pub fn on_reply(&mut self, reply: TxnResult) -> Progress<Answer> {
         let Awaiting::Txn(write) = self.awaiting else {
-            return Progress::Done(Err(EtcdError::Malformed("a transaction answer to a grant")));
+            return Progress::Done(Err(FleetError::Malformed(
+                "a transaction answer to a grant",
+            )));
         };
         match reply {
             Ok(reply) => {
@@ -191,7 +193,7 @@ impl ReserveOp {
                 self.awaiting = Awaiting::Grant(write);
                 Progress::Send(Request::Grant(self.lease))
             }
-            Err(Failure::LeaseNotFound) => Progress::Done(Err(EtcdError::Unavailable(
+            Err(Failure::LeaseNotFound) => Progress::Done(Err(FleetError::Unavailable(
                 "the lease was not found even after granting it".into(),
             ))),
             Err(Failure::Etcd(error)) => {
@@ -203,7 +205,7 @@ impl ReserveOp {
         }
     }
 
-    fn granted(&mut self, write: Write, result: Result<(), EtcdError>) -> Progress<Answer> {
+    fn granted(&mut self, write: Write, result: Result<(), FleetError>) -> Progress<Answer> {
         match result {
             Ok(()) => {
                 self.granted = true;
@@ -273,7 +275,7 @@ impl ReserveOp {
             }
         };
         if self.transactions >= MAX_TRANSACTIONS {
-            return Progress::Done(Err(EtcdError::Contention));
+            return Progress::Done(Err(FleetError::Contention));
         }
         self.transactions += 1;
         self.awaiting = Awaiting::Txn(write);
@@ -338,7 +340,7 @@ impl SettleOp {
             Err(Failure::Etcd(error)) => return Progress::Done(Err(error)),
             // Settles never attach a lease.
             Err(Failure::LeaseNotFound) => {
-                return Progress::Done(Err(EtcdError::Malformed("lease error on a settle")))
+                return Progress::Done(Err(FleetError::Malformed("lease error on a settle")))
             }
         };
         if reply.succeeded {
@@ -356,7 +358,7 @@ impl SettleOp {
         match replay::settled(&stored.record, &self.fingerprint, self.outcome) {
             Some(record) if stored.record.live(self.now) => {
                 if self.transactions >= MAX_TRANSACTIONS {
-                    return Progress::Done(Err(EtcdError::Contention));
+                    return Progress::Done(Err(FleetError::Contention));
                 }
                 self.transactions += 1;
                 self.pending = Txn {
@@ -470,7 +472,7 @@ impl ResolveOp {
                 return Progress::Send(self.request());
             }
             (Err(Failure::LeaseNotFound), _) => {
-                return Progress::Done(Err(EtcdError::Unavailable(
+                return Progress::Done(Err(FleetError::Unavailable(
                     "the lease was not found even after granting it".into(),
                 )))
             }
@@ -498,7 +500,7 @@ impl ResolveOp {
             _ => return self.next_fence(),
         };
         if self.transactions >= MAX_TRANSACTIONS {
-            return Progress::Done(Err(EtcdError::Contention));
+            return Progress::Done(Err(FleetError::Contention));
         }
         self.transactions += 1;
         self.step = Step::Mark {

@@ -5,7 +5,7 @@
 //! gateway's, without the gateway: etcd spends about half the CPU on each.
 
 use super::{
-    Compare, EtcdError, Failure, Kv, PutLease, Txn, TxnReply, TxnResult, LEASE_EXISTS,
+    Compare, Failure, FleetError, Kv, PutLease, Txn, TxnReply, TxnResult, LEASE_EXISTS,
     LEASE_NOT_FOUND,
 };
 
@@ -154,10 +154,10 @@ enum Field<'a> {
     Other,
 }
 
-const MALFORMED: EtcdError = EtcdError::Malformed("gRPC answer is not the expected protobuf");
+const MALFORMED: FleetError = FleetError::Malformed("gRPC answer is not the expected protobuf");
 
 /// The fields of one message, in order; an error on anything truncated or unknown.
-fn fields(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), EtcdError>> {
+fn fields(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), FleetError>> {
     fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -207,9 +207,9 @@ fn fields(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), Etc
 }
 
 /// The message inside gRPC's framing: exactly one, uncompressed.
-fn deframed(body: &[u8]) -> Result<&[u8], EtcdError> {
+fn deframed(body: &[u8]) -> Result<&[u8], FleetError> {
     let (&[0, a, b, c, d], message) = body.split_first_chunk::<5>().ok_or(MALFORMED)? else {
-        return Err(EtcdError::Malformed("gRPC answer compressed"));
+        return Err(FleetError::Malformed("gRPC answer compressed"));
     };
     let length = u32::from_be_bytes([a, b, c, d]) as usize;
     (message.len() == length)
@@ -219,16 +219,18 @@ fn deframed(body: &[u8]) -> Result<&[u8], EtcdError> {
 
 /// `TxnResponse`: header 1 (revision 3), succeeded 2, responses 3 (response_range 1:
 /// kvs 2: KeyValue with mod_revision 3 and value 5).
-fn txn_reply(message: &[u8]) -> Result<TxnReply, EtcdError> {
+fn txn_reply(message: &[u8]) -> Result<TxnReply, FleetError> {
     let reply = txn_fields(message, 0)?;
     if reply.revision <= 0 {
-        return Err(EtcdError::Malformed("transaction reply without a revision"));
+        return Err(FleetError::Malformed(
+            "transaction reply without a revision",
+        ));
     }
     Ok(reply)
 }
 
 /// `ResponseHeader.revision` (field 3), if the header carries one.
-fn header_revision(header: &[u8]) -> Result<Option<i64>, EtcdError> {
+fn header_revision(header: &[u8]) -> Result<Option<i64>, FleetError> {
     let mut revision = None;
     for field in fields(header) {
         if let (3, Field::Number(value)) = field? {
@@ -240,7 +242,7 @@ fn header_revision(header: &[u8]) -> Result<Option<i64>, EtcdError> {
 
 /// A `TxnResponse`'s fields; `revision` where its header has none (a nested one's is
 /// empty: the outer transaction's revision is the revision of every put in it).
-fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, EtcdError> {
+fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, FleetError> {
     let (mut revision, mut succeeded, mut kv, mut ranged) = (revision, false, None, false);
     for field in fields(message) {
         match field? {
@@ -266,7 +268,9 @@ fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, EtcdError> {
         }
     }
     if !succeeded && !ranged {
-        return Err(EtcdError::Malformed("failed transaction without its range"));
+        return Err(FleetError::Malformed(
+            "failed transaction without its range",
+        ));
     }
     Ok(TxnReply {
         succeeded,
@@ -277,7 +281,7 @@ fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, EtcdError> {
 
 /// The outer `TxnResponse` of a [`batch`]: its revision, and each nested reply
 /// (`ResponseOp.response_txn` 4), which must be `count`.
-fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, EtcdError> {
+fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, FleetError> {
     let mut revision = 0i64;
     let mut nested = Vec::with_capacity(count);
     for field in fields(message) {
@@ -294,10 +298,12 @@ fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, EtcdErro
         }
     }
     if revision <= 0 {
-        return Err(EtcdError::Malformed("transaction reply without a revision"));
+        return Err(FleetError::Malformed(
+            "transaction reply without a revision",
+        ));
     }
     if nested.len() != count {
-        return Err(EtcdError::Malformed(
+        return Err(FleetError::Malformed(
             "batch reply without one answer per transaction",
         ));
     }
@@ -307,7 +313,7 @@ fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, EtcdErro
         .collect()
 }
 
-fn key_value(pair: &[u8]) -> Result<Kv, EtcdError> {
+fn key_value(pair: &[u8]) -> Result<Kv, FleetError> {
     let (mut value, mut mod_revision) = (Vec::new(), 0i64);
     for field in fields(pair) {
         match field? {
@@ -317,7 +323,7 @@ fn key_value(pair: &[u8]) -> Result<Kv, EtcdError> {
         }
     }
     if mod_revision <= 0 {
-        return Err(EtcdError::Malformed("key without a mod_revision"));
+        return Err(FleetError::Malformed("key without a mod_revision"));
     }
     Ok(Kv {
         value,
@@ -326,16 +332,16 @@ fn key_value(pair: &[u8]) -> Result<Kv, EtcdError> {
 }
 
 /// A failed callout or a gRPC error, in words for the log (bounded, escaped).
-fn unavailable(response: GrpcResponse) -> EtcdError {
+fn unavailable(response: GrpcResponse) -> FleetError {
     if timed_out(&response) {
-        return EtcdError::Timeout;
+        return FleetError::Timeout;
     }
     match (response.http_status, response.grpc_status) {
-        (None, _) => EtcdError::Unavailable("no response (connection failed or reset)".into()),
-        (Some(http), None) => EtcdError::Unavailable(format!("HTTP {http} without a gRPC status")),
+        (None, _) => FleetError::Unavailable("no response (connection failed or reset)".into()),
+        (Some(http), None) => FleetError::Unavailable(format!("HTTP {http} without a gRPC status")),
         (_, Some(status)) => {
             let text: String = response.message.escape_default().take(160).collect();
-            EtcdError::Unavailable(format!("gRPC status {status}: {text}"))
+            FleetError::Unavailable(format!("gRPC status {status}: {text}"))
         }
     }
 }
@@ -373,7 +379,7 @@ fn call_failure(response: &GrpcResponse) -> Result<(), Failure> {
 }
 
 /// A grant succeeded, or the lease is already there (granted by another replica).
-pub(super) fn grant_result(response: GrpcResponse) -> Result<(), EtcdError> {
+pub(super) fn grant_result(response: GrpcResponse) -> Result<(), FleetError> {
     match response.grpc_status {
         Some(OK) => Ok(()),
         Some(FAILED_PRECONDITION) if response.message.contains(LEASE_EXISTS) => Ok(()),
@@ -400,10 +406,9 @@ pub(super) fn round_trip(response: GrpcResponse) -> super::RoundTrip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::{
-        encode_value, Api, Etcd, OnError, Progress, Reservation, Stored, VALUE_SIZE,
-    };
-    use crate::replay::{Record, State, Timing};
+    use crate::replay::{Record, Reservation, State, Timing};
+    use crate::store::etcd::{encode_value, Api, Etcd, Progress, VALUE_SIZE};
+    use crate::store::{OnError, Stored};
 
     // Recorded with etcd's own generated protobuf code (python-etcd3 0.12's rpc_pb2) and
     // from etcd 3.4.23 (Debian's etcd-server) answering it over gRPC.
@@ -547,23 +552,26 @@ mod tests {
     fn statuses_mean_what_the_gateways_did() {
         let missing = answer(NOT_FOUND, "etcdserver: requested lease not found", &[]);
         assert!(matches!(txn_result(missing), Err(Failure::LeaseNotFound)));
-        assert_eq!(round_trip(missing), crate::etcd::RoundTrip::Ok);
+        assert_eq!(round_trip(missing), crate::store::etcd::RoundTrip::Ok);
         let there = answer(FAILED_PRECONDITION, "etcdserver: lease already exists", &[]);
         assert_eq!(grant_result(there), Ok(()));
-        assert_eq!(round_trip(there), crate::etcd::RoundTrip::Ok);
+        assert_eq!(round_trip(there), crate::store::etcd::RoundTrip::Ok);
         let envoy_timeout = answer(UNAVAILABLE, ENVOY_TIMEOUT, &[]);
         assert!(matches!(
             txn_result(envoy_timeout),
-            Err(Failure::Etcd(EtcdError::Timeout))
+            Err(Failure::Etcd(FleetError::Timeout))
         ));
-        assert_eq!(round_trip(envoy_timeout), crate::etcd::RoundTrip::Timeout);
+        assert_eq!(
+            round_trip(envoy_timeout),
+            crate::store::etcd::RoundTrip::Timeout
+        );
         let deadline = answer(DEADLINE_EXCEEDED, "context deadline exceeded", &[]);
-        assert_eq!(grant_result(deadline), Err(EtcdError::Timeout));
+        assert_eq!(grant_result(deadline), Err(FleetError::Timeout));
         let down = answer(UNAVAILABLE, "no healthy upstream", &[]);
-        assert_eq!(round_trip(down), crate::etcd::RoundTrip::Error);
+        assert_eq!(round_trip(down), crate::store::etcd::RoundTrip::Error);
         assert!(matches!(
             grant_result(down),
-            Err(EtcdError::Unavailable(text)) if text == "gRPC status 14: no healthy upstream"
+            Err(FleetError::Unavailable(text)) if text == "gRPC status 14: no healthy upstream"
         ));
         let reset = GrpcResponse {
             http_status: None,
@@ -571,10 +579,10 @@ mod tests {
             message: "",
             body: &[],
         };
-        assert_eq!(round_trip(reset), crate::etcd::RoundTrip::Error);
+        assert_eq!(round_trip(reset), crate::store::etcd::RoundTrip::Error);
         assert!(matches!(
             grant_result(reset),
-            Err(EtcdError::Unavailable(_))
+            Err(FleetError::Unavailable(_))
         ));
     }
 
@@ -602,7 +610,7 @@ mod tests {
             (TXN_PATH, "application/grpc")
         );
         assert!(call.body.is_empty());
-        match op.on_answer(crate::etcd::Answered::Grpc(ok(SUCCEEDED))) {
+        match op.on_answer(crate::store::etcd::Answered::Grpc(ok(SUCCEEDED))) {
             Progress::Done(Ok(answer)) => {
                 assert_eq!(
                     (answer.reservation, answer.revision),

@@ -1,7 +1,9 @@
 //! The etcd protocol against etcd 3.4's recorded answers.
 
+use std::fmt;
+
 use super::*;
-use crate::replay::Outcome;
+use crate::replay::{Outcome, Reservation};
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
@@ -167,7 +169,7 @@ fn respond<F: Feed>(op: &mut F, response: Response) -> Progress<F::Out> {
     op.feed(Answered::Json(response))
 }
 
-fn error<T: fmt::Debug>(progress: Progress<T>) -> EtcdError {
+fn error<T: fmt::Debug>(progress: Progress<T>) -> FleetError {
     match progress {
         Progress::Done(Err(error)) => error,
         other => panic!("expected an error, got {other:?}"),
@@ -209,7 +211,7 @@ fn values_are_34_bytes_and_decode_strictly() {
         &bad_format,
         b"",
     ] {
-        assert_eq!(decode_value(bad), Err(EtcdError::Corrupt), "{bad:?}");
+        assert_eq!(decode_value(bad), Err(FleetError::Corrupt), "{bad:?}");
     }
 }
 
@@ -320,12 +322,12 @@ fn a_missing_lease_is_granted_then_the_transaction_resent() {
     call(respond(&mut op2, status(412, LEASE_THERE)));
     assert!(matches!(
         error(respond(&mut op2, status(404, LEASE_MISSING))),
-        EtcdError::Unavailable(_)
+        FleetError::Unavailable(_)
     ));
     // A failed grant is a store error.
     assert!(matches!(
         error(respond(&mut op, status(503, "no healthy upstream"))),
-        EtcdError::Unavailable(d) if d == "HTTP 503: no healthy upstream"
+        FleetError::Unavailable(d) if d == "HTTP 503: no healthy upstream"
     ));
 }
 
@@ -493,7 +495,7 @@ fn endless_contention_gives_up() {
     }
     assert_eq!(
         error(respond(&mut op, ok(&failed_with(&key, &failed, 99)))),
-        EtcdError::Contention
+        FleetError::Contention
     );
 }
 
@@ -522,19 +524,19 @@ fn bad_answers_are_store_errors_never_panics() {
     for (response, what) in garbage {
         let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
         match error(respond(&mut op, response)) {
-            EtcdError::Malformed(detail) => assert!(detail.contains(what), "{detail}"),
+            FleetError::Malformed(detail) => assert!(detail.contains(what), "{detail}"),
             other => panic!("{what}: {other:?}"),
         }
     }
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     assert_eq!(
         error(respond(&mut op, ok(&failed_with(&key, b"short", 3)))),
-        EtcdError::Corrupt
+        FleetError::Corrupt
     );
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     assert_eq!(
         error(respond(&mut op, status(504, "upstream request timeout"))),
-        EtcdError::Timeout
+        FleetError::Timeout
     );
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     let reset = Response {
@@ -543,19 +545,19 @@ fn bad_answers_are_store_errors_never_panics() {
     };
     assert!(matches!(
         error(respond(&mut op, reset)),
-        EtcdError::Unavailable(_)
+        FleetError::Unavailable(_)
     ));
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     let unavailable = r#"{"error":"etcdserver: request timed out","code":14}"#;
     assert_eq!(
         error(respond(&mut op, status(503, unavailable))),
-        EtcdError::Unavailable("HTTP 503: etcdserver: request timed out".into())
+        FleetError::Unavailable("HTTP 503: etcdserver: request timed out".into())
     );
     // Envoy's own text replies are quoted, bounded and escaped.
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     let long = format!("upstream connect error\n{}", "x".repeat(500));
     match error(respond(&mut op, status(503, &long))) {
-        EtcdError::Unavailable(detail) => {
+        FleetError::Unavailable(detail) => {
             assert!(
                 detail.starts_with("HTTP 503: upstream connect error\\n"),
                 "{detail}"
@@ -695,7 +697,7 @@ fn a_settle_after_a_takeover_settles_the_same_requests_claim() {
     let mut op = e.settle(&id(1), ours, Outcome::Delivered, now).unwrap();
     assert!(matches!(
         respond(&mut op, status(503, "no healthy upstream")),
-        Progress::Done(Err(EtcdError::Unavailable(_)))
+        Progress::Done(Err(FleetError::Unavailable(_)))
     ));
 }
 
@@ -717,7 +719,7 @@ fn a_reservation_sent_again_knows_its_own_claim_when_it_landed() {
     let e = etcd();
     let key = e.key(&id(1));
     let (mut op, first) = reserve(&e, &id(1), &fp('a'), T0);
-    assert_eq!(error(respond(&mut op, timed_out())), EtcdError::Timeout);
+    assert_eq!(error(respond(&mut op, timed_out())), FleetError::Timeout);
     // The same transaction again: it finds the first one applied, under our token.
     assert_eq!(op.request().call(Api::Json), first);
     let fresh = TIMING.first_sight(&fp('a'), T0);
@@ -778,7 +780,7 @@ fn a_reservation_given_up_fences_a_late_create_with_the_claim_settled() {
     // An error leaves it to be sent again, unchanged.
     assert!(matches!(
         error(respond(&mut resolve, timed_out())),
-        EtcdError::Timeout
+        FleetError::Timeout
     ));
     assert_eq!(resolve.request().call(Api::Json), fence);
     assert_eq!(

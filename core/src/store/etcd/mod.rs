@@ -51,14 +51,13 @@
 //! nested ones ([`batch_call`]): the settles waiting in a worker ride on the next
 //! reservation it sends, so a callback costs etcd about one proposal, not two.
 
-use std::fmt;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::replay::{Record, Reservation, State, Timing};
+use super::{Answer, Claim, FleetError, OnError, Stored};
+use crate::replay::{Record, State, Timing};
 
 mod grpc;
 mod json;
@@ -96,18 +95,6 @@ pub enum Api {
     Grpc,
 }
 
-/// What a route does when etcd is slow, down or answers nonsense.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// 503 `replay_store_unavailable`: nothing passes unreserved.
-    #[default]
-    FailClosed,
-    /// Forward, judged by this Envoy's own memory alone (as the shared-data store would),
-    /// and count it in `callback_guard_store_fail_open`.
-    FailOpen,
-}
-
 /// A route's etcd store, compiled from its configuration.
 #[derive(Debug, Clone)]
 pub struct Etcd {
@@ -135,14 +122,6 @@ pub struct Etcd {
 pub struct Lease {
     pub id: i64,
     pub ttl_secs: u64,
-}
-
-/// What one etcd key holds: the replay model's record, and the claim token of the
-/// reservation that wrote it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
-    pub record: Record,
-    pub claim: u64,
 }
 
 /// One conditional write: if `compare` holds, put `value` on `key`, else read `key`.
@@ -267,7 +246,7 @@ impl Answered<'_> {
     }
 
     /// The answer to a lease grant: granted, or there already.
-    pub fn grant(self) -> Result<(), EtcdError> {
+    pub fn grant(self) -> Result<(), FleetError> {
         match self {
             Answered::Json(response) => json::grant_result(response),
             Answered::Grpc(response) => grpc::grant_result(response),
@@ -283,7 +262,7 @@ impl Answered<'_> {
             (Answered::Grpc(response), _) => grpc::batch_results(response, count),
             (Answered::Json(_), _) => {
                 vec![
-                    Err(Failure::Etcd(EtcdError::Malformed(
+                    Err(Failure::Etcd(FleetError::Malformed(
                         "a batch over the JSON gateway"
                     )));
                     count
@@ -303,83 +282,11 @@ pub enum RoundTrip {
     Timeout,
 }
 
-/// Why etcd could not decide. Handled by the route's [`OnError`] policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EtcdError {
-    /// No answer within the route's timeout.
-    Timeout,
-    /// The callout failed, or etcd answered with an error.
-    Unavailable(String),
-    /// etcd's answer is not what its gateway sends.
-    Malformed(&'static str),
-    /// A stored value this format cannot read.
-    Corrupt,
-    /// Other writers kept changing the key between our reads and writes.
-    Contention,
-}
-
-impl fmt::Display for EtcdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EtcdError::Timeout => f.write_str("etcd did not answer within the timeout"),
-            EtcdError::Unavailable(detail) => write!(f, "etcd unavailable: {detail}"),
-            EtcdError::Malformed(what) => write!(f, "etcd answer malformed: {what}"),
-            EtcdError::Corrupt => f.write_str("etcd holds a value this format cannot read"),
-            EtcdError::Contention => f.write_str("etcd key contended; transactions exhausted"),
-        }
-    }
-}
-
 /// The next step of an operation: send this request, or here is the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress<T> {
     Send(Request),
-    Done(Result<T, EtcdError>),
-}
-
-/// An id claimed in etcd by this request: what settling it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claim {
-    /// The key's `mod_revision` after our claim was written.
-    pub revision: i64,
-    pub stored: Stored,
-}
-
-/// etcd's decision on a reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Answer {
-    /// `Fresh` or `Retry` (claimed), `Tampered`, `Duplicate` or `InFlight` (refused).
-    pub reservation: Reservation,
-    /// What the key now holds: our claim, or what refused us.
-    pub stored: Stored,
-    /// Its `mod_revision`.
-    pub revision: i64,
-}
-
-impl Answer {
-    /// Our claim, if the request may go on.
-    pub fn claim(&self) -> Option<Claim> {
-        matches!(self.reservation, Reservation::Fresh | Reservation::Retry).then_some(Claim {
-            revision: self.revision,
-            stored: self.stored,
-        })
-    }
-
-    /// What the local first level may remember of this answer. Our own claim and a
-    /// delivered record are facts this Envoy can answer from; someone else's claim (in
-    /// flight or failed) is remembered as failed: its fingerprint still catches tampering
-    /// locally, while an identical request asks etcd again, which alone knows how the other
-    /// replica's delivery ends.
-    pub fn local_record(&self) -> Record {
-        let record = self.stored.record;
-        match (self.reservation, record.state) {
-            (Reservation::Fresh | Reservation::Retry, _) | (_, State::Delivered) => record,
-            _ => Record {
-                state: State::Failed,
-                ..record
-            },
-        }
-    }
+    Done(Result<T, FleetError>),
 }
 
 /// How a settle or a resolve ended (all are fine: neither ever fails a request).
@@ -389,6 +296,16 @@ pub enum Settled {
     /// Nothing to write any more: delivered or settled by another, re-claimed with another
     /// fingerprint, expired or gone, or a write of ours that can no longer land.
     Unchanged,
+}
+
+impl super::FleetStore for Etcd {
+    fn kind(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn on_error(&self) -> OnError {
+        self.on_error
+    }
 }
 
 impl Etcd {
@@ -497,25 +414,25 @@ pub fn encode_value(stored: &Stored) -> [u8; VALUE_SIZE] {
 }
 
 /// Fails closed on anything but the exact layout.
-pub fn decode_value(value: &[u8]) -> Result<Stored, EtcdError> {
-    let bytes: &[u8; VALUE_SIZE] = value.try_into().map_err(|_| EtcdError::Corrupt)?;
-    let (format, rest) = bytes.split_first().ok_or(EtcdError::Corrupt)?;
-    let (fingerprint, rest) = rest.split_first_chunk::<16>().ok_or(EtcdError::Corrupt)?;
-    let (expires_at, rest) = rest.split_first_chunk::<4>().ok_or(EtcdError::Corrupt)?;
-    let (deadline, rest) = rest.split_first_chunk::<4>().ok_or(EtcdError::Corrupt)?;
-    let (state, rest) = rest.split_first().ok_or(EtcdError::Corrupt)?;
+pub fn decode_value(value: &[u8]) -> Result<Stored, FleetError> {
+    let bytes: &[u8; VALUE_SIZE] = value.try_into().map_err(|_| FleetError::Corrupt)?;
+    let (format, rest) = bytes.split_first().ok_or(FleetError::Corrupt)?;
+    let (fingerprint, rest) = rest.split_first_chunk::<16>().ok_or(FleetError::Corrupt)?;
+    let (expires_at, rest) = rest.split_first_chunk::<4>().ok_or(FleetError::Corrupt)?;
+    let (deadline, rest) = rest.split_first_chunk::<4>().ok_or(FleetError::Corrupt)?;
+    let (state, rest) = rest.split_first().ok_or(FleetError::Corrupt)?;
     let (&claim, true) = (
-        rest.try_into().map_err(|_| EtcdError::Corrupt)?,
+        rest.try_into().map_err(|_| FleetError::Corrupt)?,
         *format == VALUE_FORMAT,
     ) else {
-        return Err(EtcdError::Corrupt);
+        return Err(FleetError::Corrupt);
     };
     Ok(Stored {
         record: Record {
             fingerprint: *fingerprint,
             expires_at: u32::from_le_bytes(*expires_at),
             deadline: u32::from_le_bytes(*deadline),
-            state: State::from_byte(*state).map_err(|_| EtcdError::Corrupt)?,
+            state: State::from_byte(*state).map_err(|_| FleetError::Corrupt)?,
         },
         claim: u64::from_le_bytes(claim),
     })
@@ -543,7 +460,7 @@ pub struct Kv {
 pub enum Failure {
     /// The put named a lease etcd does not have: nothing was written.
     LeaseNotFound,
-    Etcd(EtcdError),
+    Etcd(FleetError),
 }
 
 pub type TxnResult = Result<TxnReply, Failure>;
