@@ -7,6 +7,8 @@
 //! | whatsapp | `X-Webhook-Signature` (hex) | the body | `occurred_at` | a JSON object | method, path, query, content type, `X-Webhook-Event` |
 //! | kyc | `X-Vobiz-Signature: sha256=` (hex) | the body | none | a JSON object (the parent token also signs voice: no voice base string is one) | method, path, query, content type |
 
+#[cfg(test)]
+mod guard_tests;
 pub mod kyc;
 pub mod sdk_v3;
 pub mod voice;
