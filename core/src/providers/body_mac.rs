@@ -6,7 +6,7 @@
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
 use crate::providers::{
-    key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, Signed, StreamedMac, Verified,
+    key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, StreamedMac, Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -124,12 +124,7 @@ impl Provider for BodySigned {
         let key = self
             .mac
             .verify_macs(&self.keys, head, hashed.macs.iter().copied())?;
-        Ok(Verified {
-            scheme: self.scheme,
-            key: &key.name,
-            signed: Signed::streamed(self.scheme, hashed),
-            time: None,
-        })
+        Ok(Verified::streamed(self.scheme, &key.name, hashed, None))
     }
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {

@@ -162,6 +162,24 @@ pub struct Verified<'p> {
     pub time: Option<Stamp>,
 }
 
+impl<'p> Verified<'p> {
+    /// A streamed scheme's verdict: its MAC verified under the key named `key`, over the
+    /// message `hashed` (the scheme's family is its name).
+    pub fn streamed(
+        scheme: &'static str,
+        key: &'p str,
+        hashed: &Hashed,
+        time: Option<Stamp>,
+    ) -> Self {
+        Verified {
+            scheme,
+            key,
+            signed: Signed::streamed(scheme, hashed),
+            time,
+        }
+    }
+}
+
 /// Route settings a scheme's verdict depends on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Checks {

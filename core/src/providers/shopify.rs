@@ -11,7 +11,7 @@ use crate::keys::Key;
 use crate::providers::entry::Entry;
 use crate::providers::{
     base64_exact, key_names, key_with_mac, malformed, mismatch, required, AtHeaders, Body, Checks,
-    Hashed, Media, Provider, Signed, StreamedMac, Verified,
+    Hashed, Media, Provider, StreamedMac, Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -92,12 +92,7 @@ impl Provider for Shopify {
     ) -> Result<Verified<'p>, Rejection> {
         let hashed = &*body.hashed(self.streamed_mac(head));
         let key = self.key(head, hashed)?;
-        Ok(Verified {
-            scheme: "shopify",
-            key: &key.name,
-            signed: Signed::streamed("shopify", hashed),
-            time: None,
-        })
+        Ok(Verified::streamed("shopify", &key.name, hashed, None))
     }
 
     fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {

@@ -10,7 +10,7 @@ use crate::providers::body_mac::BodyMac;
 use crate::providers::entry::Entry;
 use crate::providers::{
     json_challenge, json_with, key_names, key_with_mac, mismatch, required, unix_seconds,
-    AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, Signed, StreamedMac, Time, Verified,
+    AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac, Time, Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp::Stamp;
@@ -73,12 +73,12 @@ impl Provider for Slack {
     ) -> Result<Verified<'p>, Rejection> {
         let hashed = &*body.hashed(self.streamed_mac(head));
         let (key, time) = self.key(head, hashed)?;
-        Ok(Verified {
-            scheme: "slack",
-            key: &key.name,
-            signed: Signed::streamed("slack", hashed),
-            time: Some(Stamp::secs(time)),
-        })
+        Ok(Verified::streamed(
+            "slack",
+            &key.name,
+            hashed,
+            Some(Stamp::secs(time)),
+        ))
     }
 
     fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {

@@ -13,7 +13,7 @@ use crate::providers::body_mac::parse_hex;
 use crate::providers::entry::Entry;
 use crate::providers::{
     key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders, Body, Checks,
-    Hashed, Media, Provider, Signed, StreamedMac, Time, Verified, MAX_SIGNATURES,
+    Hashed, Media, Provider, StreamedMac, Time, Verified, MAX_SIGNATURES,
     MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::RequestHead;
@@ -124,12 +124,12 @@ impl Provider for Stripe {
     ) -> Result<Verified<'p>, Rejection> {
         let hashed = &*body.hashed(self.streamed_mac(head));
         let (key, signed) = self.key(head, hashed)?;
-        Ok(Verified {
-            scheme: "stripe",
-            key: &key.name,
-            signed: Signed::streamed("stripe", hashed),
-            time: Some(Stamp::secs(signed.time)),
-        })
+        Ok(Verified::streamed(
+            "stripe",
+            &key.name,
+            hashed,
+            Some(Stamp::secs(signed.time)),
+        ))
     }
 
     fn check_hashed(&self, head: &RequestHead, hashed: &Hashed) -> Result<(), Rejection> {

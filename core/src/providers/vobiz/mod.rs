@@ -18,8 +18,8 @@ use crate::keys::Key;
 use crate::providers::body_mac::BodySigned;
 use crate::providers::entry::{required_origin, Entry, Field, Problem, Settings};
 use crate::providers::{
-    form_pairs, key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, Signed, StreamedMac,
-    Time, Verified,
+    form_pairs, key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, StreamedMac, Time,
+    Verified,
 };
 use crate::request::RequestHead;
 use crate::timestamp::{self, Freshness, Stamp};
@@ -368,12 +368,12 @@ impl Provider for WhatsApp {
         let hashed = &*body.hashed(self.streamed_mac(head));
         let body = body.bytes;
         let verified = whatsapp::verify_hashed(&self.keys, head, body, &hashed.macs)?;
-        Ok(Verified {
-            scheme: "whatsapp",
-            key: verified.key,
-            signed: Signed::streamed("whatsapp", hashed),
-            time: Some(Stamp::secs(verified.event.occurred_at)),
-        })
+        Ok(Verified::streamed(
+            "whatsapp",
+            verified.key,
+            hashed,
+            Some(Stamp::secs(verified.event.occurred_at)),
+        ))
     }
 
     fn dispatch_headers(&self) -> Vec<&str> {
