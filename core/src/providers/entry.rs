@@ -4,6 +4,8 @@
 //! [`registry`](super::registry); nothing here knows any provider.
 
 use crate::keys::Key;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::Signer;
 use crate::providers::vobiz::voice::{Family, V3Construction};
 use crate::providers::{generic, Provider};
 use crate::public_key::{PublicKey, Written};
@@ -21,6 +23,11 @@ pub struct Entry {
     pub public_keys: Option<Written>,
     /// The scheme on the seam, from what the route configured.
     pub compile: fn(Settings) -> Result<Box<dyn Provider>, Problem>,
+    /// What the provider sends, signed by the code next to its verifier: for the command
+    /// line and the tests only (feature `sign`), so that the filter's module links no
+    /// signer.
+    #[cfg(any(test, feature = "sign"))]
+    pub sign: Option<Signer>,
 }
 
 impl Entry {
@@ -35,6 +42,17 @@ impl Entry {
             secret: Secret::Text,
             public_keys: None,
             compile,
+            #[cfg(any(test, feature = "sign"))]
+            sign: None,
+        }
+    }
+
+    /// The scheme's signer (feature `sign`).
+    #[cfg(any(test, feature = "sign"))]
+    pub const fn signs(self, signer: Signer) -> Entry {
+        Entry {
+            sign: Some(signer),
+            ..self
         }
     }
 

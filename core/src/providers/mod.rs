@@ -21,6 +21,22 @@ use crate::request::{Lookup, RequestHead};
 use crate::timestamp::{Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
+/// `entry.signs(signer)` where the signers are built (feature `sign`, and the tests); the
+/// entry alone elsewhere, so that the filter's module compiles no signer: code that exists
+/// only for the command line changes nothing the filter's compiler decides.
+#[cfg(any(test, feature = "sign"))]
+macro_rules! signs {
+    ($entry:expr, $signer:expr) => {
+        $entry.signs($signer)
+    };
+}
+#[cfg(not(any(test, feature = "sign")))]
+macro_rules! signs {
+    ($entry:expr, $signer:expr) => {
+        $entry
+    };
+}
+
 pub mod asymmetric;
 pub mod bitbucket;
 pub mod body_mac;
@@ -32,6 +48,8 @@ pub mod meta;
 pub mod presets;
 pub mod registry;
 pub mod shopify;
+#[cfg(any(test, feature = "sign"))]
+pub mod sign;
 pub mod slack;
 pub mod standard_webhooks;
 pub mod stripe;
