@@ -13,6 +13,8 @@
 use base64::Engine;
 
 use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, Outgoing, Role, Signer, Signing};
 use crate::providers::{
     json_with, malformed, required, unix_seconds, AtHeaders, Body, Checks, Media, Provider, Reply,
     Signed, Time, Verified,
@@ -113,21 +115,91 @@ impl Asymmetric {
     }
 }
 
-pub const DISCORD_ENTRY: Entry = Entry::new(DISCORD.scheme, |settings| {
-    Ok(Box::new(Asymmetric {
-        flavour: DISCORD,
-        keys: settings.public_keys,
-    }))
-})
-.public_keys(DISCORD.written);
+pub const DISCORD_ENTRY: Entry = signs!(
+    Entry::new(DISCORD.scheme, |settings| {
+        Ok(Box::new(Asymmetric {
+            flavour: DISCORD,
+            keys: settings.public_keys,
+        }))
+    })
+    .public_keys(DISCORD.written),
+    DISCORD_SIGNER
+);
 
-pub const SENDGRID_ENTRY: Entry = Entry::new(SENDGRID.scheme, |settings| {
-    Ok(Box::new(Asymmetric {
-        flavour: SENDGRID,
-        keys: settings.public_keys,
-    }))
-})
-.public_keys(SENDGRID.written);
+pub const SENDGRID_ENTRY: Entry = signs!(
+    Entry::new(SENDGRID.scheme, |settings| {
+        Ok(Box::new(Asymmetric {
+            flavour: SENDGRID,
+            keys: settings.public_keys,
+        }))
+    })
+    .public_keys(SENDGRID.written),
+    SENDGRID_SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const DISCORD_SIGNER: Signer = Signer {
+    sign: |signing, out| DISCORD.sign(signing, out),
+    // An application command (type 2): a PING (type 1) is answered at the edge.
+    example: |signing| {
+        format!(
+            r#"{{"id":"{}","type":2,"application_id":"{}","data":{{"name":"simulated"}}}}"#,
+            sign::digits(&signing.random, 19),
+            sign::digits(&signing.random, 18)
+        )
+        .into_bytes()
+    },
+};
+
+#[cfg(any(test, feature = "sign"))]
+pub const SENDGRID_SIGNER: Signer = Signer {
+    sign: |signing, out| SENDGRID.sign(signing, out),
+    // A batch of events, one line ending in CR LF as SendGrid posts it.
+    example: |signing| {
+        format!(
+            "[{{\"email\":\"example@test.com\",\"event\":\"processed\",\"sg_event_id\":\"{}\",\"timestamp\":{}}}]\r\n",
+            sign::base62(&signing.random, 22),
+            signing.now
+        )
+        .into_bytes()
+    },
+};
+
+#[cfg(any(test, feature = "sign"))]
+impl Flavour {
+    /// What the provider sends: its signature of `timestamp ‖ body` under the private key
+    /// (Discord: Ed25519, 64 hex digits of the seed; SendGrid: ECDSA P-256, as
+    /// [`sign::p256_private`] reads it), and the timestamp.
+    pub fn sign(&self, signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+        let private = signing.private(self.scheme)?;
+        out.content_type(self.media);
+        let timestamp = signing.now.to_string();
+        let parts = [timestamp.as_bytes(), &out.body];
+        let message = parts.concat();
+        let (text, at) = match self.text {
+            SignatureText::Hex64 => {
+                use ed25519_dalek::Signer as _;
+                let key = sign::ed25519_private(private)?;
+                (sign::hex(&key.sign(&message).to_bytes()), 0)
+            }
+            SignatureText::Base64Der => {
+                use p256::ecdsa::signature::Signer as _;
+                let key = sign::p256_private(private)?;
+                let signature: p256::ecdsa::Signature = key.sign(&message);
+                // Inside `r`, past the DER header: the copy stays a DER signature.
+                (sign::base64(signature.to_der().as_bytes()), 12)
+            }
+        };
+        out.set(self.signature, text, Role::Signature { at });
+        out.set(self.timestamp, timestamp, Role::Plain);
+        out.signed.push(sign::Covered {
+            what: "message",
+            parent: false,
+            message,
+        });
+        Ok(())
+    }
+}
 
 impl Provider for Asymmetric {
     fn time(&self) -> Time {
@@ -264,6 +336,63 @@ mod tests {
     }
 
     #[test]
+    fn the_signers_reproduce_the_vectors_and_their_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::KeyMaterial;
+        let seed: Vec<u8> = (0..32).collect();
+        let seed = sign::hex(&seed);
+        let signing = Signing::new(KeyMaterial::Private(&seed), 1_700_000_000);
+        let out = signed(
+            &DISCORD_SIGNER,
+            &signing,
+            "https://h/d",
+            Some(br#"{"type":1}"#),
+        );
+        assert_eq!(out.header("x-signature-ed25519"), Some(DISCORD_SIG));
+        assert_eq!(out.header("x-signature-timestamp"), Some("1700000000"));
+        let example = signed(&DISCORD_SIGNER, &signing, "https://h/d", None);
+        assert_eq!(
+            judge(&discord(), &example),
+            Ok(("discord/app".into(), Some(1_700_000_000)))
+        );
+        assert_eq!(
+            judge(&discord(), &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
+        );
+
+        let s = Asymmetric {
+            flavour: SENDGRID,
+            keys: vec![PublicKey::parse("sg", SENDGRID_KEY, Written::P256SpkiBase64).unwrap()],
+        };
+        let scalar = "1234567890abcdef".repeat(4);
+        let signing = Signing::new(KeyMaterial::Private(&scalar), 1_700_000_000);
+        let out = signed(
+            &SENDGRID_SIGNER,
+            &signing,
+            "https://h/s",
+            Some(SENDGRID_BODY.as_bytes()),
+        );
+        // RFC 6979: the vector, byte for byte.
+        assert_eq!(
+            out.header("x-twilio-email-event-webhook-signature"),
+            Some(SENDGRID_SIG)
+        );
+        let example = signed(&SENDGRID_SIGNER, &signing, "https://h/s", None);
+        assert_eq!(
+            judge(&s, &example),
+            Ok(("sendgrid/sg".into(), Some(1_700_000_000)))
+        );
+        assert_eq!(
+            judge(&s, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
+        );
+        // A shared secret signs neither.
+        let secret = Signing::new(KeyMaterial::Secret("s"), 0);
+        let mut out = Outgoing::new("POST", "https://h/d", b"{}".to_vec());
+        assert!((DISCORD_SIGNER.sign)(&secret, &mut out).is_err());
+    }
+
+    #[test]
     fn only_a_type_1_body_is_a_ping() {
         let d = discord();
         let h = headers(&[]);
@@ -283,10 +412,14 @@ mod tests {
         }
     }
 
+    const SENDGRID_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
+    const SENDGRID_SIG: &str = "MEYCIQCOGts0zeZ6W48ibA7UQ1I6atj85uVBR4PYCqt04HFvEQIhAO20svjNqMpUQVIgaN2OUi3l1dQJk8o8pahRNht3FpwX";
+    const SENDGRID_BODY: &str = "[{\"email\":\"example@test.com\",\"event\":\"processed\",\"sg_event_id\":\"rbtnWrG1DVDGGGFHFyun0A==\",\"timestamp\":1700000000}]\r\n";
+
     #[test]
     fn sendgrid_verifies_its_vector() {
         // §4 row 13.
-        let key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
+        let key = SENDGRID_KEY;
         let s = Asymmetric {
             flavour: SENDGRID,
             keys: vec![PublicKey::parse("sg", key, Written::P256SpkiBase64).unwrap()],

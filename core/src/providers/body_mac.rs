@@ -5,6 +5,8 @@
 
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{hex, Outgoing};
 use crate::providers::{
     key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, StreamedMac, Verified,
 };
@@ -83,6 +85,19 @@ impl BodyMac {
                     format!("{} did not verify", self.header),
                 )
             })
+    }
+}
+
+#[cfg(any(test, feature = "sign"))]
+impl BodyMac {
+    /// Signs the body as the provider does: `prefix` then the hex MAC of the body under
+    /// `key`, in this scheme's header.
+    pub fn sign(&self, key: &Key, out: &mut Outgoing) {
+        let mac = key.mac(&[&out.body]);
+        let prefix = String::from_utf8_lossy(self.prefix);
+        out.signature(self.header, &prefix, &hex(&mac));
+        let body = out.body.clone();
+        out.covers("body", &[&body]);
     }
 }
 

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use crate::form;
 use crate::keys::{slices_equal, Algorithm, Key};
 use crate::providers::entry::{self, Field, Problem, Secret};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, Outgoing, Role, Signer, Signing};
 use crate::providers::{
     decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks, Json,
     Media, Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
@@ -48,6 +50,21 @@ impl Encoding {
             Encoding::Base64Unpadded => STANDARD_NO_PAD.decode(text).ok(),
             Encoding::Base64url => URL_SAFE.decode(text).ok(),
             Encoding::Base64urlUnpadded => URL_SAFE_NO_PAD.decode(text).ok(),
+        }
+    }
+
+    /// A MAC written this way (hex in lowercase), for a signer.
+    #[cfg(any(test, feature = "sign"))]
+    pub fn encode(self, mac: &[u8]) -> String {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        match self {
+            Encoding::Hex => crate::providers::sign::hex(mac),
+            Encoding::Base64 => STANDARD.encode(mac),
+            Encoding::Base64Unpadded => STANDARD_NO_PAD.encode(mac),
+            Encoding::Base64url => URL_SAFE.encode(mac),
+            Encoding::Base64urlUnpadded => URL_SAFE_NO_PAD.encode(mac),
         }
     }
 }
@@ -148,18 +165,149 @@ pub struct Generic {
 /// (Zoom's reply is a MAC under it); `None` where the request is no such check.
 pub type Handshake = fn(&RequestHead, &[u8], Option<&Key>) -> Result<Option<Reply>, Rejection>;
 
-pub const ENTRY: entry::Entry = entry::Entry::new("generic_hmac", |settings| {
-    let Some(raw) = settings.generic else {
-        return Err(Problem::new(
-            Field::Generic.name(),
-            "is required for scheme generic_hmac",
-        ));
-    };
-    let scheme = compile(raw, "generic_hmac", settings.public_origin, settings.keys);
-    Ok(Box::new(scheme.map_err(problem)?))
-})
-.reading(&[Field::Generic, Field::PublicOrigin])
-.secret(Secret::Generic);
+pub const ENTRY: entry::Entry = signs!(
+    entry::Entry::new("generic_hmac", |settings| {
+        let Some(raw) = settings.generic else {
+            return Err(Problem::new(
+                Field::Generic.name(),
+                "is required for scheme generic_hmac",
+            ));
+        };
+        let scheme = compile(raw, "generic_hmac", settings.public_origin, settings.keys);
+        Ok(Box::new(scheme.map_err(problem)?))
+    })
+    .reading(&[Field::Generic, Field::PublicOrigin])
+    .secret(Secret::Generic),
+    Signer {
+        sign: |signing, out| signer(signing, out)?.sign(signing, out),
+        example: |signing| {
+            let media = signing
+                .generic
+                .and_then(|block| serde_json::from_str::<Raw>(block).ok())
+                .map_or(Media::JSON_OBJECT, |raw| raw.body.media());
+            example(media, signing)
+        },
+    }
+);
+
+/// The route's scheme as its `generic` block ([`Signing::generic`]) describes it, keyed
+/// with the secret as `generic.key` decodes it.
+#[cfg(any(test, feature = "sign"))]
+fn signer(signing: &Signing, out: &Outgoing) -> Result<Generic, String> {
+    let block = signing
+        .generic
+        .ok_or("generic_hmac signs as the route's generic block describes: give it")?;
+    let raw: Raw = serde_json::from_str(block).map_err(|e| format!("the generic block: {e}"))?;
+    let secret = signing.secret("generic_hmac")?;
+    let bytes = raw
+        .key
+        .bytes(secret)
+        .ok_or("the secret is not written as generic.key describes")?;
+    let origin = raw.signs_url().then(|| signing.origin_of(out));
+    compile(raw, "generic_hmac", origin, vec![sign::key(&bytes)?])
+        .map_err(|(field, problem)| format!("the generic block: {field}: {problem}"))
+}
+
+/// A body of the media a scheme accepts: a JSON object where it takes one, an array of
+/// one where it takes only arrays, else a form.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(media: Media, signing: &Signing) -> Vec<u8> {
+    let id = sign::base62(&signing.random, 24);
+    match media.json {
+        Some(Json::Array) => format!(r#"[{{"id":"evt_{id}","type":"simulated"}}]"#),
+        Some(_) => format!(r#"{{"id":"evt_{id}","type":"simulated"}}"#),
+        None if media.form => format!("id=evt_{id}&type=simulated"),
+        None => format!(r#"{{"id":"evt_{id}","type":"simulated"}}"#),
+    }
+    .into_bytes()
+}
+
+#[cfg(any(test, feature = "sign"))]
+impl Generic {
+    /// What a provider signing as this scheme describes sends: the headers and items its
+    /// message reads (the signed time as its format writes `now`, any other the delivery
+    /// id), a time field in the body where the time is one, and the signature header
+    /// written as described, over the parts the verifier builds from the same request.
+    /// Headers already set are signed as they are.
+    pub fn sign(&self, signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+        out.content_type(self.media);
+        let id = signing.id_or_uuid();
+        let time = self.time.as_ref().map(|time| match time.format {
+            TimeFormat::Seconds => signing.now.to_string(),
+            TimeFormat::Milliseconds => (i128::from(signing.now) * 1000).to_string(),
+            TimeFormat::Rfc3339 => sign::rfc3339(signing.now),
+        });
+        let from_time = |source: &Source| -> Option<&String> {
+            let time_source = &self.time.as_ref()?.source;
+            (time_source == source).then_some(time.as_ref()?)
+        };
+        if let Some(Time {
+            source: Source::BodyField(field),
+            format,
+            ..
+        }) = &self.time
+        {
+            let text = time.clone().unwrap_or_default();
+            let value = match format {
+                TimeFormat::Rfc3339 => serde_json::Value::from(text).to_string(),
+                TimeFormat::Seconds | TimeFormat::Milliseconds => text,
+            };
+            out.body = sign::with_member(&out.body, field, &value)?;
+        }
+        let mut items: Vec<(String, String)> = Vec::new();
+        for part in &self.message {
+            match part {
+                Part::Header(name) if out.header(name).is_none() => {
+                    let value = from_time(&Source::Header(name.clone())).unwrap_or(&id);
+                    out.push(name, value.clone(), Role::Plain);
+                }
+                Part::Item(key) if !items.iter().any(|(k, _)| k == key) => {
+                    let value = from_time(&Source::Item(key.clone())).unwrap_or(&id);
+                    items.push((key.clone(), value.clone()));
+                }
+                _ => {}
+            }
+        }
+        let key = self.keys.first().ok_or("no key to sign with")?;
+        let (encoded, message) = {
+            let head = out.head();
+            let head = RequestHead::new(&head);
+            let read = Read {
+                signatures: Vec::new(),
+                items: items
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+                    .collect(),
+            };
+            let parts = self
+                .parts(&head, &read, &out.body)
+                .map_err(|r| r.detail.to_string())?;
+            let slices: Vec<&[u8]> = parts.iter().map(|part| part.as_ref()).collect();
+            let mac = key.mac_with(self.algorithm, &slices);
+            (self.encoding.encode(&mac), slices.concat())
+        };
+        let mut value = self.signature.prefix.clone();
+        match &self.signature.list {
+            None | Some((_, _, Entry::Bare)) => {}
+            Some((separator, _, Entry::KeyValue { label })) => {
+                for (k, v) in &items {
+                    value.push_str(&format!("{k}={v}{}", char::from(*separator)));
+                }
+                value.push_str(&format!("{label}="));
+            }
+            Some((_, _, Entry::LabelComma { label })) => value.push_str(&format!("{label},")),
+        }
+        let at = value.len();
+        value.push_str(&encoded);
+        out.set(&self.signature.header, value, Role::Signature { at });
+        out.signed.push(sign::Covered {
+            what: "message",
+            parent: false,
+            message,
+        });
+        Ok(())
+    }
+}
 
 /// A compile error as the route names it: `public_origin` is the route's own field, the
 /// rest are the `generic` block's.
@@ -497,6 +645,15 @@ impl Raw {
     /// Whether the block has the `id` field, which the identity no longer reads.
     pub fn names_an_id(&self) -> bool {
         self.id.is_some()
+    }
+
+    /// Whether the message signs the URL (and so needs the public origin).
+    #[cfg(any(test, feature = "sign"))]
+    pub fn signs_url(&self) -> bool {
+        self.message.iter().any(|part| match part {
+            RawPart::Word(word) => word == "url" || word == "url_without_query",
+            RawPart::Object(object) => object.contains_key("url_unescaping"),
+        })
     }
 }
 
@@ -1223,6 +1380,66 @@ mod tests {
                     assert_eq!(a.1, b.1, "{scheme}: {what}");
                 }
             }
+        }
+    }
+
+    /// The engine's signer, given each preset's description as a generic block, signs what
+    /// the preset's own verifier accepts; and the demo route's block (GitHub's scheme)
+    /// reproduces GitHub's documented example.
+    #[test]
+    fn the_signer_signs_as_the_block_describes() {
+        use crate::providers::sign::testing::signed;
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let signer = crate::providers::registry::find("generic_hmac")
+            .unwrap()
+            .sign
+            .unwrap();
+        let demo = json!({"signature": {"header": "X-Hub-Signature-256", "prefix": "sha256="}, "algorithm": "sha256",
+                          "encoding": "hex", "message": ["body"], "id": {"body": true}})
+        .to_string();
+        let mut signing = Signing::new(KeyMaterial::Secret("It's a Secret to Everybody"), NOW);
+        signing.generic = Some(&demo);
+        let out = signed(&signer, &signing, "https://h/g", Some(b"Hello, World!"));
+        assert_eq!(
+            out.header("x-hub-signature-256"),
+            Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        );
+        for (scheme, spec, secret, _) in presets() {
+            let block = spec.to_string();
+            let mut signing = Signing::new(KeyMaterial::Secret(secret), NOW);
+            signing.generic = Some(&block);
+            signing.origin = Some(ORIGIN);
+            let form = scheme == "twilio";
+            let body: &[u8] = if form {
+                b"CallSid=CA1&From=%2B1&To=%2B2"
+            } else {
+                br#"{"id":"evt_1"}"#
+            };
+            let out = signed(
+                &signer,
+                &signing,
+                "https://127.0.0.1:9/hook?x=1",
+                Some(body),
+            );
+            let extra = if form {
+                json!({"public_origin": ORIGIN})
+            } else {
+                json!({})
+            };
+            let mut route = json!({"scheme": scheme, "keys": [{"name": "k", "value": secret}]});
+            for (k, v) in extra.as_object().unwrap() {
+                route[k] = v.clone();
+            }
+            let preset = policy(route);
+            let headers: Headers = out
+                .headers
+                .iter()
+                .filter(|h| h.name != "content-type")
+                .map(|h| (h.name.clone(), h.value.clone().into_bytes()))
+                .collect();
+            let store = MemoryStore::new();
+            let verdict = verdict(&preset, &headers, "/hook?x=1", body, form, NOW, &store);
+            assert!(verdict.is_ok(), "{scheme}: {verdict:?} {headers:?}");
         }
     }
 

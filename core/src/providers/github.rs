@@ -8,6 +8,8 @@
 use crate::keys::Key;
 use crate::providers::body_mac::{BodyMac, BodySigned};
 use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{Outgoing, Signer, Signing};
 use crate::providers::Media;
 
 pub const SCHEME: BodyMac = BodyMac {
@@ -16,7 +18,36 @@ pub const SCHEME: BodyMac = BodyMac {
 };
 
 /// A GitHub route's scheme.
-pub const ENTRY: Entry = Entry::new("github", |settings| Ok(Box::new(scheme(settings.keys))));
+pub const ENTRY: Entry = signs!(
+    Entry::new("github", |settings| Ok(Box::new(scheme(settings.keys)))),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What GitHub sends: the body's MAC, with the event and delivery headers an app
+/// dispatches on.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("github")?;
+    out.content_type(Media::JSON_OBJECT_OR_FORM);
+    out.default_header("user-agent", "GitHub-Hookshot/callback-guard");
+    out.default_header("x-github-event", "issues");
+    out.default_header("x-github-delivery", signing.id_or_uuid());
+    SCHEME.sign(&key, out);
+    Ok(())
+}
+
+/// An `issues` event.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"action":"opened","issue":{{"node_id":"{}","title":"Simulated"}},"repository":{{"full_name":"octo-org/hello"}}}}"#,
+        signing.uuid()
+    )
+    .into_bytes()
+}
 
 pub fn scheme(keys: Vec<Key>) -> BodySigned {
     BodySigned {
@@ -75,5 +106,25 @@ mod tests {
             check("sha1=0123", "Hello, World!"),
             Err(Reason::MalformedHeader)
         );
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_documented_example_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let signing = Signing::new(KeyMaterial::Secret("It's a Secret to Everybody"), 0);
+        let out = signed(&SIGNER, &signing, "https://h/hook", Some(b"Hello, World!"));
+        assert_eq!(
+            out.header("x-hub-signature-256"),
+            Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        );
+        let github = scheme(vec![test_key("k", "It's a Secret to Everybody")]);
+        let example = signed(&SIGNER, &signing, "https://h/hook", None);
+        assert_eq!(judge(&github, &example), Ok(("github/k".into(), None)));
+        assert_eq!(
+            judge(&github, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
+        );
+        assert!(example.header("x-github-delivery").is_some());
     }
 }

@@ -21,6 +21,8 @@ use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{hex, with_member, Outgoing, Signer, Signing};
 use crate::providers::{
     any_key, form_pairs, key_names, mismatch, unix_seconds, AtHeaders, Body, Checks, ContentType,
     Media, Provider, Signed, Time, Verified,
@@ -101,11 +103,71 @@ fn read(content_type: ContentType, body: &[u8]) -> Result<Block<'_>, Rejection> 
     })
 }
 
-pub const ENTRY: Entry = Entry::new("mailgun", |settings| {
-    Ok(Box::new(Mailgun {
-        keys: settings.keys,
-    }))
-});
+pub const ENTRY: Entry = signs!(
+    Entry::new("mailgun", |settings| {
+        Ok(Box::new(Mailgun {
+            keys: settings.keys,
+        }))
+    }),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What Mailgun sends: the body with its signature block, the hex MAC of `timestamp ‖
+/// token` (a JSON body's `signature` member, or a form's three fields).
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("mailgun")?;
+    out.content_type(Media::JSON_OBJECT_OR_FORM);
+    let timestamp = signing.now.to_string();
+    let token = signing.id_or(|random| hex(random)[..TOKEN_BYTES].to_string());
+    let parts: [&[u8]; 2] = [timestamp.as_bytes(), token.as_bytes()];
+    let signature = hex(&key.mac(&parts));
+    let head = out.head();
+    if ContentType::of(&RequestHead::new(&head)) == ContentType::Json {
+        let fields = format!(
+            r#"{{"timestamp":"{timestamp}","token":{},"signature":"{signature}"}}"#,
+            Value::from(token.as_str())
+        );
+        let body = with_member(&out.body, "signature", &fields)?;
+        if body == out.body {
+            return Err("the body has a signature member already".into());
+        }
+        out.body = body;
+    } else {
+        let pairs = form::parse(&out.body, form::MAX_PAIRS).map_err(|_| "too many fields")?;
+        if pairs
+            .iter()
+            .any(|(name, _)| ["timestamp", "token", "signature"].contains(&name.as_str()))
+        {
+            return Err("the form has signature fields already".into());
+        }
+        let separator = if out.body.is_empty() { "" } else { "&" };
+        // Tokens are letters and digits: nothing to escape.
+        let fields =
+            format!("{separator}timestamp={timestamp}&token={token}&signature={signature}");
+        out.body.extend_from_slice(fields.as_bytes());
+    }
+    out.body_signature = out
+        .body
+        .windows(signature.len())
+        .rposition(|window| window == signature.as_bytes());
+    out.covers("message", &parts);
+    Ok(())
+}
+
+/// A `delivered` event, without its signature block.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"event-data":{{"id":"{}","event":"delivered","timestamp":{},"recipient":"alice@example.com"}}}}"#,
+        crate::providers::sign::base62(&signing.random, 22),
+        signing.now
+    )
+    .into_bytes()
+}
 
 impl Provider for Mailgun {
     /// The SDK's 15 minutes; the future bounded as well.
@@ -157,6 +219,7 @@ impl Provider for Mailgun {
 mod tests {
     use super::*;
     use crate::keys::test_key;
+    use crate::providers::sign::{Outgoing, Signing};
     use crate::request::headers;
 
     // providers.md §4 row 17.
@@ -213,6 +276,58 @@ mod tests {
         let form =
             format!("timestamp=1700000000&token={TOKEN}&signature={SIGNATURE}&event=delivered");
         assert!(check(&form).is_ok());
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_vector_and_its_output_verifies() {
+        use crate::providers::sign::testing::{judge, signed};
+        use crate::providers::sign::KeyMaterial;
+        let mut signing = Signing::new(
+            KeyMaterial::Secret("key-mailgun-signing-key"),
+            1_700_000_000,
+        );
+        signing.id = Some(TOKEN);
+        let out = signed(
+            &SIGNER,
+            &signing,
+            "https://h/m",
+            Some(br#"{"event-data":{"id":"e1"}}"#),
+        );
+        assert_eq!(
+            String::from_utf8(out.body.clone()).unwrap(),
+            format!(
+                r#"{{"event-data":{{"id":"e1"}},"signature":{{"timestamp":"1700000000","token":"{TOKEN}","signature":"{SIGNATURE}"}}}}"#
+            )
+        );
+        let at = out.body_signature.unwrap();
+        assert_eq!(&out.body[at..at + 64], SIGNATURE.as_bytes());
+        let form = signed(&SIGNER, &signing, "https://h/m", Some(b"event=delivered"));
+        assert_eq!(
+            form.body,
+            format!("event=delivered&timestamp=1700000000&token={TOKEN}&signature={SIGNATURE}")
+                .as_bytes()
+        );
+        let mailgun = Mailgun {
+            keys: vec![test_key("k", "key-mailgun-signing-key")],
+        };
+        signing.id = None;
+        for out in [signed(&SIGNER, &signing, "https://h/m", None), form] {
+            assert_eq!(
+                judge(&mailgun, &out),
+                Ok(("mailgun/k".into(), Some(1_700_000_000)))
+            );
+            let mut tampered = out.clone();
+            let at = tampered.body_signature.unwrap();
+            tampered.body[at] = if tampered.body[at] == b'0' {
+                b'1'
+            } else {
+                b'0'
+            };
+            assert_eq!(judge(&mailgun, &tampered), Err(Reason::SignatureMismatch));
+        }
+        let twice = signed(&SIGNER, &signing, "https://h/m", None);
+        let mut again = Outgoing::new("POST", "https://h/m", twice.body);
+        assert!(sign(&signing, &mut again).is_err());
     }
 
     #[test]

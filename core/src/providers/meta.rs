@@ -11,6 +11,8 @@ use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::entry::{Entry, Field, Problem};
 use crate::providers::github::SCHEME;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{Outgoing, Signer, Signing};
 use crate::providers::{
     challenge, form_pairs, AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac,
     Verified,
@@ -82,16 +84,43 @@ impl Meta {
     }
 }
 
-pub const ENTRY: Entry = Entry::new("meta", |settings| {
-    if settings.verify_token.is_some() && !settings.answer_handshakes {
-        return Err(Problem::new(
-            "verify_token",
-            "answers Meta's subscription check, which answer_handshakes: false turns off",
-        ));
-    }
-    Ok(Box::new(scheme(settings.keys, settings.verify_token)))
-})
-.reading(&[Field::VerifyToken]);
+pub const ENTRY: Entry = signs!(
+    Entry::new("meta", |settings| {
+        if settings.verify_token.is_some() && !settings.answer_handshakes {
+            return Err(Problem::new(
+                "verify_token",
+                "answers Meta's subscription check, which answer_handshakes: false turns off",
+            ));
+        }
+        Ok(Box::new(scheme(settings.keys, settings.verify_token)))
+    })
+    .reading(&[Field::VerifyToken]),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What Meta sends: GitHub's header over the body, under the App Secret.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("meta")?;
+    out.content_type(Media::JSON_OBJECT);
+    out.default_header("user-agent", "facebookexternalua");
+    SCHEME.sign(&key, out);
+    Ok(())
+}
+
+/// A WhatsApp Business message notification.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{}","time":{},"changes":[{{"field":"messages","value":{{"messages":[{{"type":"text","text":{{"body":"Hello from callback-guard"}}}}]}}}}]}}]}}"#,
+        crate::providers::sign::digits(&signing.random, 15),
+        signing.now
+    )
+    .into_bytes()
+}
 
 impl Provider for Meta {
     fn at_headers(&self, head: &RequestHead, checks: &Checks) -> Result<AtHeaders<'_>, Rejection> {
@@ -150,6 +179,26 @@ mod tests {
         assert!(meta
             .at_body(&head, &Body::whole(b"{}"), &Checks::default())
             .is_err());
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_vector_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let signing = Signing::new(KeyMaterial::Secret("meta_app_secret"), 1_700_000_000);
+        let body = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
+        let out = signed(&SIGNER, &signing, "https://h/meta/", Some(body.as_bytes()));
+        assert_eq!(
+            out.header("x-hub-signature-256"),
+            Some("sha256=fb2913d025c55f38fed276b302bded22bd44582f995eddfd3b646eabaf4f8a42")
+        );
+        let meta = scheme(vec![test_key("app", "meta_app_secret")], None);
+        let example = signed(&SIGNER, &signing, "https://h/meta/", None);
+        assert_eq!(judge(&meta, &example), Ok(("meta/app".into(), None)));
+        assert_eq!(
+            judge(&meta, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
+        );
     }
 
     fn check(meta: &Meta, method: &str, path: &str) -> Result<Option<String>, Reason> {

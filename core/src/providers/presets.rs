@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 use crate::keys::Key;
 use crate::providers::entry::{Entry, Field, Problem, Settings};
 use crate::providers::generic::{self, Generic};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, Outgoing, Signer, Signing};
 use crate::providers::{json_challenge, json_with, Provider, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -44,17 +46,53 @@ fn built(preset: Preset, settings: Settings) -> Result<Box<dyn Provider>, Proble
 /// The presets whose message signs the URL read the route's `public_origin`.
 const SIGNS_URL: &[Field] = &[Field::PublicOrigin];
 
-pub const RAZORPAY: Entry = Entry::new(Preset::Razorpay.name(), |s| built(Preset::Razorpay, s));
-pub const PADDLE: Entry = Entry::new(Preset::Paddle.name(), |s| built(Preset::Paddle, s));
-pub const SQUARE: Entry =
-    Entry::new(Preset::Square.name(), |s| built(Preset::Square, s)).reading(SIGNS_URL);
-pub const HUBSPOT: Entry =
-    Entry::new(Preset::HubSpot.name(), |s| built(Preset::HubSpot, s)).reading(SIGNS_URL);
-pub const LINEAR: Entry = Entry::new(Preset::Linear.name(), |s| built(Preset::Linear, s));
-pub const ZOOM: Entry = Entry::new(Preset::Zoom.name(), |s| built(Preset::Zoom, s));
-pub const PAGERDUTY: Entry = Entry::new(Preset::PagerDuty.name(), |s| built(Preset::PagerDuty, s));
-pub const INTERCOM: Entry = Entry::new(Preset::Intercom.name(), |s| built(Preset::Intercom, s));
-pub const TWITCH: Entry = Entry::new(Preset::Twitch.name(), |s| built(Preset::Twitch, s));
+/// A preset's signer: the generic engine's, over the preset's description.
+#[cfg(any(test, feature = "sign"))]
+macro_rules! signer {
+    ($preset:expr) => {
+        Signer {
+            sign: |signing, out| $preset.sign(signing, out),
+            example: |signing| $preset.example(signing),
+        }
+    };
+}
+
+pub const RAZORPAY: Entry = signs!(
+    Entry::new(Preset::Razorpay.name(), |s| built(Preset::Razorpay, s)),
+    signer!(Preset::Razorpay)
+);
+pub const PADDLE: Entry = signs!(
+    Entry::new(Preset::Paddle.name(), |s| built(Preset::Paddle, s)),
+    signer!(Preset::Paddle)
+);
+pub const SQUARE: Entry = signs!(
+    Entry::new(Preset::Square.name(), |s| built(Preset::Square, s)).reading(SIGNS_URL),
+    signer!(Preset::Square)
+);
+pub const HUBSPOT: Entry = signs!(
+    Entry::new(Preset::HubSpot.name(), |s| built(Preset::HubSpot, s)).reading(SIGNS_URL),
+    signer!(Preset::HubSpot)
+);
+pub const LINEAR: Entry = signs!(
+    Entry::new(Preset::Linear.name(), |s| built(Preset::Linear, s)),
+    signer!(Preset::Linear)
+);
+pub const ZOOM: Entry = signs!(
+    Entry::new(Preset::Zoom.name(), |s| built(Preset::Zoom, s)),
+    signer!(Preset::Zoom)
+);
+pub const PAGERDUTY: Entry = signs!(
+    Entry::new(Preset::PagerDuty.name(), |s| built(Preset::PagerDuty, s)),
+    signer!(Preset::PagerDuty)
+);
+pub const INTERCOM: Entry = signs!(
+    Entry::new(Preset::Intercom.name(), |s| built(Preset::Intercom, s)),
+    signer!(Preset::Intercom)
+);
+pub const TWITCH: Entry = signs!(
+    Entry::new(Preset::Twitch.name(), |s| built(Preset::Twitch, s)),
+    signer!(Preset::Twitch)
+);
 
 /// A preset's endpoint check, answered at the edge once the request verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +216,81 @@ impl Preset {
                 "body": "json_object",
             }),
         }
+    }
+
+    /// Whether the message signs the URL (and so needs the public origin).
+    #[cfg(any(test, feature = "sign"))]
+    pub fn signs_url(self) -> bool {
+        matches!(self, Preset::Square | Preset::HubSpot)
+    }
+
+    /// What the provider sends: the unsigned headers an application dispatches on, then
+    /// the generic engine's signature over the preset's description.
+    #[cfg(any(test, feature = "sign"))]
+    pub fn sign(self, signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+        let secret = signing.secret(self.name())?;
+        let origin = self.signs_url().then(|| signing.origin_of(out));
+        let scheme = self
+            .compile(origin, vec![sign::key(secret.as_bytes())?])
+            .map_err(|(field, problem)| format!("{field}: {problem}"))?;
+        let id = signing.id_or_uuid();
+        let headers: &[(&str, &str)] = match self {
+            Preset::Razorpay => &[("x-razorpay-event-id", &id)],
+            Preset::Square => &[("square-environment", "Sandbox")],
+            Preset::Linear => &[("linear-event", "Issue"), ("linear-delivery", &id)],
+            Preset::PagerDuty => &[("x-webhook-subscription", &id)],
+            Preset::Twitch => &[
+                ("twitch-eventsub-message-type", "notification"),
+                ("twitch-eventsub-subscription-type", "channel.follow"),
+                ("twitch-eventsub-subscription-version", "2"),
+            ],
+            Preset::Paddle | Preset::HubSpot | Preset::Zoom | Preset::Intercom => &[],
+        };
+        for (name, value) in headers {
+            out.default_header(name, *value);
+        }
+        scheme.sign(signing, out)
+    }
+
+    /// An event of the provider's, of its media (HubSpot posts an array of them).
+    #[cfg(any(test, feature = "sign"))]
+    pub fn example(self, signing: &Signing) -> Vec<u8> {
+        let id = sign::uuid(&signing.random);
+        let short = sign::base62(&signing.random, 14);
+        let (now, at) = (signing.now, sign::rfc3339(signing.now));
+        let millis = i128::from(now) * 1000;
+        match self {
+            Preset::Razorpay => format!(
+                r#"{{"entity":"event","account_id":"acc_{short}","event":"payment.captured","contains":["payment"],"payload":{{"payment":{{"entity":{{"id":"pay_{short}","amount":1000}}}}}},"created_at":{now}}}"#
+            ),
+            Preset::Paddle => format!(
+                r#"{{"event_id":"evt_{short}","event_type":"transaction.completed","occurred_at":"{at}","notification_id":"ntf_{short}","data":{{"id":"txn_{short}"}}}}"#
+            ),
+            Preset::Square => format!(
+                r#"{{"merchant_id":"M{short}","type":"payment.created","event_id":"{id}","created_at":"{at}","data":{{"type":"payment","id":"{short}"}}}}"#
+            ),
+            Preset::HubSpot => format!(
+                r#"[{{"eventId":{},"subscriptionType":"contact.creation","portalId":62515,"occurredAt":{millis},"objectId":123}}]"#,
+                sign::digits(&signing.random, 10)
+            ),
+            Preset::Linear => format!(
+                r#"{{"action":"create","type":"Issue","data":{{"id":"{id}","title":"Simulated"}},"webhookId":"{id}"}}"#
+            ),
+            Preset::Zoom => format!(
+                r#"{{"event":"meeting.started","payload":{{"account_id":"{short}","object":{{"id":"{}"}}}},"event_ts":{millis}}}"#,
+                sign::digits(&signing.random, 11)
+            ),
+            Preset::PagerDuty => format!(
+                r#"{{"event":{{"id":"{short}","event_type":"incident.triggered","occurred_at":"{at}","data":{{"id":"P{short}","type":"incident"}}}}}}"#
+            ),
+            Preset::Intercom => format!(
+                r#"{{"type":"notification_event","topic":"conversation.user.created","id":"notif_{id}","created_at":{now},"data":{{"item":{{}}}}}}"#
+            ),
+            Preset::Twitch => format!(
+                r#"{{"subscription":{{"id":"{id}","type":"channel.follow","version":"2","status":"enabled"}},"event":{{"user_id":"1337","broadcaster_user_id":"1"}}}}"#
+            ),
+        }
+        .into_bytes()
     }
 
     fn handshake(self) -> Option<generic::Handshake> {
@@ -327,9 +440,8 @@ mod tests {
     );
 
     // providers.md §4, rows 10, 11, 14, 15, 16, 18, 19, 20, 23: each provider's vector.
-    #[test]
-    fn the_reference_vectors_verify_and_one_changed_byte_does_not() {
-        let cases: Vec<Vector> = vec![
+    fn vectors() -> Vec<Vector> {
+        vec![
             (Preset::Razorpay, "razorpay_webhook_secret", None,
              vec![("x-razorpay-signature", "be67cd7d7c76048d32a679655d24c3d8380874be0dabb8646b08c1bc327502f5")], BODY_B, None),
             (Preset::Paddle, "pdl_ntfset_01gkpjp8bkm3tm53kdgkx6sms7_6h3qd3uFSi9YCD3OLYAShQI90XTI5vEI", None,
@@ -350,8 +462,12 @@ mod tests {
              vec![("x-hub-signature", "sha1=1dc926c0a6390cb4c588b131f747524b8389d373")], BODY_B, None),
             (Preset::Twitch, "twitch_secret_10_to_100_chars", None,
              vec![("twitch-eventsub-message-id", "e76c6bd4-55c9-4987-8304-da1588d8988b"), ("twitch-eventsub-message-timestamp", "2023-11-14T22:13:20.123456789Z"), ("twitch-eventsub-message-signature", "sha256=f2a8eb3f8ade53b1412b565cfb943df4933f6dab6f694e5154b8fe08e5be84ef")], BODY_B, Some(1_700_000_000)),
-        ];
-        for (preset, secret, origin, h, body, time) in cases {
+        ]
+    }
+
+    #[test]
+    fn the_reference_vectors_verify_and_one_changed_byte_does_not() {
+        for (preset, secret, origin, h, body, time) in vectors() {
             assert_eq!(
                 judge(preset, secret, origin, &h, body),
                 Ok(time),
@@ -367,6 +483,82 @@ mod tests {
                 judge(preset, "other", origin, &h, body),
                 Err(Reason::SignatureMismatch),
                 "{preset:?}"
+            );
+        }
+    }
+
+    /// Each vector's inputs, signed: the vector's signature, byte for byte; and the
+    /// examples, signed, verify while a changed body does not.
+    #[test]
+    fn the_signers_reproduce_the_reference_vectors_and_their_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge};
+        use crate::providers::sign::{KeyMaterial, Role};
+        for (preset, secret, origin, h, body, time) in vectors() {
+            let origin_or = origin.unwrap_or("https://example.com");
+            let path = h
+                .iter()
+                .find(|(n, _)| *n == ":path")
+                .map_or("/", |(_, v)| *v);
+            let mut out = Outgoing::new(
+                "POST",
+                &format!("{origin_or}{path}"),
+                body.as_bytes().to_vec(),
+            );
+            let signature = preset.description()["signature"]["header"]
+                .as_str()
+                .unwrap()
+                .to_ascii_lowercase();
+            // Twitch's time has nanoseconds: the headers given are signed as they are.
+            for (name, value) in &h {
+                if !name.starts_with(':') && *name != signature && preset == Preset::Twitch {
+                    out.push(name, *value, Role::Plain);
+                }
+            }
+            let signing = Signing::new(KeyMaterial::Secret(secret), time.unwrap_or(0));
+            preset.sign(&signing, &mut out).unwrap();
+            let expected = h.iter().find(|(n, _)| *n == signature).unwrap().1;
+            let got = out.header(&signature).unwrap();
+            let Some(Role::Signature { at }) = out
+                .headers
+                .iter()
+                .find(|header| header.name == signature)
+                .map(|header| header.role)
+            else {
+                panic!("{preset:?}: no signature header")
+            };
+            // Paddle's and PagerDuty's vectors list a wrong signature before the right one.
+            let listed = matches!(preset, Preset::Paddle | Preset::PagerDuty);
+            assert!(expected.ends_with(&got[at..]), "{preset:?}: {got}");
+            assert!(listed || expected == got, "{preset:?}: {got}");
+            assert!(expected.starts_with(&got[..at]), "{preset:?}: {got}");
+
+            let scheme = preset
+                .compile(origin.map(str::to_string), vec![test_key("k", secret)])
+                .unwrap();
+            let now = 1_700_000_000;
+            let mut example = Outgoing::new(
+                "POST",
+                &format!("{origin_or}/hook?x=1"),
+                preset.example(&Signing::new(KeyMaterial::Secret(secret), now)),
+            );
+            preset
+                .sign(
+                    &Signing::new(KeyMaterial::Secret(secret), now),
+                    &mut example,
+                )
+                .unwrap();
+            let verified = Ok((format!("{}/k", preset.name()), time.map(|_| now)));
+            assert_eq!(judge(&scheme, &example), verified, "{preset:?}");
+            assert_eq!(
+                judge(&scheme, &changed_body(&example)),
+                Err(Reason::SignatureMismatch),
+                "{preset:?}"
+            );
+            let media = scheme.media();
+            let parsed: Value = serde_json::from_slice(&example.body).unwrap();
+            assert_eq!(
+                parsed.is_array(),
+                media.json == Some(crate::providers::Json::Array)
             );
         }
     }

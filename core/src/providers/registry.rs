@@ -197,6 +197,137 @@ mod tests {
         }
     }
 
+    struct Tls;
+
+    impl crate::guard::Downstream for Tls {
+        fn tls(&self) -> bool {
+            true
+        }
+
+        fn peer(&self) -> Option<std::net::IpAddr> {
+            None
+        }
+    }
+
+    /// Every scheme has a signer, and what it signs a route of that scheme (configured as
+    /// a route would be, sent to another address than the public origin) delivers once:
+    /// the same request again is not delivered as new (but for Twilio, which repeats
+    /// itself), and a copy with another body is refused.
+    #[test]
+    fn every_scheme_signs_what_its_route_delivers_once() {
+        use crate::guard::{self, Step};
+        use crate::providers::sign::testing::changed_body;
+        use crate::providers::sign::{KeyMaterial, Outgoing, Signing};
+        use crate::replay::memory::MemoryStore;
+        use crate::request::RequestHead;
+        const NOW: i64 = 1_774_432_800;
+        let seed = crate::providers::sign::hex(&(0..32).collect::<Vec<u8>>());
+        let scalar = "1234567890abcdef".repeat(4);
+        // A generic scheme that signs a time, the URL and the body.
+        let generic = serde_json::json!({"signature": {"header": "X-Sig", "list": {"separator": ",", "entry": "key=value", "label": "v1"}},
+            "encoding": "base64", "message": [{"item": "t"}, {"literal": "."}, "url", "body"],
+            "timestamp": {"item": "t", "format": "seconds"}, "body": "json_object"});
+        let block = generic.to_string();
+        for entry in ALL {
+            let signer = entry
+                .sign
+                .unwrap_or_else(|| panic!("{} has no signer", entry.scheme));
+            let mut route =
+                serde_json::json!({"name": "r", "path_prefix": "/r/", "scheme": entry.scheme});
+            let secret = match entry.secret {
+                Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                Secret::Text | Secret::Generic => "route-secret",
+            };
+            let key = match entry.public_keys {
+                Some(Written::Ed25519Hex) => {
+                    route["public_keys"] = serde_json::json!([{"value": ED25519}]);
+                    KeyMaterial::Private(&seed)
+                }
+                Some(Written::P256SpkiBase64) => {
+                    route["public_keys"] = serde_json::json!([{"value": P256}]);
+                    KeyMaterial::Private(&scalar)
+                }
+                Some(Written::Ed25519Whpk) | None => {
+                    route["keys"] = serde_json::json!([{"value": secret}]);
+                    KeyMaterial::Secret(secret)
+                }
+            };
+            let mut signing = Signing::new(key, NOW);
+            if entry.reads(Field::PublicOrigin) {
+                route["public_origin"] = "https://a.example".into();
+                signing.origin = Some("https://a.example");
+            }
+            if entry.reads(Field::Generic) {
+                route["generic"] = generic.clone();
+                signing.generic = Some(&block);
+            }
+            let document = serde_json::json!({"routes": [route]}).to_string();
+            let policy = crate::config::parse(document.as_bytes(), &|_| None)
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.scheme));
+            let mut out = Outgoing::new(
+                "POST",
+                "https://127.0.0.1:9/r/hook?x=1",
+                (signer.example)(&signing),
+            );
+            (signer.sign)(&signing, &mut out).unwrap_or_else(|e| panic!("{}: {e}", entry.scheme));
+            let store = MemoryStore::new();
+            let send = |out: &Outgoing| {
+                let head = out.head();
+                let head = RequestHead::new(&head);
+                let step = match guard::on_headers(&policy, &head, &Tls) {
+                    Step::NeedBody(route) => guard::on_body(
+                        route,
+                        &head,
+                        &out.body,
+                        crate::timestamp::Stamp::secs(NOW),
+                        &store,
+                        7,
+                    ),
+                    step => step,
+                };
+                match step {
+                    Step::Forward(accepted) => {
+                        if let (Some(reserved), Some(replay)) =
+                            (&accepted.reserved, &accepted.route.replay)
+                        {
+                            replay
+                                .cache
+                                .settle(
+                                    &store,
+                                    &reserved.id,
+                                    &reserved.fingerprint,
+                                    crate::replay::Outcome::Delivered,
+                                    NOW as u32,
+                                )
+                                .unwrap();
+                        }
+                        Ok(accepted.repeat)
+                    }
+                    Step::Reject(_, rejection) => Err(rejection.reason),
+                    other => panic!("{}: {other:?}", entry.scheme),
+                }
+            };
+            let scheme = entry.scheme;
+            assert_eq!(
+                send(&out),
+                Ok(false),
+                "{scheme}: {}",
+                String::from_utf8_lossy(&out.body)
+            );
+            let again = send(&out);
+            if scheme == "twilio" {
+                assert_eq!(again, Ok(true), "{scheme}");
+            } else {
+                assert_eq!(
+                    again,
+                    Err(crate::verdict::Reason::AlreadyDelivered),
+                    "{scheme}"
+                );
+            }
+            assert!(send(&changed_body(&out)).is_err(), "{scheme}");
+        }
+    }
+
     #[test]
     fn the_lists_in_errors_come_from_the_entries() {
         assert_eq!(

@@ -9,6 +9,8 @@
 
 use crate::keys::Key;
 use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{base64, Outgoing, Signer, Signing};
 use crate::providers::{
     base64_exact, key_names, key_with_mac, malformed, mismatch, required, AtHeaders, Body, Checks,
     Hashed, Media, Provider, StreamedMac, Verified,
@@ -68,11 +70,44 @@ impl Shopify {
     }
 }
 
-pub const ENTRY: Entry = Entry::new("shopify", |settings| {
-    Ok(Box::new(Shopify {
-        keys: settings.keys,
-    }))
-});
+pub const ENTRY: Entry = signs!(
+    Entry::new("shopify", |settings| {
+        Ok(Box::new(Shopify {
+            keys: settings.keys,
+        }))
+    }),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What Shopify sends: the base64 MAC of the body, with the topic and shop headers.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("shopify")?;
+    out.content_type(Media::JSON_OBJECT);
+    out.default_header("x-shopify-topic", "orders/create");
+    out.default_header("x-shopify-shop-domain", "callback-guard.myshopify.com");
+    out.default_header("x-shopify-api-version", "2025-01");
+    out.default_header("x-shopify-webhook-id", signing.id_or_uuid());
+    let mac = key.mac(&[&out.body]);
+    out.signature(HEADER, "", &base64(&mac));
+    let body = out.body.clone();
+    out.covers("body", &[&body]);
+    Ok(())
+}
+
+/// An `orders/create` event.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"id":{},"admin_graphql_api_id":"gid://shopify/Order/{}","currency":"EUR","total_price":"10.00"}}"#,
+        crate::providers::sign::digits(&signing.random, 13),
+        crate::providers::sign::digits(&signing.random, 13),
+    )
+    .into_bytes()
+}
 
 impl Provider for Shopify {
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
@@ -158,5 +193,23 @@ mod tests {
             Err(Reason::MalformedHeader)
         );
         assert_eq!(check(&[], BODY), Err(Reason::MissingSignature));
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_vector_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let signing = Signing::new(KeyMaterial::Secret("shpss_test_secret"), 0);
+        let out = signed(&SIGNER, &signing, "https://h/s", Some(BODY.as_bytes()));
+        assert_eq!(out.header(HEADER), Some(SIGNATURE));
+        let shopify = Shopify {
+            keys: vec![test_key("k", "shpss_test_secret")],
+        };
+        let example = signed(&SIGNER, &signing, "https://h/s", None);
+        assert_eq!(judge(&shopify, &example), Ok(("shopify/k".into(), None)));
+        assert_eq!(
+            judge(&shopify, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
+        );
     }
 }

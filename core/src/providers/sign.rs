@@ -2,13 +2,13 @@
 //! verifier, a signer that writes the signature headers (Mailgun: the signature fields of
 //! the body; Twilio: the signature over the URL and the sorted form parameters) the way the
 //! provider does, so that the command line's sender and the verifier's tests sign with the
-//! same code and cannot disagree. A scheme's signer is its [`registry::Entry::sign`].
+//! same code and cannot disagree. A scheme's signer is its [`entry::Entry::sign`].
 //!
 //! Nothing here runs in the filter: this module and every provider's signer are compiled
 //! only with the crate's `sign` feature (the command line's) and in the tests, so the
 //! filter's module is built from exactly the code it was built from without them.
 //!
-//! [`registry::Entry::sign`]: crate::providers::registry::Entry
+//! [`entry::Entry::sign`]: crate::providers::entry::Entry
 
 use base64::Engine;
 

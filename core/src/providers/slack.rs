@@ -8,6 +8,8 @@
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
 use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{hex, Outgoing, Signer, Signing};
 use crate::providers::{
     json_challenge, json_with, key_names, key_with_mac, mismatch, required, unix_seconds,
     AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac, Time, Verified,
@@ -44,11 +46,43 @@ impl Slack {
     }
 }
 
-pub const ENTRY: Entry = Entry::new("slack", |settings| {
-    Ok(Box::new(Slack {
-        keys: settings.keys,
-    }))
-});
+pub const ENTRY: Entry = signs!(
+    Entry::new("slack", |settings| {
+        Ok(Box::new(Slack {
+            keys: settings.keys,
+        }))
+    }),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What Slack sends: the timestamp, and `v0=` the hex MAC of `v0:<timestamp>:<body>`.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("slack")?;
+    out.content_type(Media::JSON_OBJECT_OR_FORM);
+    let t = signing.now.to_string();
+    out.set(TIMESTAMP, t.clone(), crate::providers::sign::Role::Plain);
+    let body = out.body.clone();
+    let parts: [&[u8]; 4] = [b"v0:", t.as_bytes(), b":", &body];
+    let prefix = String::from_utf8_lossy(SIGNATURE.prefix);
+    out.signature(SIGNATURE.header, &prefix, &hex(&key.mac(&parts)));
+    out.covers("message", &parts);
+    Ok(())
+}
+
+/// An Events API `app_mention` callback.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"token":"simulated","team_id":"T0001","type":"event_callback","event_id":"Ev{}","event_time":{},"event":{{"type":"app_mention","text":"hello"}}}}"#,
+        crate::providers::sign::base62(&signing.random, 10),
+        signing.now
+    )
+    .into_bytes()
+}
 
 impl Provider for Slack {
     fn time(&self) -> Time {
@@ -156,6 +190,34 @@ mod tests {
         assert_eq!(
             check(SIGNATURE_V0, "17e8", BODY),
             Err(Reason::MalformedHeader)
+        );
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_vector_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+        let signing = Signing::new(KeyMaterial::Secret(secret), 1_700_000_000);
+        let out = signed(&SIGNER, &signing, "https://h/s", Some(BODY.as_bytes()));
+        assert_eq!(out.header("x-slack-signature"), Some(SIGNATURE_V0));
+        assert_eq!(out.header(TIMESTAMP), Some("1700000000"));
+        assert_eq!(
+            out.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        let slack = Slack {
+            keys: vec![test_key("k", secret)],
+        };
+        let example = signed(&SIGNER, &signing, "https://h/s", None);
+        assert_eq!(example.header("content-type"), Some("application/json"));
+        assert_eq!(
+            judge(&slack, &example),
+            Ok(("slack/k".into(), Some(1_700_000_000)))
+        );
+        assert_eq!(
+            judge(&slack, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
         );
     }
 

@@ -13,6 +13,8 @@
 
 use crate::keys::Key;
 use crate::providers::entry::{Entry, Problem, Secret, Settings};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
     base64_exact, key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders,
     Body, Checks, Hashed, Media, Provider, Signed, StreamedMac, Time, Verified, MAX_SIGNATURES,
@@ -206,10 +208,79 @@ fn built(names: Names, settings: Settings) -> Result<Box<dyn Provider>, Problem>
     }))
 }
 
-pub const STANDARD_ENTRY: Entry = entry(&STANDARD, |settings| built(STANDARD, settings));
-pub const SVIX_ENTRY: Entry = entry(&SVIX, |settings| built(SVIX, settings));
-pub const CLERK_ENTRY: Entry = entry(&CLERK, |settings| built(CLERK, settings));
-pub const RESEND_ENTRY: Entry = entry(&RESEND, |settings| built(RESEND, settings));
+pub const STANDARD_ENTRY: Entry = signs!(
+    entry(&STANDARD, |settings| built(STANDARD, settings)),
+    Signer {
+        sign: |signing, out| STANDARD.sign(signing, out),
+        example,
+    }
+);
+pub const SVIX_ENTRY: Entry = signs!(
+    entry(&SVIX, |settings| built(SVIX, settings)),
+    Signer {
+        sign: |signing, out| SVIX.sign(signing, out),
+        example,
+    }
+);
+pub const CLERK_ENTRY: Entry = signs!(
+    entry(&CLERK, |settings| built(CLERK, settings)),
+    Signer {
+        sign: |signing, out| CLERK.sign(signing, out),
+        example,
+    }
+);
+pub const RESEND_ENTRY: Entry = signs!(
+    entry(&RESEND, |settings| built(RESEND, settings)),
+    Signer {
+        sign: |signing, out| RESEND.sign(signing, out),
+        example,
+    }
+);
+
+#[cfg(any(test, feature = "sign"))]
+impl Names {
+    /// What the producer sends under these names: the id (`msg_` and 27 base62 characters
+    /// unless given), the timestamp, and the signature of `id.timestamp.body`: `v1,` the
+    /// MAC under a `whsec_` secret, or `v1a,` the Ed25519 signature under a private key
+    /// (as [`sign::ed25519_private`] reads it).
+    pub fn sign(&self, signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+        out.content_type(Media::JSON_OBJECT);
+        let id = signing.id_or(|random| format!("msg_{}", sign::base62(random, 27)));
+        check_id(self.id, id.as_bytes()).map_err(|r| r.detail)?;
+        let timestamp = signing.now.to_string();
+        let body = out.body.clone();
+        let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", &body];
+        let (version, signature) = match signing.key {
+            KeyMaterial::Secret(secret) => {
+                let bytes = secret_bytes(secret).ok_or_else(|| {
+                    format!("the {} secret is not whsec_ and base64", self.scheme)
+                })?;
+                ("v1,", sign::key(&bytes)?.mac(&parts).to_vec())
+            }
+            KeyMaterial::Private(private) => {
+                use ed25519_dalek::Signer as _;
+                let key = sign::ed25519_private(private)?;
+                ("v1a,", key.sign(&parts.concat()).to_bytes().to_vec())
+            }
+        };
+        out.set(self.id, id.clone(), Role::Plain);
+        out.set(self.timestamp, timestamp.clone(), Role::Plain);
+        out.signature(self.signature, version, &sign::base64(&signature));
+        out.covers("message", &parts);
+        Ok(())
+    }
+}
+
+/// A `user.created` event, as Svix's examples show one.
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"type":"user.created","timestamp":"{}","data":{{"id":"user_{}","email":"alice@example.com"}}}}"#,
+        sign::rfc3339(signing.now),
+        sign::base62(&signing.random, 24)
+    )
+    .into_bytes()
+}
 
 impl Provider for StandardWebhooks {
     fn time(&self) -> Time {
@@ -464,6 +535,73 @@ mod tests {
         assert_eq!(check(&s, &good[1..], BODY), Err(Reason::MissingSignature));
         let other = scheme(STANDARD, "whsec_dGhlIG90aGVyIHNlY3JldCBvZiAyNCBieXRlcw==");
         assert_eq!(check(&other, &good, BODY), Err(Reason::SignatureMismatch));
+    }
+
+    #[test]
+    fn the_signers_reproduce_the_spec_and_svix_vectors_and_their_output_verifies() {
+        use crate::providers::registry::find;
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        let signer = |scheme: &str| find(scheme).unwrap().sign.unwrap();
+        let mut signing = Signing::new(KeyMaterial::Secret(SECRET), 1_614_265_330);
+        signing.id = Some("msg_p5jXN8AQM9LWM0D4loKWxJek");
+        let out = signed(
+            &signer("standard_webhooks"),
+            &signing,
+            "https://h/w",
+            Some(BODY.as_bytes()),
+        );
+        assert_eq!(
+            out.header("webhook-signature"),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+        assert_eq!(
+            out.header("webhook-id"),
+            Some("msg_p5jXN8AQM9LWM0D4loKWxJek")
+        );
+        signing.id = Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W");
+        signing.now = 1_700_000_000;
+        let body = "{\"id\":\"evt_1\",\"amount\":100,\"note\":\"caf\u{e9}\"}";
+        let out = signed(
+            &signer("svix"),
+            &signing,
+            "https://h/w",
+            Some(body.as_bytes()),
+        );
+        assert_eq!(
+            out.header("svix-signature"),
+            Some("v1,aNGBBDYsDRTyFd0BrDS5A8EqIrwVuHJAZBdfS+vFS8c=")
+        );
+        signing.id = None;
+        for names in [STANDARD, SVIX, CLERK, RESEND] {
+            let out = signed(&signer(names.scheme), &signing, "https://h/w", None);
+            let verified = Ok((format!("{}/k", names.scheme), Some(1_700_000_000)));
+            assert_eq!(judge(&scheme(names, SECRET), &out), verified);
+            assert_eq!(
+                judge(&scheme(names, SECRET), &changed_body(&out)),
+                Err(Reason::SignatureMismatch)
+            );
+        }
+        // v1a: the private key's signature verifies under its whpk_ public key.
+        let seed = sign::base64(&[7; 32]);
+        let whsk = format!("whsk_{seed}");
+        let public = sign::ed25519_private(&whsk).unwrap().verifying_key();
+        let whpk = format!("whpk_{}", sign::base64(public.as_bytes()));
+        let signing = Signing::new(KeyMaterial::Private(&whsk), 1_700_000_000);
+        for names in [STANDARD, SVIX, CLERK, RESEND] {
+            let out = signed(&signer(names.scheme), &signing, "https://h/w", None);
+            assert!(out.header(names.signature).unwrap().starts_with("v1a,"));
+            let s = StandardWebhooks {
+                names,
+                keys: vec![],
+                public_keys: vec![PublicKey::parse("ed", &whpk, Written::Ed25519Whpk).unwrap()],
+            };
+            let verified = Ok((format!("{}/ed", names.scheme), Some(1_700_000_000)));
+            assert_eq!(judge(&s, &out), verified);
+            assert_eq!(
+                judge(&s, &changed_body(&out)),
+                Err(Reason::SignatureMismatch)
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{hex, Outgoing, Signer, Signing};
 use crate::providers::{
     key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders, Body, Checks,
     Hashed, Media, Provider, StreamedMac, Time, Verified, MAX_SIGNATURES,
@@ -95,11 +97,42 @@ impl Stripe {
     }
 }
 
-pub const ENTRY: Entry = Entry::new("stripe", |settings| {
-    Ok(Box::new(Stripe {
-        keys: settings.keys,
-    }))
-});
+pub const ENTRY: Entry = signs!(
+    Entry::new("stripe", |settings| {
+        Ok(Box::new(Stripe {
+            keys: settings.keys,
+        }))
+    }),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What Stripe sends: `t=<time>,v1=<hex MAC of t.body>`, keyed with the whole `whsec_`
+/// string.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("stripe")?;
+    out.content_type(Media::JSON_OBJECT);
+    let t = signing.now.to_string();
+    let body = out.body.clone();
+    let parts: [&[u8]; 3] = [t.as_bytes(), b".", &body];
+    out.signature(HEADER, &format!("t={t},v1="), &hex(&key.mac(&parts)));
+    out.covers("message", &parts);
+    Ok(())
+}
+
+/// A `payment_intent.succeeded` event.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"id":"evt_{}","object":"event","type":"payment_intent.succeeded","created":{},"data":{{"object":{{"object":"payment_intent","amount":1000}}}}}}"#,
+        crate::providers::sign::base62(&signing.random, 24),
+        signing.now
+    )
+    .into_bytes()
+}
 
 impl Provider for Stripe {
     fn time(&self) -> Time {
@@ -214,5 +247,29 @@ mod tests {
         ] {
             assert_eq!(check(&bad, BODY), Err(Reason::MalformedHeader), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_vector_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let signing = Signing::new(KeyMaterial::Secret("whsec_test_secret"), 1_700_000_000);
+        let out = signed(&SIGNER, &signing, "https://h/s", Some(BODY.as_bytes()));
+        assert_eq!(
+            out.header(HEADER),
+            Some(format!("t=1700000000,v1={V1}").as_str())
+        );
+        let stripe = Stripe {
+            keys: vec![test_key("k", "whsec_test_secret")],
+        };
+        let example = signed(&SIGNER, &signing, "https://h/s", None);
+        assert_eq!(
+            judge(&stripe, &example),
+            Ok(("stripe/k".into(), Some(1_700_000_000)))
+        );
+        assert_eq!(
+            judge(&stripe, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
+        );
     }
 }

@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::keys::{macs_equal, Key};
 use crate::providers::entry::{required_origin, Entry, Field};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{base64, hex, Outgoing, Signer, Signing};
 use crate::providers::{
     base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks,
     ContentType, Json, Media, Provider, Signed, Verified,
@@ -91,11 +93,56 @@ fn signature(head: &RequestHead) -> Result<[u8; 20], Rejection> {
         .ok_or_else(|| malformed(format!("{HEADER} is not base64 of 20 bytes (HMAC-SHA1)")))
 }
 
-pub const ENTRY: Entry = Entry::new("twilio", |settings| {
-    let origin = required_origin("twilio", settings.public_origin)?;
-    Ok(Box::new(Twilio::new(&origin, settings.keys)))
-})
-.reading(&[Field::PublicOrigin]);
+pub const ENTRY: Entry = signs!(
+    Entry::new("twilio", |settings| {
+        let origin = required_origin("twilio", settings.public_origin)?;
+        Ok(Box::new(Twilio::new(&origin, settings.keys)))
+    })
+    .reading(&[Field::PublicOrigin]),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What Twilio sends: the base64 HMAC-SHA1 of the URL it calls (the public origin, the
+/// path and query) and the sorted form parameters, as the verifier renders them; a JSON
+/// body is signed through `bodySHA256=<hex SHA-256>`, added to the query.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("twilio")?;
+    out.content_type(ENTRY_MEDIA);
+    out.default_header("i-twilio-idempotency-token", signing.id_or_uuid());
+    let head = out.head();
+    if ContentType::of(&RequestHead::new(&head)) == ContentType::Json
+        && !out.path_and_query().contains("bodySHA256=")
+    {
+        let hash: [u8; 32] = Sha256::digest(&out.body).into();
+        out.add_query(&format!("bodySHA256={}", hex(&hash)));
+    }
+    let head = out.head();
+    let (params, _) = signed(&RequestHead::new(&head), &out.body).map_err(|r| r.detail)?;
+    let origin = signing.origin_of(out);
+    let path = out.path_and_query();
+    let parts: [&[u8]; 3] = [origin.as_bytes(), path.as_bytes(), &params];
+    out.signature(HEADER, "", &base64(&key.mac_sha1(&parts)));
+    out.covers("message", &parts);
+    Ok(())
+}
+
+/// A call-status callback, a form.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(signing: &Signing) -> Vec<u8> {
+    let sid = &crate::providers::sign::hex(&signing.random)[..32];
+    format!("AccountSid=AC{sid}&CallSid=CA{sid}&CallStatus=completed&From=%2B14155550123&To=%2B14155550100")
+        .into_bytes()
+}
+
+/// Forms (and no body on a GET); JSON, of any shape, through `bodySHA256`.
+const ENTRY_MEDIA: Media = Media {
+    json: Some(Json::Either),
+    form: true,
+};
 
 impl Provider for Twilio {
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
@@ -140,10 +187,7 @@ impl Provider for Twilio {
 
     /// Forms (and no body on a GET); JSON, of any shape, through `bodySHA256`.
     fn media(&self) -> Media {
-        Media {
-            json: Some(Json::Either),
-            form: true,
-        }
+        ENTRY_MEDIA
     }
 
     /// Which key and hash signed (a Webhook Rule's SharedKey). Not the idempotency token:
@@ -163,6 +207,7 @@ impl Provider for Twilio {
 mod tests {
     use super::*;
     use crate::keys::test_key;
+    use crate::providers::sign::Signing;
     use crate::request::headers;
 
     fn check(
@@ -281,6 +326,40 @@ mod tests {
             ),
             Err(Reason::SignatureMismatch)
         );
+    }
+
+    #[test]
+    fn the_signer_reproduces_both_documented_examples_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::KeyMaterial;
+        let mut signing = Signing::new(KeyMaterial::Secret("12345"), 0);
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let form = signed(&SIGNER, &signing, url, Some(FORM.as_bytes()));
+        assert_eq!(form.header(HEADER), Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        // Row 6b: the hash goes into the query, the URL is signed.
+        let body = r#"{"property": "value", "boolean": true}"#;
+        let json = signed(
+            &SIGNER,
+            &signing,
+            "https://mycompany.com/myapp.php",
+            Some(body.as_bytes()),
+        );
+        assert_eq!(
+            json.url,
+            "https://mycompany.com/myapp.php?bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+        );
+        assert_eq!(json.header(HEADER), Some("y77kIzt2vzLz71DgmJGsen2scGs="));
+        // Sent to another address than the one Twilio calls: signed for the public one.
+        signing.origin = Some("https://mycompany.com");
+        let twilio = Twilio::new("https://mycompany.com", vec![test_key("token", "12345")]);
+        for body in [None, Some(body.as_bytes())] {
+            let out = signed(&SIGNER, &signing, "https://127.0.0.1:9/voice?x=1", body);
+            assert_eq!(judge(&twilio, &out), Ok(("twilio/token".into(), None)));
+            assert_eq!(
+                judge(&twilio, &changed_body(&out)),
+                Err(Reason::SignatureMismatch)
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, Outgoing, Signer, Signing};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::Media;
 use crate::request::RequestHead;
 use crate::verdict::Rejection;
 
@@ -13,6 +17,34 @@ pub const SCHEME: BodyMac = BodyMac {
     header: "x-vobiz-signature",
     prefix: b"sha256=",
 };
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer {
+    sign,
+    example: |signing| example("kyc.completed", signing.now, &signing.id_or_uuid()).into_bytes(),
+};
+
+/// What Vobiz sends: `sha256=` and the hex MAC of the body under the parent account token.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("vobiz_kyc")?;
+    out.content_type(Media::JSON_OBJECT);
+    out.default_header("user-agent", "Vobiz");
+    SCHEME.sign(&key, out);
+    Ok(())
+}
+
+/// A KYC event of session `session_id` at `now`.
+#[cfg(any(test, feature = "sign"))]
+pub fn example(event: &str, now: i64, session_id: &str) -> String {
+    let string = |text: &str| serde_json::Value::from(text).to_string();
+    format!(
+        "{{\"event\":{},\"timestamp\":{},\"session_id\":{}}}",
+        string(event),
+        string(&sign::rfc3339(now)),
+        string(session_id)
+    )
+}
 
 /// The name of the parent-account key under which the body verified.
 pub fn verify<'k>(
@@ -51,6 +83,23 @@ mod tests {
         assert_eq!(
             check(&format!("sha256={}", SIGNATURE[7..].to_uppercase()), BODY),
             Ok("parent".to_string())
+        );
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_worked_example_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let signing = Signing::new(KeyMaterial::Secret("test_parent_token"), 1_774_432_800);
+        let out = signed(&SIGNER, &signing, "https://h/k", Some(BODY));
+        assert_eq!(out.header("x-vobiz-signature"), Some(SIGNATURE));
+        let kyc =
+            crate::providers::vobiz::kyc_scheme(vec![test_key("parent", "test_parent_token")]);
+        let example = signed(&SIGNER, &signing, "https://h/k", None);
+        assert_eq!(judge(&kyc, &example), Ok(("kyc/parent".into(), None)));
+        assert_eq!(
+            judge(&kyc, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
         );
     }
 

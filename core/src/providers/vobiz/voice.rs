@@ -9,6 +9,10 @@
 use base64::Engine;
 
 use crate::keys::{macs_equal, Key};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, Covered, Outgoing, Role};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::vobiz::sdk_v3;
 use crate::providers::Signed;
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
@@ -353,6 +357,126 @@ impl VoiceScheme {
     }
 }
 
+/// What signs a voice callback as Vobiz (or Plivo) sends it: the header names, the
+/// families with their keys and nonces, and the V3 message.
+#[cfg(any(test, feature = "sign"))]
+#[derive(Debug, Clone, Copy)]
+#[cfg(any(test, feature = "sign"))]
+pub struct Sender<'a> {
+    pub brand: Brand,
+    /// `scheme://authority` as registered with the provider: the start of every message.
+    pub origin: &'a str,
+    /// In header order; one listed twice is signed once.
+    pub families: &'a [Family],
+    /// V3 as the official SDK signs it (the URL with sorted parameters), not the docs'
+    /// base URL. V2 families always sign the docs' message.
+    pub sdk: bool,
+    /// The (sub-)account token, for V3 and V2.
+    pub key: Option<&'a Key>,
+    /// The parent account token, for MA-V3 and MA-V2.
+    pub parent_key: Option<&'a Key>,
+    pub nonce_v3: &'a str,
+    pub nonce_v2: &'a str,
+}
+
+#[cfg(any(test, feature = "sign"))]
+impl Sender<'_> {
+    /// Adds each family's signature and nonce headers (with the content type of a form
+    /// POST and Vobiz's user agent), each signature over the very parts the verifier MACs.
+    pub fn sign(&self, out: &mut Outgoing) -> Result<(), String> {
+        let path_and_query = out.path_and_query();
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        let sdk_url = match self.sdk {
+            true => {
+                let method = sdk_v3::Method::from_bytes(out.method.as_bytes())
+                    .ok_or("the SDK construction signs only GET and POST")?;
+                let params = match method {
+                    sdk_v3::Method::Post => {
+                        crate::form::parse(&out.body, crate::form::MAX_PAIRS)
+                            .map_err(|e| format!("the form has more than {} parameters", e.limit))?
+                    }
+                    sdk_v3::Method::Get => Vec::new(),
+                };
+                let url = sdk_v3::signed_url(
+                    method,
+                    self.origin.as_bytes(),
+                    path_and_query.as_bytes(),
+                    &params,
+                )
+                .map_err(|rejection| {
+                    format!(
+                        "the SDK construction cannot sign this: {}",
+                        rejection.detail
+                    )
+                })?;
+                Some(url)
+            }
+            false => None,
+        };
+        if out.method == "POST" {
+            out.default_header("content-type", "application/x-www-form-urlencoded");
+        }
+        out.default_header("user-agent", "Vobiz");
+        let mut nonce_headers: Vec<&str> = Vec::new();
+        for (i, &family) in self.families.iter().enumerate() {
+            if self.families[..i].contains(&family) {
+                continue;
+            }
+            let parent = family.uses_parent_key();
+            let key = match parent {
+                true => self.parent_key,
+                false => self.key,
+            };
+            let key = key.ok_or_else(|| {
+                let token = if parent { "parent account" } else { "account" };
+                format!("{} needs the {token} token", family.name())
+            })?;
+            let nonce = if family.is_v3() {
+                self.nonce_v3
+            } else {
+                self.nonce_v2
+            };
+            let message = match (&sdk_url, family.is_v3()) {
+                (Some(url), true) => Message::Sdk { url },
+                _ => Message::Docs {
+                    path: path.as_bytes(),
+                },
+            };
+            let parts = family.signed_parts(self.origin.as_bytes(), message, nonce.as_bytes());
+            out.push(
+                self.brand.signature_header(family),
+                sign::base64(&key.mac(&parts)),
+                Role::Signature { at: 0 },
+            );
+            out.signed.push(Covered {
+                what: family.name(),
+                parent,
+                message: parts.concat(),
+            });
+            let nonce_header = self.brand.nonce_header(family);
+            if !nonce_headers.contains(&nonce_header) {
+                nonce_headers.push(nonce_header);
+                out.push(nonce_header, nonce, Role::Nonce);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A realistic answer-URL request body, as captured from real Vobiz traffic: a StartApp
+/// of call `call_uuid` whose session started at `secs` and `micros`.
+#[cfg(any(test, feature = "sign"))]
+pub fn example_form(call_uuid: &str, secs: i64, micros: u32) -> String {
+    let (date, time) = sign::civil(secs);
+    let session_start = format!("{date}+{}.{micros:06}", time.replace(':', "%3A"));
+    format!(
+        "BillRate=0&CallStatus=ringing&CallUUID={call_uuid}&CallerName=%2B919876543210&CountryCode=\
+         &Direction=inbound&Event=StartApp&From=919876543210&ParentAuthID=MA_SIMULATOR\
+         &RouteType=&STIRAttestation=Not+Applicable&STIRVerification=Not+Applicable\
+         &SessionStart={session_start}&To=918071387000"
+    )
+}
+
 type Signatures = Vec<[u8; 32]>;
 
 /// Reads one family's signature list and nonce. `Ok(None)`: the pair is incomplete.
@@ -439,6 +563,7 @@ fn malformed(detail: String) -> Rejection {
 mod tests {
     use super::*;
     use crate::keys::test_key;
+    use crate::providers::sign::Outgoing;
     use crate::request::headers;
 
     const ORIGIN: &[u8] = b"https://example.com";
@@ -528,6 +653,95 @@ mod tests {
                 "{family:?}"
             );
         }
+    }
+
+    /// The signer's headers for `families` over `path`, with both spec nonces.
+    fn signed(families: &[Family], sdk: bool, url: &str, body: &str, nonce_v3: &str) -> Outgoing {
+        let (own, parent) = (
+            test_key("own", "test_auth_token"),
+            test_key("parent", "test_parent_token"),
+        );
+        let mut out = Outgoing::new("POST", url, body.as_bytes().to_vec());
+        Sender {
+            brand: Brand::Vobiz,
+            origin: "https://example.com",
+            families,
+            sdk,
+            key: Some(&own),
+            parent_key: Some(&parent),
+            nonce_v3,
+            nonce_v2: NONCE_V2,
+        }
+        .sign(&mut out)
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn the_signer_reproduces_spec_vectors_1_to_4_and_its_output_verifies() {
+        let out = signed(
+            &Family::ALL,
+            false,
+            "https://127.0.0.1:9/vobiz/answer?x=1",
+            "a=1",
+            NONCE_V3,
+        );
+        for (family, signature) in [
+            (Family::V2, V2),
+            (Family::V3, V3),
+            (Family::MaV2, MA_V2),
+            (Family::MaV3, MA_V3),
+        ] {
+            assert_eq!(out.header(family.signature_header()), Some(signature));
+            let head = out.head();
+            let scheme = only(family);
+            let verified = scheme.verify(&RequestHead::new(&head)).unwrap();
+            assert_eq!(verified.family, family);
+        }
+        let names: Vec<&str> = out.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "user-agent",
+                "x-vobiz-signature-v3",
+                "x-vobiz-signature-v3-nonce",
+                "x-vobiz-signature-v2",
+                "x-vobiz-signature-v2-nonce",
+                "x-vobiz-signature-ma-v3",
+                "x-vobiz-signature-ma-v2"
+            ]
+        );
+        assert_eq!(
+            out.signed[1].message,
+            b"https://example.com/vobiz/answer12345678901234567890"
+        );
+        // The SDK's V3 (spec 6.2's first row) verifies only with its parameters.
+        let sdk = signed(
+            &[Family::V3],
+            true,
+            "https://example.com/answer",
+            "To=14155550100&From=14155550123&CallUUID=abc",
+            "05429567804466091622",
+        );
+        assert_eq!(
+            sdk.header("x-vobiz-signature-v3"),
+            Some("x6sWqj1bWCTFPaPgeo9CQQ6Wb1uhdE93JZ8NwCC/2Ic=")
+        );
+        assert_eq!(
+            sdk.signed[0].message,
+            b"https://example.com/answer?CallUUIDabcFrom14155550123To14155550100.05429567804466091622"
+        );
+        use crate::providers::sign::testing::{changed_body, judge};
+        let v3 = VoiceScheme {
+            families: vec![Family::V3],
+            ..scheme()
+        };
+        assert_eq!(judge(&v3, &sdk), Ok(("v3_sdk/own".into(), None)));
+        assert_eq!(
+            judge(&v3, &changed_body(&sdk)),
+            Err(Reason::SignatureMismatch)
+        );
     }
 
     #[test]

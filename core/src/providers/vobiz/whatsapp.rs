@@ -13,6 +13,10 @@ use serde::Deserialize;
 
 use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, Outgoing, Signer, Signing};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::Media;
 use crate::request::RequestHead;
 use crate::timestamp;
 use crate::verdict::{Reason, Rejection};
@@ -21,6 +25,60 @@ pub const SCHEME: BodyMac = BodyMac {
     header: "x-webhook-signature",
     prefix: b"",
 };
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer {
+    sign,
+    example: |signing| {
+        envelope(
+            &signing.id_or_uuid(),
+            "message.inbound",
+            "MA_SIMULATOR",
+            &sign::rfc3339(signing.now),
+            DEFAULT_PAYLOAD,
+        )
+        .into_bytes()
+    },
+};
+
+/// An inbound text message, the envelope's default payload.
+#[cfg(any(test, feature = "sign"))]
+pub const DEFAULT_PAYLOAD: &str =
+    r#"{"from":"919876543210","type":"text","text":{"body":"Hello from vobiz-sim"}}"#;
+
+/// What Vobiz sends: the hex MAC of the body, and the envelope's `event_type` as
+/// `X-Webhook-Event`.
+#[cfg(any(test, feature = "sign"))]
+pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("vobiz_whatsapp")?;
+    out.content_type(Media::JSON_OBJECT);
+    out.default_header("user-agent", "Vobiz");
+    SCHEME.sign(&key, out);
+    let event: Option<serde_json::Value> = serde_json::from_slice(&out.body).ok();
+    if let Some(kind) = event.as_ref().and_then(|e| e.get("event_type")?.as_str()) {
+        out.default_header("x-webhook-event", kind);
+    }
+    Ok(())
+}
+
+/// The envelope Vobiz posts, fields in its order; `payload` is JSON, used verbatim.
+#[cfg(any(test, feature = "sign"))]
+pub fn envelope(
+    event_id: &str,
+    event_type: &str,
+    account_id: &str,
+    occurred_at: &str,
+    payload: &str,
+) -> String {
+    let string = |text: &str| serde_json::Value::from(text).to_string();
+    format!(
+        "{{\"event_id\":{},\"event_type\":{},\"account_id\":{},\"occurred_at\":{},\"payload\":{payload}}}",
+        string(event_id),
+        string(event_type),
+        string(account_id),
+        string(occurred_at),
+    )
+}
 
 /// Longest `event_id` kept. Vobiz sends a 36-character UUID; the format is not promised.
 pub const MAX_EVENT_ID_BYTES: usize = 128;
@@ -116,6 +174,7 @@ fn malformed(detail: impl Into<std::borrow::Cow<'static, str>>) -> Rejection {
 mod tests {
     use super::*;
     use crate::keys::test_key;
+    use crate::providers::sign::Signing;
     use crate::request::headers;
 
     // Spec section 5, worked example.
@@ -151,6 +210,35 @@ mod tests {
                     occurred_at: 1_774_432_800,
                 }
             ))
+        );
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_worked_example_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::KeyMaterial;
+        use crate::providers::vobiz::WhatsApp;
+        let body = envelope(
+            "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f",
+            "message.inbound",
+            "MA_XXXXXXXX",
+            "2026-03-25T10:00:00Z",
+            "{}",
+        );
+        assert_eq!(body, BODY);
+        let signing = Signing::new(KeyMaterial::Secret(SECRET), 1_774_432_800);
+        let out = signed(&SIGNER, &signing, "https://h/w", Some(body.as_bytes()));
+        assert_eq!(out.header("x-webhook-signature"), Some(SIGNATURE));
+        assert_eq!(out.header("x-webhook-event"), Some("message.inbound"));
+        let whatsapp = WhatsApp { keys: keys() };
+        let example = signed(&SIGNER, &signing, "https://h/w", None);
+        assert_eq!(
+            judge(&whatsapp, &example),
+            Ok(("whatsapp/subscription".into(), Some(1_774_432_800)))
+        );
+        assert_eq!(
+            judge(&whatsapp, &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
         );
     }
 
