@@ -3,13 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use callback_guard::providers::registry::NAMES;
 use callback_guard::providers::vobiz::voice::Family;
+use clap::builder::PossibleValuesParser;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::util::parse_duration;
 
-/// Signs and sends Vobiz callbacks exactly as Vobiz does, to smoke-test a deployment of
-/// callback-guard (or any Vobiz callback endpoint).
+/// Signs and sends callbacks exactly as their providers do (Vobiz's, and every other scheme
+/// callback-guard verifies), to smoke-test a deployment of callback-guard or any callback
+/// endpoint.
 ///
 /// Prints one line per request sent. Exit status: 0 when every request got an HTTP
 /// response (with --expect: the expected status), 1 when one did not, 2 on a usage error.
@@ -30,47 +33,74 @@ pub enum Command {
     /// A sub-account KYC webhook: X-Vobiz-Signature: sha256=<hex HMAC of the body>, keyed
     /// with the parent account token.
     Kyc(KycArgs),
-    /// Another provider's webhook, signed as that provider does: Standard Webhooks, Svix,
-    /// Stripe, GitHub, Slack, Twilio, Shopify or Meta (Plivo: `voice --brand plivo`).
+    /// Any scheme's callback, signed as its provider does by the signer next to the
+    /// filter's verifier: `--scheme` names it as a route does (every scheme the filter
+    /// verifies).
     Webhook(WebhookArgs),
 }
 
-/// The providers `webhook` signs for.
+/// The earlier names `webhook --provider` took, each a scheme's alias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Provider {
-    /// webhook-id/-timestamp/-signature: v1,base64 HMAC of id.timestamp.body (whsec_ key).
     StandardWebhooks,
-    /// The same under svix-* header names.
     Svix,
-    /// Stripe-Signature: t=<time>,v1=<hex HMAC of time.body> (the whole whsec_ secret).
     Stripe,
-    /// X-Hub-Signature-256: sha256=<hex HMAC of the body>.
     Github,
-    /// X-Slack-Signature: v0=<hex HMAC of v0:time:body>, with X-Slack-Request-Timestamp.
     Slack,
-    /// X-Twilio-Signature: base64 HMAC-SHA1 of URL + sorted form parameters.
     Twilio,
-    /// X-Shopify-Hmac-Sha256: base64 HMAC of the body.
     Shopify,
-    /// X-Hub-Signature-256: sha256=<hex HMAC of the body> (Meta's App Secret).
     Meta,
 }
 
+impl Provider {
+    /// The scheme it names.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Provider::StandardWebhooks => "standard_webhooks",
+            Provider::Svix => "svix",
+            Provider::Stripe => "stripe",
+            Provider::Github => "github",
+            Provider::Slack => "slack",
+            Provider::Twilio => "twilio",
+            Provider::Shopify => "shopify",
+            Provider::Meta => "meta",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["scheme", "provider"])))]
+#[command(group(ArgGroup::new("signing_key").required(true).multiple(true).args(["secret", "private_key"])))]
 pub struct WebhookArgs {
-    /// Whose webhook to sign and send.
-    #[arg(long, value_enum)]
-    pub provider: Provider,
+    /// The scheme to sign as, by the name a route's `scheme` gives it.
+    #[arg(long, value_name = "SCHEME", value_parser = PossibleValuesParser::new(NAMES))]
+    pub scheme: Option<String>,
 
-    /// The endpoint's secret (Standard Webhooks and Svix: whsec_<base64>; Twilio: the Auth
-    /// Token).
+    /// The same by an earlier name: standard-webhooks, svix, stripe, github, slack, twilio,
+    /// shopify or meta.
+    #[arg(long, value_enum, hide_possible_values = true)]
+    pub provider: Option<Provider>,
+
+    /// The route's secret, as its `keys` hold it (the Standard Webhooks family: whsec_...;
+    /// Stripe: the whole whsec_ string; Twilio and Vobiz: the Auth Token).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub secret: Option<String>,
 
-    /// Sign and send exactly this body [default: a JSON event with a fresh id; Twilio: a
-    /// call-status form].
+    /// The provider's private key, for the public-key schemes: Discord, 64 hex digits of
+    /// the Ed25519 seed; SendGrid, 64 hex digits of the P-256 scalar or a PKCS#8 key (PEM
+    /// or base64 DER); the Standard Webhooks family (v1a), whsk_ and base64 of the seed.
+    #[arg(long, env = "WEBHOOK_PRIVATE_KEY", hide_env_values = true)]
+    pub private_key: Option<String>,
+
+    /// Sign and send exactly this body (the signer adds what the provider adds: Mailgun's
+    /// signature block) [default: an event of the provider's, with a fresh id: a JSON
+    /// object, an array for HubSpot and SendGrid, a form for Twilio and Vobiz voice].
     #[arg(long)]
     pub body: Option<String>,
+
+    /// The delivery id, nonce or token, as the provider writes it [default: a fresh one].
+    #[arg(long)]
+    pub id: Option<String>,
 
     /// Sign this long before now, for providers that sign a time (e.g. 10m, to be refused
     /// as stale).
@@ -81,10 +111,20 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, group = "when")]
     pub ahead: Option<Duration>,
 
-    /// Twilio: the scheme://authority Twilio calls, when it differs from the --url's
-    /// [default: the --url's, as written].
-    #[arg(long, value_name = "SCHEME://AUTHORITY")]
+    /// For the schemes that sign the URL (vobiz_voice, plivo, twilio, square, hubspot, a
+    /// generic_hmac that signs it): the scheme://authority the provider calls, the
+    /// route's public_origin, when it differs from the --url's [default: the --url's, as
+    /// written].
+    #[arg(
+        long,
+        visible_alias = "public-origin",
+        value_name = "SCHEME://AUTHORITY"
+    )]
     pub origin: Option<String>,
+
+    /// generic_hmac: the route's `generic` block, as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub generic: Option<String>,
 
     #[command(flatten)]
     pub common: Common,

@@ -1,8 +1,9 @@
 //! `callback-guard`, the command line: signs and sends callbacks exactly as their providers
-//! do (Vobiz voice V3/V2/MA, WhatsApp and KYC webhooks, and the other providers' webhooks),
-//! with the filter's own signing code, so an operator can smoke-test a deployment: a
-//! genuine callback, its replay, a tampered copy, a stale event. Also installed as
-//! `vobiz-sim`, its name until this release.
+//! do (Vobiz voice V3/V2/MA, WhatsApp and KYC webhooks, and every other scheme the filter
+//! verifies, `webhook --scheme`), each with the signer next to the filter's verifier in the
+//! core, so an operator can smoke-test a deployment: a genuine callback, its replay, a
+//! tampered copy, a stale event. Also installed as `vobiz-sim`, its name until this
+//! release.
 
 mod cli;
 mod plan;

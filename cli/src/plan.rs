@@ -1,18 +1,16 @@
-//! Builds the requests to send, signed with the filter's own signing code, and renders
-//! them for `--dry-run`.
+//! Builds the requests to send, each signed by its scheme's signer in the core (the code
+//! next to the verifier: `callback_guard::providers::sign`), and renders them for
+//! `--dry-run`. Nothing here signs: it shapes requests and alters copies.
 
-use base64::Engine;
-use callback_guard::form;
 use callback_guard::keys::Key;
-use callback_guard::providers::vobiz::sdk_v3;
-use callback_guard::providers::vobiz::voice::{Brand, Family, Message};
-use callback_guard::providers::vobiz::{kyc, whatsapp};
-use callback_guard::providers::{github, shopify, slack, standard_webhooks, stripe, twilio};
+use callback_guard::providers::registry;
+use callback_guard::providers::sign::{KeyMaterial, Outgoing, Role, Signing};
+use callback_guard::providers::vobiz::voice::{self, Brand, Family};
+use callback_guard::providers::vobiz::{self, kyc, whatsapp};
 use callback_guard::timestamp;
 
 use crate::cli::{
-    self, Common, Construction, KycArgs, Method, Provider, Tamper, VoiceArgs, WebhookArgs,
-    WhatsappArgs,
+    self, Common, Construction, KycArgs, Method, Tamper, VoiceArgs, WebhookArgs, WhatsappArgs,
 };
 use crate::util;
 
@@ -71,60 +69,27 @@ impl Target {
     }
 }
 
-/// What a header is, so that `--tamper` can alter the right ones.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    Plain,
-    /// Carries `mac`, rendered as `format` says.
-    Signature {
-        mac: Vec<u8>,
-        format: Format,
-    },
-    Nonce,
-}
-
-/// How a MAC is written into its header, after a fixed prefix (`sha256=`, `v1,`,
-/// `t=<time>,v1=`, or nothing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Format {
-    Base64 { prefix: String },
-    Hex { prefix: String },
-}
-
-impl Format {
-    fn base64() -> Format {
-        Format::Base64 {
-            prefix: String::new(),
-        }
+/// `--origin`: `scheme://authority` alone.
+fn origin_option(origin: &str) -> Result<String, Error> {
+    let parsed = Target::parse(origin).map_err(|e| format!("--origin {e}"))?;
+    if parsed.origin != origin {
+        return Err(format!(
+            "--origin {origin:?} is scheme://authority only, without path or query"
+        ));
     }
-
-    fn hex(prefix: &str) -> Format {
-        Format::Hex {
-            prefix: prefix.to_string(),
-        }
-    }
-
-    fn render(&self, mac: &[u8]) -> String {
-        match self {
-            Format::Base64 { prefix } => {
-                format!(
-                    "{prefix}{}",
-                    base64::engine::general_purpose::STANDARD.encode(mac)
-                )
-            }
-            Format::Hex { prefix } => format!("{prefix}{}", util::hex(mac)),
-        }
-    }
+    Ok(parsed.origin)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub name: String,
     pub value: String,
+    /// What the header is to the scheme, as its signer said: `--tamper` alters the
+    /// signature or nonce ones.
     pub role: Role,
 }
 
-/// A header name as Vobiz spells it on the wire: `x-vobiz-signature-ma-v3` is
+/// A header name as providers spell it on the wire: `x-vobiz-signature-ma-v3` is
 /// `X-Vobiz-Signature-MA-V3`.
 fn wire_name(lowercase: &str) -> String {
     lowercase
@@ -142,35 +107,14 @@ fn wire_name(lowercase: &str) -> String {
         .join("-")
 }
 
-impl Header {
-    fn plain(name: &str, value: impl Into<String>) -> Header {
-        Header {
-            name: wire_name(name),
-            value: value.into(),
-            role: Role::Plain,
-        }
-    }
-
-    fn signature(name: &str, mac: &[u8], format: Format) -> Header {
-        Header {
-            name: wire_name(name),
-            value: format.render(mac),
-            role: Role::Signature {
-                mac: mac.to_vec(),
-                format,
-            },
-        }
-    }
-}
-
-/// One signed message, for `--dry-run`: what was MACed and under which option's key.
+/// One signed message, for `--dry-run`: what was signed and under which option's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
-    /// `v3`, `ma_v3`, ... or `body`.
+    /// `v3`, `ma_v3`, ..., `body` or `message`.
     pub what: &'static str,
     /// The option that holds the key (never the key itself).
     pub key: &'static str,
-    /// The exact MAC input.
+    /// The exact signed bytes.
     pub message: Vec<u8>,
 }
 
@@ -180,6 +124,8 @@ pub struct Request {
     pub target: Target,
     pub headers: Vec<Header>,
     pub body: Vec<u8>,
+    /// Where the body carries the signature (Mailgun), for `--tamper signature`.
+    pub body_signature: Option<usize>,
     pub signed: Vec<Signed>,
     /// How this request came about: the genuine one, a replay, or a tampered copy.
     pub kind: Kind,
@@ -201,8 +147,39 @@ impl Request {
         }
     }
 
-    pub fn is_json(&self) -> bool {
-        self.body.first() == Some(&b'{')
+    /// What the signer made, as it will be sent; `key` names the option holding the key
+    /// of each signature (by whether the parent account's key signed it).
+    fn signed(out: Outgoing, key: impl Fn(bool) -> &'static str) -> Result<Request, Error> {
+        let method = match out.method.as_str() {
+            "POST" => "POST",
+            "GET" => "GET",
+            other => return Err(format!("cannot send a {other} request")),
+        };
+        Ok(Request {
+            method,
+            target: Target::parse(&out.url)?,
+            headers: out
+                .headers
+                .into_iter()
+                .map(|h| Header {
+                    name: wire_name(&h.name),
+                    value: h.value,
+                    role: h.role,
+                })
+                .collect(),
+            body: out.body,
+            body_signature: out.body_signature,
+            signed: out
+                .signed
+                .into_iter()
+                .map(|covered| Signed {
+                    what: covered.what,
+                    key: key(covered.parent),
+                    message: covered.message,
+                })
+                .collect(),
+            kind: Kind::Genuine,
+        })
     }
 }
 
@@ -252,6 +229,16 @@ fn apply_headers(mut request: Request, extra: &[(String, String)]) -> Request {
     request
 }
 
+/// An encoded signature's character replaced by another of its alphabet (a hex digit by a
+/// hex digit), so that the copy is still well-formed but signs nothing.
+fn altered(c: u8) -> u8 {
+    match c {
+        b'0' => b'1',
+        c if c.is_ascii_hexdigit() => b'0',
+        _ => b'A',
+    }
+}
+
 /// A copy of `genuine` altered in `part`, with the genuine signature headers (except when
 /// the signature itself is the part altered).
 pub fn tamper(genuine: &Request, part: Tamper) -> Result<Request, Error> {
@@ -260,6 +247,8 @@ pub fn tamper(genuine: &Request, part: Tamper) -> Result<Request, Error> {
         signed: Vec::new(),
         ..genuine.clone()
     };
+    let body = &mut request.body;
+    let trimmed = body.trim_ascii_end().len();
     match part {
         Tamper::Body if request.method == "GET" => {
             return Err(
@@ -268,21 +257,30 @@ pub fn tamper(genuine: &Request, part: Tamper) -> Result<Request, Error> {
                     .into(),
             )
         }
-        Tamper::Body if request.is_json() && request.body.ends_with(b"}") => {
-            request.body.pop();
-            let empty = request.body.trim_ascii() == b"{";
+        // A JSON object gets a member, an array an element: still JSON of its kind.
+        Tamper::Body if body.first() == Some(&b'{') && body[..trimmed].ends_with(b"}") => {
+            let empty = body[..trimmed - 1].trim_ascii() == b"{";
             let member = if empty {
-                "\"tampered\":true}"
+                "\"tampered\":true"
             } else {
-                ",\"tampered\":true}"
+                ",\"tampered\":true"
             };
-            request.body.extend_from_slice(member.as_bytes());
+            body.splice(trimmed - 1..trimmed - 1, member.bytes());
+        }
+        Tamper::Body if body.first() == Some(&b'[') && body[..trimmed].ends_with(b"]") => {
+            let empty = body[..trimmed - 1].trim_ascii() == b"[";
+            let element = if empty {
+                "{\"tampered\":true}"
+            } else {
+                ",{\"tampered\":true}"
+            };
+            body.splice(trimmed - 1..trimmed - 1, element.bytes());
         }
         Tamper::Body => {
-            if !request.body.is_empty() {
-                request.body.push(b'&');
+            if !body.is_empty() {
+                body.push(b'&');
             }
-            request.body.extend_from_slice(b"Tampered=1");
+            body.extend_from_slice(b"Tampered=1");
         }
         Tamper::Query => request.target.add_query("tampered=1"),
         Tamper::Path => {
@@ -296,11 +294,18 @@ pub fn tamper(genuine: &Request, part: Tamper) -> Result<Request, Error> {
         Tamper::Signature => {
             let mut found = false;
             for header in &mut request.headers {
-                if let Role::Signature { mac, format } = &mut header.role {
-                    mac[0] ^= 1;
-                    header.value = format.render(mac);
-                    found = true;
+                if let Role::Signature { at } = header.role {
+                    let mut value = std::mem::take(&mut header.value).into_bytes();
+                    if let Some(c) = value.get_mut(at) {
+                        *c = altered(*c);
+                        found = true;
+                    }
+                    header.value = String::from_utf8_lossy(&value).into_owned();
                 }
+            }
+            if let Some(c) = request.body_signature.and_then(|at| body.get_mut(at)) {
+                *c = altered(*c);
+                found = true;
             }
             if !found {
                 return Err("--tamper signature: no signature header left to alter".into());
@@ -328,32 +333,16 @@ fn key(name: &str, secret: &str) -> Result<Key, Error> {
     Key::new(name, secret.as_bytes()).map_err(|_| format!("{name}: unusable key"))
 }
 
-/// A realistic answer-URL request body, as captured from real Vobiz traffic.
+/// A realistic answer-URL request body (the core's example) with a fresh CallUUID.
 pub fn default_voice_form() -> Result<String, Error> {
     let (secs, micros) = util::now();
-    let (date, time) = util::civil(secs);
-    let session_start = format!("{date}+{}.{micros:06}", time.replace(':', "%3A"));
-    Ok(format!(
-        "BillRate=0&CallStatus=ringing&CallUUID={}&CallerName=%2B919876543210&CountryCode=\
-         &Direction=inbound&Event=StartApp&From=919876543210&ParentAuthID=MA_SIMULATOR\
-         &RouteType=&STIRAttestation=Not+Applicable&STIRVerification=Not+Applicable\
-         &SessionStart={session_start}&To=918071387000",
-        util::new_uuid()?
-    ))
+    Ok(voice::example_form(&util::new_uuid()?, secs, micros))
 }
 
 pub fn voice(args: &VoiceArgs) -> Result<Request, Error> {
     let mut target = Target::parse(&args.common.url).map_err(|e| format!("--url {e}"))?;
     let origin = match &args.origin {
-        Some(origin) => {
-            let parsed = Target::parse(origin).map_err(|e| format!("--origin {e}"))?;
-            if parsed.origin != *origin {
-                return Err(format!(
-                    "--origin {origin:?} is scheme://authority only, without path or query"
-                ));
-            }
-            parsed.origin
-        }
+        Some(origin) => origin_option(origin)?,
         None => target.origin.clone(),
     };
     let families = if args.families.is_empty() {
@@ -378,21 +367,32 @@ pub fn voice(args: &VoiceArgs) -> Result<Request, Error> {
         .as_deref()
         .map(|t| key("--parent-token", t))
         .transpose()?;
+    for family in &families {
+        match (family.uses_parent_key(), &own, &parent) {
+            (false, None, _) => return Err(format!("--families {}: needs --token", family.name())),
+            (true, _, None) => {
+                return Err(format!(
+                    "--families {}: needs --parent-token",
+                    family.name()
+                ))
+            }
+            _ => {}
+        }
+    }
 
     let form = match &args.form {
         Some(form) => form.clone(),
         None => default_voice_form()?,
     };
-    let (method, sdk_method, body) = match args.method {
-        Method::Post => ("POST", sdk_v3::Method::Post, form.into_bytes()),
+    let (method, body) = match args.method {
+        Method::Post => ("POST", form.into_bytes()),
         Method::Get => {
             if !form.is_empty() {
                 target.add_query(&form);
             }
-            ("GET", sdk_v3::Method::Get, Vec::new())
+            ("GET", Vec::new())
         }
     };
-
     let nonce_v3 = match &args.nonce {
         Some(nonce) => nonce.clone(),
         None => util::new_nonce()?,
@@ -401,96 +401,62 @@ pub fn voice(args: &VoiceArgs) -> Result<Request, Error> {
         (Some(nonce), _) | (None, Some(nonce)) => nonce.clone(),
         (None, None) => util::new_nonce()?,
     };
-    let sdk_url = if args.construction == Construction::Sdk {
-        let params = form::parse(&body, form::MAX_PAIRS)
-            .map_err(|e| format!("--form has more than {} parameters", e.limit))?;
-        let url = sdk_v3::signed_url(
-            sdk_method,
-            origin.as_bytes(),
-            target.path_and_query().as_bytes(),
-            &params,
-        )
-        .map_err(|rejection| {
-            format!(
-                "the SDK construction cannot sign this: {}",
-                rejection.detail
-            )
-        })?;
-        Some(url)
-    } else {
-        None
-    };
-
-    let mut headers = Vec::new();
-    if method == "POST" {
-        headers.push(Header::plain(
-            "content-type",
-            "application/x-www-form-urlencoded",
-        ));
-    }
-    headers.push(Header::plain("user-agent", "Vobiz"));
-    let mut signed = Vec::new();
-    let mut nonce_headers: Vec<&str> = Vec::new();
-    for (i, &family) in families.iter().enumerate() {
-        if families[..i].contains(&family) {
-            continue; // listed twice: one header
-        }
-        let (key, option) = match (family.uses_parent_key(), &own, &parent) {
-            (false, Some(key), _) => (key, "--token"),
-            (true, _, Some(key)) => (key, "--parent-token"),
-            (false, None, _) => return Err(format!("--families {}: needs --token", family.name())),
-            (true, _, None) => {
-                return Err(format!(
-                    "--families {}: needs --parent-token",
-                    family.name()
-                ))
-            }
-        };
-        let nonce = if family.is_v3() { &nonce_v3 } else { &nonce_v2 };
-        let message = match (&sdk_url, family.is_v3()) {
-            (Some(url), true) => Message::Sdk { url },
-            _ => Message::Docs {
-                path: target.path.as_bytes(),
-            },
-        };
-        let parts = family.signed_parts(origin.as_bytes(), message, nonce.as_bytes());
-        let brand = match args.brand {
+    let mut out = Outgoing::new(method, &target.url(), body);
+    voice::Sender {
+        brand: match args.brand {
             cli::Brand::Vobiz => Brand::Vobiz,
             cli::Brand::Plivo => Brand::Plivo,
-        };
-        headers.push(Header::signature(
-            brand.signature_header(family),
-            &key.mac(&parts),
-            Format::base64(),
-        ));
-        signed.push(Signed {
-            what: family.name(),
-            key: option,
-            message: parts.concat(),
-        });
-        let nonce_header = brand.nonce_header(family);
-        if !nonce_headers.contains(&nonce_header) {
-            nonce_headers.push(nonce_header);
-            headers.push(Header {
-                name: wire_name(nonce_header),
-                value: nonce.clone(),
-                role: Role::Nonce,
-            });
-        }
+        },
+        origin: &origin,
+        families: &families,
+        sdk: args.construction == Construction::Sdk,
+        key: own.as_ref(),
+        parent_key: parent.as_ref(),
+        nonce_v3: &nonce_v3,
+        nonce_v2: &nonce_v2,
     }
-    Ok(Request {
-        method,
-        target,
-        headers,
-        body,
-        signed,
-        kind: Kind::Genuine,
+    .sign(&mut out)?;
+    Request::signed(
+        out,
+        |parent| {
+            if parent {
+                "--parent-token"
+            } else {
+                "--token"
+            }
+        },
+    )
+}
+
+/// `--age` / `--ahead` applied to now, in unix seconds.
+fn shifted(
+    age: Option<std::time::Duration>,
+    ahead: Option<std::time::Duration>,
+) -> Result<i64, Error> {
+    let seconds = |d: std::time::Duration| {
+        i64::try_from(d.as_secs()).map_err(|_| "duration too large".to_string())
+    };
+    let now = util::now().0;
+    Ok(match (age, ahead) {
+        (Some(age), _) => now - seconds(age)?,
+        (None, Some(ahead)) => now + seconds(ahead)?,
+        (None, None) => now,
     })
 }
 
-/// A JSON string literal.
-fn json_string(text: &str) -> String {
-    serde_json::Value::String(text.to_string()).to_string()
+/// A signing at `now`, with fresh random bytes for the ids the signer makes.
+fn signing(key: KeyMaterial<'_>, now: i64) -> Result<Signing<'_>, Error> {
+    let mut signing = Signing::new(key, now);
+    signing.random = util::random_bytes::<32>()?;
+    Ok(signing)
+}
+
+/// `out` signed by the signer of the scheme `entry`.
+fn sign_as(entry: &registry::Entry, signing: &Signing, out: &mut Outgoing) -> Result<(), Error> {
+    let signer = entry
+        .sign
+        .ok_or_else(|| format!("no signer for scheme {}", entry.scheme))?;
+    (signer.sign)(signing, out)
 }
 
 pub fn whatsapp(args: &WhatsappArgs) -> Result<Request, Error> {
@@ -498,8 +464,8 @@ pub fn whatsapp(args: &WhatsappArgs) -> Result<Request, Error> {
     let body = match &args.body {
         Some(body) => body.clone(),
         None => {
-            let occurred_at = match (&args.occurred_at, args.age, args.ahead) {
-                (Some(text), _, _) => {
+            let occurred_at = match &args.occurred_at {
+                Some(text) => {
                     if timestamp::parse_rfc3339(text.as_bytes()).is_none() {
                         return Err(format!(
                             "--occurred-at {text:?} is not an RFC 3339 date-time"
@@ -507,18 +473,7 @@ pub fn whatsapp(args: &WhatsappArgs) -> Result<Request, Error> {
                     }
                     text.clone()
                 }
-                (None, age, ahead) => {
-                    let now = util::now().0;
-                    let seconds = |d: std::time::Duration| {
-                        i64::try_from(d.as_secs()).map_err(|_| "duration too large".to_string())
-                    };
-                    let shift = match (age, ahead) {
-                        (Some(age), _) => -seconds(age)?,
-                        (None, Some(ahead)) => seconds(ahead)?,
-                        (None, None) => 0,
-                    };
-                    util::rfc3339(now + shift)
-                }
+                None => util::rfc3339(shifted(args.age, args.ahead)?),
             };
             let payload = match &args.payload {
                 Some(payload) => {
@@ -526,79 +481,74 @@ pub fn whatsapp(args: &WhatsappArgs) -> Result<Request, Error> {
                         .map_err(|e| format!("--payload is not JSON: {e}"))?;
                     payload.clone()
                 }
-                None => r#"{"from":"919876543210","type":"text","text":{"body":"Hello from vobiz-sim"}}"#
-                    .to_string(),
+                None => whatsapp::DEFAULT_PAYLOAD.to_string(),
             };
             let event_id = match &args.event_id {
                 Some(id) => id.clone(),
                 None => util::new_uuid()?,
             };
-            format!(
-                "{{\"event_id\":{},\"event_type\":{},\"account_id\":{},\"occurred_at\":{},\"payload\":{}}}",
-                json_string(&event_id),
-                json_string(&args.event_type),
-                json_string(&args.account_id),
-                json_string(&occurred_at),
-                payload
+            whatsapp::envelope(
+                &event_id,
+                &args.event_type,
+                &args.account_id,
+                &occurred_at,
+                &payload,
             )
         }
     };
-    let key = key("--secret", &args.secret)?;
-    let body = body.into_bytes();
-    let headers = vec![
-        Header::plain("content-type", "application/json"),
-        Header::plain("user-agent", "Vobiz"),
-        Header::signature(whatsapp::SCHEME.header, &key.mac(&[&body]), Format::hex("")),
-        Header::plain("x-webhook-event", args.event_type.as_str()),
-    ];
-    Ok(Request {
-        method: "POST",
-        target,
-        headers,
-        signed: vec![Signed {
-            what: "body",
-            key: "--secret",
-            message: body.clone(),
-        }],
-        body,
-        kind: Kind::Genuine,
-    })
+    let signing = signing(KeyMaterial::Secret(&args.secret), util::now().0)?;
+    let mut out = Outgoing::new("POST", &target.url(), body.into_bytes());
+    sign_as(&vobiz::WHATSAPP, &signing, &mut out)?;
+    out.default_header("x-webhook-event", args.event_type.as_str());
+    Request::signed(out, |_| "--secret")
 }
 
 pub fn kyc(args: &KycArgs) -> Result<Request, Error> {
     let target = Target::parse(&args.common.url).map_err(|e| format!("--url {e}"))?;
+    let now = util::now().0;
     let body = match &args.body {
         Some(body) => body.clone(),
-        None => format!(
-            "{{\"event\":{},\"timestamp\":{},\"session_id\":{}}}",
-            json_string(&args.event),
-            json_string(&util::rfc3339(util::now().0)),
-            json_string(&util::new_uuid()?)
-        ),
+        None => kyc::example(&args.event, now, &util::new_uuid()?),
     };
-    let key = key("--parent-token", &args.parent_token)?;
-    let body = body.into_bytes();
-    let prefix = match kyc::SCHEME.prefix {
-        b"sha256=" => "sha256=",
-        _ => return Err("unexpected KYC signature prefix".into()),
+    let signing = signing(KeyMaterial::Secret(&args.parent_token), now)?;
+    let mut out = Outgoing::new("POST", &target.url(), body.into_bytes());
+    sign_as(&vobiz::KYC, &signing, &mut out)?;
+    Request::signed(out, |_| "--parent-token")
+}
+
+/// Any scheme's webhook, signed by the registry's signer of the scheme.
+pub fn webhook(args: &WebhookArgs) -> Result<Request, Error> {
+    let target = Target::parse(&args.common.url).map_err(|e| format!("--url {e}"))?;
+    let scheme = match (&args.scheme, args.provider) {
+        (Some(scheme), _) => scheme.as_str(),
+        (None, Some(provider)) => provider.scheme(),
+        (None, None) => return Err("give --scheme".into()),
     };
-    let headers = vec![
-        Header::plain("content-type", "application/json"),
-        Header::plain("user-agent", "Vobiz"),
-        Header::signature(kyc::SCHEME.header, &key.mac(&[&body]), Format::hex(prefix)),
-    ];
-    Ok(Request {
-        method: "POST",
-        target,
-        headers,
-        signed: vec![Signed {
-            what: "body",
-            key: "--parent-token",
-            message: body.clone(),
-        }],
-        body,
-        kind: Kind::Genuine,
-    })
+    let signer = registry::find(scheme)
+        .and_then(|entry| entry.sign)
+        .ok_or_else(|| {
+            format!(
+                "--scheme {scheme:?} is not one of {}",
+                registry::NAMES.join(", ")
+            )
+        })?;
+    let (key, option) = match (&args.private_key, &args.secret) {
+        (Some(private), _) => (KeyMaterial::Private(private), "--private-key"),
+        (None, Some(secret)) => (KeyMaterial::Secret(secret), "--secret"),
+        (None, None) => return Err("give --secret or --private-key".into()),
+    };
+    let origin = args.origin.as_deref().map(origin_option).transpose()?;
+    let mut signing = signing(key, shifted(args.age, args.ahead)?)?;
+    signing.id = args.id.as_deref();
+    signing.origin = origin.as_deref();
+    signing.generic = args.generic.as_deref();
+    let body = match &args.body {
+        Some(body) => body.clone().into_bytes(),
+        None => (signer.example)(&signing),
+    };
+    let mut out = Outgoing::new("POST", &target.url(), body);
+    (signer.sign)(&signing, &mut out).map_err(|e| format!("{scheme}: {e}"))?;
+    Request::signed(out, |_| option)
 }
 
 /// `--dry-run`: each request exactly as it would be sent, and what its signatures cover.
@@ -647,130 +597,12 @@ pub fn render(requests: &[Request]) -> String {
     out
 }
 
-/// Another provider's webhook, signed with the filter's own key handling and MACs.
-pub fn webhook(args: &WebhookArgs) -> Result<Request, Error> {
-    let target = Target::parse(&args.common.url).map_err(|e| format!("--url {e}"))?;
-    let now = util::now().0;
-    let at = match (args.age, args.ahead) {
-        (Some(age), _) => now - age.as_secs() as i64,
-        (_, Some(ahead)) => now + ahead.as_secs() as i64,
-        _ => now,
-    }
-    .to_string();
-    let id = util::new_uuid()?;
-    let body = match (&args.body, args.provider) {
-        (Some(body), _) => body.clone(),
-        (None, Provider::Twilio) => format!(
-            "CallSid=CA{}&CallStatus=completed&From=%2B14155550123&To=%2B14155550100",
-            id.replace('-', "")
-        ),
-        (None, _) => format!("{{\"id\":\"evt_{id}\",\"type\":\"simulated\"}}"),
-    }
-    .into_bytes();
-    let secret = match args.provider {
-        Provider::StandardWebhooks | Provider::Svix => {
-            standard_webhooks::secret_bytes(&args.secret)
-                .ok_or("--secret: not whsec_ followed by base64")?
-        }
-        _ => args.secret.as_bytes().to_vec(),
-    };
-    let key = Key::new("--secret", &secret).map_err(|_| "--secret: unusable key")?;
-    let json = Header::plain("content-type", "application/json");
-    let (message, headers): (Vec<u8>, Vec<Header>) = match args.provider {
-        Provider::StandardWebhooks | Provider::Svix => {
-            let names = if args.provider == Provider::Svix {
-                standard_webhooks::SVIX
-            } else {
-                standard_webhooks::STANDARD
-            };
-            let id = format!("msg_{}", id.replace('-', ""));
-            let message = [id.as_bytes(), b".", at.as_bytes(), b".", &body].concat();
-            let mac = key.mac(&[&message]);
-            let headers = vec![
-                json,
-                Header::plain(names.id, id),
-                Header::plain(names.timestamp, at.clone()),
-                Header::signature(
-                    names.signature,
-                    &mac,
-                    Format::Base64 {
-                        prefix: "v1,".into(),
-                    },
-                ),
-            ];
-            (message, headers)
-        }
-        Provider::Stripe => {
-            let message = [at.as_bytes(), b".", &body].concat();
-            let prefix = format!("t={at},v1=");
-            let header = Header::signature(
-                stripe::HEADER,
-                &key.mac(&[&message]),
-                Format::Hex { prefix },
-            );
-            (message, vec![json, header])
-        }
-        Provider::Github | Provider::Meta => {
-            let header = Header::signature(
-                github::SCHEME.header,
-                &key.mac(&[&body]),
-                Format::hex("sha256="),
-            );
-            (body.clone(), vec![json, header])
-        }
-        Provider::Slack => {
-            let message = [b"v0:", at.as_bytes(), b":", &body].concat();
-            let headers = vec![
-                json,
-                Header::plain(slack::TIMESTAMP, at.clone()),
-                Header::signature(
-                    slack::SIGNATURE.header,
-                    &key.mac(&[&message]),
-                    Format::hex("v0="),
-                ),
-            ];
-            (message, headers)
-        }
-        Provider::Shopify => {
-            let header = Header::signature(shopify::HEADER, &key.mac(&[&body]), Format::base64());
-            (body.clone(), vec![json, header])
-        }
-        Provider::Twilio => {
-            let origin = args.origin.as_deref().unwrap_or(&target.origin);
-            let mut params = form::parse(&body, form::MAX_PAIRS)
-                .map_err(|e| format!("--body has more than {} parameters", e.limit))?;
-            params.sort();
-            params.dedup();
-            let mut message = format!("{origin}{}", target.path_and_query()).into_bytes();
-            for (name, value) in params {
-                message.extend_from_slice(name.as_bytes());
-                message.extend_from_slice(value.as_bytes());
-            }
-            let headers = vec![
-                Header::plain("content-type", "application/x-www-form-urlencoded"),
-                Header::signature(twilio::HEADER, &key.mac_sha1(&[&message]), Format::base64()),
-            ];
-            (message, headers)
-        }
-    };
-    Ok(Request {
-        method: "POST",
-        target,
-        headers,
-        signed: vec![Signed {
-            what: "message",
-            key: "--secret",
-            message,
-        }],
-        body,
-        kind: Kind::Genuine,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use base64::Engine;
+    use callback_guard::form;
     use clap::Parser;
 
     const V2: &str = "gEPZQ2HmngRWdcHbKGv/eaCNsEC9k9MAaOeKkXAco8A=";
@@ -881,6 +713,117 @@ mod tests {
             url[1]
         ])
         .is_err());
+    }
+
+    /// Every scheme of the registry signs with `webhook --scheme`, from defaults alone
+    /// (the example body, fresh ids, now); a tampered copy changes its part.
+    #[test]
+    fn webhook_signs_every_scheme_of_the_registry() {
+        let seed = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let scalar = "1234567890abcdef".repeat(4);
+        let generic = r#"{"signature":{"header":"X-Hub-Signature-256","prefix":"sha256="},"encoding":"hex","message":["body"]}"#;
+        for name in callback_guard::providers::registry::NAMES {
+            let mut args = vec![
+                "webhook",
+                "--scheme",
+                name,
+                "--url",
+                "https://127.0.0.1:9/hook?x=1",
+            ];
+            match name {
+                "discord" => args.extend(["--private-key", seed]),
+                "sendgrid" => args.extend(["--private-key", &scalar]),
+                "standard_webhooks" | "svix" | "clerk" | "resend" => {
+                    args.extend(["--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+                }
+                _ => args.extend(["--secret", "s"]),
+            }
+            if name == "generic_hmac" {
+                args.extend(["--generic", generic]);
+            }
+            args.extend([
+                "--origin",
+                "https://a.example",
+                "--replay",
+                "1",
+                "--tamper",
+                "body",
+            ]);
+            let all = plan(&args).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let [genuine, replay, tampered] = &all[..] else {
+                panic!("{name}: {all:?}")
+            };
+            assert!(!genuine.signed.is_empty(), "{name}");
+            assert!(
+                genuine
+                    .headers
+                    .iter()
+                    .any(|h| matches!(h.role, Role::Signature { .. }))
+                    || genuine.body_signature.is_some(),
+                "{name}"
+            );
+            assert_eq!(replay.headers, genuine.headers, "{name}");
+            assert_ne!(tampered.body, genuine.body, "{name}");
+            let signature = tamper(genuine, Tamper::Signature).unwrap();
+            assert_ne!(
+                (&signature.headers, &signature.body),
+                (&genuine.headers, &genuine.body),
+                "{name}"
+            );
+            // JSON stays JSON of its kind when tampered.
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&genuine.body) {
+                let changed: serde_json::Value = serde_json::from_slice(&tampered.body).unwrap();
+                assert_eq!(value.is_array(), changed.is_array(), "{name}");
+            }
+        }
+        let mut both = vec![
+            "webhook",
+            "--scheme",
+            "discord",
+            "--url",
+            "https://h/d",
+            "--secret",
+            "s",
+        ];
+        assert!(plan(&both).unwrap_err().contains("private key"));
+        both[2] = "no_such_scheme";
+        assert!(plan(&both).is_err());
+        let generic = [
+            "webhook",
+            "--scheme",
+            "generic_hmac",
+            "--url",
+            "https://h/g",
+            "--secret",
+            "s",
+        ];
+        assert!(plan(&generic).unwrap_err().contains("generic block"));
+    }
+
+    /// The dry run names the private key's option, never the key.
+    #[test]
+    fn webhook_dry_run_hides_the_key() {
+        let seed = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let requests = plan(&[
+            "webhook",
+            "--scheme",
+            "discord",
+            "--url",
+            "https://h/d",
+            "--private-key",
+            seed,
+            "--body",
+            r#"{"type":2}"#,
+            "--dry-run",
+        ])
+        .unwrap();
+        let rendered = render(&requests);
+        assert!(
+            rendered.contains("signed message (--private-key): "),
+            "{rendered}"
+        );
+        assert!(rendered.contains("X-Signature-Ed25519: "), "{rendered}");
+        assert!(!rendered.contains(seed));
     }
 
     fn one(args: &[&str]) -> Request {

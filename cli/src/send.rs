@@ -309,6 +309,7 @@ mod tests {
             target: Target::parse("https://127.0.0.1:8443/vobiz/answer").unwrap(),
             headers: Vec::new(),
             body: Vec::new(),
+            body_signature: None,
             signed: Vec::new(),
             kind,
         }
