@@ -271,7 +271,7 @@ impl Preset {
             ),
             Preset::HubSpot => format!(
                 r#"[{{"eventId":{},"subscriptionType":"contact.creation","portalId":62515,"occurredAt":{millis},"objectId":123}}]"#,
-                sign::digits(&signing.random, 10)
+                sign::number(&signing.random, 10)
             ),
             Preset::Linear => format!(
                 r#"{{"action":"create","type":"Issue","data":{{"id":"{id}","title":"Simulated"}},"webhookId":"{id}"}}"#

@@ -228,7 +228,17 @@ mod tests {
             "encoding": "base64", "message": [{"item": "t"}, {"literal": "."}, "url", "body"],
             "timestamp": {"item": "t", "format": "seconds"}, "body": "json_object"});
         let block = generic.to_string();
-        for entry in ALL {
+        // Ids and example bodies made from random bytes of every kind.
+        let randoms = [
+            [0; 32],
+            [0x5a; 32],
+            [0xff; 32],
+            *b"0123456789abcdefghijklmnopqrstuv",
+        ];
+        for (entry, random) in ALL
+            .iter()
+            .flat_map(|entry| randoms.map(|random| (entry, random)))
+        {
             let signer = entry
                 .sign
                 .unwrap_or_else(|| panic!("{} has no signer", entry.scheme));
@@ -253,6 +263,7 @@ mod tests {
                 }
             };
             let mut signing = Signing::new(key, NOW);
+            signing.random = random;
             if entry.reads(Field::PublicOrigin) {
                 route["public_origin"] = "https://a.example".into();
                 signing.origin = Some("https://a.example");

@@ -103,8 +103,8 @@ pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
 pub fn example(signing: &Signing) -> Vec<u8> {
     format!(
         r#"{{"id":{},"admin_graphql_api_id":"gid://shopify/Order/{}","currency":"EUR","total_price":"10.00"}}"#,
-        crate::providers::sign::digits(&signing.random, 13),
-        crate::providers::sign::digits(&signing.random, 13),
+        crate::providers::sign::number(&signing.random, 13),
+        crate::providers::sign::number(&signing.random, 13),
     )
     .into_bytes()
 }

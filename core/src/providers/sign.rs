@@ -360,6 +360,11 @@ pub fn digits(random: &[u8; 32], n: usize) -> String {
         .collect()
 }
 
+/// A JSON number of `n` (at most 64) digits from the random bytes: no leading zero.
+pub fn number(random: &[u8; 32], n: usize) -> String {
+    format!("1{}", digits(random, n.saturating_sub(1)))
+}
+
 /// `n` (at most 32) characters of `[0-9A-Za-z]` from the random bytes.
 pub fn base62(random: &[u8; 32], n: usize) -> String {
     const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
