@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from harness import PARENT_TOKEN, ROOT, TOKEN, WHATSAPP_SECRET, deliveries, new_nonce
+from harness import PARENT_TOKEN, PROVIDER_SECRETS, ROOT, TOKEN, WHATSAPP_SECRET, deliveries, new_nonce
 
 ORIGIN = "https://127.0.0.1:8443"
 
@@ -299,6 +300,87 @@ def test_the_simulator_signs_plivo_under_plivos_header_names(run_sim):
     assert result.reason(2) == "already_delivered"
     assert "X-Plivo-Signature-V3" in run_sim("voice", "/plivo/hangup", "--brand", "plivo",
                                              "--token", "t", "--dry-run").stdout
+
+
+# Every scheme of the registry: the demo's routes (envoy/routes/routes.yaml) have one each.
+DEMO_ROUTES = yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())["routes"]
+# Each route's secret, by the env variable its keys name (as harness.Envoy sets them)...
+SECRETS = {"VOBIZ_AUTH_TOKEN": TOKEN, "VOBIZ_PARENT_AUTH_TOKEN": PARENT_TOKEN,
+           "VOBIZ_WHATSAPP_SECRET": WHATSAPP_SECRET, **PROVIDER_SECRETS}
+# ...and the private keys of the public keys there (tests/e2e/providers.py signs with them).
+PRIVATE_KEYS = {"DISCORD_PUBLIC_KEY": bytes(range(32, 64)).hex(),  # the Ed25519 seed
+                "SENDGRID_PUBLIC_KEY": "22" * 32}                  # the P-256 scalar
+
+
+def scheme_of(route):
+    return route.get("scheme", "vobiz_voice")
+
+
+def signing_options(route):
+    """What `webhook --scheme` needs to sign for this route: its key, the public origin
+    where the scheme signs the URL, the generic block."""
+    if "public_keys" in route:
+        options = ["--private-key", PRIVATE_KEYS[route["public_keys"][0]["env"]]]
+    else:
+        options = ["--secret", SECRETS[route["keys"][0]["env"]]]
+    if "public_origin" in route:
+        options += ["--origin", ORIGIN]
+    if "generic" in route:
+        options += ["--generic", json.dumps(route["generic"])]
+    return options
+
+
+def test_the_demo_routes_are_every_scheme_the_command_line_signs(sim_binary):
+    """27 routes, one per scheme, and exactly the schemes `webhook --scheme` takes (clap
+    lists them when refusing another)."""
+    schemes = [scheme_of(route) for route in DEMO_ROUTES]
+    assert len(schemes) == len(set(schemes)) == 27
+    proc = subprocess.run([str(sim_binary), "webhook", "--scheme", "nope", "--url", "https://h/",
+                           "--secret", "s"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    listed = proc.stderr.split("[possible values: ", 1)[1].split("]", 1)[0].split(", ")
+    assert sorted(listed) == sorted(schemes)
+
+
+@pytest.mark.parametrize("route", DEMO_ROUTES, ids=[scheme_of(r) for r in DEMO_ROUTES])
+def test_webhook_signs_every_scheme_as_its_route_verifies(run_sim, upstream, route):
+    """Signed by the core's signer of the scheme, from the CLI's defaults: delivered; the
+    same again is already delivered (Twilio, which repeats itself, is delivered again); a
+    copy with another body is refused (the signature, or the replay memory where the body
+    is not signed: voice, Mailgun); nothing refused reaches the upstream."""
+    scheme = scheme_of(route)
+    test_id, header = tag()
+    result = run_sim("webhook", route["path_prefix"] + "events?x=1", "--scheme", scheme,
+                     *signing_options(route), *header, "--replay", "1", "--tamper", "body")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.status(1) == 200 and result.reason(1) is None, result.stdout
+    repeats = scheme == "twilio"
+    assert result.status(2) == 200, result.stdout
+    assert result.reason(2) == (None if repeats else "already_delivered"), result.stdout
+    mismatch = 401 if scheme == "discord" else 403  # Discord insists on 401
+    assert (result.status(3), result.reason(3)) in (
+        (mismatch, "signature_mismatch"), (409, "replay_tampered")), result.stdout
+    assert len(deliveries(upstream, test_id)) == (2 if repeats else 1)
+
+
+def test_webhook_signs_standard_webhooks_v1a_with_a_private_key(sim_binary, start_envoy):
+    """A route with a whpk_ public key verifies what `--private-key whsk_...` signs."""
+    import base64
+    import nacl.signing
+    seed = bytes(range(64, 96))
+    public = nacl.signing.SigningKey(seed).verify_key.encode()
+    route = {"name": "v1a", "path_prefix": "/v1a/", "scheme": "standard_webhooks",
+             "public_keys": [{"name": "ed", "value": "whpk_" + base64.b64encode(public).decode()}]}
+    proxy = start_envoy({"routes": [route]})
+    whsk = "whsk_" + base64.b64encode(seed).decode()
+    argv = [str(sim_binary), "webhook", "--scheme", "standard_webhooks",
+            "--url", f"https://127.0.0.1:{proxy.https_port}/v1a/events", "--cacert", str(proxy.cert[0]),
+            "--private-key", whsk, "--replay", "1", "--tamper", "body", "--expect", "200,200,403"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "already_delivered" in proc.stdout.splitlines()[1]
+    assert "webhook-signature: v1a," in subprocess.run(
+        argv + ["--dry-run"], capture_output=True, text=True, timeout=60).stdout.lower()
 
 
 def test_vobiz_sim_is_the_same_command_under_its_old_name(sim_binary):
