@@ -3,6 +3,7 @@
 //! `--dry-run`. Nothing here signs: it shapes requests and alters copies.
 
 use callback_guard::keys::Key;
+use callback_guard::providers::entry::Entry;
 use callback_guard::providers::registry;
 use callback_guard::providers::sign::{KeyMaterial, Outgoing, Role, Signing};
 use callback_guard::providers::vobiz::voice::{self, Brand, Family};
@@ -452,7 +453,7 @@ fn signing(key: KeyMaterial<'_>, now: i64) -> Result<Signing<'_>, Error> {
 }
 
 /// `out` signed by the signer of the scheme `entry`.
-fn sign_as(entry: &registry::Entry, signing: &Signing, out: &mut Outgoing) -> Result<(), Error> {
+fn sign_as(entry: &Entry, signing: &Signing, out: &mut Outgoing) -> Result<(), Error> {
     let signer = entry
         .sign
         .ok_or_else(|| format!("no signer for scheme {}", entry.scheme))?;

@@ -1261,3 +1261,196 @@ fn voice_re_splits_and_relabels_are_refused() {
         Verdict::Refused(Reason::MalformedHeader)
     );
 }
+
+/// One genuine request per scheme, and the replay id and fingerprint it is remembered by, as
+/// the release before the workspace (42a53a7) computed them: replicas of two versions
+/// sharing one etcd agree on what was delivered only if these never change.
+const PREVIOUS_RELEASE: &[(&str, &str, &str)] = &[
+    (
+        "vobiz",
+        "74388d964dc9be49fdd1d830ae254a3e",
+        "774ce6bb85587dff690cd17d8d436189",
+    ),
+    (
+        "vobizv2",
+        "852c1d1760907ead4c52ae9f38b08a84",
+        "84fb6378a6c2e3d1f8b778772953c07d",
+    ),
+    (
+        "sw",
+        "20183b1451a8bb1fed5307f8ead4313b",
+        "cff52a72e31c5a29475ac853676ef9de",
+    ),
+    (
+        "svix",
+        "b568b032d7a9e677714511d94230cbaf",
+        "5b22ccecb261321560fdfbfc117f1724",
+    ),
+    (
+        "resend",
+        "15b447bd0712bb65589aef8fbe99f19b",
+        "fbf7b54f322c54c3b3731da166b88979",
+    ),
+    (
+        "stripe",
+        "f6cc0dfd30d3cf769188c3d7b6891462",
+        "2d32a4436fcbe97243a6494e88c76a8f",
+    ),
+    (
+        "slack",
+        "209ec8e3274455403d99027a1ad60ea2",
+        "d46b18469f9ffd89c0e4ecf1a6c35d37",
+    ),
+    (
+        "zoom",
+        "bcf00c42e872a668f152c55f6fad553c",
+        "86b34e891595e88ed9ee411fea009f42",
+    ),
+    (
+        "paddle",
+        "d287b7dc470d665bc3ddb1ba51270592",
+        "07ce06ba1b55e4f55d93bc85d50b4c70",
+    ),
+    (
+        "twitch",
+        "a4d8ea84c399d491506d5bdd9cca884b",
+        "fa66c9e69505133c7e6d82767122ebde",
+    ),
+    (
+        "discord",
+        "1d7de3a89bcdd399e1b4c3d6c59f31a5",
+        "abb2bb8f7c2fb719a1b24700cb97e852",
+    ),
+    (
+        "sendgrid",
+        "7c7aea8a6af041833a9aa1d0121e7894",
+        "dfa9b885d599b8b1cad328bc93db9ac8",
+    ),
+    (
+        "square",
+        "a33155a7e73b48d8b4a7ab0914f7fb52",
+        "be134c415373ad640f6de70488ed68af",
+    ),
+    (
+        "hubspot",
+        "a1a10f3a689319477ae3686727f64085",
+        "ed0ac79984ce0d3ef507b5035dda2973",
+    ),
+    (
+        "mailgun",
+        "505d24af8c7c729d58460aa80e43ae0e",
+        "4b77393ca6a8523559f59118dbe952e6",
+    ),
+    (
+        "github",
+        "e2bece943aacd71d41ff959ea746987c",
+        "e911bb00128f38d8adbbb54001125818",
+    ),
+    (
+        "shopify",
+        "f724f5e16f892c6f5074500926e7e196",
+        "a98ca096e54dcec640c93c351497d673",
+    ),
+    (
+        "clerk",
+        "8de3e30784b0ababb2afac2c9a6885e3",
+        "f532c4a25be737a290c211bb0d8c19e8",
+    ),
+    (
+        "meta",
+        "486a8cbbcc585bb579011724dd7f9d07",
+        "6a45c814c75b8012a88a5a7937fe1529",
+    ),
+    (
+        "razorpay",
+        "377caddb7b1737d339e871e2336e0713",
+        "7c91ca00a777b57a8192161a20de688e",
+    ),
+    (
+        "pagerduty",
+        "c424ebc8fb80ef855938801063977ee9",
+        "87321da399e60c5bdc0f997c4e20abfd",
+    ),
+    (
+        "intercom",
+        "b292c0e9644946c5f44bc923e7e62bcc",
+        "82be26a1d90f233711d671a07d2a75cc",
+    ),
+    (
+        "linear",
+        "22c98468396ba99c0f803dec89dd43e4",
+        "2fffcff2ec78aa16424cf7316edaae5d",
+    ),
+    (
+        "generic",
+        "fd844eaec075e3b2b1ca4350ccb72c99",
+        "5f9648bf4a99d6d020465a79a006801b",
+    ),
+    (
+        "plivo",
+        "ed7b14bd199391e0d52e8411839d9841",
+        "bf10e488d843aa532cd3bf1e38335e32",
+    ),
+    (
+        "kyc",
+        "d4720175129b227a00f8851a33949c90",
+        "5b2cfd178af31cd0292ab42a61c24e08",
+    ),
+    (
+        "whatsapp",
+        "1bbe058bdd746710b1c116b5b377e8b5",
+        "5b0729a4ce5f1bcdf9990ce5f6393393",
+    ),
+    (
+        "twilio",
+        "51af77e780f512c3e2cfd601cb1550d7",
+        "76f205f6918613ea3832cc88766a98b4",
+    ),
+    (
+        "lax-url",
+        "15b1893970bcbb71dad1d33b7938eac9",
+        "cef6e4cb6cd17e821d6d1bb5fda90328",
+    ),
+    (
+        "lax-dots",
+        "4f3356aacf5a4e68b7f05c1f118f0eec",
+        "564de92fa453d5f778abf540a274be06",
+    ),
+    (
+        "lax-run",
+        "79800718ef43c09adb0adb58270e7f7f",
+        "57ee115d946ffe514ef1f13fca5542c9",
+    ),
+];
+
+#[test]
+fn replay_ids_and_fingerprints_are_those_of_the_previous_release() {
+    let policy = policy();
+    let input = Input {
+        tail: "a-1".into(),
+        text: "caf\u{e9} & co".into(),
+        nonce: "12345678901234567890".into(),
+        id: "Msg2Kz".into(),
+    };
+    let computed: Vec<(&str, String, String)> = schemes()
+        .iter()
+        .filter_map(|scheme| {
+            match judge(&policy, &(scheme.sign)(&input), &MemoryStore::default()) {
+                Verdict::Forwarded { id, fingerprint } => {
+                    Some((scheme.name, hex(&id), hex(&fingerprint)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    if std::env::var_os("PRINT_GOLDEN").is_some() {
+        for (name, id, fingerprint) in &computed {
+            println!("    ({name:?}, {id:?}, {fingerprint:?}),");
+        }
+    }
+    let expected: Vec<(&str, String, String)> = PREVIOUS_RELEASE
+        .iter()
+        .map(|(name, id, fingerprint)| (*name, id.to_string(), fingerprint.to_string()))
+        .collect();
+    assert_eq!(computed, expected);
+}

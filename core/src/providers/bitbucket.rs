@@ -9,6 +9,8 @@
 
 use crate::providers::body_mac::{BodyMac, BodySigned};
 use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{Outgoing, Signer, Signing};
 use crate::providers::Media;
 
 pub const SCHEME: BodyMac = BodyMac {
@@ -20,15 +22,45 @@ pub const SCHEME: BodyMac = BodyMac {
 /// so bound by the fingerprint.
 const DISPATCH: [&str; 1] = ["x-event-key"];
 
-pub const ENTRY: Entry = Entry::new("bitbucket", |settings| {
-    Ok(Box::new(BodySigned {
-        scheme: "bitbucket",
-        mac: SCHEME,
-        keys: settings.keys,
-        media: Media::JSON_OBJECT,
-        dispatch: &DISPATCH,
-    }))
-});
+pub const ENTRY: Entry = signs!(
+    Entry::new("bitbucket", |settings| {
+        Ok(Box::new(BodySigned {
+            scheme: "bitbucket",
+            mac: SCHEME,
+            keys: settings.keys,
+            media: Media::JSON_OBJECT,
+            dispatch: &DISPATCH,
+        }))
+    }),
+    SIGNER
+);
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// What Bitbucket sends: the body's MAC, the event key an app dispatches on, the request's
+/// own id and attempt number (read by nobody).
+#[cfg(any(test, feature = "sign"))]
+fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let key = signing.text_key("bitbucket")?;
+    out.content_type(Media::JSON_OBJECT);
+    out.default_header("user-agent", "Bitbucket-Webhooks/2.0");
+    out.default_header("x-event-key", "repo:push");
+    out.default_header("x-request-uuid", signing.id_or_uuid());
+    out.default_header("x-attempt-number", "1");
+    SCHEME.sign(&key, out);
+    Ok(())
+}
+
+/// A `repo:push` event.
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    format!(
+        r#"{{"push":{{"changes":[]}},"repository":{{"uuid":"{{{}}}","full_name":"team/repo"}}}}"#,
+        signing.uuid()
+    )
+    .into_bytes()
+}
 
 #[cfg(test)]
 mod tests {
@@ -75,5 +107,29 @@ mod tests {
             check(&SIGNATURE.replace("sha256=", "sha1="), BODY),
             Err(Reason::MalformedHeader)
         );
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_reference_vector_and_its_output_verifies() {
+        use crate::providers::sign::testing::{changed_body, judge, signed};
+        use crate::providers::sign::{KeyMaterial, Signing};
+        let signing = Signing::new(KeyMaterial::Secret("bitbucket-webhook-secret"), 0);
+        let out = signed(&SIGNER, &signing, "https://h/hook", Some(BODY.as_bytes()));
+        assert_eq!(out.header("x-hub-signature"), Some(SIGNATURE));
+        let settings = Settings {
+            keys: vec![test_key("k", "bitbucket-webhook-secret")],
+            ..Settings::default()
+        };
+        let bitbucket = (ENTRY.compile)(settings).unwrap();
+        let example = signed(&SIGNER, &signing, "https://h/hook", None);
+        assert_eq!(
+            judge(bitbucket.as_ref(), &example),
+            Ok(("bitbucket/k".into(), None))
+        );
+        assert_eq!(
+            judge(bitbucket.as_ref(), &changed_body(&example)),
+            Err(Reason::SignatureMismatch)
+        );
+        assert_eq!(example.header("x-event-key"), Some("repo:push"));
     }
 }

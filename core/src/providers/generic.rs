@@ -173,7 +173,8 @@ pub const ENTRY: entry::Entry = signs!(
                 "is required for scheme generic_hmac",
             ));
         };
-        let scheme = compile(raw, "generic_hmac", settings.public_origin, settings.keys);
+        // Its metrics and replay family have been `generic` since the first release.
+        let scheme = compile(raw, "generic", settings.public_origin, settings.keys);
         Ok(Box::new(scheme.map_err(problem)?))
     })
     .reading(&[Field::Generic, Field::PublicOrigin])
@@ -204,7 +205,7 @@ fn signer(signing: &Signing, out: &Outgoing) -> Result<Generic, String> {
         .bytes(secret)
         .ok_or("the secret is not written as generic.key describes")?;
     let origin = raw.signs_url().then(|| signing.origin_of(out));
-    compile(raw, "generic_hmac", origin, vec![sign::key(&bytes)?])
+    compile(raw, "generic", origin, vec![sign::key(&bytes)?])
         .map_err(|(field, problem)| format!("the generic block: {field}: {problem}"))
 }
 

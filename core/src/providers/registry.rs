@@ -218,8 +218,8 @@ mod tests {
         use crate::guard::{self, Step};
         use crate::providers::sign::testing::changed_body;
         use crate::providers::sign::{KeyMaterial, Outgoing, Signing};
-        use crate::replay::memory::MemoryStore;
         use crate::request::RequestHead;
+        use crate::testing::MemoryStore;
         const NOW: i64 = 1_774_432_800;
         let seed = crate::providers::sign::hex(&(0..32).collect::<Vec<u8>>());
         let scalar = "1234567890abcdef".repeat(4);
