@@ -1,4 +1,4 @@
-//! Small helpers: durations, randomness, UTC time formatting and hex.
+//! Small helpers: durations, randomness and UTC time formatting.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,21 +50,8 @@ pub fn new_nonce() -> Result<String, String> {
 
 /// A random (version 4) UUID, lowercase: what Vobiz uses for call and event ids.
 pub fn new_uuid() -> Result<String, String> {
-    let mut b = random_bytes::<16>()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex(&b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
+    Ok(callback_guard::providers::sign::uuid(&random_bytes::<32>()?))
 }
-
-pub use callback_guard::providers::sign::hex;
 
 /// The current time as unix seconds and microseconds within the second.
 pub fn now() -> (i64, u32) {
@@ -83,6 +70,7 @@ pub use callback_guard::providers::sign::rfc3339;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callback_guard::providers::sign::hex;
     use callback_guard::timestamp::parse_rfc3339;
 
     #[test]
