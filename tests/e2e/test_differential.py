@@ -122,6 +122,7 @@ ANATOMY = {
                          unknown=[("sig_unknown_entry_v2", "v2=" + "0" * 64)]),
     "intercom": Anatomy("X-Hub-Signature", label="sha1="),
     "twitch": Anatomy("Twitch-Eventsub-Message-Signature", label="sha256="),
+    "bitbucket": Anatomy("X-Hub-Signature", label="sha256="),
 }
 
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -394,9 +395,10 @@ def mutations(provider):
 SVIX_FAMILY = ("standard-webhooks", "svix", "clerk")  # standardwebhooks' verifier (Svix's wraps it)
 JSON_ROUTES = ("standard-webhooks", "svix", "clerk", "resend", "stripe", "github", "slack",
                "twilio-json", "shopify", "meta", "discord", "sendgrid", "mailgun", "razorpay",
-               "paddle", "square", "hubspot", "linear", "zoom", "pagerduty", "intercom", "twitch")
+               "paddle", "square", "hubspot", "linear", "zoom", "pagerduty", "intercom", "twitch",
+               "bitbucket")
 HEX_MACS = ("stripe", "github", "generic", "slack", "meta", "mailgun", "razorpay", "paddle",
-            "linear", "zoom", "pagerduty", "intercom", "twitch")
+            "linear", "zoom", "pagerduty", "intercom", "twitch", "bitbucket")
 REFORMATS = SVIX_FAMILY + ("stripe", "paddle", "zoom")  # MAC the timestamp re-formatted as a number
 
 STRICT_TYPE = ("the filter requires the provider's Content-Type (application/json or +json); "
