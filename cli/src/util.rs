@@ -70,7 +70,7 @@ pub use callback_guard::providers::sign::rfc3339;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callback_guard::providers::sign::hex;
+    use callback_guard::providers::hex;
     use callback_guard::timestamp::parse_rfc3339;
 
     #[test]

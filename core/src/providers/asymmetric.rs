@@ -180,7 +180,7 @@ impl Flavour {
             SignatureText::Hex64 => {
                 use ed25519_dalek::Signer as _;
                 let key = sign::ed25519_private(private)?;
-                (sign::hex(&key.sign(&message).to_bytes()), 0)
+                (crate::providers::hex(&key.sign(&message).to_bytes()), 0)
             }
             SignatureText::Base64Der => {
                 use p256::ecdsa::signature::Signer as _;
@@ -340,7 +340,7 @@ mod tests {
         use crate::providers::sign::testing::{changed_body, judge, signed};
         use crate::providers::sign::KeyMaterial;
         let seed: Vec<u8> = (0..32).collect();
-        let seed = sign::hex(&seed);
+        let seed = crate::providers::hex(&seed);
         let signing = Signing::new(KeyMaterial::Private(&seed), 1_700_000_000);
         let out = signed(
             &DISCORD_SIGNER,

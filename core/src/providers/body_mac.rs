@@ -6,7 +6,9 @@
 use crate::form::hex_digit;
 use crate::keys::{macs_equal, Key};
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{hex, Outgoing};
+use crate::providers::hex;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::Outgoing;
 use crate::providers::{
     key_names, AtHeaders, Body, Checks, Hashed, Media, Provider, StreamedMac, Verified,
 };

@@ -60,7 +60,7 @@ impl Encoding {
             STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
         };
         match self {
-            Encoding::Hex => crate::providers::sign::hex(mac),
+            Encoding::Hex => crate::providers::hex(mac),
             Encoding::Base64 => STANDARD.encode(mac),
             Encoding::Base64Unpadded => STANDARD_NO_PAD.encode(mac),
             Encoding::Base64url => URL_SAFE.encode(mac),

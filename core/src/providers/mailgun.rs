@@ -22,7 +22,9 @@ use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{hex, with_member, Outgoing, Signer, Signing};
+use crate::providers::hex;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{with_member, Outgoing, Signer, Signing};
 use crate::providers::{
     any_key, form_pairs, key_names, mismatch, unix_seconds, AtHeaders, Body, Checks, ContentType,
     Media, Provider, Signed, Time, Verified,

@@ -652,6 +652,11 @@ pub fn decimal(value: &[u8], max: usize) -> bool {
         && (value[0] != b'0' || value.len() == 1)
 }
 
+/// Lowercase hex, as the providers write MACs and digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Standard base64 (padded) of exactly `N` bytes.
 pub fn base64_exact<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     use base64::Engine;

@@ -21,7 +21,7 @@ use crate::providers::entry::{Entry, Field, Problem, Settings};
 use crate::providers::generic::{self, Generic};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Outgoing, Signer, Signing};
-use crate::providers::{json_challenge, json_with, Provider, Reply};
+use crate::providers::{hex, json_challenge, json_with, Provider, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -343,11 +343,7 @@ impl Handshake {
                 let Some(key) = key else {
                     return Ok(None);
                 };
-                let encrypted: String = key
-                    .mac(&[plain.as_bytes()])
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let encrypted = hex(&key.mac(&[plain.as_bytes()]));
                 Ok(Some(Reply::json(
                     "url_validation",
                     &[("plainToken", plain), ("encryptedToken", &encrypted)],

@@ -221,7 +221,7 @@ mod tests {
         use crate::request::RequestHead;
         use crate::testing::MemoryStore;
         const NOW: i64 = 1_774_432_800;
-        let seed = crate::providers::sign::hex(&(0..32).collect::<Vec<u8>>());
+        let seed = crate::providers::hex(&(0..32).collect::<Vec<u8>>());
         let scalar = "1234567890abcdef".repeat(4);
         // A generic scheme that signs a time, the URL and the body.
         let generic = serde_json::json!({"signature": {"header": "X-Sig", "list": {"separator": ",", "entry": "key=value", "label": "v1"}},

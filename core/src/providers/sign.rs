@@ -13,7 +13,7 @@
 use base64::Engine;
 
 use crate::keys::Key;
-use crate::providers::Media;
+use crate::providers::{hex, Media};
 
 /// A scheme's signer: [`sign`](Self::sign) fills in what the provider adds to a request;
 /// [`example`](Self::example) is the body it sends when the caller has none.
@@ -322,11 +322,6 @@ pub fn with_member(body: &[u8], name: &str, value: &str) -> Result<Vec<u8>, Stri
         &body[end..],
     ]
     .concat())
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn base64(bytes: &[u8]) -> String {

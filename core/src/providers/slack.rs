@@ -9,7 +9,9 @@ use crate::keys::Key;
 use crate::providers::body_mac::BodyMac;
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{hex, Outgoing, Signer, Signing};
+use crate::providers::hex;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{Outgoing, Signer, Signing};
 use crate::providers::{
     json_challenge, json_with, key_names, key_with_mac, mismatch, required, unix_seconds,
     AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac, Time, Verified,

@@ -12,7 +12,9 @@ use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{hex, Outgoing, Signer, Signing};
+use crate::providers::hex;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{Outgoing, Signer, Signing};
 use crate::providers::{
     key_names, key_with_mac, malformed, mismatch, required, unix_seconds, AtHeaders, Body, Checks,
     Hashed, Media, Provider, StreamedMac, Time, Verified, MAX_SIGNATURES,

@@ -17,10 +17,10 @@ use sha2::{Digest, Sha256};
 use crate::keys::{macs_equal, Key};
 use crate::providers::entry::{required_origin, Entry, Field};
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{base64, hex, Outgoing, Signer, Signing};
+use crate::providers::sign::{base64, Outgoing, Signer, Signing};
 use crate::providers::{
-    base64_exact, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks,
-    ContentType, Json, Media, Provider, Signed, Verified,
+    base64_exact, form_pairs, hex, key_names, malformed, mismatch, required, AtHeaders, Body,
+    Checks, ContentType, Json, Media, Provider, Signed, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
@@ -64,8 +64,7 @@ fn signed(head: &RequestHead, body: &[u8]) -> Result<(Vec<u8>, bool), Rejection>
         .map(|(_, value)| value);
     let mut message = Vec::new();
     if let Some(expected) = body_hash {
-        let actual: [u8; 32] = Sha256::digest(body).into();
-        let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
+        let actual = hex(&Sha256::digest(body));
         if !actual.as_bytes().eq_ignore_ascii_case(expected.as_bytes()) {
             return Err(mismatch("bodySHA256 of the body"));
         }
@@ -133,7 +132,7 @@ pub fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
 /// A call-status callback, a form.
 #[cfg(any(test, feature = "sign"))]
 pub fn example(signing: &Signing) -> Vec<u8> {
-    let sid = &crate::providers::sign::hex(&signing.random)[..32];
+    let sid = &hex(&signing.random)[..32];
     format!("AccountSid=AC{sid}&CallSid=CA{sid}&CallStatus=completed&From=%2B14155550123&To=%2B14155550100")
         .into_bytes()
 }
