@@ -1479,7 +1479,8 @@ mod tests {
     }
 
     fn etcd_of(policy: &Policy) -> &Etcd {
-        match policy.routes[0].replay.as_ref().unwrap().fleet_as() {
+        let fleet = policy.routes[0].replay.as_ref().unwrap().fleet.as_deref();
+        match fleet.and_then(|fleet| (fleet as &dyn std::any::Any).downcast_ref()) {
             Some(etcd) => etcd,
             None => panic!("not an etcd store"),
         }
@@ -1519,8 +1520,12 @@ mod tests {
     fn etcd_store_defaults_and_settings() {
         let policy = parse_json(route(etcd(serde_json::json!({})))).unwrap();
         let e = etcd_of(&policy);
-        assert_eq!(e.cluster, "etcd_cluster");
-        assert_eq!(e.authority, "etcd_cluster", "defaults to the cluster name");
+        assert_eq!(e.link().cluster, "etcd_cluster");
+        assert_eq!(
+            e.link().authority,
+            "etcd_cluster",
+            "defaults to the cluster name"
+        );
         assert_eq!(e.timeout_ms, 250);
         assert_eq!((e.attempts, e.attempt_timeout_ms()), (2, 125));
         assert_eq!(e.on_error, OnError::FailClosed);
@@ -1542,7 +1547,7 @@ mod tests {
         }))))
         .unwrap();
         let e = etcd_of(&policy);
-        assert_eq!(e.authority, "etcd.internal:2379");
+        assert_eq!(e.link().authority, "etcd.internal:2379");
         assert_eq!(e.timeout_ms, 1000);
         assert_eq!((e.attempts, e.attempt_timeout_ms()), (3, 333));
         assert_eq!(e.on_error, OnError::FailOpen);

@@ -87,15 +87,6 @@ pub struct Replay {
     pub fleet: Option<Box<dyn FleetStore>>,
 }
 
-impl Replay {
-    /// The route's fleet-wide store as the type it is, for the glue that drives its
-    /// callouts; `None` without one or if it is another store.
-    pub fn fleet_as<T: FleetStore>(&self) -> Option<&T> {
-        let fleet = self.fleet.as_deref()?;
-        (fleet as &dyn std::any::Any).downcast_ref()
-    }
-}
-
 /// What to answer when a callback that was already delivered arrives again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

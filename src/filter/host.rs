@@ -13,7 +13,7 @@ use callback_guard::guard::Downstream;
 use callback_guard::metrics::Kind;
 use callback_guard::net;
 use callback_guard::request::HeaderMap;
-use callback_guard::store::etcd::{Api, Call, Etcd};
+use callback_guard::store::{Callout, Link, Response};
 use callback_guard::timestamp::Stamp;
 
 // The SDK's metric wrappers panic on any status they do not expect (a host without
@@ -163,29 +163,46 @@ impl Downstream for Connection {
     }
 }
 
-/// Sends one request to etcd's gateway through the route's Envoy cluster. The answer
-/// arrives in `on_http_call_response` of the context that called this.
-pub fn dispatch(etcd: &Etcd, call: &Call, timeout: Duration) -> Result<u32, Status> {
-    let (body, content_type) = call.payload();
+/// Sends one callout to a fleet-wide store through its Envoy cluster. The answer arrives
+/// in `on_http_call_response` of the context that called this.
+pub fn dispatch(link: &Link, callout: &Callout, timeout: Duration) -> Result<u32, Status> {
     let mut headers = vec![
         (":method", "POST"),
-        (":path", call.path),
-        (":authority", etcd.authority.as_str()),
-        ("content-type", content_type),
+        (":path", callout.path),
+        (":authority", link.authority.as_str()),
+        ("content-type", callout.content_type),
     ];
-    if etcd.api == Api::Grpc {
+    if link.grpc {
         headers.push(("te", "trailers"));
     }
     // A zero timeout would mean "none" to Envoy: never hang a request.
     let timeout = timeout.max(Duration::from_millis(1));
     count(HostCall::Callout);
-    hostcalls::dispatch_http_call(&etcd.cluster, headers, Some(body), vec![], timeout)
+    hostcalls::dispatch_http_call(&link.cluster, headers, Some(&callout.body), vec![], timeout)
+}
+
+/// A store's answer to a callout over `link`, as `on_http_call_response` announced it.
+pub fn store_response(
+    link: &Link,
+    (num_headers, body_size, num_trailers): (usize, usize, usize),
+) -> Response {
+    let (status, body) = call_response(num_headers, body_size);
+    let (grpc_status, grpc_message) = match (link.grpc, status) {
+        (true, Some(_)) => grpc_status(num_trailers),
+        _ => (None, String::new()),
+    };
+    Response {
+        status,
+        grpc_status,
+        grpc_message,
+        body,
+    }
 }
 
 /// A callout's answer: its `:status` (`None` when the callout failed without one, e.g.
 /// a reset) and its body. Read through the ABI directly: the SDK's getters panic on
 /// statuses a failed callout can produce.
-pub fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<u8>) {
+fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<u8>) {
     if num_headers == 0 {
         return (None, Vec::new());
     }
@@ -205,8 +222,8 @@ pub fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<
 }
 
 /// A gRPC callout's `grpc-status` and `grpc-message`: in its trailers, or in its headers
-/// when etcd answered with headers alone (an error).
-pub fn grpc_status(num_trailers: usize) -> (Option<u32>, String) {
+/// when the store answered with headers alone (an error).
+fn grpc_status(num_trailers: usize) -> (Option<u32>, String) {
     let map = if num_trailers > 0 {
         HTTP_CALL_RESPONSE_TRAILERS
     } else {

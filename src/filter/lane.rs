@@ -1,7 +1,8 @@
 //! Group commit of reservations. While one of this VM's reservation callouts is out,
 //! the next reservations wait for it instead of each sending their own; when it comes
-//! back, they go together, nested in one etcd transaction. Under load etcd then commits
-//! one raft entry for many callbacks; alone, a reservation goes at once as before.
+//! back, they go together in one callout, where the store batches (etcd over gRPC nests
+//! them in one transaction, and under load commits one raft entry for many callbacks);
+//! alone, a reservation goes at once as before.
 //!
 //! Envoy hands every callout's answer to the SDK, which passes it to the context that
 //! was running when it was sent, or drops it if that context has ended. So a request
@@ -19,7 +20,7 @@ use std::time::Instant;
 use proxy_wasm::hostcalls;
 
 use super::{GuardRequest, State};
-use callback_guard::store::etcd::{Api, Etcd, Request, Txn};
+use callback_guard::store::{FleetStore, Step};
 
 /// Reservation callouts a VM keeps out at once; more wait to go in the next.
 const MAX_IN_FLIGHT: usize = 2;
@@ -55,11 +56,11 @@ impl Lane {
         self.root
     }
 
-    /// Whether request `id` may send a callout to `etcd` now: from its own callback or
-    /// the root's, with no reservation callout out (over gRPC, where they batch).
-    pub fn may_send(&self, id: u32, etcd: &Etcd) -> bool {
+    /// Whether request `id` may send a callout to `store` now: from its own callback or
+    /// the root's, with room for another reservation callout (where the store batches).
+    pub fn may_send(&self, id: u32, store: &dyn FleetStore) -> bool {
         let here = self.running == id || self.running == self.root;
-        here && (etcd.api != Api::Grpc || self.in_flight.len() < MAX_IN_FLIGHT)
+        here && (store.max_batch() == 1 || self.in_flight.len() < MAX_IN_FLIGHT)
     }
 
     /// Whether waiting requests could go now, on the root's next tick.
@@ -93,16 +94,16 @@ impl Lane {
         }
     }
 
-    /// Up to `room` waiting reservations that can go with one to `etcd` on `keys` (same
-    /// cluster, a key of their own, time left until `by`), each with its transaction.
-    /// Requests that no longer wait are dropped from the queue.
+    /// Up to `room` waiting reservations that can go with one to `store` on `keys` (same
+    /// link, a key of their own, time left until `by`), each with its step. Requests that
+    /// no longer wait are dropped from the queue.
     pub fn followers(
         &mut self,
-        etcd: &Etcd,
+        store: &dyn FleetStore,
         keys: &mut Vec<String>,
         by: Instant,
         room: usize,
-    ) -> Vec<(Shared, Txn)> {
+    ) -> Vec<(Shared, Step)> {
         let mut taken = Vec::new();
         let mut kept = Vec::with_capacity(self.waiting.len());
         for weak in self.waiting.drain(..) {
@@ -110,20 +111,20 @@ impl Lane {
                 continue;
             };
             let fits = match request.try_borrow() {
-                Ok(theirs) => match waiting_txn(&theirs, etcd, by) {
+                Ok(theirs) => match waiting_step(&theirs, store, by) {
                     // No longer waiting (it ended, or went on its own).
                     None => continue,
-                    Some((key, Some(txn))) if taken.len() < room && !keys.contains(&key) => {
+                    Some((key, Some(step))) if taken.len() < room && !keys.contains(&key) => {
                         keys.push(key);
-                        Some(txn)
+                        Some(step)
                     }
                     Some(_) => None,
                 },
                 // The caller itself, busy: it waits for the next one.
                 Err(_) => None,
             };
-            if let Some(txn) = fits {
-                taken.push((request, txn));
+            if let Some(step) = fits {
+                taken.push((request, step));
             } else {
                 kept.push(weak);
             }
@@ -151,10 +152,14 @@ fn waits(request: &GuardRequest) -> bool {
     matches!(&request.state, State::Reserving(r) if r.token.is_none())
 }
 
-/// The key a waiting reservation writes, and its transaction if it can go with one to
-/// `etcd` answered by `by` (same cluster, a transaction, time enough); `None` when it no
-/// longer waits.
-fn waiting_txn(request: &GuardRequest, etcd: &Etcd, by: Instant) -> Option<(String, Option<Txn>)> {
+/// The key a waiting reservation writes, and its step if it can go with one to `store`
+/// answered by `by` (same link, a step that nests, time enough); `None` when it no longer
+/// waits.
+fn waiting_step(
+    request: &GuardRequest,
+    store: &dyn FleetStore,
+    by: Instant,
+) -> Option<(String, Option<Step>)> {
     let State::Reserving(reserving) = &request.state else {
         return None;
     };
@@ -164,14 +169,12 @@ fn waiting_txn(request: &GuardRequest, etcd: &Etcd, by: Instant) -> Option<(Stri
     let fits = request
         .plugin
         .as_ref()
-        .and_then(|plugin| plugin.etcd(reserving.route))
-        .is_some_and(|(_, theirs)| theirs.same_cluster(etcd))
-        && reserving.deadline >= by;
-    let txn = match reserving.op.request() {
-        Request::Txn(txn) if fits => Some(txn),
-        _ => None,
-    };
-    Some((reserving.op.key().to_string(), txn))
+        .and_then(|plugin| plugin.fleet(reserving.route))
+        .is_some_and(|(_, theirs)| theirs.link() == store.link())
+        && reserving.deadline >= by
+        && reserving.op.nests();
+    let step = fits.then(|| reserving.op.step());
+    Some((reserving.op.key().to_string(), step))
 }
 
 /// Runs `f` on `request` under its own context, then returns to context `back`.

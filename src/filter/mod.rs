@@ -27,11 +27,9 @@ use callback_guard::policy::{Mode, Policy, Route};
 use callback_guard::providers::Reply;
 use callback_guard::replay::Outcome;
 use callback_guard::request::{HeaderMap, RequestHead};
-use callback_guard::store::etcd::{
-    self, Answered, Api, Etcd, Failure, Followup, GrpcResponse, Progress, Request, ReserveOp,
-    Response, RoundTrip, Txn, TxnResult,
+use callback_guard::store::{
+    self, Answer, FleetError, FleetStore, OnError, Progress, Reserve, Response, RoundTrip, Share,
 };
-use callback_guard::store::{Answer, FleetError, OnError};
 use callback_guard::verdict::{Reason, Rejection};
 use host::Connection;
 use lane::Lane;
@@ -99,42 +97,24 @@ impl Plugin {
         self.metrics.get(route_index(&self.policy, route))
     }
 
-    /// A route's etcd store, by index.
-    fn etcd(&self, route: usize) -> Option<(&Route, &Etcd)> {
+    /// A route's fleet-wide store, by index.
+    fn fleet(&self, route: usize) -> Option<(&Route, &dyn FleetStore)> {
         let route = self.policy.routes.get(route)?;
-        Some((route, route.replay.as_ref()?.fleet_as()?))
+        Some((route, route.replay.as_ref()?.fleet.as_deref()?))
     }
 
-    /// Reads the answer to a callout sent to the route's etcd store at `sent`, in the
-    /// store's API, counts the round trip, and hands the answer to `next` (the operation
-    /// that asked).
-    fn store_answer<T>(
+    /// Reads the answer to a callout sent to the route's fleet-wide store at `sent`, and
+    /// counts the round trip.
+    fn store_answer(
         &self,
         route: &Route,
-        etcd: &Etcd,
+        store: &dyn FleetStore,
         sent: Instant,
-        (num_headers, body_size, num_trailers): (usize, usize, usize),
-        next: impl FnOnce(Answered) -> T,
-    ) -> T {
-        let (status, body) = host::call_response(num_headers, body_size);
-        let (grpc_status, message) = match (etcd.api, status) {
-            (Api::Grpc, Some(_)) => host::grpc_status(num_trailers),
-            _ => (None, String::new()),
-        };
-        let answer = match etcd.api {
-            Api::Json => Answered::Json(Response {
-                status,
-                body: &body,
-            }),
-            Api::Grpc => Answered::Grpc(GrpcResponse {
-                http_status: status,
-                grpc_status,
-                message: &message,
-                body: &body,
-            }),
-        };
-        self.round_trip(route, answer.round_trip(), sent.elapsed());
-        next(answer)
+        sizes: (usize, usize, usize),
+    ) -> Response {
+        let response = host::store_response(store.link(), sizes);
+        self.round_trip(route, store.round_trip(&response), sent.elapsed());
+        response
     }
 
     /// Counts one round trip to a route's fleet-wide store and its latency.
@@ -168,7 +148,7 @@ struct GuardRoot {
 const OCCUPANCY_PERIOD: Duration = Duration::from_secs(10);
 
 impl Plugin {
-    /// The tick period while nothing is owed to etcd: the occupancy sampling, where a
+    /// The tick period while no store is owed anything: the occupancy sampling, where a
     /// route has replay memory to sample.
     fn idle_tick_ms(&self) -> u32 {
         let sampled = self
@@ -240,14 +220,12 @@ impl Context for GuardRoot {
         let Some(plugin) = jobs.first().map(|job| job.plugin.clone()) else {
             return;
         };
-        let Some((route, etcd)) = jobs.first().and_then(|job| plugin.etcd(job.route)) else {
+        let Some((route, store)) = jobs.first().and_then(|job| plugin.fleet(job.route)) else {
             return;
         };
         let sizes = (num_headers, body_size, num_trailers);
-        let results = plugin.store_answer(route, etcd, sent, sizes, |answer| {
-            outbox::progress(jobs, answer)
-        });
-        for (job, progress) in results {
+        let response = plugin.store_answer(route, store, sent, sizes);
+        for (job, progress) in outbox::progress(store, jobs, &response) {
             outbox.answered(job, progress);
         }
         if outbox.drained() {
@@ -256,7 +234,7 @@ impl Context for GuardRoot {
     }
 
     /// Envoy is done with this VM (a configuration change, or shutting down): what is
-    /// still owed to etcd goes now, and Envoy waits for it a few seconds at most.
+    /// still owed to the stores goes now, and Envoy waits for it a few seconds at most.
     fn on_done(&mut self) -> bool {
         self.outbox.borrow_mut().drain()
     }
@@ -425,7 +403,7 @@ struct GuardRequest {
     state: State,
     /// A reservation given up on whose writes may still land, when the route fails open
     /// and forwarded anyway: resolved to the delivery's outcome at the settle.
-    unsure: Option<(usize, ReserveOp)>,
+    unsure: Option<(usize, Box<dyn Reserve>)>,
     /// The filter's own time on this request, for the verification-time histogram.
     spent: Duration,
 }
@@ -444,19 +422,19 @@ enum State {
         /// The body so far and its MACs, where the scheme signs the raw body alone.
         hashing: Option<Hashing>,
     },
-    /// Verified; paused until etcd answers the reservation (callout `token`), or the
+    /// Verified; paused until the store answers the reservation (callout `token`), or the
     /// route's timeout, counted from the first call, runs out.
     Reserving(Box<Reserving>),
     /// Forwarded with a replay reservation to settle when the upstream answers.
     Reserved { route: usize, reserved: Reserved },
 }
 
-/// A reservation on its way to etcd.
+/// A reservation on its way to the route's fleet-wide store.
 struct Reserving {
     route: usize,
     headers: HeaderMap,
     pending: Pending,
-    op: ReserveOp,
+    op: Box<dyn Reserve>,
     /// The callout this request sent, if it sent one; `None` while it waits in the lane
     /// or rides on another's.
     token: Option<u32>,
@@ -464,7 +442,7 @@ struct Reserving {
     deadline: Instant,
     /// Callouts the reservation may still send again after one failed.
     retries: u8,
-    /// Settles and resolutions that went along in the same transaction.
+    /// Settles and resolutions that went along in the same callout.
     riders: Vec<Job>,
     /// Other requests' reservations that went along, answered after this one's.
     followers: Vec<Rc<RefCell<GuardRequest>>>,
@@ -495,7 +473,7 @@ impl Context for GuardRequest {
             host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
             return;
         };
-        let Some((route, etcd)) = plugin.etcd(reserving.route) else {
+        let Some((route, store)) = plugin.fleet(reserving.route) else {
             self.outbox.borrow_mut().put_back(riders);
             self.hand_over(followers, |_| None);
             host::send_json(
@@ -505,24 +483,25 @@ impl Context for GuardRequest {
             return;
         };
         let sizes = (num_headers, body_size, num_trailers);
-        let (progress, riders, replies) =
-            plugin.store_answer(route, etcd, reserving.sent, sizes, |answer| {
-                if riders.is_empty() && followers.is_empty() {
-                    return (reserving.op.on_answer(answer), Vec::new(), Vec::new());
-                }
-                let mut replies = answer.batch(1 + followers.len() + riders.len());
-                let mine = replies.remove(0);
-                let theirs: Vec<_> = replies.drain(..followers.len()).collect();
-                let progress = reserving.op.on_reply(mine);
-                (progress, outbox::riders_progress(riders, replies), theirs)
-            });
+        let response = plugin.store_answer(route, store, reserving.sent, sizes);
+        let (progress, riders, replies) = if riders.is_empty() && followers.is_empty() {
+            (reserving.op.on_answer(&response), Vec::new(), Vec::new())
+        } else {
+            // Shares in the callout's order: this one's, its followers', the riders'.
+            let mut shares = store
+                .split(&response, 1 + followers.len() + riders.len())
+                .into_iter();
+            let progress = reply_progress(&mut *reserving.op, shares.next());
+            let theirs: Vec<Share> = shares.by_ref().take(followers.len()).collect();
+            (progress, outbox::riders_progress(riders, shares), theirs)
+        };
         {
             let mut outbox = self.outbox.borrow_mut();
             for (job, progress) in riders {
                 outbox.answered(job, progress);
             }
         }
-        self.advance(&plugin, route, etcd, reserving, progress);
+        self.advance(&plugin, route, store, reserving, progress);
         let mut replies = replies.into_iter();
         self.hand_over(followers, |_| replies.next());
         self.wake_root();
@@ -651,7 +630,7 @@ impl HttpContext for GuardRequest {
     }
 
     fn on_log(&mut self) {
-        // Ended while etcd was asked (the client went away): the answer will never come
+        // Ended while the store was asked (the client went away): the answer will never come
         // here, so what rode along waits again and the reservation is resolved.
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Reserving(reserving) => {
@@ -774,7 +753,7 @@ impl GuardRequest {
         }
     }
 
-    /// Asks the route's etcd store to reserve the id; the request stays paused until it
+    /// Asks the route's fleet-wide store to reserve the id; the request stays paused until it
     /// answers (on_http_call_response) or the timeout runs out (the callout's own).
     fn reserve(
         &mut self,
@@ -784,17 +763,19 @@ impl GuardRequest {
         pending: Pending,
     ) -> Action {
         let index = route_index(&plugin.policy, route);
-        let Some((_, etcd)) = plugin.etcd(index) else {
+        let Some((_, store)) = plugin.fleet(index) else {
             return self.conclude(
                 plugin,
                 route,
                 headers,
                 pending,
-                Err(FleetError::Unavailable("route has no etcd store".into())),
+                Err(FleetError::Unavailable(
+                    "route has no fleet-wide store".into(),
+                )),
             );
         };
         let now = Instant::now();
-        let op = etcd.reserve(
+        let op = store.begin_reserve(
             &pending.id,
             &pending.fingerprint,
             pending.now,
@@ -807,17 +788,17 @@ impl GuardRequest {
             op,
             token: None,
             sent: now,
-            deadline: now + Duration::from_millis(u64::from(etcd.timeout_ms)),
-            retries: etcd.attempts.saturating_sub(1),
+            deadline: now + Duration::from_millis(u64::from(store.timeout_ms())),
+            retries: store.attempts().saturating_sub(1),
             riders: Vec::new(),
             followers: Vec::new(),
         };
-        self.send_reservation(plugin, route, etcd, reserving)
+        self.send_reservation(plugin, route, store, reserving)
     }
 
     /// Sends a reservation's request (its first, its next, or the same again after an
     /// error) with its share of what is left of the budget, carrying waiting settles and
-    /// other requests' waiting reservations where the API allows; the request then waits
+    /// other requests' waiting reservations where the store batches; the request then waits
     /// in `Reserving`. While another reservation of this VM is out, it waits in the lane
     /// for it to come back instead. Gives up when no time is left or Envoy refuses the
     /// callout.
@@ -825,7 +806,7 @@ impl GuardRequest {
         &mut self,
         plugin: &Plugin,
         route: &Route,
-        etcd: &Etcd,
+        store: &dyn FleetStore,
         mut reserving: Reserving,
     ) -> Action {
         let now = Instant::now();
@@ -834,45 +815,37 @@ impl GuardRequest {
             plugin.round_trip(route, RoundTrip::Timeout, Duration::ZERO);
             return self.give_up(plugin, route, reserving, FleetError::Timeout);
         }
-        let request = reserving.op.request();
         reserving.token = None;
-        if !self.lane.borrow().may_send(self.id, etcd) {
+        if !self.lane.borrow().may_send(self.id, store) {
             self.state = State::Reserving(Box::new(reserving));
             self.lane.borrow_mut().wait(self.me.clone());
             self.wake_root();
             return Action::Pause;
         }
-        let timeout = left.min(Duration::from_millis(u64::from(etcd.attempt_timeout_ms())));
-        let (followers, riders): (Vec<(_, Txn)>, _) = match (etcd.api, request.txn()) {
-            (Api::Grpc, Some(_)) => {
-                let mut keys = vec![reserving.op.key().to_string()];
-                // Only followers with time for the whole callout: it never outlasts theirs.
-                let followers = self.lane.borrow_mut().followers(
-                    etcd,
-                    &mut keys,
-                    now + timeout,
-                    etcd::MAX_BATCH / 2,
-                );
-                let room = etcd::MAX_BATCH - 1 - followers.len();
-                let riders = self.outbox.borrow_mut().riders(etcd, &keys, room);
-                (followers, riders)
-            }
-            _ => (Vec::new(), Vec::new()),
+        let attempt = Duration::from_millis(u64::from(store::attempt_timeout_ms(store)));
+        let timeout = left.min(attempt);
+        let batch = store.max_batch();
+        let (followers, riders) = if batch > 1 && reserving.op.nests() {
+            let mut keys = vec![reserving.op.key().to_string()];
+            // Only followers with time for the whole callout: it never outlasts theirs.
+            let followers =
+                self.lane
+                    .borrow_mut()
+                    .followers(store, &mut keys, now + timeout, batch / 2);
+            let room = batch.saturating_sub(1 + followers.len());
+            let riders = self.outbox.borrow_mut().riders(store, &keys, room);
+            (followers, riders)
+        } else {
+            (Vec::new(), Vec::new())
         };
-        let (followers, theirs): (Vec<_>, Vec<Txn>) = followers.into_iter().unzip();
-        let call = match request.txn() {
-            Some(txn) if !riders.is_empty() || !theirs.is_empty() => {
-                let riding: Vec<Request> = riders.iter().map(|job| job.op.request()).collect();
-                let mut txns: Vec<&Txn> = vec![txn];
-                txns.extend(&theirs);
-                txns.extend(riding.iter().filter_map(Request::txn));
-                // Replies are matched by position: the outbox hands over only transactions.
-                debug_assert_eq!(txns.len(), 1 + theirs.len() + riders.len());
-                etcd::batch_call(&txns)
-            }
-            _ => request.call(etcd.api),
-        };
-        match host::dispatch(etcd, &call, timeout) {
+        let (followers, theirs): (Vec<_>, Vec<store::Step>) = followers.into_iter().unzip();
+        // Answers are shared out by position: this one's, the followers', the riders'.
+        let mut steps = Vec::with_capacity(1 + theirs.len() + riders.len());
+        steps.push(reserving.op.step());
+        steps.extend(theirs);
+        steps.extend(riders.iter().map(|job| job.op.step()));
+        let callout = store.callout(&steps);
+        match host::dispatch(store.link(), &callout, timeout) {
             Ok(token) => {
                 self.lane.borrow_mut().sent(token, self.me.clone());
                 reserving.token = Some(token);
@@ -888,7 +861,7 @@ impl GuardRequest {
                 plugin.round_trip(route, RoundTrip::Error, Duration::ZERO);
                 let problem = FleetError::Unavailable(format!(
                     "Envoy refused the callout to cluster {}: {status:?}",
-                    etcd.cluster
+                    store.link().cluster
                 ));
                 self.give_up(plugin, route, reserving, problem)
             }
@@ -901,17 +874,17 @@ impl GuardRequest {
         &mut self,
         plugin: &Plugin,
         route: &Route,
-        etcd: &Etcd,
+        store: &dyn FleetStore,
         mut reserving: Reserving,
         progress: Progress<Answer>,
     ) {
         let action = match progress {
             // The next step, or the same request again (to another member, as Envoy's
             // balancing picks) while the budget lasts.
-            Progress::Send(_) => self.send_reservation(plugin, route, etcd, reserving),
+            Progress::Send => self.send_reservation(plugin, route, store, reserving),
             Progress::Done(Err(_)) if reserving.retries > 0 => {
                 reserving.retries -= 1;
-                self.send_reservation(plugin, route, etcd, reserving)
+                self.send_reservation(plugin, route, store, reserving)
             }
             Progress::Done(Err(error)) => self.give_up(plugin, route, reserving, error),
             Progress::Done(Ok(answer)) => {
@@ -928,33 +901,31 @@ impl GuardRequest {
         }
     }
 
-    /// Hands each follower its reply (`None`: the callout carrying it never answered, so
-    /// its write may or may not have landed), under the follower's own context.
+    /// Hands each follower its share of the answer (`None`: the callout carrying it never
+    /// answered, so its write may or may not have landed), under the follower's own
+    /// context.
     fn hand_over(
         &self,
         followers: Vec<Rc<RefCell<GuardRequest>>>,
-        mut reply: impl FnMut(usize) -> Option<TxnResult>,
+        mut share: impl FnMut(usize) -> Option<Share>,
     ) {
         for (i, follower) in followers.iter().enumerate() {
-            let reply = reply(i).unwrap_or_else(|| {
-                Err(Failure::Etcd(FleetError::Unavailable(
-                    "the callout that carried it did not answer".into(),
-                )))
-            });
-            lane::as_context(self.id, follower, |theirs| theirs.on_reply(reply));
+            let share = share(i);
+            lane::as_context(self.id, follower, |theirs| theirs.on_reply(share));
         }
     }
 
-    /// The reply to this request's reservation, carried by another request's callout.
-    fn on_reply(&mut self, reply: TxnResult) {
+    /// The share of the answer to this request's reservation, carried by another
+    /// request's callout.
+    fn on_reply(&mut self, share: Option<Share>) {
         let Some((plugin, mut reserving)) = self.take_waiting() else {
             return;
         };
-        let Some((route, etcd)) = plugin.etcd(reserving.route) else {
+        let Some((route, store)) = plugin.fleet(reserving.route) else {
             return;
         };
-        let progress = reserving.op.on_reply(reply);
-        self.advance(&plugin, route, etcd, reserving, progress);
+        let progress = reply_progress(&mut *reserving.op, share);
+        self.advance(&plugin, route, store, reserving, progress);
     }
 
     /// Sends this waiting reservation: the callout it waited for came back.
@@ -962,11 +933,10 @@ impl GuardRequest {
         let Some((plugin, reserving)) = self.take_waiting() else {
             return;
         };
-        let Some((route, etcd)) = plugin.etcd(reserving.route) else {
+        let Some((route, store)) = plugin.fleet(reserving.route) else {
             return;
         };
-        let next = Progress::Send(reserving.op.request());
-        self.advance(&plugin, route, etcd, reserving, next);
+        self.advance(&plugin, route, store, reserving, Progress::Send);
     }
 
     /// The reservation of a request that waits without a callout of its own; a request
@@ -979,7 +949,7 @@ impl GuardRequest {
             return None;
         };
         match self.plugin.clone() {
-            Some(plugin) if plugin.etcd(reserving.route).is_some() => Some((plugin, *reserving)),
+            Some(plugin) if plugin.fleet(reserving.route).is_some() => Some((plugin, *reserving)),
             _ => {
                 host::send_json(
                     503,
@@ -997,7 +967,7 @@ impl GuardRequest {
         }
     }
 
-    /// The reservation failed for good: the request is judged without etcd (refused, or
+    /// The reservation failed for good: the request is judged without the store (refused, or
     /// forwarded on this Envoy's memory where the route fails open), and whatever it may
     /// have written is resolved: failed now, or the delivery's outcome at the settle.
     fn give_up(
@@ -1019,8 +989,8 @@ impl GuardRequest {
         // Not forwarded (refused, or failing closed): nothing was delivered.
         let forwarded = matches!(self.state, State::Reserved { .. });
         let fails_open = plugin
-            .etcd(index)
-            .is_some_and(|(_, etcd)| etcd.on_error == OnError::FailOpen);
+            .fleet(index)
+            .is_some_and(|(_, store)| store.on_error() == OnError::FailOpen);
         if !(forwarded && fails_open) {
             self.resolve_unsure(Outcome::Failed);
         }
@@ -1032,17 +1002,17 @@ impl GuardRequest {
         let (Some((index, op)), Some(plugin)) = (self.unsure.take(), self.plugin.clone()) else {
             return;
         };
-        let Some((_, etcd)) = plugin.etcd(index) else {
+        let Some((_, store)) = plugin.fleet(index) else {
             return;
         };
         if let Some(resolve) = op.resolve(outcome) {
-            let for_up_to = Duration::from_secs(u64::from(etcd.timing().inflight_secs));
-            let job = Job::new(plugin.clone(), index, Followup::Resolve(resolve), for_up_to);
+            let for_up_to = Duration::from_secs(u64::from(store.timing().inflight_secs));
+            let job = Job::new(plugin.clone(), index, resolve, for_up_to);
             self.outbox.borrow_mut().queue(job);
         }
     }
 
-    /// The verdict once etcd answered or failed.
+    /// The verdict once the store answered or failed.
     fn conclude(
         &mut self,
         plugin: &Plugin,
@@ -1218,15 +1188,29 @@ impl GuardRequest {
                 route.name
             );
         }
-        if let (Some(claim), Some(etcd)) = (reserved.remote, replay.fleet_as::<Etcd>()) {
-            if let Some(op) = etcd.settle(&reserved.id, claim, outcome, now) {
+        if let (Some(claim), Some(store)) = (reserved.remote, replay.fleet.as_deref()) {
+            if let Some(op) = store.begin_settle(&reserved.id, claim, outcome, now) {
                 // Retried for as long as the claim could matter to a retry elsewhere.
-                let for_up_to = Duration::from_secs(u64::from(etcd.timing().inflight_secs));
-                let job = Job::new(plugin.clone(), index, Followup::Settle(op), for_up_to);
+                let for_up_to = Duration::from_secs(u64::from(store.timing().inflight_secs));
+                let job = Job::new(plugin.clone(), index, op, for_up_to);
                 self.outbox.borrow_mut().queue(job);
             }
         }
         self.resolve_unsure(outcome);
+    }
+}
+
+/// What a reservation's share of a callout's answer comes to; without one (the callout
+/// carrying it never answered) its write may or may not have landed.
+fn reply_progress(op: &mut dyn Reserve, share: Option<Share>) -> Progress<Answer> {
+    match share {
+        Some(share) => op.on_share(share),
+        None => {
+            op.abandon();
+            Progress::Done(Err(FleetError::Unavailable(
+                "the callout that carried it did not answer".into(),
+            )))
+        }
     }
 }
 

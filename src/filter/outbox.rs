@@ -1,9 +1,10 @@
-//! What this VM still owes etcd once requests have ended: settles of delivered or failed
-//! claims, and the resolution of reservations it gave up on. A callout's answer goes back
-//! to the context that dispatched it, and a request's context is gone soon after its
-//! response, so requests queue these here; the root context sends them on its tick and
-//! follows up. Each is retried with backoff until it lands or its time is up; over gRPC
-//! they go as one transaction per tick, and ride on a reservation going to etcd anyway.
+//! What this VM still owes the fleet-wide stores once requests have ended: settles of
+//! delivered or failed claims, and the resolution of reservations it gave up on. A
+//! callout's answer goes back to the context that dispatched it, and a request's context
+//! is gone soon after its response, so requests queue these here; the root context sends
+//! them on its tick and follows up. Each is retried with backoff until it lands or its
+//! time is up; where the store batches (etcd over gRPC) they go as one callout per tick,
+//! and ride on a reservation going to the store anyway.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -12,10 +13,10 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use super::{host, Plugin};
-use callback_guard::store::etcd::{
-    self, Answered, Api, Etcd, Followup, Progress, Request, Settled, Txn, TxnResult,
+use callback_guard::policy::Route;
+use callback_guard::store::{
+    FleetError, FleetStore, Followup, Progress, Response, RoundTrip, Settled, Share, Step,
 };
-use callback_guard::store::FleetError;
 
 /// How long a new job waits for a reservation to take it along before the tick sends it.
 pub const RIDE_WAIT: Duration = Duration::from_millis(5);
@@ -31,7 +32,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 pub struct Job {
     pub plugin: Rc<Plugin>,
     pub route: usize,
-    pub op: Followup,
+    pub op: Box<dyn Followup>,
     /// Not sent by the tick before this (backoff, or a moment to ride on a reservation).
     due: Instant,
     /// Given up after this.
@@ -42,7 +43,12 @@ pub struct Job {
 
 impl Job {
     /// A job for `op` on the route at `route`, tried until `for_up_to` from now.
-    pub fn new(plugin: Rc<Plugin>, route: usize, op: Followup, for_up_to: Duration) -> Self {
+    pub fn new(
+        plugin: Rc<Plugin>,
+        route: usize,
+        op: Box<dyn Followup>,
+        for_up_to: Duration,
+    ) -> Self {
         let now = Instant::now();
         Job {
             plugin,
@@ -55,12 +61,24 @@ impl Job {
         }
     }
 
-    fn etcd(&self) -> Option<(&callback_guard::policy::Route, &Etcd)> {
-        self.plugin.etcd(self.route)
+    fn store(&self) -> Option<(&Route, &dyn FleetStore)> {
+        self.plugin.fleet(self.route)
     }
 
-    fn route_name(&self) -> &str {
-        self.etcd().map_or("?", |(route, _)| route.name.as_str())
+    /// The route and the store, for the log.
+    fn names(&self) -> (&str, &str) {
+        self.store().map_or(("?", "?"), |(route, store)| {
+            (route.name.as_str(), store.kind())
+        })
+    }
+
+    /// Whether it can share a callout to `store` with others on `keys` (and is not on one
+    /// of them).
+    fn nests_with(&self, store: &dyn FleetStore, keys: &[String]) -> bool {
+        self.store()
+            .is_some_and(|(_, theirs)| theirs.link() == store.link())
+            && self.op.nests()
+            && !keys.iter().any(|key| key == self.op.key())
     }
 }
 
@@ -77,13 +95,13 @@ pub struct Outbox {
 impl Outbox {
     pub fn queue(&mut self, job: Job) {
         if self.waiting.len() + self.in_flight.len() >= MAX_JOBS {
-            if let Some((route, _)) = job.etcd() {
+            if let Some((route, _)) = job.store() {
                 job.plugin
-                    .round_trip(route, etcd::RoundTrip::Error, Duration::ZERO);
+                    .round_trip(route, RoundTrip::Error, Duration::ZERO);
             }
+            let (route, store) = job.names();
             warn!(
-                "callback-guard: route={} too many etcd jobs pending; cannot {}",
-                job.route_name(),
+                "callback-guard: route={route} too many {store} jobs pending; cannot {}",
                 job.op.what()
             );
             return;
@@ -96,23 +114,14 @@ impl Outbox {
         self.waiting.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Up to `room` waiting transactions a reservation to `etcd` (over gRPC, on `keys`)
-    /// can carry: same cluster, each on a key of its own.
-    pub fn riders(&mut self, etcd: &Etcd, keys: &[String], room: usize) -> Vec<Job> {
+    /// Up to `room` waiting jobs a reservation to `store` on `keys` can carry: same link,
+    /// each on a key of its own.
+    pub fn riders(&mut self, store: &dyn FleetStore, keys: &[String], room: usize) -> Vec<Job> {
         let mut keys = keys.to_vec();
         let mut taken = Vec::new();
         let mut kept = Vec::with_capacity(self.waiting.len());
         for job in self.waiting.drain(..) {
-            let fits = taken.len() < room
-                && job
-                    .etcd()
-                    .is_some_and(|(_, theirs)| theirs.same_cluster(etcd))
-                && job
-                    .op
-                    .request()
-                    .txn()
-                    .is_some_and(|txn| !keys.iter().any(|k| k == txn.key()));
-            if fits {
+            if taken.len() < room && job.nests_with(store, &keys) {
                 keys.push(job.op.key().to_string());
                 taken.push(job);
             } else {
@@ -136,7 +145,7 @@ impl Outbox {
         job.tries += 1;
         match progress {
             // The next step of it, at once.
-            Progress::Send(_) => {
+            Progress::Send => {
                 job.due = now;
                 self.waiting.push(job);
                 self.tick_within(Duration::ZERO);
@@ -145,17 +154,17 @@ impl Outbox {
             Progress::Done(Err(problem))
                 if now >= job.until || self.draining.is_some_and(|end| now >= end) =>
             {
+                let (route, store) = job.names();
                 warn!(
-                "callback-guard: route={} cannot {} in etcd after {} tries, giving up: {problem}",
-                job.route_name(),
-                job.op.what(),
-                job.tries
-            )
+                    "callback-guard: route={route} cannot {} in {store} after {} tries, giving up: {problem}",
+                    job.op.what(),
+                    job.tries
+                )
             }
             Progress::Done(Err(problem)) => {
+                let (route, store) = job.names();
                 let log = format!(
-                    "callback-guard: route={} cannot {} in etcd yet (try {}): {problem}; trying again",
-                    job.route_name(),
+                    "callback-guard: route={route} cannot {} in {store} yet (try {}): {problem}; trying again",
                     job.op.what(),
                     job.tries
                 );
@@ -173,7 +182,7 @@ impl Outbox {
     }
 
     /// The tick: sends every job that is due (all of them while draining), batched per
-    /// cluster where the API allows.
+    /// link where the store allows.
     pub fn send_due(&mut self) {
         let now = Instant::now();
         let draining = self.draining.is_some();
@@ -188,29 +197,23 @@ impl Outbox {
 
     fn send(&mut self, jobs: Vec<Job>) {
         let Some(first) = jobs.first() else { return };
-        let Some((route, etcd)) = first.etcd() else {
+        let Some((route, store)) = first.store() else {
             return;
         };
-        let requests: Vec<Request> = jobs.iter().map(|job| job.op.request()).collect();
-        let call = match requests.as_slice() {
-            [one] => one.call(etcd.api),
-            many => {
-                let txns: Vec<&Txn> = many.iter().filter_map(Request::txn).collect();
-                etcd::batch_call(&txns)
-            }
-        };
-        let timeout = Duration::from_millis(u64::from(etcd.timeout_ms));
-        match host::dispatch(etcd, &call, timeout) {
+        let steps: Vec<Step> = jobs.iter().map(|job| job.op.step()).collect();
+        let callout = store.callout(&steps);
+        let timeout = Duration::from_millis(u64::from(store.timeout_ms()));
+        match host::dispatch(store.link(), &callout, timeout) {
             Ok(token) => {
                 self.in_flight.insert(token, (jobs, Instant::now()));
             }
             Err(status) => {
                 first
                     .plugin
-                    .round_trip(route, etcd::RoundTrip::Error, Duration::ZERO);
+                    .round_trip(route, RoundTrip::Error, Duration::ZERO);
                 let problem = FleetError::Unavailable(format!(
                     "Envoy refused the callout to cluster {}: {status:?}",
-                    etcd.cluster
+                    store.link().cluster
                 ));
                 for job in jobs {
                     self.answered(job, Progress::Done(Err(problem.clone())));
@@ -277,50 +280,54 @@ impl Outbox {
     }
 }
 
-/// What each job of one callout comes to, given its answer: alone, or one of a batch.
-pub fn progress(jobs: Vec<Job>, answer: Answered) -> Vec<(Job, Progress<Settled>)> {
-    let count = jobs.len();
-    if count == 1 {
-        return jobs
-            .into_iter()
-            .map(|mut job| {
-                let progress = job.op.on_answer(answer);
-                (job, progress)
-            })
-            .collect();
+/// What each job of one callout to `store` comes to, given its answer: alone, or one of
+/// a batch.
+pub fn progress(
+    store: &dyn FleetStore,
+    jobs: Vec<Job>,
+    response: &Response,
+) -> Vec<(Job, Progress<Settled>)> {
+    if jobs.len() == 1 {
+        let answer = |mut job: Job| {
+            let progress = job.op.on_answer(response);
+            (job, progress)
+        };
+        return jobs.into_iter().map(answer).collect();
     }
-    riders_progress(jobs, answer.batch(count))
+    let shares = store.split(response, jobs.len());
+    riders_progress(jobs, shares)
 }
 
-/// What each job that rode on a reservation comes to, given its reply in the batch.
-pub fn riders_progress(jobs: Vec<Job>, replies: Vec<TxnResult>) -> Vec<(Job, Progress<Settled>)> {
+/// What each job that shared a callout comes to, given its share of the answer, in order.
+pub fn riders_progress(
+    jobs: Vec<Job>,
+    shares: impl IntoIterator<Item = Share>,
+) -> Vec<(Job, Progress<Settled>)> {
+    let mut shares = shares.into_iter();
     jobs.into_iter()
-        .zip(replies)
-        .map(|(mut job, reply)| {
-            let progress = job.op.on_reply(reply);
+        .map(|mut job| {
+            let progress = match shares.next() {
+                Some(share) => job.op.on_share(share),
+                None => Progress::Done(Err(FleetError::Malformed("no answer for it in a batch"))),
+            };
             (job, progress)
         })
         .collect()
 }
 
-/// Due jobs grouped into callouts: transactions to one cluster over gRPC, on distinct
-/// keys, up to [`etcd::MAX_BATCH`] per call; everything else alone.
+/// Due jobs grouped into callouts: on one link, on distinct keys, up to the store's
+/// [`max_batch`](FleetStore::max_batch) per call where it batches; everything else alone.
 fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     let mut out: Vec<Vec<Job>> = Vec::new();
     for job in jobs {
-        let batchable = job.etcd().is_some_and(|(_, etcd)| etcd.api == Api::Grpc)
-            && job.op.request().txn().is_some();
-        let open = out.iter_mut().find(|batch| {
-            batchable
-                && batch.len() < etcd::MAX_BATCH
-                && batch.iter().all(|other| {
-                    other.op.request().txn().is_some()
-                        && other.op.key() != job.op.key()
-                        && match (other.etcd(), job.etcd()) {
-                            (Some((_, a)), Some((_, b))) => a.same_cluster(b),
-                            _ => false,
-                        }
-                })
+        let open = job.store().and_then(|(_, store)| {
+            out.iter_mut().find(|batch| {
+                batch.len() < store.max_batch()
+                    && job.nests_with(store, &[])
+                    && batch
+                        .iter()
+                        .all(|other| other.nests_with(store, &[]) && other.op.key() != job.op.key())
+            })
         });
         match open {
             Some(batch) => batch.push(job),

@@ -1,26 +1,82 @@
-//! The fleet-wide replay store, behind one seam: the verdict (`guard.rs`) and the metrics
-//! know a store only by [`FleetStore`] and the decisions below, in the replay model of
+//! The fleet-wide replay store, behind one seam: the verdict (`guard.rs`), the glue that
+//! sends its callouts and the metrics know a store only by [`FleetStore`] and the
+//! store-neutral callouts, answers and decisions below, in the replay model of
 //! [`crate::replay`]; each store's protocol is its own module. Today: [`etcd`].
 //!
 //! A route without one keeps its replay memory in this Envoy's shared data alone.
+//!
+//! # How the glue drives a store
+//!
+//! A reservation ([`FleetStore::begin_reserve`]) and the settles and resolutions owed once
+//! a request ended ([`FleetStore::begin_settle`], [`Reserve::resolve`]) are operations
+//! ([`Op`]): the glue sends each one's [`Step`] in a [`Callout`] the store builds, hands the
+//! [`Response`] back, and sends again until the operation is done. Where the store allows
+//! ([`FleetStore::max_batch`]), operations on distinct keys to one [`Link`] share a callout,
+//! and the store splits its answer into each one's [`Share`].
 
 use std::any::Any;
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::replay::{Record, Reservation, State};
+use crate::replay::{Outcome, Record, Reservation, State, Timing};
 
 pub mod etcd;
 
-/// A fleet-wide replay store as the verdict and the metrics see it. The glue drives its
-/// callouts through the store's own module.
+/// A fleet-wide replay store as the verdict, the glue and the metrics see it.
 pub trait FleetStore: Any + Send + Sync {
     /// The `replay.store.type` it is configured by.
     fn kind(&self) -> &'static str;
 
     /// What to do when it cannot decide.
     fn on_error(&self) -> OnError;
+
+    /// Where its callouts go.
+    fn link(&self) -> &Link;
+
+    /// Budget for one reservation (all its round trips), and for each try of a settle.
+    fn timeout_ms(&self) -> u32;
+
+    /// Callouts a reservation may spend its budget on, each given an equal share, so that
+    /// a member that does not answer leaves time to ask another.
+    fn attempts(&self) -> u8;
+
+    /// The replay timing its records follow (a settle is retried for `inflight_secs`).
+    fn timing(&self) -> Timing;
+
+    /// Most operations one callout may carry; 1: each goes alone.
+    fn max_batch(&self) -> usize;
+
+    /// Starts reserving `id` for a request with `fingerprint` at `now`, under `claim`, a
+    /// token no other reservation uses (random).
+    fn begin_reserve(
+        &self,
+        id: &[u8; 16],
+        fingerprint: &[u8; 16],
+        now: u32,
+        claim: u64,
+    ) -> Box<dyn Reserve>;
+
+    /// Starts settling our claim on `id`: the request ended with `outcome` at `now`.
+    /// `None` when there is nothing to settle.
+    fn begin_settle(
+        &self,
+        id: &[u8; 16],
+        claim: Claim,
+        outcome: Outcome,
+        now: u32,
+    ) -> Option<Box<dyn Followup>>;
+
+    /// The callout carrying `steps`: one alone, or several that [`Op::nests`] (at most
+    /// [`max_batch`](Self::max_batch), on distinct keys).
+    fn callout(&self, steps: &[Step]) -> Callout;
+
+    /// How a round trip went, for the store metrics.
+    fn round_trip(&self, response: &Response) -> RoundTrip;
+
+    /// Each operation's share of the answer to a callout that carried `count` of them,
+    /// in the order of the callout's steps.
+    fn split(&self, response: &Response, count: usize) -> Vec<Share>;
 }
 
 /// A store by its type: no vtable carries a `Debug` of every store's settings into the
@@ -29,6 +85,116 @@ impl fmt::Debug for dyn FleetStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.kind())
     }
+}
+
+/// How long one callout of a reservation may take: its equal share of the budget.
+pub fn attempt_timeout_ms(store: &dyn FleetStore) -> u32 {
+    (store.timeout_ms() / u32::from(store.attempts().max(1))).max(1)
+}
+
+/// Where a store's callouts go: operations of two routes with the same link can share a
+/// callout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The Envoy cluster.
+    pub cluster: String,
+    /// `:authority` of the callouts.
+    pub authority: String,
+    /// A gRPC call: `te: trailers`, and its status in the answer's trailers (or headers).
+    pub grpc: bool,
+}
+
+/// One HTTP request to a store: a POST of `body` to `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// A store's answer to a callout, as Envoy hands it over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    /// `:status`; `None` when the callout failed without a response (e.g. a reset).
+    pub status: Option<u16>,
+    /// `grpc-status` and `grpc-message`, for a [`Link::grpc`] call.
+    pub grpc_status: Option<u32>,
+    pub grpc_message: String,
+    pub body: Vec<u8>,
+}
+
+/// What an operation asks its store next, in the store's own encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub path: &'static str,
+    pub message: Vec<u8>,
+}
+
+/// An operation's share of the answer to a callout that carried several: made and read
+/// by its store alone.
+pub struct Share(pub(crate) Box<dyn Any>);
+
+/// The next step of an operation: send its [`Op::step`] (again), or here is the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress<T> {
+    Send,
+    Done(Result<T, FleetError>),
+}
+
+/// One operation on one key of a store, driven by the glue.
+pub trait Op<T> {
+    /// The key it writes: one callout never carries two operations on one key.
+    fn key(&self) -> &str;
+
+    /// What to send now: first, next, or again after an error.
+    fn step(&self) -> Step;
+
+    /// Whether its step can share a callout with others.
+    fn nests(&self) -> bool;
+
+    /// The answer to a callout that carried its step alone.
+    fn on_answer(&mut self, response: &Response) -> Progress<T>;
+
+    /// Its share of the answer to a callout that carried several.
+    fn on_share(&mut self, share: Share) -> Progress<T>;
+}
+
+/// A reservation in progress.
+pub trait Reserve: Op<Answer> {
+    /// The answer to its last step will not come (the callout went unanswered, or the
+    /// request ended first): its write, if it was one, may still be applied.
+    fn abandon(&mut self);
+
+    /// When the glue gives up on it: what resolves the writes the store never answered
+    /// to `outcome` (`Failed` for a request refused, the delivery's outcome for one
+    /// forwarded anyway). `None` when every write was answered.
+    fn resolve(&self, outcome: Outcome) -> Option<Box<dyn Followup>>;
+}
+
+/// What the glue still owes a store once a request has ended: a settle, or the
+/// resolution of a reservation it gave up on; retried until it lands.
+pub trait Followup: Op<Settled> {
+    /// For the log: what this is.
+    fn what(&self) -> &'static str;
+}
+
+/// How a settle or a resolve ended (all are fine: neither ever fails a request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Written,
+    /// Nothing to write any more: delivered or settled by another, re-claimed with another
+    /// fingerprint, expired or gone, or a write of ours that can no longer land.
+    Unchanged,
+}
+
+/// How one round trip went, for the store metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundTrip {
+    /// The store answered (including the refusals its protocol expects).
+    Ok,
+    Error,
+    /// No answer within the timeout.
+    Timeout,
 }
 
 /// What a route does when its fleet-wide store is slow, down or answers nonsense.

@@ -10,6 +10,7 @@ use super::{
 };
 
 pub const TXN_PATH: &str = "/etcdserverpb.KV/Txn";
+pub const CONTENT_TYPE: &str = "application/grpc";
 pub const GRANT_PATH: &str = "/etcdserverpb.Lease/LeaseGrant";
 
 /// gRPC status codes the store tells apart.
@@ -68,7 +69,7 @@ fn delimited(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 }
 
 /// gRPC's framing: uncompressed, then the message's length (big-endian u32).
-fn framed(message: &[u8]) -> Vec<u8> {
+pub(super) fn framed(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + message.len());
     out.push(0);
     out.extend_from_slice(&(message.len() as u32).to_be_bytes());
@@ -76,24 +77,21 @@ fn framed(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `TxnRequest`: if `compare`, put `value` (with `lease`), else read the key.
-pub fn txn(txn: &Txn) -> Vec<u8> {
-    framed(&txn_request(txn))
-}
-
-/// `TxnRequest` of no comparison whose success branch is each transaction, nested
-/// (`RequestOp.request_txn` 4): etcd applies them all in one raft entry.
-pub fn batch(txns: &[&Txn]) -> Vec<u8> {
+/// `TxnRequest` of no comparison whose success branch is each transaction (each a
+/// `TxnRequest`), nested (`RequestOp.request_txn` 4): etcd applies them all in one raft
+/// entry.
+pub(super) fn nest(txns: &[&[u8]]) -> Vec<u8> {
     let mut request = Vec::new();
     for txn in txns {
         let mut op = Vec::new();
-        delimited(&mut op, 4, &txn_request(txn));
+        delimited(&mut op, 4, txn);
         delimited(&mut request, 2, &op);
     }
-    framed(&request)
+    request
 }
 
-fn txn_request(txn: &Txn) -> Vec<u8> {
+/// `TxnRequest`: if `compare`, put `value` (with `lease`), else read the key.
+pub(super) fn txn_request(txn: &Txn) -> Vec<u8> {
     let key = txn.key.as_bytes();
     // Compare: result EQUAL (0, the default), target CREATE 1 / MOD 2, key 3,
     // create_revision 5 / mod_revision 6.
@@ -137,11 +135,11 @@ fn txn_request(txn: &Txn) -> Vec<u8> {
 }
 
 /// `LeaseGrantRequest`: TTL 1, ID 2.
-pub fn lease_grant(id: i64, ttl_secs: u64) -> Vec<u8> {
+pub(super) fn lease_grant(id: i64, ttl_secs: u64) -> Vec<u8> {
     let mut request = Vec::with_capacity(24);
     number(&mut request, 1, i64::try_from(ttl_secs).unwrap_or(i64::MAX));
     number(&mut request, 2, id);
-    framed(&request)
+    request
 }
 
 // ---- answers ----
@@ -407,7 +405,9 @@ pub(super) fn round_trip(response: GrpcResponse) -> super::RoundTrip {
 mod tests {
     use super::*;
     use crate::replay::{Record, Reservation, State, Timing};
-    use crate::store::etcd::{encode_value, Api, Etcd, Progress, VALUE_SIZE};
+    use crate::store::etcd::{
+        callout, encode_value, Api, Etcd, Lease, Progress, Request, VALUE_SIZE,
+    };
     use crate::store::{OnError, Stored};
 
     // Recorded with etcd's own generated protobuf code (python-etcd3 0.12's rpc_pb2) and
@@ -467,6 +467,23 @@ mod tests {
 
     fn ok(message_hex: &str) -> GrpcResponse<'static> {
         answer(OK, "", &framed(&hex(message_hex)))
+    }
+
+    /// What goes on the wire for a transaction, a batch of them, a lease grant.
+    fn txn(txn: &Txn) -> Vec<u8> {
+        Request::Txn(txn.clone()).call(Api::Grpc).body
+    }
+
+    fn batch(txns: &[&Txn]) -> Vec<u8> {
+        let steps: Vec<_> = txns
+            .iter()
+            .map(|txn| Request::Txn((*txn).clone()).step(Api::Grpc))
+            .collect();
+        callout(Api::Grpc, &steps).body
+    }
+
+    fn lease_grant(id: i64, ttl_secs: u64) -> Vec<u8> {
+        Request::Grant(Lease { id, ttl_secs }).call(Api::Grpc).body
     }
 
     #[test]
@@ -604,12 +621,13 @@ mod tests {
         )
         .with_api(Api::Grpc);
         let mut op = etcd.reserve(&[7; 16], &[b'F'; 16], 1_774_432_800, 1);
-        let call = op.request().call(Api::Grpc);
+        let request = op.request();
+        let call = request.call(Api::Grpc);
         assert_eq!(
-            (call.path, call.payload().1),
+            (call.path, call.content_type),
             (TXN_PATH, "application/grpc")
         );
-        assert!(call.body.is_empty());
+        assert_eq!(call.body, framed(&txn_request(request.txn().unwrap())));
         match op.on_answer(crate::store::etcd::Answered::Grpc(ok(SUCCEEDED))) {
             Progress::Done(Ok(answer)) => {
                 assert_eq!(

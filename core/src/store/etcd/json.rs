@@ -8,11 +8,12 @@ use base64::Engine;
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    Call, Compare, Failure, FleetError, Kv, Lease, PutLease, RoundTrip, Txn, TxnReply, TxnResult,
+    Compare, Failure, FleetError, Kv, Lease, PutLease, RoundTrip, Txn, TxnReply, TxnResult,
     LEASE_EXISTS, LEASE_NOT_FOUND,
 };
+use crate::store::Step;
 
-const TXN_PATH: &str = "/v3/kv/txn";
+pub(super) const TXN_PATH: &str = "/v3/kv/txn";
 const GRANT_PATH: &str = "/v3/lease/grant";
 
 /// What came back from a callout: the HTTP status (`None` when the callout failed without
@@ -25,7 +26,7 @@ pub struct Response<'a> {
 
 /// "If `compare`, put `value`, else read the key". Every part is base64 or digits: nothing
 /// to escape.
-pub(super) fn txn_call(txn: &Txn) -> Call {
+pub(super) fn txn_step(txn: &Txn) -> Step {
     let key = STANDARD.encode(&txn.key);
     let value = STANDARD.encode(txn.value);
     let compare = match txn.compare {
@@ -40,20 +41,19 @@ pub(super) fn txn_call(txn: &Txn) -> Call {
         PutLease::Attach(id) => format!(r#""lease":"{id}""#),
         PutLease::Keep => r#""ignore_lease":true"#.to_string(),
     };
-    Call {
+    Step {
         path: TXN_PATH,
-        body: format!(
+        message: format!(
             r#"{{"compare":[{compare}],"success":[{{"request_put":{{"key":"{key}","value":"{value}",{lease}}}}}],"failure":[{{"request_range":{{"key":"{key}"}}}}]}}"#
-        ),
-        message: Vec::new(),
+        )
+        .into_bytes(),
     }
 }
 
-pub(super) fn grant_call(lease: Lease) -> Call {
-    Call {
+pub(super) fn grant_step(lease: Lease) -> Step {
+    Step {
         path: GRANT_PATH,
-        body: format!(r#"{{"ID":"{}","TTL":"{}"}}"#, lease.id, lease.ttl_secs),
-        message: Vec::new(),
+        message: format!(r#"{{"ID":"{}","TTL":"{}"}}"#, lease.id, lease.ttl_secs).into_bytes(),
     }
 }
 

@@ -48,7 +48,7 @@
 //! # One raft entry for many
 //!
 //! Over gRPC, independent transactions on distinct keys go to etcd as one transaction of
-//! nested ones ([`batch_call`]): the settles waiting in a worker ride on the next
+//! nested ones ([`callout`]): the settles waiting in a worker ride on the next
 //! reservation it sends, so a callback costs etcd about one proposal, not two.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -56,12 +56,14 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Answer, Claim, FleetError, OnError, Stored};
+use super::{Answer, Callout, Claim, FleetError, Link, OnError, Step, Stored};
 use crate::replay::{Record, State, Timing};
 
 mod grpc;
 mod json;
 mod ops;
+mod seam;
+pub use super::{RoundTrip, Settled};
 pub use grpc::GrpcResponse;
 pub use json::Response;
 pub use ops::{Followup, ReserveOp, ResolveOp, SettleOp};
@@ -98,10 +100,8 @@ pub enum Api {
 /// A route's etcd store, compiled from its configuration.
 #[derive(Debug, Clone)]
 pub struct Etcd {
-    /// The Envoy cluster the callouts go to.
-    pub cluster: String,
-    /// `:authority` of the callouts.
-    pub authority: String,
+    /// The Envoy cluster the callouts go to, and their `:authority`.
+    link: Link,
     /// Budget for one reservation (all its round trips), and for each try of a settle.
     pub timeout_ms: u32,
     /// Callouts a reservation may spend its budget on, each given an equal share, so that
@@ -162,22 +162,25 @@ pub enum Request {
 }
 
 impl Request {
-    /// The request on the wire, in `api`.
-    pub fn call(&self, api: Api) -> Call {
+    /// What it asks, in `api`'s encoding: the gateway's JSON, or the unframed protobuf.
+    pub fn step(&self, api: Api) -> Step {
         match (self, api) {
-            (Request::Txn(txn), Api::Json) => json::txn_call(txn),
-            (Request::Txn(txn), Api::Grpc) => Call {
+            (Request::Txn(txn), Api::Json) => json::txn_step(txn),
+            (Request::Txn(txn), Api::Grpc) => Step {
                 path: grpc::TXN_PATH,
-                body: String::new(),
-                message: grpc::txn(txn),
+                message: grpc::txn_request(txn),
             },
-            (Request::Grant(lease), Api::Json) => json::grant_call(*lease),
-            (Request::Grant(lease), Api::Grpc) => Call {
+            (Request::Grant(lease), Api::Json) => json::grant_step(*lease),
+            (Request::Grant(lease), Api::Grpc) => Step {
                 path: grpc::GRANT_PATH,
-                body: String::new(),
                 message: grpc::lease_grant(lease.id, lease.ttl_secs),
             },
         }
+    }
+
+    /// The request alone on the wire, in `api`.
+    pub fn call(&self, api: Api) -> Callout {
+        callout(api, &[self.step(api)])
     }
 
     pub fn txn(&self) -> Option<&Txn> {
@@ -188,36 +191,50 @@ impl Request {
     }
 }
 
-/// Transactions on distinct keys (at most [`MAX_BATCH`]) as one gRPC call: one transaction
-/// whose only branch is each of them, nested, so etcd applies them in one raft entry and
-/// answers each. Read the answer with [`Answered::batch`].
-pub fn batch_call(txns: &[&Txn]) -> Call {
-    Call {
-        path: grpc::TXN_PATH,
-        body: String::new(),
-        message: grpc::batch(txns),
+/// The callout carrying `steps` in `api`: always a POST, of a JSON body to the gateway or
+/// of a framed protobuf message to the gRPC API. Several transactions (at most
+/// [`MAX_BATCH`], on distinct keys, over gRPC) go as one: a transaction whose only branch
+/// is each of them, nested, so etcd applies them in one raft entry and answers each (read
+/// the answer with [`Answered::batch`]). The gateway takes one request per call.
+pub fn callout(api: Api, steps: &[Step]) -> Callout {
+    match (api, steps) {
+        (Api::Grpc, [_, _, ..]) => {
+            let messages: Vec<&[u8]> = steps.iter().map(|step| step.message.as_slice()).collect();
+            Callout {
+                path: grpc::TXN_PATH,
+                content_type: grpc::CONTENT_TYPE,
+                body: grpc::framed(&grpc::nest(&messages)),
+            }
+        }
+        (Api::Grpc, steps) => Callout {
+            path: steps.first().map_or(grpc::TXN_PATH, |step| step.path),
+            content_type: grpc::CONTENT_TYPE,
+            body: grpc::framed(steps.first().map_or(&[], |step| &step.message)),
+        },
+        (Api::Json, steps) => Callout {
+            path: steps.first().map_or(json::TXN_PATH, |step| step.path),
+            content_type: "application/json",
+            body: steps
+                .first()
+                .map(|step| step.message.clone())
+                .unwrap_or_default(),
+        },
     }
 }
 
-/// One HTTP request to etcd: always a POST, of a JSON body to the gateway or of a framed
-/// protobuf message to the gRPC API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub path: &'static str,
-    /// The gateway's JSON request; empty for gRPC.
-    pub body: String,
-    /// The gRPC request, length-prefixed; empty for the gateway.
-    pub message: Vec<u8>,
-}
-
-impl Call {
-    /// What goes on the wire, and its content type.
-    pub fn payload(&self) -> (&[u8], &'static str) {
-        if self.message.is_empty() {
-            (self.body.as_bytes(), "application/json")
-        } else {
-            (&self.message, "application/grpc")
-        }
+/// A callout's answer, read in `api`.
+fn answered(api: Api, response: &super::Response) -> Answered<'_> {
+    match api {
+        Api::Json => Answered::Json(Response {
+            status: response.status,
+            body: &response.body,
+        }),
+        Api::Grpc => Answered::Grpc(GrpcResponse {
+            http_status: response.status,
+            grpc_status: response.grpc_status,
+            message: &response.grpc_message,
+            body: &response.body,
+        }),
     }
 }
 
@@ -253,7 +270,7 @@ impl Answered<'_> {
         }
     }
 
-    /// The answers to the `count` transactions of a [`batch_call`] (one alone is sent
+    /// The answers to the `count` transactions of a batched [`callout`] (one alone is sent
     /// plainly, so read as [`txn`](Self::txn)): each its own, or, when the call as a whole
     /// failed, that failure for each.
     pub fn batch(self, count: usize) -> Vec<TxnResult> {
@@ -272,40 +289,11 @@ impl Answered<'_> {
     }
 }
 
-/// How one round trip went, for the store metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoundTrip {
-    /// etcd answered (including the lease answers the protocol expects).
-    Ok,
-    Error,
-    /// No answer within the timeout (Envoy's 504 for a timed-out callout, or etcd's own).
-    Timeout,
-}
-
 /// The next step of an operation: send this request, or here is the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress<T> {
     Send(Request),
     Done(Result<T, FleetError>),
-}
-
-/// How a settle or a resolve ended (all are fine: neither ever fails a request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    Written,
-    /// Nothing to write any more: delivered or settled by another, re-claimed with another
-    /// fingerprint, expired or gone, or a write of ours that can no longer land.
-    Unchanged,
-}
-
-impl super::FleetStore for Etcd {
-    fn kind(&self) -> &'static str {
-        "etcd"
-    }
-
-    fn on_error(&self) -> OnError {
-        self.on_error
-    }
 }
 
 impl Etcd {
@@ -332,8 +320,11 @@ impl Etcd {
             seed.update(part);
         }
         Etcd {
-            cluster,
-            authority,
+            link: Link {
+                cluster,
+                authority,
+                grpc: false,
+            },
             timeout_ms,
             attempts: 1,
             on_error,
@@ -347,7 +338,11 @@ impl Etcd {
 
     /// The same store, reached through `api`.
     pub fn with_api(self, api: Api) -> Self {
-        Etcd { api, ..self }
+        let link = Link {
+            grpc: api == Api::Grpc,
+            ..self.link
+        };
+        Etcd { api, link, ..self }
     }
 
     /// The same store, a reservation's budget split over `attempts` callouts (at least 1).
@@ -360,17 +355,7 @@ impl Etcd {
 
     /// How long one callout of a reservation may take.
     pub fn attempt_timeout_ms(&self) -> u32 {
-        (self.timeout_ms / u32::from(self.attempts)).max(1)
-    }
-
-    pub fn timing(&self) -> Timing {
-        self.timing
-    }
-
-    /// Whether two routes' stores are reached by the same callouts, so that their
-    /// transactions can share one.
-    pub fn same_cluster(&self, other: &Etcd) -> bool {
-        self.cluster == other.cluster && self.authority == other.authority && self.api == other.api
+        super::attempt_timeout_ms(self)
     }
 
     /// The etcd key of a replay id.

@@ -4,8 +4,8 @@
 //! claim token recognises our own write when it reads it back).
 
 use super::{
-    decode_value, encode_value, Answer, Answered, Claim, Compare, Etcd, Failure, FleetError, Kv,
-    Lease, Progress, PutLease, Request, Settled, Stored, Txn, TxnResult, MAX_TRANSACTIONS,
+    decode_value, encode_value, Answer, Answered, Api, Claim, Compare, Etcd, Failure, FleetError,
+    Kv, Lease, Progress, PutLease, Request, Settled, Stored, Txn, TxnResult, MAX_TRANSACTIONS,
     VALUE_SIZE,
 };
 use crate::replay::{self, Outcome, Record, Reservation, State, Timing};
@@ -23,6 +23,7 @@ impl Etcd {
     ) -> ReserveOp {
         let fresh = self.timing.first_sight(fingerprint, now);
         ReserveOp {
+            api: self.api,
             key: self.key(id),
             fingerprint: *fingerprint,
             now,
@@ -51,6 +52,7 @@ impl Etcd {
             outcome,
         )?;
         Some(SettleOp {
+            api: self.api,
             key: self.key(id),
             fingerprint: claim.stored.record.fingerprint,
             outcome,
@@ -136,6 +138,8 @@ enum Awaiting {
 /// A reservation in progress (owned, so the filter can keep it across callbacks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReserveOp {
+    /// The API its requests go in.
+    pub(super) api: Api,
     key: String,
     fingerprint: [u8; 16],
     now: u32,
@@ -161,6 +165,11 @@ impl ReserveOp {
 
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// Whether what it sends now is a transaction (not a lease grant).
+    pub(super) fn sends_txn(&self) -> bool {
+        matches!(self.awaiting, Awaiting::Txn(_))
     }
 
     /// Feeds the answer to the last request, in the route's API.
@@ -299,6 +308,7 @@ impl ReserveOp {
     pub fn resolve(&self, outcome: Outcome) -> Option<ResolveOp> {
         let (&first, rest) = self.unanswered.split_first()?;
         Some(ResolveOp {
+            api: self.api,
             key: self.key.clone(),
             claim: self.claim,
             state: settled_state(outcome),
@@ -321,6 +331,7 @@ fn settled_state(outcome: Outcome) -> State {
 /// A settle in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettleOp {
+    pub(super) api: Api,
     key: String,
     fingerprint: [u8; 16],
     outcome: Outcome,
@@ -387,6 +398,7 @@ enum Step {
 /// Resolving a reservation the filter gave up on (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveOp {
+    pub(super) api: Api,
     key: String,
     claim: u64,
     /// What our claim becomes.
@@ -539,6 +551,21 @@ impl Followup {
         match self {
             Followup::Settle(op) => &op.key,
             Followup::Resolve(op) => &op.key,
+        }
+    }
+
+    /// Whether what it sends now is a transaction (not a lease grant).
+    pub(super) fn sends_txn(&self) -> bool {
+        match self {
+            Followup::Settle(_) => true,
+            Followup::Resolve(op) => !matches!(op.step, Step::Grant(_)),
+        }
+    }
+
+    pub(super) fn api(&self) -> Api {
+        match self {
+            Followup::Settle(op) => op.api,
+            Followup::Resolve(op) => op.api,
         }
     }
 

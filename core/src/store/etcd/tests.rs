@@ -4,6 +4,7 @@ use std::fmt;
 
 use super::*;
 use crate::replay::{Outcome, Reservation};
+use crate::store::Callout;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
@@ -41,8 +42,8 @@ fn fp(c: char) -> [u8; 16] {
     [c as u8; 16]
 }
 
-fn json(call: &Call) -> Value {
-    serde_json::from_str(&call.body).unwrap()
+fn json(call: &Callout) -> Value {
+    serde_json::from_slice(&call.body).unwrap()
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -108,7 +109,7 @@ fn answer(progress: Progress<Answer>) -> Answer {
     }
 }
 
-fn call<T: fmt::Debug>(progress: Progress<T>) -> Call {
+fn call<T: fmt::Debug>(progress: Progress<T>) -> Callout {
     match progress {
         Progress::Send(request) => request.call(Api::Json),
         other => panic!("expected a call, got {other:?}"),
@@ -116,7 +117,7 @@ fn call<T: fmt::Debug>(progress: Progress<T>) -> Call {
 }
 
 /// A reservation under our claim token, and its first call over the gateway.
-fn reserve(e: &Etcd, id: &[u8; 16], fingerprint: &[u8; 16], now: u32) -> (ReserveOp, Call) {
+fn reserve(e: &Etcd, id: &[u8; 16], fingerprint: &[u8; 16], now: u32) -> (ReserveOp, Callout) {
     let op = e.reserve(id, fingerprint, now, CLAIM);
     let first = op.request().call(Api::Json);
     (op, first)
@@ -885,4 +886,95 @@ fn every_unanswered_write_is_fenced_in_turn() {
     error(respond(&mut op, timed_out()));
     assert_eq!(op.resolve(Outcome::Failed), None);
     let _ = key;
+}
+
+// ---- on the store seam, as the glue drives it ----
+
+/// The seam's answer, as the host hands over a gateway answer.
+fn response(code: u16, body: &str) -> crate::store::Response {
+    crate::store::Response {
+        status: Some(code),
+        body: body.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn on_the_seam_a_reservation_is_the_same_machine() {
+    use crate::store::{FleetStore, Progress as Next};
+    let e = etcd();
+    let mut op = e.begin_reserve(&id(1), &fp('a'), T0, CLAIM);
+    // Over the gateway nothing nests; the callout is the transaction alone.
+    assert!(!op.nests());
+    let (_, first) = reserve(&e, &id(1), &fp('a'), T0);
+    assert_eq!(e.callout(&[op.step()]), first);
+    assert_eq!(op.key(), e.key(&id(1)));
+    assert_eq!(e.round_trip(&response(404, LEASE_MISSING)), RoundTrip::Ok);
+    // A missing lease: the grant goes next, then the same transaction again.
+    assert_eq!(op.on_answer(&response(404, LEASE_MISSING)), Next::Send);
+    assert_eq!(json(&e.callout(&[op.step()]))["TTL"], "90300");
+    assert_eq!(op.on_answer(&response(200, "{}")), Next::Send);
+    assert_eq!(e.callout(&[op.step()]), first);
+    match op.on_answer(&response(200, &succeeded(41))) {
+        Next::Done(Ok(answer)) => {
+            assert_eq!(
+                (answer.reservation, answer.revision),
+                (Reservation::Fresh, 41)
+            )
+        }
+        other => panic!("expected the reservation, got {other:?}"),
+    }
+}
+
+#[test]
+fn on_the_seam_transactions_nest_over_grpc_and_grants_do_not() {
+    use crate::store::{FleetStore, Progress as Next, Response as Answer};
+    let e = etcd().with_api(Api::Grpc);
+    assert_eq!((e.max_batch(), e.link().grpc), (MAX_BATCH, true));
+    assert_eq!(etcd().max_batch(), 1);
+    let mut op = e.begin_reserve(&id(1), &fp('a'), T0, CLAIM);
+    assert!(op.nests());
+    let missing = Answer {
+        status: Some(200),
+        grpc_status: Some(5),
+        grpc_message: "etcdserver: requested lease not found".into(),
+        body: Vec::new(),
+    };
+    assert_eq!(op.on_answer(&missing), Next::Send);
+    assert!(!op.nests(), "a lease grant goes alone");
+    let settle = e.begin_settle(
+        &id(2),
+        Claim {
+            revision: 7,
+            stored: ours_(&record('b', State::InFlight, T0)),
+        },
+        Outcome::Delivered,
+        T0 + 1,
+    );
+    assert!(settle.is_some_and(|settle| settle.nests()));
+}
+
+#[test]
+fn on_the_seam_a_batch_is_shared_out_in_order_and_a_stray_share_is_refused() {
+    use crate::store::{FleetStore, Progress as Next, Share};
+    let e = etcd().with_api(Api::Grpc);
+    let mut op = e.begin_reserve(&id(1), &fp('a'), T0, CLAIM);
+    // The whole call failed: each of the three gets that failure, and the reservation
+    // remembers that its write may still land.
+    let down = crate::store::Response::default();
+    let shares = e.split(&down, 3);
+    assert_eq!(shares.len(), 3);
+    let first = shares.into_iter().next().unwrap();
+    assert!(matches!(
+        op.on_share(first),
+        Next::Done(Err(FleetError::Unavailable(_)))
+    ));
+    assert!(op.resolve(Outcome::Failed).is_some());
+    let mut other = e.begin_reserve(&id(3), &fp('c'), T0, CLAIM);
+    assert_eq!(
+        other.on_share(Share(Box::new(0u8))),
+        Next::Done(Err(FleetError::Malformed(
+            "a share of another store's answer"
+        )))
+    );
 }
