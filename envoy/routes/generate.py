@@ -29,7 +29,7 @@ BEGIN = re.compile(r"^(?P<indent> *)# BEGIN generated from envoy/routes/routes\.
 END = "# END generated ({field})"
 TARGETS = {"envoy", "envoyfilter", "wasmplugin"}
 TARGET_FIELDS = {"host", "public_origin", "plugin_fields", "comments"}
-SECRET_FIELDS = {"env", "about", "demo"}
+SECRET_FIELDS = {"env", "about", "demo", "e2e"}
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # run-demo.sh exports demo values inside double quotes: nothing the shell would expand.
 DEMO_VALUE = re.compile(r"^[A-Za-z0-9_+/=.,:@-]+$")
@@ -87,7 +87,7 @@ def load_source():
     secrets = src["secrets"]
     if not isinstance(secrets, list) or not all(isinstance(s, dict) and set(s) == SECRET_FIELDS
                                                 for s in secrets):
-        raise Invalid(f"{SOURCE}: every secret has exactly env, about and demo")
+        raise Invalid(f"{SOURCE}: every secret has exactly env, about, demo and e2e")
     for secret in secrets:
         if not isinstance(secret["env"], str) or not ENV_NAME.match(secret["env"]):
             raise Invalid(f"{SOURCE}: secret env {secret['env']!r} is not an env variable name")
@@ -96,6 +96,9 @@ def load_source():
         if not isinstance(secret["demo"], str) or not DEMO_VALUE.match(secret["demo"]):
             raise Invalid(f"{SOURCE}: secret {secret['env']}: demo must be a non-empty string of "
                           f"letters, digits and _+/=.,:@-")
+        if not isinstance(secret["e2e"], str) or not secret["e2e"] or secret["e2e"] == secret["demo"]:
+            raise Invalid(f"{SOURCE}: secret {secret['env']}: e2e must be a non-empty string other "
+                          f"than the demo value (the tests never pass on the demo's secrets)")
     env = [s["env"] for s in secrets]
     duplicates = sorted({n for n in env if env.count(n) > 1})
     if duplicates:

@@ -28,38 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 # The module under test: the development build, or another one (an older build to compare).
 WASM = Path(os.environ.get("CALLBACK_GUARD_WASM", ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"))
-TOKEN = "e2e-auth-token"
-PARENT_TOKEN = "e2e-parent-token"
-WHATSAPP_SECRET = "e2e-whatsapp-secret"
+# Every secret the shipped routes read, by its environment variable, with the value the
+# tests' Envoys get: from the one route source (envoy/routes/routes.yaml).
+E2E_SECRETS = {s["env"]: s["e2e"] for s in
+               yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())["secrets"]}
+TOKEN = E2E_SECRETS["VOBIZ_AUTH_TOKEN"]
+PARENT_TOKEN = E2E_SECRETS["VOBIZ_PARENT_AUTH_TOKEN"]
+WHATSAPP_SECRET = E2E_SECRETS["VOBIZ_WHATSAPP_SECRET"]
 # The other providers' secrets, by the environment variable the shipped routes read.
-PROVIDER_SECRETS = {
-    "STANDARD_WEBHOOKS_SECRET": "whsec_ZTJlLXN0YW5kYXJkLXdlYmhvb2tzLXNlY3JldC0wMQ==",
-    "SVIX_WEBHOOK_SECRET": "whsec_ZTJlLXN2aXgtd2ViaG9vay1zZWNyZXQtMDEyMzQ1",
-    "STRIPE_WEBHOOK_SECRET": "whsec_e2e_stripe_secret",
-    "GITHUB_WEBHOOK_SECRET": "e2e-github-secret",
-    "SLACK_SIGNING_SECRET": "e2e-slack-signing-secret",
-    "TWILIO_AUTH_TOKEN": "e2e-twilio-auth-token",
-    "PLIVO_AUTH_TOKEN": "e2e-plivo-auth-token",
-    "SHOPIFY_WEBHOOK_SECRET": "e2e-shopify-secret",
-    "META_APP_SECRET": "e2e-meta-app-secret",
-    "GENERIC_WEBHOOK_SECRET": "e2e-generic-secret",
-    "META_VERIFY_TOKEN": "e2e-meta-verify-token",
-    "DISCORD_PUBLIC_KEY": "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7",
-    "SENDGRID_PUBLIC_KEY": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE1lqTl3yqPRsIGFL/V6eeRl8WYFdzBLrq1QXdOkhYnPNQGF6JU3LfYiHqOhN1V+Rz/dtnVfBb1QfDxTP86ckShQ==",
-    "CLERK_WEBHOOK_SECRET": "whsec_ZTJlLWNsZXJrLXdlYmhvb2stc2VjcmV0LTAx",
-    "RESEND_WEBHOOK_SECRET": "whsec_ZTJlLXJlc2VuZC13ZWJob29rLXNlY3JldC0wMQ==",
-    "MAILGUN_SIGNING_KEY": "e2e-mailgun-signing-key",
-    "RAZORPAY_WEBHOOK_SECRET": "e2e-razorpay-secret",
-    "PADDLE_WEBHOOK_SECRET": "pdl_ntfset_e2e_paddle_secret",
-    "SQUARE_SIGNATURE_KEY": "e2e-square-signature-key",
-    "HUBSPOT_CLIENT_SECRET": "e2e-hubspot-client-secret",
-    "LINEAR_WEBHOOK_SECRET": "lin_wh_e2e_linear_secret",
-    "ZOOM_SECRET_TOKEN": "e2e-zoom-secret-token",
-    "PAGERDUTY_WEBHOOK_SECRET": "e2e-pagerduty-secret",
-    "INTERCOM_CLIENT_SECRET": "e2e-intercom-client-secret",
-    "TWITCH_EVENTSUB_SECRET": "e2e-twitch-eventsub-secret",
-    "BITBUCKET_WEBHOOK_SECRET": "e2e-bitbucket-secret",
-}
+PROVIDER_SECRETS = {env: value for env, value in E2E_SECRETS.items() if not env.startswith("VOBIZ_")}
 
 
 def free_port():
