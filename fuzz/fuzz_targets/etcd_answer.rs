@@ -62,8 +62,16 @@ fn check_call<T: std::fmt::Debug>(api: Api, progress: &Progress<T>) {
     if let Progress::Send(request) = progress {
         let call = request.call(api);
         match api {
-            Api::Grpc => assert!(call.body.is_empty() && call.message.len() > 5),
-            Api::Json => assert!(call.message.is_empty() && call.body.starts_with('{')),
+            // gRPC's framing (uncompressed, then the length) around a message.
+            Api::Grpc => assert!(
+                call.content_type == "application/grpc"
+                    && call.body.len() > 5
+                    && call.body[0] == 0
+                    && call.body[1..5] == ((call.body.len() - 5) as u32).to_be_bytes()
+            ),
+            Api::Json => {
+                assert!(call.content_type == "application/json" && call.body.starts_with(b"{"))
+            }
         }
     }
 }
