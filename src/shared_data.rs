@@ -5,7 +5,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
 
 use crate::host_calls::{count, HostCall};
-use callback_guard::replay::{SharedStore, StoreError};
+use callback_guard::replay::SharedStore;
+use callback_guard::store::StoreError;
 
 /// Envoy shared data, shared by every worker thread of this Envoy process.
 pub struct HostStore;

@@ -41,7 +41,8 @@
 //! into the prefix, and expect a resize to forget, like a restart does.
 
 use std::cell::RefCell;
-use std::fmt;
+
+use crate::store::StoreError;
 
 /// Slots are sized for this many live nonces each: `max_entries / 24` slots.
 pub const NONCES_PER_SLOT: u32 = 24;
@@ -69,27 +70,6 @@ const MAX_ATTEMPTS: usize = 16;
 /// Used when the caller passes a zero `create_cas`: zero would make the create unconditional
 /// (racy), while any fixed non-zero value only risks colliding with a live key's CAS.
 const FALLBACK_CREATE_CAS: u32 = 0x9e37_79b9;
-
-/// Why the cache could not answer. Every variant means "fail closed" (503) to the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreError {
-    /// The store call failed or broke its contract.
-    Host,
-    /// A slot holds a value this format cannot read.
-    Corrupt,
-    /// Other workers kept rewriting the slot; CAS retries are exhausted.
-    Contention,
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StoreError::Host => "replay store call failed",
-            StoreError::Corrupt => "replay store slot is corrupt",
-            StoreError::Contention => "replay store slot is contended; CAS retries exhausted",
-        })
-    }
-}
 
 /// A key -> (value, cas) store with Envoy shared-data semantics: `set` on an existing key
 /// fails when `cas` is non-zero and differs from the stored one; `set` on an absent key

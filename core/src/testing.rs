@@ -6,7 +6,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::replay::{SharedStore, StoreError};
+use crate::replay::SharedStore;
+use crate::store::StoreError;
 
 type Hook = Box<dyn FnOnce(&MemoryStore)>;
 

@@ -28,7 +28,7 @@ use callback_guard::providers::Reply;
 use callback_guard::replay::Outcome;
 use callback_guard::request::{HeaderMap, RequestHead};
 use callback_guard::store::{
-    self, Answer, FleetError, FleetStore, OnError, Progress, Reserve, Response, RoundTrip, Share,
+    self, Answer, FleetStore, OnError, Progress, Reserve, Response, RoundTrip, Share, StoreError,
 };
 use callback_guard::verdict::{Reason, Rejection};
 use host::Connection;
@@ -769,7 +769,7 @@ impl GuardRequest {
                 route,
                 headers,
                 pending,
-                Err(FleetError::Unavailable(
+                Err(StoreError::Unavailable(
                     "route has no fleet-wide store".into(),
                 )),
             );
@@ -813,7 +813,7 @@ impl GuardRequest {
         let left = reserving.deadline.saturating_duration_since(now);
         if left < Duration::from_millis(1) {
             plugin.round_trip(route, RoundTrip::Timeout, Duration::ZERO);
-            return self.give_up(plugin, route, reserving, FleetError::Timeout);
+            return self.give_up(plugin, route, reserving, StoreError::Timeout);
         }
         reserving.token = None;
         if !self.lane.borrow().may_send(self.id, store) {
@@ -859,7 +859,7 @@ impl GuardRequest {
                 self.outbox.borrow_mut().put_back(riders);
                 self.hand_over(followers, |_| None);
                 plugin.round_trip(route, RoundTrip::Error, Duration::ZERO);
-                let problem = FleetError::Unavailable(format!(
+                let problem = StoreError::Unavailable(format!(
                     "Envoy refused the callout to cluster {}: {status:?}",
                     store.link().cluster
                 ));
@@ -975,7 +975,7 @@ impl GuardRequest {
         plugin: &Plugin,
         route: &Route,
         reserving: Reserving,
-        problem: FleetError,
+        problem: StoreError,
     ) -> Action {
         let Reserving {
             route: index,
@@ -1019,14 +1019,16 @@ impl GuardRequest {
         route: &Route,
         headers: HeaderMap,
         pending: Pending,
-        answer: Result<Answer, FleetError>,
+        answer: Result<Answer, StoreError>,
     ) -> Action {
         let started = Instant::now();
         let head = RequestHead::from_map(&headers);
         if let Err(problem) = &answer {
+            let kind = route.replay.as_ref().and_then(|r| r.fleet.as_deref());
             warn!(
-                "callback-guard: route={} replay store: {problem} request_id={}",
+                "callback-guard: route={} replay store {}: {problem} request_id={}",
                 route.name,
+                kind.map_or("?", |store| store.kind()),
                 head.request_id()
             );
         }
@@ -1207,7 +1209,7 @@ fn reply_progress(op: &mut dyn Reserve, share: Option<Share>) -> Progress<Answer
         Some(share) => op.on_share(share),
         None => {
             op.abandon();
-            Progress::Done(Err(FleetError::Unavailable(
+            Progress::Done(Err(StoreError::Unavailable(
                 "the callout that carried it did not answer".into(),
             )))
         }

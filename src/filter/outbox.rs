@@ -15,7 +15,7 @@ use log::{debug, warn};
 use super::{host, Plugin};
 use callback_guard::policy::Route;
 use callback_guard::store::{
-    FleetError, FleetStore, Followup, Progress, Response, RoundTrip, Settled, Share, Step,
+    FleetStore, Followup, Progress, Response, RoundTrip, Settled, Share, Step, StoreError,
 };
 
 /// How long a new job waits for a reservation to take it along before the tick sends it.
@@ -211,7 +211,7 @@ impl Outbox {
                 first
                     .plugin
                     .round_trip(route, RoundTrip::Error, Duration::ZERO);
-                let problem = FleetError::Unavailable(format!(
+                let problem = StoreError::Unavailable(format!(
                     "Envoy refused the callout to cluster {}: {status:?}",
                     store.link().cluster
                 ));
@@ -308,7 +308,7 @@ pub fn riders_progress(
         .map(|mut job| {
             let progress = match shares.next() {
                 Some(share) => job.op.on_share(share),
-                None => Progress::Done(Err(FleetError::Malformed("no answer for it in a batch"))),
+                None => Progress::Done(Err(StoreError::Malformed("no answer for it in a batch"))),
             };
             (job, progress)
         })

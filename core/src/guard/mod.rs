@@ -12,7 +12,7 @@ use crate::providers::{
 };
 use crate::replay::{self, Digest16, Outcome, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
-use crate::store::{Answer, Claim, FleetError, OnError};
+use crate::store::{Answer, Claim, OnError, StoreError};
 use crate::timestamp::{self, Stamp};
 use crate::verdict::{Reason, Rejection};
 
@@ -401,7 +401,7 @@ fn reserve_locally(
 pub fn on_reservation<'p>(
     route: &'p Route,
     pending: Pending,
-    answer: Result<Answer, FleetError>,
+    answer: Result<Answer, StoreError>,
     store: &dyn SharedStore,
     create_cas: u32,
 ) -> Step<'p> {

@@ -7,9 +7,10 @@ use serde_json::{json, Value};
 
 pub(crate) use super::*;
 use crate::keys::test_key;
+use crate::replay::Outcome;
 use crate::replay::SLOT_ENTRIES;
-use crate::replay::{Outcome, StoreError};
 use crate::request::{headers, Header};
+use crate::store::StoreError;
 use crate::store::Stored;
 use crate::testing::MemoryStore;
 
@@ -1200,9 +1201,9 @@ fn fleet_refusals_are_the_same_verdicts_and_are_remembered() {
 fn a_fleet_failure_fails_closed_by_default() {
     let (policy, store) = (fleet(json!({})), MemoryStore::new());
     for error in [
-        FleetError::Timeout,
-        FleetError::Unavailable("HTTP 503: no healthy upstream".into()),
-        FleetError::Corrupt,
+        StoreError::Timeout,
+        StoreError::Unavailable("HTTP 503: no healthy upstream".into()),
+        StoreError::Corrupt,
     ] {
         let asked = pending(verdict(&policy, &answer(), NOW, &store));
         let rejection = rejected(on_reservation(
@@ -1224,7 +1225,7 @@ fn fail_open_forwards_judged_by_local_memory_alone() {
     let (policy, store) = (fleet(json!({"on_error": "fail_open"})), MemoryStore::new());
     let down = |request: &Request, now: i64| match verdict(&policy, request, now, &store) {
         Step::Reserve(route, asked) => {
-            on_reservation(route, asked, Err(FleetError::Timeout), &store, CAS)
+            on_reservation(route, asked, Err(StoreError::Timeout), &store, CAS)
         }
         step => step,
     };

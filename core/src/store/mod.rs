@@ -138,7 +138,7 @@ pub struct Share(pub(crate) Box<dyn Any>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress<T> {
     Send,
-    Done(Result<T, FleetError>),
+    Done(Result<T, StoreError>),
 }
 
 /// One operation on one key of a store, driven by the glue.
@@ -217,29 +217,33 @@ pub struct Stored {
     pub claim: u64,
 }
 
-/// Why the fleet-wide store could not decide. Handled by the route's [`OnError`] policy.
+/// Why a replay store could not decide: this Envoy's shared data (every error fails
+/// closed, 503), or a fleet-wide store (handled by the route's [`OnError`] policy).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FleetError {
+pub enum StoreError {
+    /// A shared-data call failed or broke its contract.
+    Host,
     /// No answer within the route's timeout.
     Timeout,
-    /// The callout failed, or etcd answered with an error.
+    /// The callout failed, or the store answered with an error.
     Unavailable(String),
-    /// etcd's answer is not what its gateway sends.
+    /// The store's answer is not what its protocol sends.
     Malformed(&'static str),
     /// A stored value this format cannot read.
     Corrupt,
-    /// Other writers kept changing the key between our reads and writes.
+    /// Other writers kept changing it between our reads and writes; retries exhausted.
     Contention,
 }
 
-impl fmt::Display for FleetError {
+impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FleetError::Timeout => f.write_str("etcd did not answer within the timeout"),
-            FleetError::Unavailable(detail) => write!(f, "etcd unavailable: {detail}"),
-            FleetError::Malformed(what) => write!(f, "etcd answer malformed: {what}"),
-            FleetError::Corrupt => f.write_str("etcd holds a value this format cannot read"),
-            FleetError::Contention => f.write_str("etcd key contended; transactions exhausted"),
+            StoreError::Host => f.write_str("shared data call failed"),
+            StoreError::Timeout => f.write_str("no answer within the timeout"),
+            StoreError::Unavailable(detail) => write!(f, "unavailable: {detail}"),
+            StoreError::Malformed(what) => write!(f, "answer malformed: {what}"),
+            StoreError::Corrupt => f.write_str("holds a value this format cannot read"),
+            StoreError::Contention => f.write_str("contended; retries exhausted"),
         }
     }
 }

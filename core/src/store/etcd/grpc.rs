@@ -5,7 +5,7 @@
 //! gateway's, without the gateway: etcd spends about half the CPU on each.
 
 use super::{
-    Compare, Failure, FleetError, Kv, PutLease, Txn, TxnReply, TxnResult, LEASE_EXISTS,
+    Compare, Failure, Kv, PutLease, StoreError, Txn, TxnReply, TxnResult, LEASE_EXISTS,
     LEASE_NOT_FOUND,
 };
 
@@ -152,10 +152,10 @@ enum Field<'a> {
     Other,
 }
 
-const MALFORMED: FleetError = FleetError::Malformed("gRPC answer is not the expected protobuf");
+const MALFORMED: StoreError = StoreError::Malformed("gRPC answer is not the expected protobuf");
 
 /// The fields of one message, in order; an error on anything truncated or unknown.
-fn fields(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), FleetError>> {
+fn fields(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), StoreError>> {
     fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -205,9 +205,9 @@ fn fields(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), Fle
 }
 
 /// The message inside gRPC's framing: exactly one, uncompressed.
-fn deframed(body: &[u8]) -> Result<&[u8], FleetError> {
+fn deframed(body: &[u8]) -> Result<&[u8], StoreError> {
     let (&[0, a, b, c, d], message) = body.split_first_chunk::<5>().ok_or(MALFORMED)? else {
-        return Err(FleetError::Malformed("gRPC answer compressed"));
+        return Err(StoreError::Malformed("gRPC answer compressed"));
     };
     let length = u32::from_be_bytes([a, b, c, d]) as usize;
     (message.len() == length)
@@ -217,10 +217,10 @@ fn deframed(body: &[u8]) -> Result<&[u8], FleetError> {
 
 /// `TxnResponse`: header 1 (revision 3), succeeded 2, responses 3 (response_range 1:
 /// kvs 2: KeyValue with mod_revision 3 and value 5).
-fn txn_reply(message: &[u8]) -> Result<TxnReply, FleetError> {
+fn txn_reply(message: &[u8]) -> Result<TxnReply, StoreError> {
     let reply = txn_fields(message, 0)?;
     if reply.revision <= 0 {
-        return Err(FleetError::Malformed(
+        return Err(StoreError::Malformed(
             "transaction reply without a revision",
         ));
     }
@@ -228,7 +228,7 @@ fn txn_reply(message: &[u8]) -> Result<TxnReply, FleetError> {
 }
 
 /// `ResponseHeader.revision` (field 3), if the header carries one.
-fn header_revision(header: &[u8]) -> Result<Option<i64>, FleetError> {
+fn header_revision(header: &[u8]) -> Result<Option<i64>, StoreError> {
     let mut revision = None;
     for field in fields(header) {
         if let (3, Field::Number(value)) = field? {
@@ -240,7 +240,7 @@ fn header_revision(header: &[u8]) -> Result<Option<i64>, FleetError> {
 
 /// A `TxnResponse`'s fields; `revision` where its header has none (a nested one's is
 /// empty: the outer transaction's revision is the revision of every put in it).
-fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, FleetError> {
+fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, StoreError> {
     let (mut revision, mut succeeded, mut kv, mut ranged) = (revision, false, None, false);
     for field in fields(message) {
         match field? {
@@ -266,7 +266,7 @@ fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, FleetError> {
         }
     }
     if !succeeded && !ranged {
-        return Err(FleetError::Malformed(
+        return Err(StoreError::Malformed(
             "failed transaction without its range",
         ));
     }
@@ -279,7 +279,7 @@ fn txn_fields(message: &[u8], revision: i64) -> Result<TxnReply, FleetError> {
 
 /// The outer `TxnResponse` of a [`batch`]: its revision, and each nested reply
 /// (`ResponseOp.response_txn` 4), which must be `count`.
-fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, FleetError> {
+fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, StoreError> {
     let mut revision = 0i64;
     let mut nested = Vec::with_capacity(count);
     for field in fields(message) {
@@ -296,12 +296,12 @@ fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, FleetErr
         }
     }
     if revision <= 0 {
-        return Err(FleetError::Malformed(
+        return Err(StoreError::Malformed(
             "transaction reply without a revision",
         ));
     }
     if nested.len() != count {
-        return Err(FleetError::Malformed(
+        return Err(StoreError::Malformed(
             "batch reply without one answer per transaction",
         ));
     }
@@ -311,7 +311,7 @@ fn batch_replies(message: &[u8], count: usize) -> Result<Vec<TxnReply>, FleetErr
         .collect()
 }
 
-fn key_value(pair: &[u8]) -> Result<Kv, FleetError> {
+fn key_value(pair: &[u8]) -> Result<Kv, StoreError> {
     let (mut value, mut mod_revision) = (Vec::new(), 0i64);
     for field in fields(pair) {
         match field? {
@@ -321,7 +321,7 @@ fn key_value(pair: &[u8]) -> Result<Kv, FleetError> {
         }
     }
     if mod_revision <= 0 {
-        return Err(FleetError::Malformed("key without a mod_revision"));
+        return Err(StoreError::Malformed("key without a mod_revision"));
     }
     Ok(Kv {
         value,
@@ -330,16 +330,16 @@ fn key_value(pair: &[u8]) -> Result<Kv, FleetError> {
 }
 
 /// A failed callout or a gRPC error, in words for the log (bounded, escaped).
-fn unavailable(response: GrpcResponse) -> FleetError {
+fn unavailable(response: GrpcResponse) -> StoreError {
     if timed_out(&response) {
-        return FleetError::Timeout;
+        return StoreError::Timeout;
     }
     match (response.http_status, response.grpc_status) {
-        (None, _) => FleetError::Unavailable("no response (connection failed or reset)".into()),
-        (Some(http), None) => FleetError::Unavailable(format!("HTTP {http} without a gRPC status")),
+        (None, _) => StoreError::Unavailable("no response (connection failed or reset)".into()),
+        (Some(http), None) => StoreError::Unavailable(format!("HTTP {http} without a gRPC status")),
         (_, Some(status)) => {
             let text: String = response.message.escape_default().take(160).collect();
-            FleetError::Unavailable(format!("gRPC status {status}: {text}"))
+            StoreError::Unavailable(format!("gRPC status {status}: {text}"))
         }
     }
 }
@@ -377,7 +377,7 @@ fn call_failure(response: &GrpcResponse) -> Result<(), Failure> {
 }
 
 /// A grant succeeded, or the lease is already there (granted by another replica).
-pub(super) fn grant_result(response: GrpcResponse) -> Result<(), FleetError> {
+pub(super) fn grant_result(response: GrpcResponse) -> Result<(), StoreError> {
     match response.grpc_status {
         Some(OK) => Ok(()),
         Some(FAILED_PRECONDITION) if response.message.contains(LEASE_EXISTS) => Ok(()),
@@ -576,19 +576,19 @@ mod tests {
         let envoy_timeout = answer(UNAVAILABLE, ENVOY_TIMEOUT, &[]);
         assert!(matches!(
             txn_result(envoy_timeout),
-            Err(Failure::Etcd(FleetError::Timeout))
+            Err(Failure::Etcd(StoreError::Timeout))
         ));
         assert_eq!(
             round_trip(envoy_timeout),
             crate::store::etcd::RoundTrip::Timeout
         );
         let deadline = answer(DEADLINE_EXCEEDED, "context deadline exceeded", &[]);
-        assert_eq!(grant_result(deadline), Err(FleetError::Timeout));
+        assert_eq!(grant_result(deadline), Err(StoreError::Timeout));
         let down = answer(UNAVAILABLE, "no healthy upstream", &[]);
         assert_eq!(round_trip(down), crate::store::etcd::RoundTrip::Error);
         assert!(matches!(
             grant_result(down),
-            Err(FleetError::Unavailable(text)) if text == "gRPC status 14: no healthy upstream"
+            Err(StoreError::Unavailable(text)) if text == "gRPC status 14: no healthy upstream"
         ));
         let reset = GrpcResponse {
             http_status: None,
@@ -599,7 +599,7 @@ mod tests {
         assert_eq!(round_trip(reset), crate::store::etcd::RoundTrip::Error);
         assert!(matches!(
             grant_result(reset),
-            Err(FleetError::Unavailable(_))
+            Err(StoreError::Unavailable(_))
         ));
     }
 

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    Compare, Failure, FleetError, Kv, Lease, PutLease, RoundTrip, Txn, TxnReply, TxnResult,
+    Compare, Failure, Kv, Lease, PutLease, RoundTrip, StoreError, Txn, TxnReply, TxnResult,
     LEASE_EXISTS, LEASE_NOT_FOUND,
 };
 use crate::store::Step;
@@ -145,12 +145,12 @@ fn error_message(body: &[u8]) -> Option<String> {
 }
 
 /// A failed callout or an etcd error, in words for the log (bounded, escaped).
-fn unavailable(response: Response) -> FleetError {
+fn unavailable(response: Response) -> StoreError {
     let Some(status) = response.status else {
-        return FleetError::Unavailable("no response (connection failed or reset)".into());
+        return StoreError::Unavailable("no response (connection failed or reset)".into());
     };
     if status == 504 {
-        return FleetError::Timeout;
+        return StoreError::Timeout;
     }
     let text = match error_message(response.body) {
         Some(message) => message.escape_default().to_string(),
@@ -159,7 +159,7 @@ fn unavailable(response: Response) -> FleetError {
             .to_string(),
     };
     let text: String = text.chars().take(160).collect();
-    FleetError::Unavailable(format!("HTTP {status}: {text}"))
+    StoreError::Unavailable(format!("HTTP {status}: {text}"))
 }
 
 pub(super) fn parse_txn(response: Response) -> TxnResult {
@@ -170,12 +170,12 @@ pub(super) fn parse_txn(response: Response) -> TxnResult {
         };
     }
     let body: TxnBody = serde_json::from_slice(response.body)
-        .map_err(|_| Failure::Etcd(FleetError::Malformed("transaction reply is not JSON")))?;
+        .map_err(|_| Failure::Etcd(StoreError::Malformed("transaction reply is not JSON")))?;
     let revision = body
         .header
         .map(|h| h.revision)
         .filter(|&r| r > 0)
-        .ok_or(Failure::Etcd(FleetError::Malformed(
+        .ok_or(Failure::Etcd(StoreError::Malformed(
             "transaction reply without a revision",
         )))?;
     let kv = match body
@@ -188,9 +188,9 @@ pub(super) fn parse_txn(response: Response) -> TxnResult {
             Some(kv) => {
                 let value = STANDARD
                     .decode(kv.value)
-                    .map_err(|_| Failure::Etcd(FleetError::Malformed("value is not base64")))?;
+                    .map_err(|_| Failure::Etcd(StoreError::Malformed("value is not base64")))?;
                 if kv.mod_revision <= 0 {
-                    return Err(Failure::Etcd(FleetError::Malformed(
+                    return Err(Failure::Etcd(StoreError::Malformed(
                         "key without a mod_revision",
                     )));
                 }
@@ -203,7 +203,7 @@ pub(super) fn parse_txn(response: Response) -> TxnResult {
         },
         None if body.succeeded => None,
         None => {
-            return Err(Failure::Etcd(FleetError::Malformed(
+            return Err(Failure::Etcd(StoreError::Malformed(
                 "failed transaction without its range",
             )))
         }
@@ -216,7 +216,7 @@ pub(super) fn parse_txn(response: Response) -> TxnResult {
 }
 
 /// A grant succeeded, or the lease is already there (granted by another replica).
-pub(super) fn grant_result(response: Response) -> Result<(), FleetError> {
+pub(super) fn grant_result(response: Response) -> Result<(), StoreError> {
     match response.status {
         Some(200) => Ok(()),
         _ => match error_message(response.body) {

@@ -56,7 +56,7 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Answer, Callout, Claim, FleetError, Link, OnError, Step, Stored};
+use super::{Answer, Callout, Claim, Link, OnError, Step, StoreError, Stored};
 use crate::replay::{Record, State, Timing};
 
 mod grpc;
@@ -263,7 +263,7 @@ impl Answered<'_> {
     }
 
     /// The answer to a lease grant: granted, or there already.
-    pub fn grant(self) -> Result<(), FleetError> {
+    pub fn grant(self) -> Result<(), StoreError> {
         match self {
             Answered::Json(response) => json::grant_result(response),
             Answered::Grpc(response) => grpc::grant_result(response),
@@ -279,7 +279,7 @@ impl Answered<'_> {
             (Answered::Grpc(response), _) => grpc::batch_results(response, count),
             (Answered::Json(_), _) => {
                 vec![
-                    Err(Failure::Etcd(FleetError::Malformed(
+                    Err(Failure::Etcd(StoreError::Malformed(
                         "a batch over the JSON gateway"
                     )));
                     count
@@ -293,7 +293,7 @@ impl Answered<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress<T> {
     Send(Request),
-    Done(Result<T, FleetError>),
+    Done(Result<T, StoreError>),
 }
 
 impl Etcd {
@@ -399,25 +399,25 @@ pub fn encode_value(stored: &Stored) -> [u8; VALUE_SIZE] {
 }
 
 /// Fails closed on anything but the exact layout.
-pub fn decode_value(value: &[u8]) -> Result<Stored, FleetError> {
-    let bytes: &[u8; VALUE_SIZE] = value.try_into().map_err(|_| FleetError::Corrupt)?;
-    let (format, rest) = bytes.split_first().ok_or(FleetError::Corrupt)?;
-    let (fingerprint, rest) = rest.split_first_chunk::<16>().ok_or(FleetError::Corrupt)?;
-    let (expires_at, rest) = rest.split_first_chunk::<4>().ok_or(FleetError::Corrupt)?;
-    let (deadline, rest) = rest.split_first_chunk::<4>().ok_or(FleetError::Corrupt)?;
-    let (state, rest) = rest.split_first().ok_or(FleetError::Corrupt)?;
+pub fn decode_value(value: &[u8]) -> Result<Stored, StoreError> {
+    let bytes: &[u8; VALUE_SIZE] = value.try_into().map_err(|_| StoreError::Corrupt)?;
+    let (format, rest) = bytes.split_first().ok_or(StoreError::Corrupt)?;
+    let (fingerprint, rest) = rest.split_first_chunk::<16>().ok_or(StoreError::Corrupt)?;
+    let (expires_at, rest) = rest.split_first_chunk::<4>().ok_or(StoreError::Corrupt)?;
+    let (deadline, rest) = rest.split_first_chunk::<4>().ok_or(StoreError::Corrupt)?;
+    let (state, rest) = rest.split_first().ok_or(StoreError::Corrupt)?;
     let (&claim, true) = (
-        rest.try_into().map_err(|_| FleetError::Corrupt)?,
+        rest.try_into().map_err(|_| StoreError::Corrupt)?,
         *format == VALUE_FORMAT,
     ) else {
-        return Err(FleetError::Corrupt);
+        return Err(StoreError::Corrupt);
     };
     Ok(Stored {
         record: Record {
             fingerprint: *fingerprint,
             expires_at: u32::from_le_bytes(*expires_at),
             deadline: u32::from_le_bytes(*deadline),
-            state: State::from_byte(*state).map_err(|_| FleetError::Corrupt)?,
+            state: State::from_byte(*state).map_err(|_| StoreError::Corrupt)?,
         },
         claim: u64::from_le_bytes(claim),
     })
@@ -445,7 +445,7 @@ pub struct Kv {
 pub enum Failure {
     /// The put named a lease etcd does not have: nothing was written.
     LeaseNotFound,
-    Etcd(FleetError),
+    Etcd(StoreError),
 }
 
 pub type TxnResult = Result<TxnReply, Failure>;

@@ -4,8 +4,8 @@
 //! claim token recognises our own write when it reads it back).
 
 use super::{
-    decode_value, encode_value, Answer, Answered, Api, Claim, Compare, Etcd, Failure, FleetError,
-    Kv, Lease, Progress, PutLease, Request, Settled, Stored, Txn, TxnResult, MAX_TRANSACTIONS,
+    decode_value, encode_value, Answer, Answered, Api, Claim, Compare, Etcd, Failure, Kv, Lease,
+    Progress, PutLease, Request, Settled, StoreError, Stored, Txn, TxnResult, MAX_TRANSACTIONS,
     VALUE_SIZE,
 };
 use crate::replay::{self, Outcome, Record, Reservation, State, Timing};
@@ -183,7 +183,7 @@ impl ReserveOp {
     /// Feeds the answer to the last transaction (alone, or one of a batch).
     pub fn on_reply(&mut self, reply: TxnResult) -> Progress<Answer> {
         let Awaiting::Txn(write) = self.awaiting else {
-            return Progress::Done(Err(FleetError::Malformed(
+            return Progress::Done(Err(StoreError::Malformed(
                 "a transaction answer to a grant",
             )));
         };
@@ -202,7 +202,7 @@ impl ReserveOp {
                 self.awaiting = Awaiting::Grant(write);
                 Progress::Send(Request::Grant(self.lease))
             }
-            Err(Failure::LeaseNotFound) => Progress::Done(Err(FleetError::Unavailable(
+            Err(Failure::LeaseNotFound) => Progress::Done(Err(StoreError::Unavailable(
                 "the lease was not found even after granting it".into(),
             ))),
             Err(Failure::Etcd(error)) => {
@@ -214,7 +214,7 @@ impl ReserveOp {
         }
     }
 
-    fn granted(&mut self, write: Write, result: Result<(), FleetError>) -> Progress<Answer> {
+    fn granted(&mut self, write: Write, result: Result<(), StoreError>) -> Progress<Answer> {
         match result {
             Ok(()) => {
                 self.granted = true;
@@ -284,7 +284,7 @@ impl ReserveOp {
             }
         };
         if self.transactions >= MAX_TRANSACTIONS {
-            return Progress::Done(Err(FleetError::Contention));
+            return Progress::Done(Err(StoreError::Contention));
         }
         self.transactions += 1;
         self.awaiting = Awaiting::Txn(write);
@@ -351,7 +351,7 @@ impl SettleOp {
             Err(Failure::Etcd(error)) => return Progress::Done(Err(error)),
             // Settles never attach a lease.
             Err(Failure::LeaseNotFound) => {
-                return Progress::Done(Err(FleetError::Malformed("lease error on a settle")))
+                return Progress::Done(Err(StoreError::Malformed("lease error on a settle")))
             }
         };
         if reply.succeeded {
@@ -369,7 +369,7 @@ impl SettleOp {
         match replay::settled(&stored.record, &self.fingerprint, self.outcome) {
             Some(record) if stored.record.live(self.now) => {
                 if self.transactions >= MAX_TRANSACTIONS {
-                    return Progress::Done(Err(FleetError::Contention));
+                    return Progress::Done(Err(StoreError::Contention));
                 }
                 self.transactions += 1;
                 self.pending = Txn {
@@ -484,7 +484,7 @@ impl ResolveOp {
                 return Progress::Send(self.request());
             }
             (Err(Failure::LeaseNotFound), _) => {
-                return Progress::Done(Err(FleetError::Unavailable(
+                return Progress::Done(Err(StoreError::Unavailable(
                     "the lease was not found even after granting it".into(),
                 )))
             }
@@ -512,7 +512,7 @@ impl ResolveOp {
             _ => return self.next_fence(),
         };
         if self.transactions >= MAX_TRANSACTIONS {
-            return Progress::Done(Err(FleetError::Contention));
+            return Progress::Done(Err(StoreError::Contention));
         }
         self.transactions += 1;
         self.step = Step::Mark {

@@ -6,8 +6,8 @@ use super::{
 };
 use crate::replay::{Outcome, Timing};
 use crate::store::{
-    self, Answer, Callout, Claim, FleetError, FleetStore, Link, OnError, Op, Reserve, Response,
-    RoundTrip, Settled, Share, Step,
+    self, Answer, Callout, Claim, FleetStore, Link, OnError, Op, Reserve, Response, RoundTrip,
+    Settled, Share, Step, StoreError,
 };
 
 impl FleetStore for Etcd {
@@ -93,7 +93,7 @@ fn next<T>(progress: Progress<T>) -> store::Progress<T> {
 fn reply(share: Share) -> TxnResult {
     match share.0.downcast::<TxnResult>() {
         Ok(reply) => *reply,
-        Err(_) => Err(Failure::Etcd(FleetError::Malformed(
+        Err(_) => Err(Failure::Etcd(StoreError::Malformed(
             "a share of another store's answer",
         ))),
     }

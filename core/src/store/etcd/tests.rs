@@ -170,7 +170,7 @@ fn respond<F: Feed>(op: &mut F, response: Response) -> Progress<F::Out> {
     op.feed(Answered::Json(response))
 }
 
-fn error<T: fmt::Debug>(progress: Progress<T>) -> FleetError {
+fn error<T: fmt::Debug>(progress: Progress<T>) -> StoreError {
     match progress {
         Progress::Done(Err(error)) => error,
         other => panic!("expected an error, got {other:?}"),
@@ -212,7 +212,7 @@ fn values_are_34_bytes_and_decode_strictly() {
         &bad_format,
         b"",
     ] {
-        assert_eq!(decode_value(bad), Err(FleetError::Corrupt), "{bad:?}");
+        assert_eq!(decode_value(bad), Err(StoreError::Corrupt), "{bad:?}");
     }
 }
 
@@ -323,12 +323,12 @@ fn a_missing_lease_is_granted_then_the_transaction_resent() {
     call(respond(&mut op2, status(412, LEASE_THERE)));
     assert!(matches!(
         error(respond(&mut op2, status(404, LEASE_MISSING))),
-        FleetError::Unavailable(_)
+        StoreError::Unavailable(_)
     ));
     // A failed grant is a store error.
     assert!(matches!(
         error(respond(&mut op, status(503, "no healthy upstream"))),
-        FleetError::Unavailable(d) if d == "HTTP 503: no healthy upstream"
+        StoreError::Unavailable(d) if d == "HTTP 503: no healthy upstream"
     ));
 }
 
@@ -496,7 +496,7 @@ fn endless_contention_gives_up() {
     }
     assert_eq!(
         error(respond(&mut op, ok(&failed_with(&key, &failed, 99)))),
-        FleetError::Contention
+        StoreError::Contention
     );
 }
 
@@ -525,19 +525,19 @@ fn bad_answers_are_store_errors_never_panics() {
     for (response, what) in garbage {
         let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
         match error(respond(&mut op, response)) {
-            FleetError::Malformed(detail) => assert!(detail.contains(what), "{detail}"),
+            StoreError::Malformed(detail) => assert!(detail.contains(what), "{detail}"),
             other => panic!("{what}: {other:?}"),
         }
     }
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     assert_eq!(
         error(respond(&mut op, ok(&failed_with(&key, b"short", 3)))),
-        FleetError::Corrupt
+        StoreError::Corrupt
     );
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     assert_eq!(
         error(respond(&mut op, status(504, "upstream request timeout"))),
-        FleetError::Timeout
+        StoreError::Timeout
     );
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     let reset = Response {
@@ -546,19 +546,19 @@ fn bad_answers_are_store_errors_never_panics() {
     };
     assert!(matches!(
         error(respond(&mut op, reset)),
-        FleetError::Unavailable(_)
+        StoreError::Unavailable(_)
     ));
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     let unavailable = r#"{"error":"etcdserver: request timed out","code":14}"#;
     assert_eq!(
         error(respond(&mut op, status(503, unavailable))),
-        FleetError::Unavailable("HTTP 503: etcdserver: request timed out".into())
+        StoreError::Unavailable("HTTP 503: etcdserver: request timed out".into())
     );
     // Envoy's own text replies are quoted, bounded and escaped.
     let (mut op, _) = reserve(&e, &id(1), &fp('a'), T0);
     let long = format!("upstream connect error\n{}", "x".repeat(500));
     match error(respond(&mut op, status(503, &long))) {
-        FleetError::Unavailable(detail) => {
+        StoreError::Unavailable(detail) => {
             assert!(
                 detail.starts_with("HTTP 503: upstream connect error\\n"),
                 "{detail}"
@@ -698,7 +698,7 @@ fn a_settle_after_a_takeover_settles_the_same_requests_claim() {
     let mut op = e.settle(&id(1), ours, Outcome::Delivered, now).unwrap();
     assert!(matches!(
         respond(&mut op, status(503, "no healthy upstream")),
-        Progress::Done(Err(FleetError::Unavailable(_)))
+        Progress::Done(Err(StoreError::Unavailable(_)))
     ));
 }
 
@@ -720,7 +720,7 @@ fn a_reservation_sent_again_knows_its_own_claim_when_it_landed() {
     let e = etcd();
     let key = e.key(&id(1));
     let (mut op, first) = reserve(&e, &id(1), &fp('a'), T0);
-    assert_eq!(error(respond(&mut op, timed_out())), FleetError::Timeout);
+    assert_eq!(error(respond(&mut op, timed_out())), StoreError::Timeout);
     // The same transaction again: it finds the first one applied, under our token.
     assert_eq!(op.request().call(Api::Json), first);
     let fresh = TIMING.first_sight(&fp('a'), T0);
@@ -781,7 +781,7 @@ fn a_reservation_given_up_fences_a_late_create_with_the_claim_settled() {
     // An error leaves it to be sent again, unchanged.
     assert!(matches!(
         error(respond(&mut resolve, timed_out())),
-        FleetError::Timeout
+        StoreError::Timeout
     ));
     assert_eq!(resolve.request().call(Api::Json), fence);
     assert_eq!(
@@ -967,13 +967,13 @@ fn on_the_seam_a_batch_is_shared_out_in_order_and_a_stray_share_is_refused() {
     let first = shares.into_iter().next().unwrap();
     assert!(matches!(
         op.on_share(first),
-        Next::Done(Err(FleetError::Unavailable(_)))
+        Next::Done(Err(StoreError::Unavailable(_)))
     ));
     assert!(op.resolve(Outcome::Failed).is_some());
     let mut other = e.begin_reserve(&id(3), &fp('c'), T0, CLAIM);
     assert_eq!(
         other.on_share(Share(Box::new(0u8))),
-        Next::Done(Err(FleetError::Malformed(
+        Next::Done(Err(StoreError::Malformed(
             "a share of another store's answer"
         )))
     );
