@@ -17,8 +17,8 @@ use crate::providers::vobiz::voice::{Family, V3Construction};
 use crate::providers::{generic, Time};
 use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
-use crate::store::etcd::{Api, Etcd};
-use crate::store::{FleetStore, OnError};
+use crate::store::etcd::Api;
+use crate::store::{self, FleetStore, Kind, OnError, Scope};
 use crate::timestamp::{Edges, Freshness};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,24 +186,32 @@ struct RawStore {
     attempts: Option<u8>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-enum StoreKind {
-    SharedData,
-    Etcd,
-}
+/// `replay.store.type`: `shared_data` (`None`), or a fleet-wide store of [`store::KINDS`].
+struct StoreKind(Option<&'static Kind>);
 
-const DEFAULT_KEY_PREFIX: &str = "/callback-guard/";
-/// A round trip to etcd on a healthy cluster takes a few milliseconds; a quarter second
-/// rides out a slow fsync without holding callbacks long.
-const DEFAULT_STORE_TIMEOUT_MS: u32 = 250;
-const MAX_STORE_TIMEOUT_MS: u32 = 30_000;
-/// 25 leases live at a time for a 24 h window; keys outlive their window by at most this.
-const DEFAULT_LEASE_BUCKET_SECS: u32 = 3600;
-/// Two callouts of half the budget each: a member that does not answer (stopped, cut off)
-/// leaves time to ask another before the provider is answered 503.
-const DEFAULT_STORE_ATTEMPTS: u8 = 2;
-const MAX_STORE_ATTEMPTS: u8 = 4;
+/// Every store type, for the error that names an unknown one.
+const STORE_TYPES: [&str; store::KINDS.len() + 1] = {
+    let mut names = ["shared_data"; store::KINDS.len() + 1];
+    let mut i = 0;
+    while i < store::KINDS.len() {
+        names[i + 1] = store::KINDS[i].name;
+        i += 1;
+    }
+    names
+};
+
+impl<'de> Deserialize<'de> for StoreKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == STORE_TYPES[0] {
+            return Ok(StoreKind(None));
+        }
+        match store::KINDS.iter().find(|kind| kind.name == name) {
+            Some(kind) => Ok(StoreKind(Some(kind))),
+            None => Err(serde::de::Error::unknown_variant(&name, &STORE_TYPES)),
+        }
+    }
+}
 
 fn default_window() -> Duration {
     Duration(24 * 3600)
@@ -645,7 +653,7 @@ fn compile_store(
     timing: Timing,
 ) -> Result<Option<Box<dyn FleetStore>>, ConfigError> {
     let at = |name: &str| format!("{field}.{name}");
-    let etcd_only = [
+    let set = [
         ("cluster", raw.cluster.is_some()),
         ("authority", raw.authority.is_some()),
         ("key_prefix", raw.key_prefix.is_some()),
@@ -655,70 +663,38 @@ fn compile_store(
         ("api", raw.api.is_some()),
         ("attempts", raw.attempts.is_some()),
     ];
-    if raw.kind == StoreKind::SharedData {
-        return match etcd_only.iter().find(|(_, set)| *set) {
-            Some((name, _)) => Err(error(at(name), "applies only to type etcd")),
-            None => Ok(None),
-        };
+    let reads = |kind: Option<&Kind>, name: &str| kind.is_some_and(|k| k.reads.contains(&name));
+    if let Some((name, _)) = set
+        .iter()
+        .find(|(name, set)| *set && !reads(raw.kind.0, name))
+    {
+        let readers: Vec<&str> = store::KINDS
+            .iter()
+            .filter(|kind| reads(Some(kind), name))
+            .map(|kind| kind.name)
+            .collect();
+        return Err(error(
+            at(name),
+            format!("applies only to type {}", readers.join(" or ")),
+        ));
     }
-    // Printable, no spaces: these go into Envoy's callout headers and etcd keys verbatim.
-    let visible = |text: &str, max: usize| {
-        !text.is_empty() && text.len() <= max && text.bytes().all(|b| b.is_ascii_graphic())
+    let Some(kind) = raw.kind.0 else {
+        return Ok(None);
     };
-    let Some(cluster) = raw.cluster else {
-        return Err(error(at("cluster"), "is required for type etcd"));
+    let settings = store::Settings {
+        cluster: raw.cluster,
+        authority: raw.authority,
+        key_prefix: raw.key_prefix,
+        timeout_ms: raw.timeout.map(|t| t.0),
+        on_error: raw.on_error,
+        lease_bucket_secs: raw.lease_bucket.map(|b| b.0),
+        api: raw.api,
+        attempts: raw.attempts,
     };
-    if !visible(&cluster, 255) {
-        return Err(error(
-            at("cluster"),
-            "must be the name of an Envoy cluster: 1-255 visible ASCII characters",
-        ));
-    }
-    let authority = raw.authority.unwrap_or_else(|| cluster.clone());
-    if !visible(&authority, 255) || authority.contains('/') {
-        return Err(error(
-            at("authority"),
-            "must be host[:port]: 1-255 visible ASCII characters without '/'",
-        ));
-    }
-    let key_prefix = raw
-        .key_prefix
-        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_string());
-    if !visible(&key_prefix, 128) || !key_prefix.ends_with('/') {
-        return Err(error(
-            at("key_prefix"),
-            "must be 1-128 visible ASCII characters ending with '/'",
-        ));
-    }
-    let timeout_ms = raw.timeout.map_or(DEFAULT_STORE_TIMEOUT_MS, |t| t.0);
-    if timeout_ms == 0 || timeout_ms > MAX_STORE_TIMEOUT_MS {
-        return Err(error(at("timeout"), "must be between 1ms and 30s"));
-    }
-    let lease_bucket = raw.lease_bucket.map_or(DEFAULT_LEASE_BUCKET_SECS, |b| b.0);
-    if lease_bucket == 0 {
-        return Err(error(at("lease_bucket"), "must be at least 1s"));
-    }
-    let attempts = raw.attempts.unwrap_or(DEFAULT_STORE_ATTEMPTS);
-    if !(1..=MAX_STORE_ATTEMPTS).contains(&attempts) {
-        return Err(error(
-            at("attempts"),
-            format!("must be 1 to {MAX_STORE_ATTEMPTS} (callouts sharing the timeout)"),
-        ));
-    }
-    Ok(Some(Box::new(
-        Etcd::new(
-            cluster,
-            authority,
-            &key_prefix,
-            route,
-            timing,
-            timeout_ms,
-            raw.on_error.unwrap_or_default(),
-            lease_bucket,
-        )
-        .with_api(raw.api.unwrap_or_default())
-        .with_attempts(attempts),
-    )))
+    let scope = Scope { route, timing };
+    (kind.compile)(settings, &scope)
+        .map(Some)
+        .map_err(|(name, problem)| error(at(name), problem))
 }
 
 /// A scheme's signed time is checked by default with its SDK's window (WhatsApp's
@@ -914,6 +890,7 @@ mod tests {
     use crate::providers::twilio::Twilio;
     use crate::providers::vobiz::voice::{Brand, VoiceScheme};
     use crate::providers::vobiz::WhatsApp;
+    use crate::store::etcd::Etcd;
     use crate::timestamp::FIVE_MINUTES;
 
     fn env(name: &str) -> Option<String> {
@@ -1484,6 +1461,40 @@ mod tests {
             Some(etcd) => etcd,
             None => panic!("not an etcd store"),
         }
+    }
+
+    #[test]
+    fn every_store_field_is_refused_by_the_types_that_do_not_read_it() {
+        let value = |name: &str| match name {
+            "timeout" | "lease_bucket" => serde_json::json!("1s"),
+            "attempts" => serde_json::json!(2),
+            "on_error" => serde_json::json!("fail_open"),
+            "api" => serde_json::json!("grpc"),
+            _ => serde_json::json!("x"),
+        };
+        for name in store::KINDS.iter().flat_map(|kind| kind.reads.iter()) {
+            let readers: Vec<&str> = store::KINDS
+                .iter()
+                .filter(|kind| kind.reads.contains(name))
+                .map(|kind| kind.name)
+                .collect();
+            let mut raw = serde_json::json!({"type": "shared_data"});
+            raw[name] = value(name);
+            assert_eq!(
+                err(store(raw)),
+                format!(
+                    "routes[0].replay.store.{name}: applies only to type {}",
+                    readers.join(" or ")
+                )
+            );
+        }
+        let unknown = err(store(serde_json::json!({"type": "redis"})));
+        assert!(
+            unknown.starts_with(
+                "routes[0].replay.store.type: unknown variant `redis`, expected `shared_data` or `etcd` at"
+            ),
+            "{unknown}"
+        );
     }
 
     #[test]

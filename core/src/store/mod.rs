@@ -23,6 +23,47 @@ use crate::replay::{Outcome, Record, Reservation, State, Timing};
 
 pub mod etcd;
 
+/// Every `replay.store.type` a route can name besides `shared_data` (this Envoy's memory
+/// alone), each built by its own module. Adding a store: its module exports a [`Kind`],
+/// and this gets one line.
+pub const KINDS: &[&Kind] = &[&etcd::KIND];
+
+/// A fleet-wide store as the configuration knows it.
+pub struct Kind {
+    /// Its `replay.store.type`.
+    pub name: &'static str,
+    /// The `replay.store` fields it reads; the parser refuses the others, naming the types
+    /// that read them.
+    pub reads: &'static [&'static str],
+    /// Builds the route's store; an error names the field (one of `reads`) and why.
+    pub compile: fn(Settings, &Scope) -> Built,
+}
+
+/// A route's store, or what is wrong with its settings: the `replay.store` field, and why.
+pub type Built = Result<Box<dyn FleetStore>, (&'static str, String)>;
+
+/// The `replay.store` fields, as the route's configuration set them (`None`: left to the
+/// store's default). Each store reads the ones its [`Kind`] lists.
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub cluster: Option<String>,
+    pub authority: Option<String>,
+    pub key_prefix: Option<String>,
+    pub timeout_ms: Option<u32>,
+    pub on_error: Option<OnError>,
+    pub lease_bucket_secs: Option<u32>,
+    pub api: Option<etcd::Api>,
+    pub attempts: Option<u8>,
+}
+
+/// What a route's store is for: the route (its name scopes the store's keys) and the
+/// replay timing its records follow.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub route: &'a str,
+    pub timing: Timing,
+}
+
 /// A fleet-wide replay store as the verdict, the glue and the metrics see it.
 pub trait FleetStore: Any + Send + Sync {
     /// The `replay.store.type` it is configured by.

@@ -63,10 +63,12 @@ mod grpc;
 mod json;
 mod ops;
 mod seam;
+mod settings;
 pub use super::{RoundTrip, Settled};
 pub use grpc::GrpcResponse;
 pub use json::Response;
 pub use ops::{Followup, ReserveOp, ResolveOp, SettleOp};
+pub use settings::KIND;
 
 /// Bytes of one stored value: format, fingerprint, expires_at, deadline, state, claim.
 pub const VALUE_SIZE: usize = 1 + 16 + 4 + 4 + 1 + 8;
