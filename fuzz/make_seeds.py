@@ -197,6 +197,7 @@ for name, data in [
       ("twitch-eventsub-message-type", "webhook_callback_verification"),
       ("twitch-eventsub-message-signature", "sha256=" + hmac256(b"m1", b"2026-03-25T10:00:00.5Z", b'{"challenge":"c1"}').hex())],
       b'{"challenge":"c1"}')),
+  ("bitbucket", seed(22, [("x-hub-signature", "sha256=" + hmac256(PB).hex()), ("x-event-key", "repo:push")])),
   ("meta-subscribe", seed(5, [(":method", "GET"), (":path", "/hook?hub.mode=subscribe&hub.verify_token=fuzz-verify-token&hub.challenge=42")], b"")),
 ]:
     write("providers", name, data)

@@ -22,7 +22,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 22] = [
+const SCHEMES: [&str; 23] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -45,6 +45,7 @@ const SCHEMES: [&str; 22] = [
     "twitch",
     "discord",
     "sendgrid",
+    "bitbucket",
 ];
 /// The key the seeds are signed with (`whsec_` + base64 of it for the Svix family; for the
 /// public-key schemes, the private key is derived from it: an Ed25519 seed, a P-256 scalar).
@@ -139,6 +140,10 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
                 _ => false,
             }
         }
+        "bitbucket" => get("x-hub-signature").is_some_and(|v| {
+            v.strip_prefix(b"sha256=")
+                .is_some_and(|h| h.eq_ignore_ascii_case(hex(&mac(&[body])).as_bytes()))
+        }),
         "razorpay" => get("x-razorpay-signature")
             .is_some_and(|h| h.eq_ignore_ascii_case(hex(&mac(&[body])).as_bytes())),
         // Signature lists and URL signing: verified by the unit and e2e tests; here the
