@@ -94,16 +94,6 @@ pub const TWITCH: Entry = signs!(
     signer!(Preset::Twitch)
 );
 
-/// A preset's endpoint check, answered at the edge once the request verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handshake {
-    /// `endpoint.url_validation`: `{"plainToken", "encryptedToken": hex HMAC(plainToken)}`.
-    ZoomUrlValidation,
-    /// `Twitch-Eventsub-Message-Type: webhook_callback_verification`: the challenge, as
-    /// plain text.
-    TwitchCallbackVerification,
-}
-
 /// HubSpot's docs list these escapes as decoded in the URI it signs.
 const HUBSPOT_UNESCAPED: &str = ":/?@!$'()*,;";
 
@@ -293,14 +283,11 @@ impl Preset {
         .into_bytes()
     }
 
+    /// The preset's endpoint check, answered at the edge once the request verified.
     fn handshake(self) -> Option<generic::Handshake> {
         match self {
-            Preset::Zoom => {
-                Some(|head, body, key| Handshake::ZoomUrlValidation.reply(head, body, key))
-            }
-            Preset::Twitch => {
-                Some(|head, body, key| Handshake::TwitchCallbackVerification.reply(head, body, key))
-            }
+            Preset::Zoom => Some(zoom_url_validation),
+            Preset::Twitch => Some(twitch_callback_verification),
             _ => None,
         }
     }
@@ -324,54 +311,56 @@ impl Preset {
     }
 }
 
-impl Handshake {
-    pub fn reply(
-        self,
-        head: &RequestHead,
-        body: &[u8],
-        key: Option<&Key>,
-    ) -> Result<Option<Reply>, Rejection> {
-        match self {
-            Handshake::ZoomUrlValidation => {
-                let Some(event) = json_with(body, b"endpoint.url_validation") else {
-                    return Ok(None);
-                };
-                if event.get("event").and_then(Value::as_str) != Some("endpoint.url_validation") {
-                    return Ok(None);
-                }
-                let plain = json_challenge(event.get("payload").and_then(|p| p.get("plainToken")))?;
-                let Some(key) = key else {
-                    return Ok(None);
-                };
-                let encrypted = hex(&key.mac(&[plain.as_bytes()]));
-                Ok(Some(Reply::json(
-                    "url_validation",
-                    &[("plainToken", plain), ("encryptedToken", &encrypted)],
-                )))
-            }
-            Handshake::TwitchCallbackVerification => {
-                // The message type is not signed: a challenge is answered only when the
-                // header and the signed body agree, and a header that claims one without
-                // it is refused rather than forwarded under a false type.
-                match head.lookup("twitch-eventsub-message-type") {
-                    Lookup::One(b"webhook_callback_verification") => {}
-                    Lookup::Duplicate => {
-                        return Err(Rejection::new(
-                            Reason::DuplicateHeader,
-                            "twitch-eventsub-message-type appears more than once",
-                        ))
-                    }
-                    _ => return Ok(None),
-                }
-                let event = json_with(body, b"\"challenge\"").unwrap_or_default();
-                let challenge = json_challenge(event.get("challenge"))?;
-                Ok(Some(Reply::text(
-                    "callback_verification",
-                    challenge.as_bytes(),
-                )))
-            }
-        }
+/// Zoom's `endpoint.url_validation`: `{"plainToken", "encryptedToken": hex
+/// HMAC(plainToken)}`.
+fn zoom_url_validation(
+    _head: &RequestHead,
+    body: &[u8],
+    key: Option<&Key>,
+) -> Result<Option<Reply>, Rejection> {
+    let Some(event) = json_with(body, b"endpoint.url_validation") else {
+        return Ok(None);
+    };
+    if event.get("event").and_then(Value::as_str) != Some("endpoint.url_validation") {
+        return Ok(None);
     }
+    let plain = json_challenge(event.get("payload").and_then(|p| p.get("plainToken")))?;
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let encrypted = hex(&key.mac(&[plain.as_bytes()]));
+    Ok(Some(Reply::json(
+        "url_validation",
+        &[("plainToken", plain), ("encryptedToken", &encrypted)],
+    )))
+}
+
+/// Twitch's `Twitch-Eventsub-Message-Type: webhook_callback_verification`: the challenge,
+/// as plain text.
+fn twitch_callback_verification(
+    head: &RequestHead,
+    body: &[u8],
+    _key: Option<&Key>,
+) -> Result<Option<Reply>, Rejection> {
+    // The message type is not signed: a challenge is answered only when the header and
+    // the signed body agree, and a header that claims one without it is refused rather
+    // than forwarded under a false type.
+    match head.lookup("twitch-eventsub-message-type") {
+        Lookup::One(b"webhook_callback_verification") => {}
+        Lookup::Duplicate => {
+            return Err(Rejection::new(
+                Reason::DuplicateHeader,
+                "twitch-eventsub-message-type appears more than once",
+            ))
+        }
+        _ => return Ok(None),
+    }
+    let event = json_with(body, b"\"challenge\"").unwrap_or_default();
+    let challenge = json_challenge(event.get("challenge"))?;
+    Ok(Some(Reply::text(
+        "callback_verification",
+        challenge.as_bytes(),
+    )))
 }
 
 #[cfg(test)]
@@ -600,8 +589,7 @@ mod tests {
         let h = headers(&[]);
         let head = RequestHead::new(&h);
         let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1700000000000,"event":"endpoint.url_validation"}"#;
-        let reply = Handshake::ZoomUrlValidation
-            .reply(&head, body, Some(&key))
+        let reply = zoom_url_validation(&head, body, Some(&key))
             .unwrap()
             .unwrap();
         let reply: Value = serde_json::from_slice(&reply.body).unwrap();
@@ -611,16 +599,10 @@ mod tests {
             "encryptedToken": "bd48235863f4a6323ccc4963c594908b7c97f88b4a6a95278f4f093690b12726"})
         );
         let other = br#"{"event":"meeting.started","payload":{"plainToken":"x"}}"#;
-        assert_eq!(
-            Handshake::ZoomUrlValidation
-                .reply(&head, other, Some(&key))
-                .unwrap(),
-            None
-        );
+        assert_eq!(zoom_url_validation(&head, other, Some(&key)).unwrap(), None);
         let empty = br#"{"event":"endpoint.url_validation","payload":{}}"#;
         assert_eq!(
-            Handshake::ZoomUrlValidation
-                .reply(&head, empty, Some(&key))
+            zoom_url_validation(&head, empty, Some(&key))
                 .unwrap_err()
                 .reason,
             Reason::MalformedBody
@@ -631,7 +613,7 @@ mod tests {
     fn twitch_answers_a_challenge_only_when_header_and_body_agree() {
         let verify = |kind: &[(&str, &str)], body: &[u8]| {
             let h = headers(kind);
-            Handshake::TwitchCallbackVerification.reply(&RequestHead::new(&h), body, None)
+            twitch_callback_verification(&RequestHead::new(&h), body, None)
         };
         let kind = [(
             "twitch-eventsub-message-type",
