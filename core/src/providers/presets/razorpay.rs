@@ -1,0 +1,52 @@
+//! Razorpay: `X-Razorpay-Signature` is the hex HMAC-SHA256 of the body under the webhook
+//! secret; a retry is the same body, so the same delivery.
+//!
+//! | signed message (the identity) | time (default window) | body | dispatch headers bound |
+//! | --- | --- | --- | --- |
+//! | body | none | JSON object | `X-Razorpay-Event-Id` |
+
+use serde_json::{json, Value};
+
+#[cfg(test)]
+use super::tests::{Vector, BODY_B};
+use super::{body_hex, entry, Preset};
+use crate::providers::entry::Entry;
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{self, Outgoing, Signing};
+
+pub const PRESET: Preset = Preset::new("razorpay", description);
+
+pub const ENTRY: Entry = entry!(PRESET, example, headers);
+
+fn description() -> Value {
+    let mut description = body_hex("X-Razorpay-Signature", "");
+    description["dispatch_headers"] = json!(["X-Razorpay-Event-Id"]);
+    description
+}
+
+/// The event's id.
+#[cfg(any(test, feature = "sign"))]
+fn headers(out: &mut Outgoing, id: &str) {
+    out.default_header("x-razorpay-event-id", id);
+}
+
+/// A `payment.captured` event.
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    let (short, now) = (sign::base62(&signing.random, 14), signing.now);
+    format!(
+        r#"{{"entity":"event","account_id":"acc_{short}","event":"payment.captured","contains":["payment"],"payload":{{"payment":{{"entity":{{"id":"pay_{short}","amount":1000}}}}}},"created_at":{now}}}"#
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+pub(super) const VECTOR: Vector = Vector::new(
+    &PRESET,
+    "razorpay_webhook_secret",
+    &[(
+        "x-razorpay-signature",
+        "be67cd7d7c76048d32a679655d24c3d8380874be0dabb8646b08c1bc327502f5",
+    )],
+    BODY_B,
+);
