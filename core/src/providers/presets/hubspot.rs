@@ -7,8 +7,6 @@
 //! | --- | --- | --- | --- |
 //! | method ‖ URL (HubSpot's escapes decoded) ‖ body ‖ timestamp | timestamp header (ms), 5 min, at the SDK's edge (floored, strict) | JSON array | |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
@@ -16,24 +14,21 @@ use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Signing};
 
-/// HubSpot's docs list these escapes as decoded in the URI it signs.
-const UNESCAPED: &str = ":/?@!$'()*,;";
-
-pub const PRESET: Preset = Preset::new("hubspot", description).signing_the_url();
+pub const PRESET: Preset = Preset::new("hubspot", DESCRIPTION).signing_the_url();
 
 pub const ENTRY: Entry = entry!(PRESET, example);
 
-fn description() -> Value {
-    json!({
-        "signature": {"header": "X-HubSpot-Signature-v3"},
-        "encoding": "base64",
-        "message": ["method", {"url_unescaping": UNESCAPED}, "body",
-                    {"header": "X-HubSpot-Request-Timestamp"}],
-        "timestamp": {"header": "X-HubSpot-Request-Timestamp", "format": "milliseconds",
-                      "edges": "floored_time_strict_age"},
-        "body": "json_array",
-    })
-}
+/// The preset as a `generic` block; HubSpot's docs list the escapes `url_unescaping` decodes
+/// as decoded in the URI it signs.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "X-HubSpot-Signature-v3"},
+    "encoding": "base64",
+    "message": ["method", {"url_unescaping": ":/?@!$'()*,;"}, "body",
+                {"header": "X-HubSpot-Request-Timestamp"}],
+    "timestamp": {"header": "X-HubSpot-Request-Timestamp", "format": "milliseconds",
+                  "edges": "floored_time_strict_age"},
+    "body": "json_array"
+}"#;
 
 /// A batch of one `contact.creation` event (HubSpot posts an array of them).
 #[cfg(any(test, feature = "sign"))]

@@ -5,24 +5,25 @@
 //! | --- | --- | --- | --- |
 //! | body (HMAC-SHA1) | none | JSON object | |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::{Vector, BODY_B};
-use super::{body_hex, entry, Preset};
+use super::{entry, Preset};
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::Signing;
 
-pub const PRESET: Preset = Preset::new("intercom", description);
+pub const PRESET: Preset = Preset::new("intercom", DESCRIPTION);
 
 pub const ENTRY: Entry = entry!(PRESET, example);
 
-fn description() -> Value {
-    let mut description = body_hex("X-Hub-Signature", "sha1=");
-    description["algorithm"] = json!("sha1");
-    description
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "X-Hub-Signature", "prefix": "sha1="},
+    "encoding": "hex",
+    "message": ["body"],
+    "body": "json_object",
+    "algorithm": "sha1"
+}"#;
 
 /// A `conversation.user.created` notification.
 #[cfg(any(test, feature = "sign"))]

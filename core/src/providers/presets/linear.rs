@@ -6,8 +6,6 @@
 //! | --- | --- | --- | --- |
 //! | body | `webhookTimestamp` body field (ms), ±60 s (the SDK's) | JSON object | `Linear-Event` |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::Vector;
 use super::{entry, Preset};
@@ -15,21 +13,20 @@ use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Outgoing, Signing};
 
-pub const PRESET: Preset = Preset::new("linear", description);
+pub const PRESET: Preset = Preset::new("linear", DESCRIPTION);
 
 pub const ENTRY: Entry = entry!(PRESET, example, headers);
 
-fn description() -> Value {
-    json!({
-        "signature": {"header": "Linear-Signature"},
-        "encoding": "hex",
-        "message": ["body"],
-        "timestamp": {"body_field": "webhookTimestamp", "format": "milliseconds",
-                      "max_age_secs": 60, "max_future_secs": 60},
-        "dispatch_headers": ["Linear-Event"],
-        "body": "json_object",
-    })
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "Linear-Signature"},
+    "encoding": "hex",
+    "message": ["body"],
+    "timestamp": {"body_field": "webhookTimestamp", "format": "milliseconds",
+                  "max_age_secs": 60, "max_future_secs": 60},
+    "dispatch_headers": ["Linear-Event"],
+    "body": "json_object"
+}"#;
 
 /// The event's type and the delivery's id.
 #[cfg(any(test, feature = "sign"))]

@@ -6,8 +6,6 @@
 //! | --- | --- | --- | --- |
 //! | `ts` item ‖ `:` ‖ body (re-signed per attempt; no other list entries) | `ts` item, ±5 s (the SDK's) | JSON object | |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
@@ -15,20 +13,19 @@ use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Signing};
 
-pub const PRESET: Preset = Preset::new("paddle", description);
+pub const PRESET: Preset = Preset::new("paddle", DESCRIPTION);
 
 pub const ENTRY: Entry = entry!(PRESET, example);
 
-fn description() -> Value {
-    json!({
-        "signature": {"header": "Paddle-Signature",
-                      "list": {"separator": ";", "entry": "key=value", "label": "h1", "strict": true}},
-        "encoding": "hex",
-        "message": [{"item": "ts"}, {"literal": ":"}, "body"],
-        "timestamp": {"item": "ts", "format": "seconds", "max_age_secs": 5, "max_future_secs": 5},
-        "body": "json_object",
-    })
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "Paddle-Signature",
+                  "list": {"separator": ";", "entry": "key=value", "label": "h1", "strict": true}},
+    "encoding": "hex",
+    "message": [{"item": "ts"}, {"literal": ":"}, "body"],
+    "timestamp": {"item": "ts", "format": "seconds", "max_age_secs": 5, "max_future_secs": 5},
+    "body": "json_object"
+}"#;
 
 /// A `transaction.completed` event.
 #[cfg(any(test, feature = "sign"))]

@@ -6,8 +6,6 @@
 //! | --- | --- | --- | --- |
 //! | body | none | JSON object | `X-Webhook-Subscription` |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
@@ -15,20 +13,19 @@ use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Outgoing, Signing};
 
-pub const PRESET: Preset = Preset::new("pagerduty", description);
+pub const PRESET: Preset = Preset::new("pagerduty", DESCRIPTION);
 
 pub const ENTRY: Entry = entry!(PRESET, example, headers);
 
-fn description() -> Value {
-    json!({
-        "signature": {"header": "X-PagerDuty-Signature",
-                      "list": {"separator": ",", "trim": true, "entry": "key=value", "label": "v1"}},
-        "encoding": "hex",
-        "message": ["body"],
-        "dispatch_headers": ["X-Webhook-Subscription"],
-        "body": "json_object",
-    })
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "X-PagerDuty-Signature",
+                  "list": {"separator": ",", "trim": true, "entry": "key=value", "label": "v1"}},
+    "encoding": "hex",
+    "message": ["body"],
+    "dispatch_headers": ["X-Webhook-Subscription"],
+    "body": "json_object"
+}"#;
 
 /// The subscription the event is for.
 #[cfg(any(test, feature = "sign"))]

@@ -5,24 +5,25 @@
 //! | --- | --- | --- | --- |
 //! | body | none | JSON object | `X-Razorpay-Event-Id` |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::{Vector, BODY_B};
-use super::{body_hex, entry, Preset};
+use super::{entry, Preset};
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Outgoing, Signing};
 
-pub const PRESET: Preset = Preset::new("razorpay", description);
+pub const PRESET: Preset = Preset::new("razorpay", DESCRIPTION);
 
 pub const ENTRY: Entry = entry!(PRESET, example, headers);
 
-fn description() -> Value {
-    let mut description = body_hex("X-Razorpay-Signature", "");
-    description["dispatch_headers"] = json!(["X-Razorpay-Event-Id"]);
-    description
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "X-Razorpay-Signature", "prefix": ""},
+    "encoding": "hex",
+    "message": ["body"],
+    "body": "json_object",
+    "dispatch_headers": ["X-Razorpay-Event-Id"]
+}"#;
 
 /// The event's id.
 #[cfg(any(test, feature = "sign"))]

@@ -6,8 +6,6 @@
 //! | --- | --- | --- | --- |
 //! | notification URL ‖ body | none | JSON object | `square-environment` |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
@@ -15,19 +13,18 @@ use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Outgoing, Signing};
 
-pub const PRESET: Preset = Preset::new("square", description).signing_the_url();
+pub const PRESET: Preset = Preset::new("square", DESCRIPTION).signing_the_url();
 
 pub const ENTRY: Entry = entry!(PRESET, example, headers);
 
-fn description() -> Value {
-    json!({
-        "signature": {"header": "X-Square-Hmacsha256-Signature"},
-        "encoding": "base64",
-        "message": ["url", "body"],
-        "dispatch_headers": ["square-environment"],
-        "body": "json_object",
-    })
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "X-Square-Hmacsha256-Signature"},
+    "encoding": "base64",
+    "message": ["url", "body"],
+    "dispatch_headers": ["square-environment"],
+    "body": "json_object"
+}"#;
 
 /// The environment the event comes from.
 #[cfg(any(test, feature = "sign"))]

@@ -7,8 +7,6 @@
 //! | --- | --- | --- | --- |
 //! | message id ‖ timestamp ‖ body | timestamp (RFC 3339), 10 min past (Twitch's advice), 5 min ahead | JSON object | message type, subscription type and version |
 
-use serde_json::{json, Value};
-
 #[cfg(test)]
 use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
@@ -20,23 +18,22 @@ use crate::providers::{json_challenge, json_with, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
-pub const PRESET: Preset = Preset::new("twitch", description).answering(callback_verification);
+pub const PRESET: Preset = Preset::new("twitch", DESCRIPTION).answering(callback_verification);
 
 pub const ENTRY: Entry = entry!(PRESET, example, headers);
 
-fn description() -> Value {
-    json!({
-        "signature": {"header": "Twitch-Eventsub-Message-Signature", "prefix": "sha256="},
-        "encoding": "hex",
-        "message": [{"header": "Twitch-Eventsub-Message-Id"},
-                    {"header": "Twitch-Eventsub-Message-Timestamp"}, "body"],
-        "timestamp": {"header": "Twitch-Eventsub-Message-Timestamp", "format": "rfc3339",
-                      "max_age_secs": 600, "max_future_secs": 300},
-        "dispatch_headers": ["Twitch-Eventsub-Message-Type", "Twitch-Eventsub-Subscription-Type",
-                             "Twitch-Eventsub-Subscription-Version"],
-        "body": "json_object",
-    })
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "Twitch-Eventsub-Message-Signature", "prefix": "sha256="},
+    "encoding": "hex",
+    "message": [{"header": "Twitch-Eventsub-Message-Id"},
+                {"header": "Twitch-Eventsub-Message-Timestamp"}, "body"],
+    "timestamp": {"header": "Twitch-Eventsub-Message-Timestamp", "format": "rfc3339",
+                  "max_age_secs": 600, "max_future_secs": 300},
+    "dispatch_headers": ["Twitch-Eventsub-Message-Type", "Twitch-Eventsub-Subscription-Type",
+                         "Twitch-Eventsub-Subscription-Version"],
+    "body": "json_object"
+}"#;
 
 /// `Twitch-Eventsub-Message-Type: webhook_callback_verification`: the challenge, as plain
 /// text.

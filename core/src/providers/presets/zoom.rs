@@ -6,7 +6,7 @@
 //! | --- | --- | --- | --- |
 //! | `v0:` ‖ timestamp ‖ `:` ‖ body | timestamp header, ±5 min | JSON object | |
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[cfg(test)]
 use super::tests::Vector;
@@ -19,20 +19,19 @@ use crate::providers::{hex, json_challenge, json_with, Reply};
 use crate::request::RequestHead;
 use crate::verdict::Rejection;
 
-pub const PRESET: Preset = Preset::new("zoom", description).answering(url_validation);
+pub const PRESET: Preset = Preset::new("zoom", DESCRIPTION).answering(url_validation);
 
 pub const ENTRY: Entry = entry!(PRESET, example);
 
-fn description() -> Value {
-    json!({
-        "signature": {"header": "x-zm-signature", "prefix": "v0="},
-        "encoding": "hex",
-        "message": [{"literal": "v0:"}, {"header": "x-zm-request-timestamp"},
-                    {"literal": ":"}, "body"],
-        "timestamp": {"header": "x-zm-request-timestamp", "format": "seconds"},
-        "body": "json_object",
-    })
-}
+/// The preset as a `generic` block.
+const DESCRIPTION: &str = r#"{
+    "signature": {"header": "x-zm-signature", "prefix": "v0="},
+    "encoding": "hex",
+    "message": [{"literal": "v0:"}, {"header": "x-zm-request-timestamp"},
+                {"literal": ":"}, "body"],
+    "timestamp": {"header": "x-zm-request-timestamp", "format": "seconds"},
+    "body": "json_object"
+}"#;
 
 /// `endpoint.url_validation`: `{"plainToken", "encryptedToken": hex HMAC(plainToken)}`.
 fn url_validation(
@@ -86,6 +85,8 @@ pub(super) const VECTOR: Vector = Vector::new(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::keys::test_key;
     use crate::request::headers;
