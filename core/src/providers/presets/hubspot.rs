@@ -30,17 +30,6 @@ const DESCRIPTION: &str = r#"{
     "body": "json_array"
 }"#;
 
-/// A batch of one `contact.creation` event (HubSpot posts an array of them).
-#[cfg(any(test, feature = "sign"))]
-fn example(signing: &Signing) -> Vec<u8> {
-    let millis = i128::from(signing.now) * 1000;
-    format!(
-        r#"[{{"eventId":{},"subscriptionType":"contact.creation","portalId":62515,"occurredAt":{millis},"objectId":123}}]"#,
-        sign::number(&signing.random, 10)
-    )
-    .into_bytes()
-}
-
 #[cfg(test)]
 pub(super) const VECTOR: Vector = Vector::new(
     &PRESET,
@@ -58,6 +47,17 @@ pub(super) const VECTOR: Vector = Vector::new(
 )
 .from("https://example.com")
 .at(1_700_000_000);
+
+/// A batch of one `contact.creation` event (HubSpot posts an array of them).
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    let millis = i128::from(signing.now) * 1000;
+    format!(
+        r#"[{{"eventId":{},"subscriptionType":"contact.creation","portalId":62515,"occurredAt":{millis},"objectId":123}}]"#,
+        sign::number(&signing.random, 10)
+    )
+    .into_bytes()
+}
 
 #[cfg(test)]
 mod tests {

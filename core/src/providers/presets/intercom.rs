@@ -25,16 +25,6 @@ const DESCRIPTION: &str = r#"{
     "algorithm": "sha1"
 }"#;
 
-/// A `conversation.user.created` notification.
-#[cfg(any(test, feature = "sign"))]
-fn example(signing: &Signing) -> Vec<u8> {
-    let (id, now) = (signing.uuid(), signing.now);
-    format!(
-        r#"{{"type":"notification_event","topic":"conversation.user.created","id":"notif_{id}","created_at":{now},"data":{{"item":{{}}}}}}"#
-    )
-    .into_bytes()
-}
-
 #[cfg(test)]
 pub(super) const VECTOR: Vector = Vector::new(
     &PRESET,
@@ -45,3 +35,13 @@ pub(super) const VECTOR: Vector = Vector::new(
     )],
     BODY_B,
 );
+
+/// A `conversation.user.created` notification.
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    let (id, now) = (signing.uuid(), signing.now);
+    format!(
+        r#"{{"type":"notification_event","topic":"conversation.user.created","id":"notif_{id}","created_at":{now},"data":{{"item":{{}}}}}}"#
+    )
+    .into_bytes()
+}

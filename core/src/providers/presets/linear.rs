@@ -11,11 +11,15 @@ use super::tests::Vector;
 use super::{entry, Preset};
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{Outgoing, Signing};
+use crate::providers::sign::Signing;
 
 pub const PRESET: Preset = Preset::new("linear", DESCRIPTION);
 
-pub const ENTRY: Entry = entry!(PRESET, example, headers);
+/// Its signer sends the event's type and the delivery's id beside the signature.
+pub const ENTRY: Entry = entry!(PRESET, example, |out, id| {
+    out.default_header("linear-event", "Issue");
+    out.default_header("linear-delivery", id);
+});
 
 /// The preset as a `generic` block.
 const DESCRIPTION: &str = r#"{
@@ -28,23 +32,6 @@ const DESCRIPTION: &str = r#"{
     "body": "json_object"
 }"#;
 
-/// The event's type and the delivery's id.
-#[cfg(any(test, feature = "sign"))]
-fn headers(out: &mut Outgoing, id: &str) {
-    out.default_header("linear-event", "Issue");
-    out.default_header("linear-delivery", id);
-}
-
-/// An `Issue` created (the signer adds `webhookTimestamp`).
-#[cfg(any(test, feature = "sign"))]
-fn example(signing: &Signing) -> Vec<u8> {
-    let id = signing.uuid();
-    format!(
-        r#"{{"action":"create","type":"Issue","data":{{"id":"{id}","title":"Simulated"}},"webhookId":"{id}"}}"#
-    )
-    .into_bytes()
-}
-
 #[cfg(test)]
 pub(super) const VECTOR: Vector = Vector::new(
     &PRESET,
@@ -56,3 +43,13 @@ pub(super) const VECTOR: Vector = Vector::new(
     r#"{"action":"create","type":"Issue","webhookTimestamp":1700000000000,"webhookId":"wh_1"}"#,
 )
 .at(1_700_000_000);
+
+/// An `Issue` created (the signer adds `webhookTimestamp`).
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    let id = signing.uuid();
+    format!(
+        r#"{{"action":"create","type":"Issue","data":{{"id":"{id}","title":"Simulated"}},"webhookId":"{id}"}}"#
+    )
+    .into_bytes()
+}

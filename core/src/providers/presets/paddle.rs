@@ -27,6 +27,19 @@ const DESCRIPTION: &str = r#"{
     "body": "json_object"
 }"#;
 
+/// Its signature header lists a wrong signature before the right one.
+#[cfg(test)]
+pub(super) const VECTOR: Vector = Vector::new(
+    &PRESET,
+    "pdl_ntfset_01gkpjp8bkm3tm53kdgkx6sms7_6h3qd3uFSi9YCD3OLYAShQI90XTI5vEI",
+    &[(
+        "paddle-signature",
+        "ts=1700000000;h1=0000000000000000000000000000000000000000000000000000000000000000;h1=84b000dabe14d98c2d10b3459ee8c2bbe239a96fedf5227e7e7a3a5df1d1ef31",
+    )],
+    BODY_B,
+)
+.at(1_700_000_000);
+
 /// A `transaction.completed` event.
 #[cfg(any(test, feature = "sign"))]
 fn example(signing: &Signing) -> Vec<u8> {
@@ -37,13 +50,3 @@ fn example(signing: &Signing) -> Vec<u8> {
     )
     .into_bytes()
 }
-
-/// Its signature header lists a wrong signature before the right one.
-#[cfg(test)]
-pub(super) const VECTOR: Vector = Vector::new(
-    &PRESET,
-    "pdl_ntfset_01gkpjp8bkm3tm53kdgkx6sms7_6h3qd3uFSi9YCD3OLYAShQI90XTI5vEI",
-    &[("paddle-signature", "ts=1700000000;h1=0000000000000000000000000000000000000000000000000000000000000000;h1=84b000dabe14d98c2d10b3459ee8c2bbe239a96fedf5227e7e7a3a5df1d1ef31")],
-    BODY_B,
-)
-.at(1_700_000_000);

@@ -11,11 +11,14 @@ use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{self, Outgoing, Signing};
+use crate::providers::sign::{self, Signing};
 
 pub const PRESET: Preset = Preset::new("pagerduty", DESCRIPTION);
 
-pub const ENTRY: Entry = entry!(PRESET, example, headers);
+/// Its signer sends the subscription the event is for beside the signature.
+pub const ENTRY: Entry = entry!(PRESET, example, |out, id| {
+    out.default_header("x-webhook-subscription", id);
+});
 
 /// The preset as a `generic` block.
 const DESCRIPTION: &str = r#"{
@@ -27,11 +30,17 @@ const DESCRIPTION: &str = r#"{
     "body": "json_object"
 }"#;
 
-/// The subscription the event is for.
-#[cfg(any(test, feature = "sign"))]
-fn headers(out: &mut Outgoing, id: &str) {
-    out.default_header("x-webhook-subscription", id);
-}
+/// Its signature header lists a wrong signature before the right one.
+#[cfg(test)]
+pub(super) const VECTOR: Vector = Vector::new(
+    &PRESET,
+    "pd_webhook_secret",
+    &[(
+        "x-pagerduty-signature",
+        "v1=0000000000000000000000000000000000000000000000000000000000000000, v1=46c68f382e1cbfead7368cf8a74a450b42063342fd218919e0cf6770f09187b0",
+    )],
+    BODY_B,
+);
 
 /// An `incident.triggered` event.
 #[cfg(any(test, feature = "sign"))]
@@ -45,12 +54,3 @@ fn example(signing: &Signing) -> Vec<u8> {
     )
     .into_bytes()
 }
-
-/// Its signature header lists a wrong signature before the right one.
-#[cfg(test)]
-pub(super) const VECTOR: Vector = Vector::new(
-    &PRESET,
-    "pd_webhook_secret",
-    &[("x-pagerduty-signature", "v1=0000000000000000000000000000000000000000000000000000000000000000, v1=46c68f382e1cbfead7368cf8a74a450b42063342fd218919e0cf6770f09187b0")],
-    BODY_B,
-);

@@ -10,11 +10,14 @@ use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{self, Outgoing, Signing};
+use crate::providers::sign::{self, Signing};
 
 pub const PRESET: Preset = Preset::new("razorpay", DESCRIPTION);
 
-pub const ENTRY: Entry = entry!(PRESET, example, headers);
+/// Its signer sends the event's id beside the signature.
+pub const ENTRY: Entry = entry!(PRESET, example, |out, id| {
+    out.default_header("x-razorpay-event-id", id);
+});
 
 /// The preset as a `generic` block.
 const DESCRIPTION: &str = r#"{
@@ -24,22 +27,6 @@ const DESCRIPTION: &str = r#"{
     "body": "json_object",
     "dispatch_headers": ["X-Razorpay-Event-Id"]
 }"#;
-
-/// The event's id.
-#[cfg(any(test, feature = "sign"))]
-fn headers(out: &mut Outgoing, id: &str) {
-    out.default_header("x-razorpay-event-id", id);
-}
-
-/// A `payment.captured` event.
-#[cfg(any(test, feature = "sign"))]
-fn example(signing: &Signing) -> Vec<u8> {
-    let (short, now) = (sign::base62(&signing.random, 14), signing.now);
-    format!(
-        r#"{{"entity":"event","account_id":"acc_{short}","event":"payment.captured","contains":["payment"],"payload":{{"payment":{{"entity":{{"id":"pay_{short}","amount":1000}}}}}},"created_at":{now}}}"#
-    )
-    .into_bytes()
-}
 
 #[cfg(test)]
 pub(super) const VECTOR: Vector = Vector::new(
@@ -51,3 +38,13 @@ pub(super) const VECTOR: Vector = Vector::new(
     )],
     BODY_B,
 );
+
+/// A `payment.captured` event.
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    let (short, now) = (sign::base62(&signing.random, 14), signing.now);
+    format!(
+        r#"{{"entity":"event","account_id":"acc_{short}","event":"payment.captured","contains":["payment"],"payload":{{"payment":{{"entity":{{"id":"pay_{short}","amount":1000}}}}}},"created_at":{now}}}"#
+    )
+    .into_bytes()
+}

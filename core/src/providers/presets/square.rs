@@ -11,11 +11,14 @@ use super::tests::{Vector, BODY_B};
 use super::{entry, Preset};
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{self, Outgoing, Signing};
+use crate::providers::sign::{self, Signing};
 
 pub const PRESET: Preset = Preset::new("square", DESCRIPTION).signing_the_url();
 
-pub const ENTRY: Entry = entry!(PRESET, example, headers);
+/// Its signer sends the environment the event comes from beside the signature.
+pub const ENTRY: Entry = entry!(PRESET, example, |out, _| {
+    out.default_header("square-environment", "Sandbox");
+});
 
 /// The preset as a `generic` block.
 const DESCRIPTION: &str = r#"{
@@ -25,23 +28,6 @@ const DESCRIPTION: &str = r#"{
     "dispatch_headers": ["square-environment"],
     "body": "json_object"
 }"#;
-
-/// The environment the event comes from.
-#[cfg(any(test, feature = "sign"))]
-fn headers(out: &mut Outgoing, _id: &str) {
-    out.default_header("square-environment", "Sandbox");
-}
-
-/// A `payment.created` event.
-#[cfg(any(test, feature = "sign"))]
-fn example(signing: &Signing) -> Vec<u8> {
-    let (id, short) = (signing.uuid(), sign::base62(&signing.random, 14));
-    let at = sign::rfc3339(signing.now);
-    format!(
-        r#"{{"merchant_id":"M{short}","type":"payment.created","event_id":"{id}","created_at":"{at}","data":{{"type":"payment","id":"{short}"}}}}"#
-    )
-    .into_bytes()
-}
 
 #[cfg(test)]
 pub(super) const VECTOR: Vector = Vector::new(
@@ -57,3 +43,14 @@ pub(super) const VECTOR: Vector = Vector::new(
     BODY_B,
 )
 .from("https://example.com");
+
+/// A `payment.created` event.
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    let (id, short) = (signing.uuid(), sign::base62(&signing.random, 14));
+    let at = sign::rfc3339(signing.now);
+    format!(
+        r#"{{"merchant_id":"M{short}","type":"payment.created","event_id":"{id}","created_at":"{at}","data":{{"type":"payment","id":"{short}"}}}}"#
+    )
+    .into_bytes()
+}

@@ -13,14 +13,20 @@ use super::{entry, Preset};
 use crate::keys::Key;
 use crate::providers::entry::Entry;
 #[cfg(any(test, feature = "sign"))]
-use crate::providers::sign::{Outgoing, Signing};
+use crate::providers::sign::Signing;
 use crate::providers::{json_challenge, json_with, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
 pub const PRESET: Preset = Preset::new("twitch", DESCRIPTION).answering(callback_verification);
 
-pub const ENTRY: Entry = entry!(PRESET, example, headers);
+/// Its signer sends the message type (a notification) and the subscription's type and
+/// version (`channel.follow`, 2) beside the signature.
+pub const ENTRY: Entry = entry!(PRESET, example, |out, _| {
+    out.default_header("twitch-eventsub-message-type", "notification");
+    out.default_header("twitch-eventsub-subscription-type", "channel.follow");
+    out.default_header("twitch-eventsub-subscription-version", "2");
+});
 
 /// The preset as a `generic` block.
 const DESCRIPTION: &str = r#"{
@@ -34,6 +40,30 @@ const DESCRIPTION: &str = r#"{
                          "Twitch-Eventsub-Subscription-Version"],
     "body": "json_object"
 }"#;
+
+/// Its time has nanoseconds: the signer signs the headers given as they are.
+#[cfg(test)]
+pub(super) const VECTOR: Vector = Vector::new(
+    &PRESET,
+    "twitch_secret_10_to_100_chars",
+    &[
+        (
+            "twitch-eventsub-message-id",
+            "e76c6bd4-55c9-4987-8304-da1588d8988b",
+        ),
+        (
+            "twitch-eventsub-message-timestamp",
+            "2023-11-14T22:13:20.123456789Z",
+        ),
+        (
+            "twitch-eventsub-message-signature",
+            "sha256=f2a8eb3f8ade53b1412b565cfb943df4933f6dab6f694e5154b8fe08e5be84ef",
+        ),
+    ],
+    BODY_B,
+)
+.at(1_700_000_000)
+.given();
 
 /// `Twitch-Eventsub-Message-Type: webhook_callback_verification`: the challenge, as plain
 /// text.
@@ -63,14 +93,6 @@ fn callback_verification(
     )))
 }
 
-/// A notification of a `channel.follow` subscription, version 2.
-#[cfg(any(test, feature = "sign"))]
-fn headers(out: &mut Outgoing, _id: &str) {
-    out.default_header("twitch-eventsub-message-type", "notification");
-    out.default_header("twitch-eventsub-subscription-type", "channel.follow");
-    out.default_header("twitch-eventsub-subscription-version", "2");
-}
-
 /// A `channel.follow` event.
 #[cfg(any(test, feature = "sign"))]
 fn example(signing: &Signing) -> Vec<u8> {
@@ -80,30 +102,6 @@ fn example(signing: &Signing) -> Vec<u8> {
     )
     .into_bytes()
 }
-
-/// Its time has nanoseconds: the signer signs the headers given as they are.
-#[cfg(test)]
-pub(super) const VECTOR: Vector = Vector::new(
-    &PRESET,
-    "twitch_secret_10_to_100_chars",
-    &[
-        (
-            "twitch-eventsub-message-id",
-            "e76c6bd4-55c9-4987-8304-da1588d8988b",
-        ),
-        (
-            "twitch-eventsub-message-timestamp",
-            "2023-11-14T22:13:20.123456789Z",
-        ),
-        (
-            "twitch-eventsub-message-signature",
-            "sha256=f2a8eb3f8ade53b1412b565cfb943df4933f6dab6f694e5154b8fe08e5be84ef",
-        ),
-    ],
-    BODY_B,
-)
-.at(1_700_000_000)
-.given();
 
 #[cfg(test)]
 mod tests {

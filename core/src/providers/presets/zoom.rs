@@ -33,6 +33,21 @@ const DESCRIPTION: &str = r#"{
     "body": "json_object"
 }"#;
 
+#[cfg(test)]
+pub(super) const VECTOR: Vector = Vector::new(
+    &PRESET,
+    "zoom_secret_token",
+    &[
+        ("x-zm-request-timestamp", "1700000000"),
+        (
+            "x-zm-signature",
+            "v0=c497b1c90522c8f17a26f96a1f6c4a597b481e9194c92bbab4a8fd37ef38f6ea",
+        ),
+    ],
+    r#"{"event":"meeting.started","payload":{},"event_ts":1700000000000}"#,
+)
+.at(1_700_000_000);
+
 /// `endpoint.url_validation`: `{"plainToken", "encryptedToken": hex HMAC(plainToken)}`.
 fn url_validation(
     _head: &RequestHead,
@@ -67,21 +82,6 @@ fn example(signing: &Signing) -> Vec<u8> {
     )
     .into_bytes()
 }
-
-#[cfg(test)]
-pub(super) const VECTOR: Vector = Vector::new(
-    &PRESET,
-    "zoom_secret_token",
-    &[
-        ("x-zm-request-timestamp", "1700000000"),
-        (
-            "x-zm-signature",
-            "v0=c497b1c90522c8f17a26f96a1f6c4a597b481e9194c92bbab4a8fd37ef38f6ea",
-        ),
-    ],
-    r#"{"event":"meeting.started","payload":{},"event_ts":1700000000000}"#,
-)
-.at(1_700_000_000);
 
 #[cfg(test)]
 mod tests {
