@@ -2,12 +2,13 @@
 //! block a user would write (see the README), so one engine verifies them all, plus the
 //! endpoint check a few of them send.
 //!
-//! A preset is one file: its [`Preset`] (name, description, whether it signs the URL and
-//! so reads `public_origin`, endpoint check), its `ENTRY`, what its signer adds beside the
-//! engine's signature and its example event, its reference vector and tests; its module
-//! doc says what it signs, its time, its body and the dispatch headers bound. Here: the
-//! machinery they share, compiling a description into a [`Generic`] scheme and the
-//! signer's glue.
+//! A preset is one file: its [`Preset`] (name, `generic` block as JSON, whether it signs
+//! the URL and so reads `public_origin`, endpoint check), its `ENTRY`, what its signer adds
+//! beside the engine's signature and its example event, its reference vector and tests;
+//! its module doc says what it signs, its time, its body and the dispatch headers bound.
+//! Adding one: its file, its `pub mod` below, its `VECTOR` in the tests' `VECTORS`, its
+//! line in the [registry](super::registry). Here: what they share, compiling a description
+//! into a [`Generic`] scheme (with the preset's endpoint check) and the signer's glue.
 
 pub mod hubspot;
 pub mod intercom;
