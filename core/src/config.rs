@@ -17,8 +17,8 @@ use crate::providers::vobiz::voice::{Family, V3Construction};
 use crate::providers::{generic, Time};
 use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
-use crate::store::etcd::Api;
-use crate::store::{self, FleetStore, Kind, OnError, Scope};
+use crate::store::registry::KINDS;
+use crate::store::{self, Api, FleetStore, Kind, OnError, Scope};
 use crate::timestamp::{Edges, Freshness};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,15 +186,15 @@ struct RawStore {
     attempts: Option<u8>,
 }
 
-/// `replay.store.type`: `shared_data` (`None`), or a fleet-wide store of [`store::KINDS`].
+/// `replay.store.type`: `shared_data` (`None`), or a fleet-wide store of [`KINDS`].
 struct StoreKind(Option<&'static Kind>);
 
 /// Every store type, for the error that names an unknown one.
-const STORE_TYPES: [&str; store::KINDS.len() + 1] = {
-    let mut names = ["shared_data"; store::KINDS.len() + 1];
+const STORE_TYPES: [&str; KINDS.len() + 1] = {
+    let mut names = ["shared_data"; KINDS.len() + 1];
     let mut i = 0;
-    while i < store::KINDS.len() {
-        names[i + 1] = store::KINDS[i].name;
+    while i < KINDS.len() {
+        names[i + 1] = KINDS[i].name;
         i += 1;
     }
     names
@@ -206,7 +206,7 @@ impl<'de> Deserialize<'de> for StoreKind {
         if name == STORE_TYPES[0] {
             return Ok(StoreKind(None));
         }
-        match store::KINDS.iter().find(|kind| kind.name == name) {
+        match KINDS.iter().find(|kind| kind.name == name) {
             Some(kind) => Ok(StoreKind(Some(kind))),
             None => Err(serde::de::Error::unknown_variant(&name, &STORE_TYPES)),
         }
@@ -668,7 +668,7 @@ fn compile_store(
         .iter()
         .find(|(name, set)| *set && !reads(raw.kind.0, name))
     {
-        let readers: Vec<&str> = store::KINDS
+        let readers: Vec<&str> = KINDS
             .iter()
             .filter(|kind| reads(Some(kind), name))
             .map(|kind| kind.name)
@@ -1472,8 +1472,8 @@ mod tests {
             "api" => serde_json::json!("grpc"),
             _ => serde_json::json!("x"),
         };
-        for name in store::KINDS.iter().flat_map(|kind| kind.reads.iter()) {
-            let readers: Vec<&str> = store::KINDS
+        for name in KINDS.iter().flat_map(|kind| kind.reads.iter()) {
+            let readers: Vec<&str> = KINDS
                 .iter()
                 .filter(|kind| kind.reads.contains(name))
                 .map(|kind| kind.name)

@@ -5,8 +5,8 @@
 #![no_main]
 
 use callback_guard::replay::{Outcome, Record, State, Timing};
-use callback_guard::store::etcd::{Answered, Api, Etcd, GrpcResponse, Progress, Response};
-use callback_guard::store::{Claim, OnError, Stored};
+use callback_guard::store::etcd::{Answered, Etcd, GrpcResponse, Progress, Response};
+use callback_guard::store::{Api, Claim, OnError, Stored};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: u32 = 1_774_432_800;

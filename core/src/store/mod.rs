@@ -22,11 +22,7 @@ use serde::Deserialize;
 use crate::replay::{Outcome, Record, Reservation, State, Timing};
 
 pub mod etcd;
-
-/// Every `replay.store.type` a route can name besides `shared_data` (this Envoy's memory
-/// alone), each built by its own module. Adding a store: its module exports a [`Kind`],
-/// and this gets one line.
-pub const KINDS: &[&Kind] = &[&etcd::KIND];
+pub mod registry;
 
 /// A fleet-wide store as the configuration knows it.
 pub struct Kind {
@@ -52,7 +48,7 @@ pub struct Settings {
     pub timeout_ms: Option<u32>,
     pub on_error: Option<OnError>,
     pub lease_bucket_secs: Option<u32>,
-    pub api: Option<etcd::Api>,
+    pub api: Option<Api>,
     pub attempts: Option<u8>,
 }
 
@@ -236,6 +232,18 @@ pub enum RoundTrip {
     Error,
     /// No answer within the timeout.
     Timeout,
+}
+
+/// How the glue talks to a store over HTTP (`replay.store.api`): its JSON API (for etcd,
+/// the gateway's `/v3/kv/txn`, over any HTTP version) or its gRPC API (the cluster must
+/// speak HTTP/2; for etcd, half its CPU per call, and transactions batched into one). Both
+/// read and write the same keys and values, so replicas using either share one store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    #[default]
+    Json,
+    Grpc,
 }
 
 /// What a route does when its fleet-wide store is slow, down or answers nonsense.

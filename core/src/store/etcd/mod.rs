@@ -53,10 +53,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Answer, Callout, Claim, Link, OnError, Step, StoreError, Stored};
+use super::{Answer, Api, Callout, Claim, Link, OnError, Step, StoreError, Stored};
 use crate::replay::{Record, State, Timing};
 
 mod grpc;
@@ -85,19 +84,6 @@ pub const MAX_BATCH: usize = 64;
 /// etcd's error messages (`rpctypes.ErrLeaseNotFound`, `ErrLeaseExist`).
 const LEASE_NOT_FOUND: &str = "requested lease not found";
 const LEASE_EXISTS: &str = "lease already exists";
-
-/// How the filter talks to etcd. Both read and write the same keys and values, so replicas
-/// using either share one store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Api {
-    /// etcd's HTTP/JSON gateway (`/v3/kv/txn`), over any HTTP version.
-    #[default]
-    Json,
-    /// etcd's gRPC API: the cluster must speak HTTP/2. Half etcd's CPU per call, and
-    /// transactions batched into one.
-    Grpc,
-}
 
 /// A route's etcd store, compiled from its configuration.
 #[derive(Debug, Clone)]
