@@ -50,8 +50,11 @@ test: unit e2e
 unit:
 	cargo test
 
+# Test files are spread over E2E_WORKERS processes, each with its own Envoys, upstream and
+# ports (a file's tests stay together: they share its fixtures); 0 runs them in this one.
+E2E_WORKERS ?= 2
 e2e: build
-	$(VENV)/bin/pytest -q --durations=12 tests/e2e
+	$(VENV)/bin/pytest -q --durations=12 -n $(E2E_WORKERS) --dist loadfile tests/e2e
 
 # The routes and secret lists in envoy/ are generated from envoy/routes/routes.yaml: edit it,
 # run `make manifests`; lint (CI) fails if a manifest differs from what it generates.
