@@ -343,6 +343,14 @@ impl RootContext for GuardRoot {
     }
 }
 
+/// What a shadow-mode route's verdicts begin with: it records them, and forwards instead.
+fn shadow_prefix(route: &Route) -> &'static str {
+    match route.mode {
+        Mode::Shadow => "shadow-",
+        Mode::Enforce => "",
+    }
+}
+
 fn shadow_note(route: &Route) -> &'static str {
     match route.mode {
         Mode::Shadow => " (shadow)",
@@ -1087,12 +1095,8 @@ impl GuardRequest {
     ) -> Action {
         let shadow = route.mode == Mode::Shadow;
         let verdict = format!(
-            "{} route={} status={} reason={}",
-            if shadow {
-                "shadow-rejected"
-            } else {
-                "rejected"
-            },
+            "{}rejected route={} status={} reason={}",
+            shadow_prefix(route),
             route.name,
             rejection.status(),
             rejection.reason.code()
@@ -1127,12 +1131,8 @@ impl GuardRequest {
     ) -> Action {
         let shadow = route.mode == Mode::Shadow;
         let verdict = format!(
-            "{} route={} handshake={}",
-            if shadow {
-                "shadow-answered"
-            } else {
-                "answered"
-            },
+            "{}answered route={} handshake={}",
+            shadow_prefix(route),
             route.name,
             reply.handshake
         );
