@@ -830,7 +830,7 @@ impl GuardRequest {
             self.wake_root();
             return Action::Pause;
         }
-        let attempt = Duration::from_millis(u64::from(store::attempt_timeout_ms(store)));
+        let attempt = Duration::from_millis(u64::from(store.attempt_timeout_ms()));
         let timeout = left.min(attempt);
         let batch = store.max_batch();
         let (followers, riders) = if batch > 1 && reserving.op.nests() {

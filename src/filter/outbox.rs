@@ -320,10 +320,15 @@ pub fn riders_progress(
 fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     let mut out: Vec<Vec<Job>> = Vec::new();
     for job in jobs {
-        let open = job.store().and_then(|(_, store)| {
+        // A job that nests joins a batch on its store's link, short of the store's size,
+        // where no other job is on its key.
+        let store = job
+            .store()
+            .filter(|_| job.op.nests())
+            .map(|(_, store)| store);
+        let open = store.and_then(|store| {
             out.iter_mut().find(|batch| {
                 batch.len() < store.max_batch()
-                    && job.nests_with(store, &[])
                     && batch
                         .iter()
                         .all(|other| other.nests_with(store, &[]) && other.op.key() != job.op.key())

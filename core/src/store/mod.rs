@@ -78,6 +78,11 @@ pub trait FleetStore: Any + Send + Sync {
     /// a member that does not answer leaves time to ask another.
     fn attempts(&self) -> u8;
 
+    /// How long one callout of a reservation may take: its equal share of the budget.
+    fn attempt_timeout_ms(&self) -> u32 {
+        (self.timeout_ms() / u32::from(self.attempts().max(1))).max(1)
+    }
+
     /// The replay timing its records follow (a settle is retried for `inflight_secs`).
     fn timing(&self) -> Timing;
 
@@ -122,11 +127,6 @@ impl fmt::Debug for dyn FleetStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.kind())
     }
-}
-
-/// How long one callout of a reservation may take: its equal share of the budget.
-pub fn attempt_timeout_ms(store: &dyn FleetStore) -> u32 {
-    (store.timeout_ms() / u32::from(store.attempts().max(1))).max(1)
 }
 
 /// Where a store's callouts go: operations of two routes with the same link can share a

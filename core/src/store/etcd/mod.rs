@@ -341,11 +341,6 @@ impl Etcd {
         }
     }
 
-    /// How long one callout of a reservation may take.
-    pub fn attempt_timeout_ms(&self) -> u32 {
-        super::attempt_timeout_ms(self)
-    }
-
     /// The etcd key of a replay id.
     pub fn key(&self, id: &[u8; 16]) -> String {
         format!("{}{}", self.scope, URL_SAFE_NO_PAD.encode(id))
