@@ -34,6 +34,11 @@ export PAGERDUTY_WEBHOOK_SECRET="${PAGERDUTY_WEBHOOK_SECRET:-demo-pagerduty-secr
 export INTERCOM_CLIENT_SECRET="${INTERCOM_CLIENT_SECRET:-demo-intercom-client-secret}"
 export TWITCH_EVENTSUB_SECRET="${TWITCH_EVENTSUB_SECRET:-demo-twitch-eventsub-secret}"
 export BITBUCKET_WEBHOOK_SECRET="${BITBUCKET_WEBHOOK_SECRET:-demo-bitbucket-secret}"
+export XERO_WEBHOOK_KEY="${XERO_WEBHOOK_KEY:-demo-xero-webhook-key}"
+export GITLAB_WEBHOOK_TOKEN="${GITLAB_WEBHOOK_TOKEN:-demo-gitlab-token}"
+export TELEGRAM_SECRET_TOKEN="${TELEGRAM_SECRET_TOKEN:-demo-telegram-secret_token}"
+export STATIC_WEBHOOK_TOKEN="${STATIC_WEBHOOK_TOKEN:-demo-static-token}"
+export BASIC_AUTH_CREDENTIALS="${BASIC_AUTH_CREDENTIALS:-demo:basic-password}"
 # END generated (exports)
 venv=.venv
 run=.run
@@ -52,7 +57,8 @@ trap 'kill "$upstream" 2>/dev/null || true' EXIT
 echo "callback-guard demo: https://127.0.0.1:8443 and http://127.0.0.1:8080 protect /vobiz/, /whatsapp/, /kyc/,"
 echo "  /standard/, /svix/, /stripe/, /github/, /slack/, /twilio/, /plivo/, /shopify/, /meta/, /generic/,"
 echo "  /discord/, /sendgrid/, /clerk/, /resend/, /mailgun/, /razorpay/, /paddle/, /square/, /hubspot/,"
-echo "  /linear/, /zoom/, /pagerduty/, /intercom/, /twitch/, /bitbucket/ (Ctrl-C stops)"
+echo "  /linear/, /zoom/, /pagerduty/, /intercom/, /twitch/, /bitbucket/, /xero/, /gitlab/, /telegram/,"
+echo "  /token/, /basic/ (Ctrl-C stops)"
 # END generated (banner)
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info

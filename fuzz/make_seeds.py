@@ -198,6 +198,11 @@ for name, data in [
       ("twitch-eventsub-message-signature", "sha256=" + hmac256(b"m1", b"2026-03-25T10:00:00.5Z", b'{"challenge":"c1"}').hex())],
       b'{"challenge":"c1"}')),
   ("bitbucket", seed(22, [("x-hub-signature", "sha256=" + hmac256(PB).hex()), ("x-event-key", "repo:push")])),
+  ("gitlab", seed(23, [("content-type", "application/json"), ("x-gitlab-token", KNOWN.decode()), ("idempotency-key", "k1"), ("x-gitlab-event", "Push Hook")])),
+  ("telegram", seed(24, [("content-type", "application/json"), ("x-telegram-bot-api-secret-token", KNOWN.decode())], b'{"update_id":7,"message":{"text":"h\xc3\xa9"}}')),
+  ("static_token", seed(25, [("content-type", "application/json"), ("x-token", KNOWN.decode()), ("x-id", "d1")])),
+  ("basic_auth", seed(26, [("content-type", "application/json"), ("authorization", "Basic " + base64.b64encode(b"fuzz:" + KNOWN).decode())])),
+  ("xero", seed(27, [("content-type", "application/json"), ("x-xero-signature", base64.b64encode(hmac256(PB)).decode())])),
   ("meta-subscribe", seed(5, [(":method", "GET"), (":path", "/hook?hub.mode=subscribe&hub.verify_token=fuzz-verify-token&hub.challenge=42")], b"")),
 ]:
     write("providers", name, data)

@@ -126,6 +126,11 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "JSON")]
     pub generic: Option<String>,
 
+    /// static_token, basic_auth: the route's `token` block, as JSON (static_token needs
+    /// its `header`).
+    #[arg(long, value_name = "JSON")]
+    pub token: Option<String>,
+
     #[command(flatten)]
     pub common: Common,
 }

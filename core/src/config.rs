@@ -1,7 +1,7 @@
 //! Plugin configuration: the JSON in the Wasm filter's `configuration`, parsed strictly and
 //! validated into a [`Policy`]. Every error names the field and the problem.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::Deserialize;
@@ -14,12 +14,13 @@ use crate::providers::entry::{Entry, Field, Secret, Settings};
 use crate::providers::registry;
 use crate::providers::standard_webhooks;
 use crate::providers::vobiz::voice::{Family, V3Construction};
-use crate::providers::{generic, Time};
+use crate::providers::{generic, token, Time};
 use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
 use crate::store::registry::KINDS;
 use crate::store::{self, Api, FleetStore, Kind, OnError, Scope};
 use crate::timestamp::{Edges, Freshness};
+use crate::verdict::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -116,6 +117,12 @@ struct RawRoute {
     /// Meta's subscription-check token (`scheme: meta` only).
     #[serde(default)]
     verify_token: Option<RawKey>,
+    /// How a static credential is presented (`static_token`, `basic_auth`).
+    #[serde(default)]
+    token: Option<token::Raw>,
+    /// The status of a refusal, by reason code, where the provider insists on another.
+    #[serde(default)]
+    refusal_status: BTreeMap<String, u16>,
 }
 
 fn default_scheme() -> SchemeName {
@@ -441,6 +448,7 @@ fn compile_route(
         (Field::V3Construction, raw.v3_construction.is_some()),
         (Field::Generic, raw.generic.is_some()),
         (Field::VerifyToken, raw.verify_token.is_some()),
+        (Field::Token, raw.token.is_some()),
     ];
     if let Some((unread, _)) = given.iter().find(|(f, set)| *set && !entry.reads(*f)) {
         return Err(error(at(unread.name()), registry::not_read(*unread)));
@@ -458,7 +466,10 @@ fn compile_route(
                 .key
                 .bytes(secret)
                 .ok_or("is not written as generic.key describes")?,
-            (Secret::Text | Secret::Generic, _) => secret.as_bytes().to_vec(),
+            (Secret::Credentials, _) if !secret.contains(':') => {
+                return Err("is not user:password, as Basic credentials are".to_string())
+            }
+            (Secret::Text | Secret::Generic | Secret::Credentials, _) => secret.as_bytes().to_vec(),
         };
         Key::new(name, &bytes).map_err(|_| "is unusable".to_string())
     };
@@ -508,6 +519,7 @@ fn compile_route(
         v3_construction: raw.v3_construction,
         generic: raw.generic,
         verify_token,
+        token: raw.token,
         replay: replay.is_some(),
         answer_handshakes: raw.answer_handshakes,
     };
@@ -534,6 +546,13 @@ fn compile_route(
         entry,
         replay.as_ref(),
     )?;
+    // The route's statuses first: they override the provider's.
+    let mut refusal_status = compile_refusal_status(&at("refusal_status"), raw.refusal_status)?;
+    for &(reason, status) in provider.refusal_status() {
+        if !refusal_status.iter().any(|(given, _)| *given == reason) {
+            refusal_status.push((reason, status));
+        }
+    }
     let trusted_proxies = compile_cidrs(&at("trusted_proxies"), &raw.trusted_proxies)?;
     let allowed_sources = compile_cidrs(&at("allowed_sources"), &raw.allowed_sources)?;
     if !trusted_proxies.is_empty()
@@ -562,8 +581,36 @@ fn compile_route(
         debug_signed_string: raw.debug_signed_string,
         answer_handshakes: raw.answer_handshakes,
         bound_headers,
+        refusal_status,
     };
     Ok((route, secrets))
+}
+
+/// `refusal_status`: reason codes, each with a status from 400 to 599. `already_delivered`
+/// is not a refusal (its 200 stops the provider's retries), so it cannot be changed.
+fn compile_refusal_status(
+    field: &str,
+    raw: BTreeMap<String, u16>,
+) -> Result<Vec<(Reason, u16)>, ConfigError> {
+    raw.into_iter()
+        .map(|(code, status)| {
+            let at = format!("{field}.{code}");
+            let reason = Reason::ALL
+                .into_iter()
+                .filter(|reason| *reason != Reason::AlreadyDelivered)
+                .find(|reason| reason.code() == code)
+                .ok_or_else(|| {
+                    error(
+                        at.clone(),
+                        "is not the code of a refusal (missing_signature, signature_mismatch, stale, ...: README, \"What each status means\")",
+                    )
+                })?;
+            if !(400..=599).contains(&status) {
+                return Err(error(at, "must be a status from 400 to 599"));
+            }
+            Ok((reason, status))
+        })
+        .collect()
 }
 
 /// Every scheme but voice's (whose keys come in two lists) needs a key of the kind it
@@ -892,6 +939,7 @@ mod tests {
     use crate::providers::vobiz::WhatsApp;
     use crate::store::etcd::Etcd;
     use crate::timestamp::FIVE_MINUTES;
+    use crate::verdict::Rejection;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -1146,6 +1194,72 @@ mod tests {
         let both = route("standard_webhooks", serde_json::json!({"keys": [{"name": "s", "value": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}], "public_keys": [{"name": "p", "value": whpk}]})).unwrap();
         let (_, names) = &both.routes[0].provider.schemes()[0];
         assert_eq!(names, &["s", "p"]);
+    }
+
+    #[test]
+    fn a_route_answers_refusals_under_the_statuses_it_gives_them() {
+        let statuses =
+            serde_json::json!({"refusal_status": {"signature_mismatch": 401, "stale": 410}});
+        let policy = provider("github", "s", statuses).unwrap();
+        let route = &policy.routes[0];
+        let refused = |reason| route.refusal(&Rejection::new(reason, "x")).status();
+        assert_eq!(refused(Reason::SignatureMismatch), 401);
+        assert_eq!(refused(Reason::Stale), 410);
+        assert_eq!(refused(Reason::MissingSignature), 401);
+        assert_eq!(refused(Reason::MalformedHeader), 400);
+        let body = route
+            .refusal(&Rejection::new(Reason::SignatureMismatch, "x"))
+            .body();
+        assert_eq!(
+            body,
+            r#"{"error":"unauthorized","reason":"signature_mismatch"}"#
+        );
+        let message = |statuses| {
+            provider(
+                "github",
+                "s",
+                serde_json::json!({"refusal_status": statuses}),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            message(serde_json::json!({"stale": 200})),
+            "routes[0].refusal_status.stale: must be a status from 400 to 599"
+        );
+        for code in ["nope", "already_delivered"] {
+            assert!(
+                message(serde_json::json!({code: 401})).starts_with(&format!(
+                    "routes[0].refusal_status.{code}: is not the code of a refusal"
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn static_credentials_name_what_is_wrong_with_them() {
+        let message = |result: Result<Policy, ConfigError>| result.unwrap_err().to_string();
+        assert_eq!(
+            message(provider("basic_auth", "no-colon", serde_json::json!({}))),
+            "routes[0].keys[0]: key from value is not user:password, as Basic credentials are"
+        );
+        assert!(provider("basic_auth", "hooks:pw", serde_json::json!({})).is_ok());
+        assert_eq!(
+            message(provider("static_token", "t", serde_json::json!({}))),
+            "routes[0].token.header: is required for scheme static_token"
+        );
+        let unknown = message(provider(
+            "static_token",
+            "t",
+            serde_json::json!({"token": {"header": "X-T", "nope": 1}}),
+        ));
+        assert!(unknown.contains("unknown field `nope`"), "{unknown}");
+        assert!(message(provider(
+            "gitlab",
+            "t",
+            serde_json::json!({"token": {"header": "X-T"}})
+        ))
+        .starts_with("routes[0].token: applies only to scheme static_token or basic_auth"));
     }
 
     #[test]

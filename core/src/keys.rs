@@ -7,11 +7,16 @@ use sha2::{Sha256, Sha512};
 
 pub type HmacSha256 = Hmac<Sha256>;
 
+/// What a key's MAC of its own secret is tagged with (see [`Key::is_secret`]).
+const OWN: &[u8] = b"callback-guard/secret:";
+
 /// A named key with its precomputed HMAC state (SHA-256, and SHA-1 for the providers that
 /// still sign with it). The secret itself is not kept.
 #[derive(Clone)]
 pub struct Key {
     pub name: String,
+    /// The key's MAC of its own secret, tagged: what a presented secret is compared by.
+    own: [u8; 32],
     mac: HmacSha256,
     sha1: Hmac<Sha1>,
     sha512: Hmac<Sha512>,
@@ -43,9 +48,14 @@ impl Key {
         name: impl Into<String>,
         secret: &[u8],
     ) -> Result<Self, hmac::digest::InvalidLength> {
+        let mac = HmacSha256::new_from_slice(secret)?;
+        let mut own = mac.clone();
+        own.update(OWN);
+        own.update(secret);
         Ok(Key {
             name: name.into(),
-            mac: HmacSha256::new_from_slice(secret)?,
+            own: own.finalize().into_bytes().into(),
+            mac,
             sha1: Hmac::<Sha1>::new_from_slice(secret)?,
             sha512: Hmac::<Sha512>::new_from_slice(secret)?,
         })
@@ -81,11 +91,19 @@ impl Key {
         self.mac.clone()
     }
 
-    /// Whether the two are the same secret (their MACs of one fixed message agree), for a
-    /// configuration check; the secret itself is not kept.
+    /// Whether the two are the same secret, for a configuration check: the secret itself is
+    /// not kept.
     pub fn same_secret(&self, other: &Key) -> bool {
-        const PROBE: &[u8] = b"callback-guard/same-secret";
-        macs_equal(&self.mac(&[PROBE]), &other.mac(&[PROBE]))
+        macs_equal(&self.own, &other.own)
+    }
+
+    /// Whether `presented` is this key's secret, as a static token or password is checked:
+    /// this key's MAC of it against its MAC of its own secret, compared in constant time.
+    /// The presented bytes are the message, never a key: HMAC pads a short key with zeros
+    /// and hashes a long one, so `t` and `t\0`, or a long secret and its SHA-256, would be
+    /// one key.
+    pub fn is_secret(&self, presented: &[u8]) -> bool {
+        macs_equal(&self.mac(&[OWN, presented]), &self.own)
     }
 
     /// A fresh MAC over the concatenation of `parts`.
@@ -148,6 +166,28 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(shown.contains("primary"));
         assert!(!shown.contains("super-secret"));
+    }
+
+    #[test]
+    fn a_presented_secret_is_the_key_exactly() {
+        let key = test_key("k", "glpat-token");
+        assert!(key.is_secret(b"glpat-token"));
+        for other in [
+            &b"glpat-toke"[..],
+            b"glpat-tokenx",
+            b"Glpat-token",
+            b"",
+            b"glpat-token\0",
+        ] {
+            assert!(!key.is_secret(other), "{other:?}");
+        }
+        // HMAC would take a long key's SHA-256 for it: a presented digest is not the secret.
+        let long = "k".repeat(100);
+        let digest: [u8; 32] = <Sha256 as sha2::Digest>::digest(long.as_bytes()).into();
+        assert!(test_key("k", &long).is_secret(long.as_bytes()));
+        assert!(!test_key("k", &long).is_secret(&digest));
+        assert!(!test_key("a", "t").same_secret(&test_key("b", "t\0")));
+        assert!(test_key("a", "t").same_secret(&test_key("b", "t")));
     }
 
     #[test]

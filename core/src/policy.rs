@@ -7,6 +7,7 @@ use crate::replay::ReplayCache;
 use crate::request::RequestHead;
 use crate::store::FleetStore;
 use crate::timestamp::Freshness;
+use crate::verdict::{Reason, Rejection};
 
 #[derive(Debug)]
 pub struct Policy {
@@ -64,6 +65,8 @@ pub struct Route {
     /// The headers the replay fingerprint binds (lowercase): `content-type`,
     /// `content-encoding` and the ones the provider's applications dispatch on.
     pub bound_headers: Vec<String>,
+    /// The statuses the operator gave refusals of some reasons (`refusal_status`).
+    pub refusal_status: Vec<(Reason, u16)>,
 }
 
 /// Whether a route's verdicts are applied or only recorded.
@@ -193,6 +196,20 @@ impl Policy {
 }
 
 impl Route {
+    /// The refusal as this route answers it: under the status its `refusal_status` gives the
+    /// reason, if it gives one (Xero's intent-to-receive check expects 401 for a bad
+    /// signature).
+    pub fn refusal(&self, rejection: &Rejection) -> Rejection {
+        match self
+            .refusal_status
+            .iter()
+            .find(|(r, _)| *r == rejection.reason)
+        {
+            Some(&(_, status)) => rejection.clone().with_status(status),
+            None => rejection.clone(),
+        }
+    }
+
     /// The route's scheme as the type its provider built, for tests and tools that look
     /// inside a compiled policy; `None` if it is another provider's.
     pub fn provider_as<T: Provider>(&self) -> Option<&T> {

@@ -146,6 +146,11 @@ fn error_word(status: u16) -> &'static str {
         409 => "conflict",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
+        // A status a route's refusal_status chose.
+        404 => "not_found",
+        422 => "unprocessable",
+        429 => "too_many_requests",
+        _ if status < 500 => "rejected",
         _ => "unavailable",
     }
 }

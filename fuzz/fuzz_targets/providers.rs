@@ -22,7 +22,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 23] = [
+const SCHEMES: [&str; 28] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -46,6 +46,11 @@ const SCHEMES: [&str; 23] = [
     "discord",
     "sendgrid",
     "bitbucket",
+    "gitlab",
+    "telegram",
+    "static_token",
+    "basic_auth",
+    "xero",
 ];
 /// The key the seeds are signed with (`whsec_` + base64 of it for the Svix family; for the
 /// public-key schemes, the private key is derived from it: an Ed25519 seed, a P-256 scalar).
@@ -59,6 +64,7 @@ fn policy(scheme: &str, key: &str) -> Policy {
         }
         "discord" => common::hex(ed25519(key).verifying_key().as_bytes()),
         "sendgrid" => b64(&p256_spki(key)),
+        "basic_auth" => format!("fuzz:{key}"),
         _ => key.to_string(),
     };
     let field = if matches!(scheme, "discord" | "sendgrid") {
@@ -74,6 +80,13 @@ fn policy(scheme: &str, key: &str) -> Policy {
     }
     if scheme == "meta" {
         route["verify_token"] = serde_json::json!({"value": "fuzz-verify-token"});
+    }
+    if scheme == "static_token" {
+        route["token"] = serde_json::json!({"header": "X-Token",
+            "delivery_id": ["X-Id", {"body_field": "id"}], "body": "json_object"});
+    }
+    if scheme == "basic_auth" {
+        route["token"] = serde_json::json!({"delivery_id": [{"body_field": "id"}], "body": "json_object"});
     }
     let json = serde_json::json!({ "routes": [route] }).to_string();
     config::parse(json.as_bytes(), &|_| None).expect("the fuzz policies are valid")
@@ -146,6 +159,20 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
         }),
         "razorpay" => get("x-razorpay-signature")
             .is_some_and(|h| h.eq_ignore_ascii_case(hex(&mac(&[body])).as_bytes())),
+        "xero" => get("x-xero-signature").is_some_and(|v| {
+            v == base64::engine::general_purpose::STANDARD
+                .encode(mac(&[body]))
+                .as_bytes()
+        }),
+        // Static credentials: the token itself, or Basic credentials of fuzz:KNOWN.
+        "gitlab" => get("x-gitlab-token") == Some(KNOWN.as_bytes()),
+        "telegram" => get("x-telegram-bot-api-secret-token") == Some(KNOWN.as_bytes()),
+        "static_token" => get("x-token") == Some(KNOWN.as_bytes()),
+        "basic_auth" => get("authorization").is_some_and(|v| {
+            v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
+                && base64::engine::general_purpose::STANDARD.decode(&v[6..]).ok()
+                    == Some(format!("fuzz:{KNOWN}").into_bytes())
+        }),
         // Signature lists and URL signing: verified by the unit and e2e tests; here the
         // unknown-key invariant and the absence of panics are what the fuzzer checks.
         _ => true,

@@ -1093,6 +1093,7 @@ impl GuardRequest {
         head: &RequestHead,
         rejection: &Rejection,
     ) -> Action {
+        let rejection = &route.refusal(rejection);
         let shadow = route.mode == Mode::Shadow;
         let verdict = format!(
             "{}rejected route={} status={} reason={}",

@@ -738,7 +738,118 @@ class Bitbucket(Provider):
         return hmac.compare_digest(expected, dict(delivery.headers)[self.signature_header])
 
 
+class Xero(Provider):
+    """Base64 HMAC-SHA256 of the body; Xero's SDKs verify nothing, so the standard library
+    signs and checks. A bad signature is answered 401, as its intent-to-receive check needs."""
+    name, prefix, env = "xero", "/xero/", "XERO_WEBHOOK_KEY"
+    signature_header = "x-xero-signature"
+    mismatch = (401, "signature_mismatch")
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        body = same.body if same else (body or json.dumps(
+            {"events": [{"resourceId": str(uuid.uuid4()), "eventType": "UPDATE", "eventCategory": "INVOICE",
+                         "tenantId": str(uuid.uuid4()), "note": "café"}],
+             "firstEventSequence": 1, "lastEventSequence": 1, "entropy": uuid.uuid4().hex},
+            ensure_ascii=False, separators=(",", ":")).encode())
+        signature = base64.b64encode(stdlib_mac(secret or self.secret, body)).decode()
+        return Delivery(path or self.path(), [JSON, (self.signature_header, signature)], body)
+
+    def sdk_accepts(self, delivery, secret=None):
+        expected = base64.b64encode(stdlib_mac(secret or self.secret, delivery.body)).decode()
+        return hmac.compare_digest(expected, dict(delivery.headers)[self.signature_header])
+
+
+class StaticToken(Provider):
+    """A static shared token in a header, its delivery known by an id header: nothing is
+    signed, so there is no SDK to verify with; the check is the token's equality with the
+    secret (hmac.compare_digest, as GitLab's and Telegram's own examples compare)."""
+    name, prefix, env = "static-token", "/token/", "STATIC_WEBHOOK_TOKEN"
+    signature_header = "X-Webhook-Token"
+    id_header = "X-Webhook-Id"
+    body_signed = False
+    extra_headers = ()
+
+    def event(self):
+        return json_event("order.paid")
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None, identity=None):
+        body = body or (same.body if same else self.event())
+        identity = identity or (same.identity if same else str(uuid.uuid4()))
+        headers = [JSON, (self.signature_header, secret or self.secret), *self.extra_headers]
+        if self.id_header:
+            headers.append((self.id_header, identity))
+        return Delivery(path or self.path(), headers, body, identity=identity)
+
+    def presented(self, delivery):
+        return dict(delivery.headers)[self.signature_header]
+
+    def sdk_accepts(self, delivery, secret=None):
+        return hmac.compare_digest(self.presented(delivery).encode(), (secret or self.secret).encode())
+
+    def with_malformed_signature(self, delivery):
+        """A token longer than any sender's (1024 bytes) is refused unread."""
+        stripped, _ = self.without_signature(delivery)
+        headers = stripped.headers + [(self.signature_header, "t" * 1025)]
+        return replace(delivery, headers=headers), (400, "malformed_header")
+
+
+class GitLab(StaticToken):
+    """`X-Gitlab-Token`, the delivery its `Idempotency-Key` (GitLab 17.4+)."""
+    name, prefix, env = "gitlab", "/gitlab/", "GITLAB_WEBHOOK_TOKEN"
+    signature_header = "X-Gitlab-Token"
+    id_header = "Idempotency-Key"
+    extra_headers = (("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Instance", "https://gitlab.example.com"))
+
+    def event(self):
+        return json.dumps({"object_kind": "push", "checkout_sha": uuid.uuid4().hex, "user_name": "Zoë"},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+
+    def deliver(self, *args, **kwargs):
+        delivery = super().deliver(*args, **kwargs)
+        # GitLab's own per-request UUID, which is new on every resend: never the identity.
+        return replace(delivery, headers=delivery.headers + [("X-Gitlab-Webhook-UUID", str(uuid.uuid4()))])
+
+
+class Telegram(StaticToken):
+    """`X-Telegram-Bot-Api-Secret-Token`, the delivery the body's `update_id`."""
+    name, prefix, env = "telegram", "/telegram/", "TELEGRAM_SECRET_TOKEN"
+    signature_header = "X-Telegram-Bot-Api-Secret-Token"
+    id_header = None
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None, identity=None):
+        identity = identity or (same.identity if same else str(uuid.uuid4().int % 10**9))
+        body = body or (same.body if same else json.dumps(
+            {"update_id": int(identity), "message": {"message_id": 1, "chat": {"id": 42, "type": "private"},
+                                                     "text": "héllo"}},
+            ensure_ascii=False, separators=(",", ":")).encode())
+        return super().deliver(body, secret=secret, path=path, identity=identity)
+
+
+class BasicAuth(StaticToken):
+    """`Authorization: Basic`, parsed by werkzeug (the application server's own parser)
+    before the comparison; each event is known by its body's `id` (as Chargebee's)."""
+    name, prefix, env = "basic-auth", "/basic/", "BASIC_AUTH_CREDENTIALS"
+    signature_header = "Authorization"
+    id_header = None
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None, identity=None):
+        credentials = base64.b64encode((secret or self.secret).encode()).decode()
+        delivery = super().deliver(body, path=path, same=same, identity=identity)
+        headers = [(k, f"Basic {credentials}" if k == self.signature_header else v) for k, v in delivery.headers]
+        return replace(delivery, headers=headers)
+
+    def presented(self, delivery):
+        import werkzeug.datastructures
+        parsed = werkzeug.datastructures.Authorization.from_header(dict(delivery.headers)[self.signature_header])
+        return f"{parsed.username}:{parsed.password}" if parsed and parsed.type == "basic" else ""
+
+    def with_malformed_signature(self, delivery):
+        stripped, _ = self.without_signature(delivery)
+        headers = stripped.headers + [(self.signature_header, "Bearer not-basic")]
+        return replace(delivery, headers=headers), (400, "malformed_header")
+
+
 PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), TwilioJson(),
              Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
              Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
-             Intercom(), Twitch(), Bitbucket()]
+             Intercom(), Twitch(), Bitbucket(), Xero(), StaticToken(), GitLab(), Telegram(), BasicAuth()]

@@ -62,6 +62,26 @@ def test_trusted_forwarded_proto_admits_plain_http_from_the_balancer(start_envoy
     assert http_proto.status_code == 403 and http_proto.json()["reason"] == "tls_required"
 
 
+def test_a_route_answers_a_refusal_under_the_status_it_gives_it(start_envoy, upstream):
+    """`refusal_status`: a GitLab route answers a wrong token 503 (GitLab disables a hook for
+    good on 4xx answers, only for a while on 5xx); the reason, and the upstream's silence,
+    stay as they were."""
+    from raw import seen_by_upstream
+    route = {"name": "gitlab", "path_prefix": "/gitlab/", "scheme": "gitlab",
+             "keys": [{"name": "t", "value": "right-token"}],
+             "refusal_status": {"signature_mismatch": 503}}
+    envoy = start_envoy(plugin_config(extra_routes=[route]))
+    test_id = "refusal-status-1"
+    with envoy.https_client() as client:
+        wrong = client.post("/gitlab/hook", content=b"{}", headers={
+            "content-type": "application/json", "x-gitlab-token": "wrong-token", "x-test-id": test_id})
+        missing = client.post("/gitlab/hook", content=b"{}", headers={
+            "content-type": "application/json", "x-test-id": test_id})
+    assert (wrong.status_code, wrong.json()) == (503, {"error": "unavailable", "reason": "signature_mismatch"})
+    assert (missing.status_code, missing.json()["reason"]) == (401, "missing_signature")
+    assert seen_by_upstream(upstream).get(test_id) is None
+
+
 def test_allow_plain_http_is_explicit(start_envoy):
     envoy = start_envoy(plugin_config(allow_plain_http=True, public_origin="http://127.0.0.1:8080"))
     path = "/vobiz/answer"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from providers import PROVIDERS, Mailgun, changed, replace
+from providers import PROVIDERS, BasicAuth, GitLab, Mailgun, StaticToken, Telegram, changed, replace
 from raw import seen_by_upstream
 
 
@@ -158,6 +158,25 @@ def test_mailgun_delivers_each_signature_once_whatever_body_comes_with_it(envoy,
         sent.append(changed_id)
     assert len(delivered(upstream, test_id)) == 1
     assert [delivered(upstream, t) for t in (forged_id, *sent)] == [[], [], []]
+
+
+@pytest.mark.parametrize("provider", [StaticToken(), GitLab(), Telegram(), BasicAuth()],
+                         ids=lambda p: type(p).__name__)
+def test_a_static_credential_delivers_each_id_once_and_binds_its_body(envoy, upstream, provider):
+    """Nothing is signed: the credential admits whoever has it. The filter delivers each delivery id
+    once, and the same id with another body is tampering; a new id with any body is a new
+    delivery (what a static credential cannot prevent, README "Static credentials")."""
+    genuine = provider.deliver()
+    test_id, response = send(envoy, genuine)
+    assert response.status_code == 200, response.text
+    altered = provider.deliver(same=genuine, body=genuine.body.replace(b"\xc3", b"\xc3\xa9\xc3"))
+    assert altered.body != genuine.body and provider.sdk_accepts(altered)
+    altered_id, answer = send(envoy, altered)
+    assert (answer.status_code, reason(answer)) == (409, "replay_tampered"), answer.text
+    other = provider.deliver()
+    other_id, fresh = send(envoy, other)
+    assert (fresh.status_code, reason(fresh)) == (200, None), fresh.text
+    assert [len(delivered(upstream, t)) for t in (test_id, altered_id, other_id)] == [1, 0, 1]
 
 
 def test_every_shipped_route_has_a_provider_test():

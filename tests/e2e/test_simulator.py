@@ -318,7 +318,7 @@ def scheme_of(route):
 
 def signing_options(route):
     """What `webhook --scheme` needs to sign for this route: its key, the public origin
-    where the scheme signs the URL, the generic block."""
+    where the scheme signs the URL, the generic or token block."""
     if "public_keys" in route:
         options = ["--private-key", PRIVATE_KEYS[route["public_keys"][0]["env"]]]
     else:
@@ -327,14 +327,16 @@ def signing_options(route):
         options += ["--origin", ORIGIN]
     if "generic" in route:
         options += ["--generic", json.dumps(route["generic"])]
+    if "token" in route:
+        options += ["--token", json.dumps(route["token"])]
     return options
 
 
 def test_the_demo_routes_are_every_scheme_the_command_line_signs(sim_binary):
-    """28 routes, one per scheme, and exactly the schemes `webhook --scheme` takes (clap
+    """33 routes, one per scheme, and exactly the schemes `webhook --scheme` takes (clap
     lists them when refusing another)."""
     schemes = [scheme_of(route) for route in DEMO_ROUTES]
-    assert len(schemes) == len(set(schemes)) == 28
+    assert len(schemes) == len(set(schemes)) == 33
     proc = subprocess.run([str(sim_binary), "webhook", "--scheme", "nope", "--url", "https://h/",
                            "--secret", "s"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
@@ -357,7 +359,7 @@ def test_webhook_signs_every_scheme_as_its_route_verifies(run_sim, upstream, rou
     repeats = scheme == "twilio"
     assert result.status(2) == 200, result.stdout
     assert result.reason(2) == (None if repeats else "already_delivered"), result.stdout
-    mismatch = 401 if scheme == "discord" else 403  # Discord insists on 401
+    mismatch = 401 if scheme in ("discord", "xero") else 403  # Discord and Xero insist on 401
     assert (result.status(3), result.reason(3)) in (
         (mismatch, "signature_mismatch"), (409, "replay_tampered")), result.stdout
     assert len(deliveries(upstream, test_id)) == (2 if repeats else 1)

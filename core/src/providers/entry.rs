@@ -7,7 +7,7 @@ use crate::keys::Key;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::Signer;
 use crate::providers::vobiz::voice::{Family, V3Construction};
-use crate::providers::{generic, Provider};
+use crate::providers::{generic, token, Provider};
 use crate::public_key::{PublicKey, Written};
 
 /// One scheme: its name, what of a route it reads and how it builds itself.
@@ -89,6 +89,8 @@ pub enum Secret {
     Whsec,
     /// As the route's `generic.key` says.
     Generic,
+    /// `user:password`, HTTP Basic credentials (the text itself).
+    Credentials,
 }
 
 /// A route field only some schemes read.
@@ -101,12 +103,14 @@ pub enum Field {
     V3Construction,
     Generic,
     VerifyToken,
+    /// How a static credential is presented (`static_token`, `basic_auth`).
+    Token,
     /// `freshness.require`: only where the time is unsigned, so that a callback may lack it.
     FreshnessRequire,
 }
 
 impl Field {
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 9] = [
         Field::PublicOrigin,
         Field::ParentKeys,
         Field::PublicKeys,
@@ -114,6 +118,7 @@ impl Field {
         Field::V3Construction,
         Field::Generic,
         Field::VerifyToken,
+        Field::Token,
         Field::FreshnessRequire,
     ];
 
@@ -127,6 +132,7 @@ impl Field {
             Field::V3Construction => "v3_construction",
             Field::Generic => "generic",
             Field::VerifyToken => "verify_token",
+            Field::Token => "token",
             Field::FreshnessRequire => "freshness.require",
         }
     }
@@ -146,6 +152,8 @@ pub struct Settings {
     pub generic: Option<generic::Raw>,
     /// Meta's subscription-check token, its text.
     pub verify_token: Option<Vec<u8>>,
+    /// A static credential's `token` block.
+    pub token: Option<token::Raw>,
     /// Whether the route remembers deliveries (voice accepts other families without).
     pub replay: bool,
     pub answer_handshakes: bool,

@@ -159,6 +159,8 @@ pub struct Generic {
     pub keys: Vec<Key>,
     /// A preset's endpoint check (Zoom's, Twitch's).
     pub handshake: Option<Handshake>,
+    /// A preset's refusal statuses (Xero's 401).
+    pub refusal_status: &'static [(Reason, u16)],
 }
 
 /// An endpoint check's reply to a request that verified, under the key that verified it
@@ -603,6 +605,10 @@ impl Provider for Generic {
         self.media
     }
 
+    fn refusal_status(&self) -> &[(Reason, u16)] {
+        self.refusal_status
+    }
+
     fn handshake(
         &self,
         head: &RequestHead,
@@ -661,7 +667,7 @@ impl Raw {
 /// `generic.body`: what `Content-Type` and bytes a body must have.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum RawBody {
+pub enum RawBody {
     #[default]
     Any,
     JsonObject,
@@ -672,7 +678,7 @@ enum RawBody {
 }
 
 impl RawBody {
-    fn media(self) -> Media {
+    pub fn media(self) -> Media {
         match self {
             RawBody::Any => Media::ANY,
             RawBody::JsonObject => Media::JSON_OBJECT,
@@ -793,7 +799,7 @@ struct RawId {
 }
 
 /// A header name as Envoy hands it over (lowercase), or why it cannot be one.
-fn header_name(name: &str) -> Result<String, &'static str> {
+pub fn header_name(name: &str) -> Result<String, &'static str> {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.bytes().all(token) {
         return Err("is not a header name");
@@ -1011,6 +1017,7 @@ pub fn compile(
         origin,
         keys,
         handshake: None,
+        refusal_status: &[],
     })
 }
 

@@ -53,6 +53,7 @@ pub mod sign;
 pub mod slack;
 pub mod standard_webhooks;
 pub mod stripe;
+pub mod token;
 pub mod twilio;
 pub mod vobiz;
 
@@ -288,6 +289,12 @@ pub trait Provider: std::any::Any + Send + Sync {
     /// again. Tested for each scheme that says so.
     fn parses_body(&self) -> bool {
         false
+    }
+
+    /// The statuses its provider insists on for some refusals (Xero's intent-to-receive
+    /// check: 401 for a bad signature), under the route's own `refusal_status`.
+    fn refusal_status(&self) -> &[(Reason, u16)] {
+        &[]
     }
 
     /// Whether the provider itself sends identical signed requests as new ones (Twilio:

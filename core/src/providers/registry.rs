@@ -8,7 +8,7 @@
 use crate::providers::entry::{Entry, Field};
 use crate::providers::{
     asymmetric, bitbucket, generic, github, mailgun, meta, presets, shopify, slack,
-    standard_webhooks, stripe, twilio, vobiz,
+    standard_webhooks, stripe, token, twilio, vobiz,
 };
 
 /// Every scheme, in the order error messages list them.
@@ -40,7 +40,12 @@ pub const ALL: &[&Entry] = &[
     &presets::pagerduty::ENTRY,
     &presets::intercom::ENTRY,
     &presets::twitch::ENTRY,
+    &presets::xero::ENTRY,
     &bitbucket::ENTRY,
+    &token::STATIC_ENTRY,
+    &token::BASIC_ENTRY,
+    &token::gitlab::ENTRY,
+    &token::telegram::ENTRY,
 ];
 
 /// The entry of the scheme named `scheme`.
@@ -85,6 +90,9 @@ pub fn not_read(field: Field) -> String {
         }
         Field::VerifyToken => {
             format!("applies only to scheme {or} (its GET subscription check)")
+        }
+        Field::Token => {
+            format!("applies only to scheme {or} (how its static credential is presented)")
         }
         Field::FreshnessRequire => {
             format!("applies only to scheme {or} (a signed time is always required)")
@@ -146,6 +154,11 @@ mod tests {
                 serde_json::json!({"value": "t"}),
             ),
             (
+                Field::Token,
+                "token",
+                serde_json::json!({"header": "X-Token"}),
+            ),
+            (
                 Field::FreshnessRequire,
                 "freshness",
                 serde_json::json!({"max_age": "1h", "require": true}),
@@ -155,6 +168,7 @@ mod tests {
         for entry in ALL {
             let secret = match entry.secret {
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                Secret::Credentials => "user:s",
                 Secret::Text | Secret::Generic => "s",
             };
             for (field, name, value) in &values {
@@ -178,6 +192,9 @@ mod tests {
                 }
                 if entry.reads(Field::Generic) {
                     route["generic"] = values[5].2.clone();
+                }
+                if entry.scheme == "static_token" {
+                    route["token"] = values[7].2.clone();
                 }
                 route[*name] = value.clone();
                 let document = serde_json::json!({"routes": [route]}).to_string();
@@ -246,6 +263,7 @@ mod tests {
                 serde_json::json!({"name": "r", "path_prefix": "/r/", "scheme": entry.scheme});
             let secret = match entry.secret {
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                Secret::Credentials => "route:secret",
                 Secret::Text | Secret::Generic => "route-secret",
             };
             let key = match entry.public_keys {
@@ -271,6 +289,18 @@ mod tests {
             if entry.reads(Field::Generic) {
                 route["generic"] = generic.clone();
                 signing.generic = Some(&block);
+            }
+            // A static credential with its delivery's id in a header, so that a changed body
+            // is the same delivery tampered with.
+            let token = match entry.scheme {
+                "static_token" => serde_json::json!({"header": "X-Token",
+                    "delivery_id": ["X-Delivery"], "dispatch_headers": ["X-Event"], "body": "json_object"}),
+                _ => serde_json::json!({"delivery_id": ["X-Delivery"]}),
+            }
+            .to_string();
+            if entry.reads(Field::Token) {
+                route["token"] = serde_json::from_str(&token).unwrap();
+                signing.token = Some(&token);
             }
             let document = serde_json::json!({"routes": [route]}).to_string();
             let policy = crate::config::parse(document.as_bytes(), &|_| None)

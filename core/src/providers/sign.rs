@@ -40,6 +40,8 @@ pub struct Signing<'a> {
     pub origin: Option<&'a str>,
     /// `generic_hmac`: the route's `generic` block, as JSON.
     pub generic: Option<&'a str>,
+    /// `static_token`, `basic_auth`: the route's `token` block, as JSON.
+    pub token: Option<&'a str>,
 }
 
 /// The key as a route's configuration writes it.
@@ -73,6 +75,7 @@ impl<'a> Signing<'a> {
             random: [0x5a; 32],
             origin: None,
             generic: None,
+            token: None,
         }
     }
 

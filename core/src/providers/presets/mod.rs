@@ -18,6 +18,7 @@ pub mod pagerduty;
 pub mod razorpay;
 pub mod square;
 pub mod twitch;
+pub mod xero;
 pub mod zoom;
 
 use crate::keys::Key;
@@ -26,6 +27,7 @@ use crate::providers::generic::{self, Generic};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Outgoing, Signing};
 use crate::providers::Provider;
+use crate::verdict::Reason;
 
 /// A provider the generic engine verifies: its scheme's name and its `generic` block.
 #[derive(Clone, Copy)]
@@ -37,6 +39,8 @@ pub struct Preset {
     pub signs_url: bool,
     /// The endpoint check, answered at the edge once the request verified.
     pub handshake: Option<generic::Handshake>,
+    /// The statuses the provider insists on for some refusals.
+    pub refusal_status: &'static [(Reason, u16)],
 }
 
 /// A preset is written as its name (the tests' messages).
@@ -57,6 +61,7 @@ impl Preset {
             description,
             signs_url: false,
             handshake: None,
+            refusal_status: &[],
         }
     }
 
@@ -64,6 +69,14 @@ impl Preset {
     pub const fn signing_the_url(self) -> Preset {
         Preset {
             signs_url: true,
+            ..self
+        }
+    }
+
+    /// The statuses its provider insists on for some refusals.
+    pub const fn refusing(self, refusal_status: &'static [(Reason, u16)]) -> Preset {
+        Preset {
+            refusal_status,
             ..self
         }
     }
@@ -100,6 +113,7 @@ impl Preset {
         })?;
         let mut scheme = generic::compile(raw, self.name, origin, keys)?;
         scheme.handshake = self.handshake;
+        scheme.refusal_status = self.refusal_status;
         Ok(scheme)
     }
 
@@ -249,7 +263,7 @@ mod tests {
 
     // providers.md §4, rows 10, 11, 14, 15, 16, 18, 19, 20, 23: each provider's vector, in
     // the registry's order.
-    const VECTORS: [&Vector; 9] = [
+    const VECTORS: [&Vector; 10] = [
         &razorpay::VECTOR,
         &paddle::VECTOR,
         &square::VECTOR,
@@ -259,6 +273,7 @@ mod tests {
         &pagerduty::VECTOR,
         &intercom::VECTOR,
         &twitch::VECTOR,
+        &xero::VECTOR,
     ];
 
     /// What the preset's scheme says of a request: the signed time, or why it refused.
@@ -318,7 +333,10 @@ mod tests {
                 Ok(time),
                 "{preset:?}"
             );
-            let changed = body.replacen('1', "2", 1);
+            // Its last digit changed: the body stays JSON of its kind.
+            let at = body.rfind(|c: char| c.is_ascii_digit()).unwrap();
+            let digit = (body.as_bytes()[at] - b'0' + 1) % 10;
+            let changed = format!("{}{digit}{}", &body[..at], &body[at + 1..]);
             assert_eq!(
                 judge(preset, secret, origin, h, &changed),
                 Err(Reason::SignatureMismatch),
