@@ -19,6 +19,7 @@ export SHOPIFY_WEBHOOK_SECRET="${SHOPIFY_WEBHOOK_SECRET:-demo-shopify-secret}"
 export META_APP_SECRET="${META_APP_SECRET:-demo-meta-app-secret}"
 export GENERIC_WEBHOOK_SECRET="${GENERIC_WEBHOOK_SECRET:-demo-generic-secret}"
 export META_VERIFY_TOKEN="${META_VERIFY_TOKEN:-demo-meta-verify-token}"
+export TELNYX_PUBLIC_KEY="${TELNYX_PUBLIC_KEY:-A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=}"
 export DISCORD_PUBLIC_KEY="${DISCORD_PUBLIC_KEY:-03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8}"
 export SENDGRID_PUBLIC_KEY="${SENDGRID_PUBLIC_KEY:-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==}"
 export CLERK_WEBHOOK_SECRET="${CLERK_WEBHOOK_SECRET:-whsec_ZGVtby1jbGVyay13ZWJob29rLXNlY3JldA==}"
@@ -35,8 +36,15 @@ export INTERCOM_CLIENT_SECRET="${INTERCOM_CLIENT_SECRET:-demo-intercom-client-se
 export TWITCH_EVENTSUB_SECRET="${TWITCH_EVENTSUB_SECRET:-demo-twitch-eventsub-secret}"
 export BITBUCKET_WEBHOOK_SECRET="${BITBUCKET_WEBHOOK_SECRET:-demo-bitbucket-secret}"
 export XERO_WEBHOOK_KEY="${XERO_WEBHOOK_KEY:-demo-xero-webhook-key}"
+export DROPBOX_APP_SECRET="${DROPBOX_APP_SECRET:-demo-dropbox-app-secret}"
+export TWITTER_CONSUMER_SECRET="${TWITTER_CONSUMER_SECRET:-demo-twitter-consumer-secret}"
+export BOX_PRIMARY_KEY="${BOX_PRIMARY_KEY:-demo-box-primary-key}"
+export BOX_SECONDARY_KEY="${BOX_SECONDARY_KEY:-demo-box-secondary-key}"
+export DOCUSIGN_HMAC_KEY="${DOCUSIGN_HMAC_KEY:-demo-docusign-hmac-key}"
+export WORLDLINE_WEBHOOK_SECRET="${WORLDLINE_WEBHOOK_SECRET:-demo-worldline-secret}"
 export GITLAB_WEBHOOK_TOKEN="${GITLAB_WEBHOOK_TOKEN:-demo-gitlab-token}"
 export TELEGRAM_SECRET_TOKEN="${TELEGRAM_SECRET_TOKEN:-demo-telegram-secret_token}"
+export OKTA_EVENT_HOOK_SECRET="${OKTA_EVENT_HOOK_SECRET:-demo-okta-hook-secret}"
 export STATIC_WEBHOOK_TOKEN="${STATIC_WEBHOOK_TOKEN:-demo-static-token}"
 export BASIC_AUTH_CREDENTIALS="${BASIC_AUTH_CREDENTIALS:-demo:basic-password}"
 # END generated (exports)
@@ -56,9 +64,10 @@ trap 'kill "$upstream" 2>/dev/null || true' EXIT
 # BEGIN generated from envoy/routes/routes.yaml by make manifests (banner): do not edit
 echo "callback-guard demo: https://127.0.0.1:8443 and http://127.0.0.1:8080 protect /vobiz/, /whatsapp/, /kyc/,"
 echo "  /standard/, /svix/, /stripe/, /github/, /slack/, /twilio/, /plivo/, /shopify/, /meta/, /generic/,"
-echo "  /discord/, /sendgrid/, /clerk/, /resend/, /mailgun/, /razorpay/, /paddle/, /square/, /hubspot/,"
-echo "  /linear/, /zoom/, /pagerduty/, /intercom/, /twitch/, /bitbucket/, /xero/, /gitlab/, /telegram/,"
-echo "  /token/, /basic/ (Ctrl-C stops)"
+echo "  /discord/, /telnyx/, /sendgrid/, /clerk/, /resend/, /mailgun/, /razorpay/, /paddle/, /square/,"
+echo "  /hubspot/, /linear/, /zoom/, /pagerduty/, /intercom/, /twitch/, /bitbucket/, /xero/, /dropbox/,"
+echo "  /twitter/, /box/, /docusign/, /worldline/, /gitlab/, /telegram/, /okta/, /token/,"
+echo "  /basic/ (Ctrl-C stops)"
 # END generated (banner)
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info

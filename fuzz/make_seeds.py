@@ -203,6 +203,16 @@ for name, data in [
   ("static_token", seed(25, [("content-type", "application/json"), ("x-token", KNOWN.decode()), ("x-id", "d1")])),
   ("basic_auth", seed(26, [("content-type", "application/json"), ("authorization", "Basic " + base64.b64encode(b"fuzz:" + KNOWN).decode())])),
   ("xero", seed(27, [("content-type", "application/json"), ("x-xero-signature", base64.b64encode(hmac256(PB)).decode())])),
+  ("dropbox", seed(28, [("content-type", "application/json"), ("x-dropbox-signature", hmac256(PB).hex())])),
+  ("dropbox-challenge", seed(28, [(":method", "GET"), (":path", "/hook?challenge=abc")], b"")),
+  ("twitter", seed(29, [("content-type", "application/json"), ("x-twitter-webhooks-signature", "sha256=" + base64.b64encode(hmac256(PB)).decode())])),
+  ("twitter-crc", seed(29, [(":method", "GET"), (":path", "/hook?crc_token=Y3Jj&nonce=1")], b"")),
+  ("box", seed(30, [("content-type", "application/json"), ("box-delivery-timestamp", "2026-03-25T10:00:00+00:00"),
+      ("box-signature-secondary", base64.b64encode(hmac256(PB, b"2026-03-25T10:00:00+00:00")).decode())])),
+  ("docusign", seed(31, [("content-type", "application/json"), ("x-docusign-signature-3", base64.b64encode(hmac256(PB)).decode())])),
+  ("worldline", seed(32, [("content-type", "application/json"), ("x-gcs-signature", base64.b64encode(hmac256(PB)).decode())])),
+  ("worldline-verification", seed(32, [(":method", "GET"), ("x-gcs-webhooks-endpoint-verification", "v1")], b"")),
+  ("okta", seed(33, [("content-type", "application/json"), ("authorization", KNOWN.decode())], b'{"eventId":"e1"}')),
   ("meta-subscribe", seed(5, [(":method", "GET"), (":path", "/hook?hub.mode=subscribe&hub.verify_token=fuzz-verify-token&hub.challenge=42")], b"")),
 ]:
     write("providers", name, data)
@@ -215,6 +225,9 @@ derived = hashlib.sha256(KNOWN).digest()
 ping = b'{"type":1}'
 discord = ed25519.Ed25519PrivateKey.from_private_bytes(derived).sign(NOW_TS.encode() + ping).hex()
 write("providers", "discord-ping", seed(20, [("x-signature-timestamp", NOW_TS), ("x-signature-ed25519", discord)], ping))
+telnyx = ed25519.Ed25519PrivateKey.from_private_bytes(derived).sign(NOW_TS.encode() + b"|" + PB)
+write("providers", "telnyx", seed(34, [("content-type", "application/json"), ("telnyx-timestamp", NOW_TS),
+      ("telnyx-signature-ed25519", base64.b64encode(telnyx).decode())]))
 sendgrid = ec.derive_private_key(int.from_bytes(derived, "big"), ec.SECP256R1()).sign(NOW_TS.encode() + PB, ec.ECDSA(hashes.SHA256()))
 write("providers", "sendgrid", seed(21, [("x-twilio-email-event-webhook-timestamp", NOW_TS),
       ("x-twilio-email-event-webhook-signature", base64.b64encode(sendgrid).decode())]))

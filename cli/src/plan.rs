@@ -733,7 +733,7 @@ mod tests {
                 "https://127.0.0.1:9/hook?x=1",
             ];
             match name {
-                "discord" => args.extend(["--private-key", seed]),
+                "discord" | "telnyx" => args.extend(["--private-key", seed]),
                 "sendgrid" => args.extend(["--private-key", &scalar]),
                 "standard_webhooks" | "svix" | "clerk" | "resend" => {
                     args.extend(["--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
@@ -759,7 +759,8 @@ mod tests {
                 panic!("{name}: {all:?}")
             };
             // A static credential signs nothing; every other scheme says what it signed.
-            let credential = ["static_token", "basic_auth", "gitlab", "telegram"].contains(&name);
+            let credential =
+                ["static_token", "basic_auth", "gitlab", "telegram", "okta"].contains(&name);
             assert_eq!(genuine.signed.is_empty(), credential, "{name}");
             assert!(
                 genuine

@@ -1184,7 +1184,7 @@ mod tests {
             ("sendgrid", serde_json::json!({"public_keys": [{"value": discord_key}]}), "routes[0].public_keys[0]: key from value is not base64 of a P-256 public key's SubjectPublicKeyInfo (DER)"),
             ("svix", serde_json::json!({"public_keys": [{"value": discord_key}]}), "routes[0].public_keys[0]: key from value is not whpk_ followed by base64 of an Ed25519 public key"),
             ("svix", serde_json::json!({}), "routes[0].keys: at least one key (whsec_ secret) or public key (whpk_, in public_keys) is required"),
-            ("github", serde_json::json!({"keys": [{"value": "s"}], "public_keys": [{"value": "k"}]}), "routes[0].public_keys: applies only to scheme standard_webhooks, svix, clerk, resend, discord or sendgrid"),
+            ("github", serde_json::json!({"keys": [{"value": "s"}], "public_keys": [{"value": "k"}]}), "routes[0].public_keys: applies only to scheme standard_webhooks, svix, clerk, resend, discord, sendgrid or telnyx"),
             ("discord", serde_json::json!({"public_keys": [{"name": "a", "value": discord_key}, {"name": "a", "value": discord_key}]}), "routes[0].public_keys[1].name: duplicate key name \"a\""),
         ] {
             assert!(message(route(scheme, extra.clone())).starts_with(expected), "{scheme} {extra}: {}", message(route(scheme, extra.clone())));

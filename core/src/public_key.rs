@@ -29,6 +29,8 @@ pub enum Written {
     Ed25519Whpk,
     /// P-256, standard base64 of the SubjectPublicKeyInfo DER (SendGrid's verification key).
     P256SpkiBase64,
+    /// Ed25519, standard base64 of the 32 bytes (Telnyx's Mission Control).
+    Ed25519Base64,
 }
 
 impl Written {
@@ -38,6 +40,7 @@ impl Written {
             Written::Ed25519Hex => "64 hex digits of an Ed25519 public key",
             Written::Ed25519Whpk => "whpk_ followed by base64 of an Ed25519 public key",
             Written::P256SpkiBase64 => "base64 of a P-256 public key's SubjectPublicKeyInfo (DER)",
+            Written::Ed25519Base64 => "base64 of an Ed25519 public key (32 bytes)",
         }
     }
 }
@@ -59,6 +62,7 @@ impl PublicKey {
                 ed25519(bytes)?
             }
             Written::Ed25519Whpk => ed25519(base64(text.strip_prefix("whpk_")?)?)?,
+            Written::Ed25519Base64 => ed25519(base64(text)?)?,
             Written::P256SpkiBase64 => {
                 Kind::P256(p256::ecdsa::VerifyingKey::from_public_key_der(&base64(text)?).ok()?)
             }

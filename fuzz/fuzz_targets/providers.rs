@@ -2,7 +2,8 @@
 //! included) on arbitrary requests: the first byte picks the provider, the rest is header
 //! lines, an empty line and the body (the seeds' format). Never panics; a rejection is
 //! loggable; under a key no input can know nothing is ever forwarded and no signed handshake
-//! answered (only Meta's, which a token rather than a key opens); under the known key a
+//! answered (only the unsigned endpoint checks: Meta's, which a token opens, Dropbox's,
+//! X's CRC, Worldline's and Okta's); under the known key a
 //! forwarded request carries a signature that an oracle written here (the `hmac` crate)
 //! accepts, for the schemes it knows; and the filter's way of judging (what the headers
 //! verified, the body's MAC computed as it arrived) always agrees with the one pass.
@@ -22,7 +23,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 28] = [
+const SCHEMES: [&str; 35] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -51,7 +52,17 @@ const SCHEMES: [&str; 28] = [
     "static_token",
     "basic_auth",
     "xero",
+    "dropbox",
+    "twitter",
+    "box",
+    "docusign",
+    "worldline",
+    "okta",
+    "telnyx",
 ];
+/// The schemes whose endpoint checks carry no signature (Meta's a token rather than a key):
+/// answered under any key.
+const UNSIGNED_CHECKS: [&str; 5] = ["meta", "dropbox", "twitter", "worldline", "okta"];
 /// The key the seeds are signed with (`whsec_` + base64 of it for the Svix family; for the
 /// public-key schemes, the private key is derived from it: an Ed25519 seed, a P-256 scalar).
 const KNOWN: &str = "fuzz-provider-key";
@@ -64,10 +75,11 @@ fn policy(scheme: &str, key: &str) -> Policy {
         }
         "discord" => common::hex(ed25519(key).verifying_key().as_bytes()),
         "sendgrid" => b64(&p256_spki(key)),
+        "telnyx" => b64(ed25519(key).verifying_key().as_bytes()),
         "basic_auth" => format!("fuzz:{key}"),
         _ => key.to_string(),
     };
-    let field = if matches!(scheme, "discord" | "sendgrid") {
+    let field = if matches!(scheme, "discord" | "sendgrid" | "telnyx") {
         "public_keys"
     } else {
         "keys"
@@ -125,6 +137,10 @@ fn mac(parts: &[&[u8]]) -> [u8; 32] {
 
 use common::hex;
 
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Whether the request, as sent, carries a valid signature under KNOWN (body schemes).
 fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[u8]) -> bool {
     let get = |name: &str| common::single(headers, name);
@@ -159,11 +175,28 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
         }),
         "razorpay" => get("x-razorpay-signature")
             .is_some_and(|h| h.eq_ignore_ascii_case(hex(&mac(&[body])).as_bytes())),
-        "xero" => get("x-xero-signature").is_some_and(|v| {
-            v == base64::engine::general_purpose::STANDARD
-                .encode(mac(&[body]))
-                .as_bytes()
+        "xero" => get("x-xero-signature") == Some(b64(&mac(&[body])).as_bytes()),
+        "dropbox" => get("x-dropbox-signature")
+            .is_some_and(|h| h.eq_ignore_ascii_case(hex(&mac(&[body])).as_bytes())),
+        "twitter" => get("x-twitter-webhooks-signature").is_some_and(|v| {
+            v.strip_prefix(b"sha256=")
+                .is_some_and(|s| s == b64(&mac(&[body])).as_bytes())
         }),
+        "box" => get("box-delivery-timestamp").is_some_and(|ts| {
+            let expected = b64(&mac(&[body, ts]));
+            [get("box-signature-primary"), get("box-signature-secondary")]
+                .into_iter()
+                .flatten()
+                .any(|v| v == expected.as_bytes())
+        }),
+        "docusign" => {
+            let expected = b64(&mac(&[body]));
+            (1..=8).any(|n| {
+                get(&format!("x-docusign-signature-{n}")) == Some(expected.as_bytes())
+            })
+        }
+        "worldline" => get("x-gcs-signature") == Some(b64(&mac(&[body])).as_bytes()),
+        "okta" => get("authorization") == Some(KNOWN.as_bytes()),
         // Static credentials: the token itself, or Basic credentials of fuzz:KNOWN.
         "gitlab" => get("x-gitlab-token") == Some(KNOWN.as_bytes()),
         "telegram" => get("x-telegram-bot-api-secret-token") == Some(KNOWN.as_bytes()),
@@ -247,7 +280,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             Step::Reply(..) => assert!(
-                is_known || SCHEMES[index] == "meta",
+                is_known || UNSIGNED_CHECKS.contains(&SCHEMES[index]),
                 "a signed handshake answered under a key no input can know"
             ),
             Step::Reject(_, rejection) => common::assert_loggable(&rejection),

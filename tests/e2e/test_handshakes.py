@@ -2,7 +2,9 @@
 no code for them: Slack's url_verification, Meta's GET subscription check, Zoom's
 endpoint.url_validation (its reply checked against Zoom's own SDK), Discord's PING and
 Twitch's callback verification. Each is answered only once the request verified and is
-fresh; none ever reaches the upstream. And where a public-key provider's SDK is lenient or
+fresh; none ever reaches the upstream. The unsigned checks (Dropbox's challenge, X's CRC,
+Worldline's and Okta's header challenges) are answered at the headers in their formats,
+and a CRC only for a token, never for bytes that could be a signed body. And where a public-key provider's SDK is lenient or
 strict about a signature's encoding, the filter gives the same answer."""
 import base64
 import json
@@ -127,6 +129,58 @@ def test_twitch_callback_verification_echoes_the_challenge(envoy, upstream):
     claimed_id, refused = send(envoy, claimed)
     assert (refused.status_code, reason(refused)) == (400, "malformed_body")
     assert_never_delivered(upstream, test_id, claimed_id, envoy=envoy)
+
+
+def get(envoy, path, *headers):
+    test_id = f"check-{time.monotonic_ns()}"
+    with envoy.https_client() as client:
+        return test_id, client.get(path, headers=[*headers, ("x-test-id", test_id)])
+
+
+def test_dropbox_challenge_is_echoed_as_plain_text(envoy, upstream):
+    test_id, response = get(envoy, "/dropbox/webhook?challenge=" + CHALLENGE)
+    answered(response, "text/plain", CHALLENGE.encode())
+    assert response.headers["x-content-type-options"] == "nosniff"
+    # Not echoed: a value with a control character, or twice; a GET without one is unsigned.
+    refused = [get(envoy, "/dropbox/webhook?challenge=a%0Ab"), get(envoy, "/dropbox/webhook?challenge=a&challenge=b"),
+               get(envoy, "/dropbox/webhook")]
+    assert [(r.status_code, reason(r)) for _, r in refused] == [
+        (400, "malformed_header"), (400, "duplicate_header"), (401, "missing_signature")]
+    assert_never_delivered(upstream, test_id, *[t for t, _ in refused], envoy=envoy)
+
+
+def test_twitter_crc_is_answered_with_the_mac_of_the_token_only(envoy, upstream):
+    """X's documented answer, computed here with the standard library; and no answer that
+    could serve as the signature of a body: the MAC is only of a token's characters."""
+    import hashlib
+    import hmac
+    token = base64.b64encode(b"a crc token from X").decode()
+    test_id, response = get(envoy, "/twitter/webhook?crc_token=" + urllib.parse.quote(token) + "&nonce=1")
+    mac = hmac.new(PROVIDER_SECRETS["TWITTER_CONSUMER_SECRET"].encode(), token.encode(), hashlib.sha256).digest()
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"response_token": "sha256=" + base64.b64encode(mac).decode()}
+    body = json.dumps({"for_user_id": "1", "tweet_create_events": []}).encode()
+    forged_id, forged = get(envoy, "/twitter/webhook?crc_token=" + urllib.parse.quote(body))
+    assert (forged.status_code, reason(forged)) == (400, "malformed_header"), forged.text
+    assert_never_delivered(upstream, test_id, forged_id, envoy=envoy)
+
+
+@pytest.mark.parametrize("path, header, expected", [
+    ("/worldline/webhook", "X-GCS-Webhooks-Endpoint-Verification", ("text/plain", b"verify-me-123")),
+    ("/okta/hook", "X-Okta-Verification-Challenge", ("application/json", b'{"verification":"verify-me-123"}')),
+], ids=["Worldline", "Okta"])
+def test_a_header_challenge_is_echoed_in_the_providers_format(envoy, upstream, path, header, expected):
+    test_id, response = get(envoy, path, (header, "verify-me-123"))
+    answered(response, *expected)
+    assert_never_delivered(upstream, test_id, envoy=envoy)
+
+
+def test_a_route_that_does_not_answer_handshakes_refuses_an_unsigned_check(start_envoy, upstream):
+    dropbox = next(r for r in shipped_plugin_config()["routes"] if r["name"] == "dropbox")
+    proxy = start_envoy({"routes": [dict(dropbox, answer_handshakes=False)]})
+    test_id, response = get(proxy, "/dropbox/webhook?challenge=" + CHALLENGE)
+    assert (response.status_code, reason(response)) == (401, "missing_signature"), response.text
+    assert_never_delivered(upstream, test_id, envoy=proxy)
 
 
 def test_a_route_that_does_not_answer_handshakes_forwards_them_verified(start_envoy, upstream):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from providers import PROVIDERS, BasicAuth, GitLab, Mailgun, StaticToken, Telegram, changed, replace
+from providers import PROVIDERS, BasicAuth, GitLab, Mailgun, Okta, StaticToken, Telegram, changed, replace
 from raw import seen_by_upstream
 
 
@@ -160,7 +160,7 @@ def test_mailgun_delivers_each_signature_once_whatever_body_comes_with_it(envoy,
     assert [delivered(upstream, t) for t in (forged_id, *sent)] == [[], [], []]
 
 
-@pytest.mark.parametrize("provider", [StaticToken(), GitLab(), Telegram(), BasicAuth()],
+@pytest.mark.parametrize("provider", [StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth()],
                          ids=lambda p: type(p).__name__)
 def test_a_static_credential_delivers_each_id_once_and_binds_its_body(envoy, upstream, provider):
     """Nothing is signed: the credential admits whoever has it. The filter delivers each delivery id

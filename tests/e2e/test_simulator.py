@@ -309,7 +309,8 @@ SECRETS = {"VOBIZ_AUTH_TOKEN": TOKEN, "VOBIZ_PARENT_AUTH_TOKEN": PARENT_TOKEN,
            "VOBIZ_WHATSAPP_SECRET": WHATSAPP_SECRET, **PROVIDER_SECRETS}
 # ...and the private keys of the public keys there (tests/e2e/providers.py signs with them).
 PRIVATE_KEYS = {"DISCORD_PUBLIC_KEY": bytes(range(32, 64)).hex(),  # the Ed25519 seed
-                "SENDGRID_PUBLIC_KEY": "22" * 32}                  # the P-256 scalar
+                "SENDGRID_PUBLIC_KEY": "22" * 32,                  # the P-256 scalar
+                "TELNYX_PUBLIC_KEY": bytes(range(96, 128)).hex()}  # the Ed25519 seed
 
 
 def scheme_of(route):
@@ -333,10 +334,10 @@ def signing_options(route):
 
 
 def test_the_demo_routes_are_every_scheme_the_command_line_signs(sim_binary):
-    """33 routes, one per scheme, and exactly the schemes `webhook --scheme` takes (clap
+    """40 routes, one per scheme, and exactly the schemes `webhook --scheme` takes (clap
     lists them when refusing another)."""
     schemes = [scheme_of(route) for route in DEMO_ROUTES]
-    assert len(schemes) == len(set(schemes)) == 33
+    assert len(schemes) == len(set(schemes)) == 40
     proc = subprocess.run([str(sim_binary), "webhook", "--scheme", "nope", "--url", "https://h/",
                            "--secret", "s"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

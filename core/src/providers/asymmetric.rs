@@ -1,10 +1,11 @@
 //! The providers that sign with a private key over `timestamp ‖ body`, verified with the
-//! public key from the configuration: Discord interactions (Ed25519, hex signature) and
-//! SendGrid's Event Webhook (ECDSA P-256 over SHA-256, base64 DER signature).
+//! public key from the configuration: Discord interactions (Ed25519, hex signature),
+//! SendGrid's Event Webhook (ECDSA P-256 over SHA-256, base64 DER signature) and Telnyx
+//! (Ed25519 over `timestamp|body`, base64 signature and key).
 //!
 //! | at the headers | signed message (the identity) | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | signature and timestamp | timestamp ‖ body | the timestamp (±5 min by default; neither SDK checks it) | Discord: a JSON object; SendGrid: a JSON array | method, path, query, content type |
+//! | signature and timestamp | timestamp ‖ body (Telnyx: timestamp ‖ `|` ‖ body) | the timestamp (±5 min by default: Telnyx's SDK's; Discord's and SendGrid's check none) | Discord, Telnyx: a JSON object; SendGrid: a JSON array | method, path, query, content type |
 //!
 //! Discord insists on 401 for a bad signature (it probes endpoints with one before saving
 //! them), so a Discord signature that is malformed or does not verify is answered 401; its
@@ -32,6 +33,8 @@ enum SignatureText {
     Hex64,
     /// Standard base64 of a DER ECDSA signature (at most 72 bytes for P-256).
     Base64Der,
+    /// Standard base64 of a 64-byte Ed25519 signature.
+    Base64Ed25519,
 }
 
 /// One provider's headers, encodings and quirks.
@@ -40,6 +43,8 @@ pub struct Flavour {
     pub scheme: &'static str,
     signature: &'static str,
     timestamp: &'static str,
+    /// What the provider signs between the timestamp and the body (Telnyx's `|`).
+    separator: &'static [u8],
     text: SignatureText,
     /// How the configured public keys are written.
     pub written: Written,
@@ -55,6 +60,7 @@ pub const DISCORD: Flavour = Flavour {
     scheme: "discord",
     signature: "x-signature-ed25519",
     timestamp: "x-signature-timestamp",
+    separator: b"",
     text: SignatureText::Hex64,
     written: Written::Ed25519Hex,
     bad_signature_status: Some(401),
@@ -66,11 +72,24 @@ pub const SENDGRID: Flavour = Flavour {
     scheme: "sendgrid",
     signature: "x-twilio-email-event-webhook-signature",
     timestamp: "x-twilio-email-event-webhook-timestamp",
+    separator: b"",
     text: SignatureText::Base64Der,
     written: Written::P256SpkiBase64,
     bad_signature_status: None,
     ping: false,
     media: Media::JSON_ARRAY,
+};
+
+pub const TELNYX: Flavour = Flavour {
+    scheme: "telnyx",
+    signature: "telnyx-signature-ed25519",
+    timestamp: "telnyx-timestamp",
+    separator: b"|",
+    text: SignatureText::Base64Ed25519,
+    written: Written::Ed25519Base64,
+    bad_signature_status: None,
+    ping: false,
+    media: Media::JSON_OBJECT,
 };
 
 #[derive(Debug)]
@@ -80,6 +99,15 @@ pub struct Asymmetric {
 }
 
 impl Flavour {
+    /// The signed message's parts: the timestamp, the separator where there is one, the
+    /// body.
+    fn parts<'a>(&self, timestamp: &'a [u8], body: &'a [u8]) -> Vec<&'a [u8]> {
+        match self.separator {
+            b"" => vec![timestamp, body],
+            separator => vec![timestamp, separator, body],
+        }
+    }
+
     fn bad_signature(&self, refusal: Rejection) -> Rejection {
         match self.bad_signature_status {
             Some(status) => refusal.with_status(status),
@@ -98,6 +126,10 @@ impl Asymmetric {
                 .decode(text)
                 .ok()
                 .filter(|bytes| (8..=72).contains(&bytes.len())),
+            SignatureText::Base64Ed25519 => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()
+                .filter(|bytes| bytes.len() == 64),
         };
         let signature = signature.ok_or_else(|| {
             flavour.bad_signature(malformed(format!(
@@ -106,6 +138,7 @@ impl Asymmetric {
                 match flavour.text {
                     SignatureText::Hex64 => "128 hex digits",
                     SignatureText::Base64Der => "base64 of a DER ECDSA signature",
+                    SignatureText::Base64Ed25519 => "base64 of a 64-byte Ed25519 signature",
                 }
             )))
         })?;
@@ -124,6 +157,17 @@ pub const DISCORD_ENTRY: Entry = signs!(
     })
     .public_keys(DISCORD.written),
     DISCORD_SIGNER
+);
+
+pub const TELNYX_ENTRY: Entry = signs!(
+    Entry::new(TELNYX.scheme, |settings| {
+        Ok(Box::new(Asymmetric {
+            flavour: TELNYX,
+            keys: settings.public_keys,
+        }))
+    })
+    .public_keys(TELNYX.written),
+    TELNYX_SIGNER
 );
 
 pub const SENDGRID_ENTRY: Entry = signs!(
@@ -166,6 +210,21 @@ pub const SENDGRID_SIGNER: Signer = Signer {
 };
 
 #[cfg(any(test, feature = "sign"))]
+pub const TELNYX_SIGNER: Signer = Signer {
+    sign: |signing, out| TELNYX.sign(signing, out),
+    // A call answered, as the Call Control API posts it.
+    example: |signing| {
+        format!(
+            r#"{{"data":{{"event_type":"call.answered","id":"{}","occurred_at":"{}","payload":{{"call_control_id":"v3:{}","from":"+15551230000"}},"record_type":"event"}},"meta":{{"attempt":1,"delivered_to":"https://example.com/telnyx"}}}}"#,
+            signing.uuid(),
+            sign::rfc3339(signing.now),
+            sign::base62(&signing.random, 22)
+        )
+        .into_bytes()
+    },
+};
+
+#[cfg(any(test, feature = "sign"))]
 impl Flavour {
     /// What the provider sends: its signature of `timestamp ‖ body` under the private key
     /// (Discord: Ed25519, 64 hex digits of the seed; SendGrid: ECDSA P-256, as
@@ -174,14 +233,14 @@ impl Flavour {
         let private = signing.private(self.scheme)?;
         out.content_type(self.media);
         let timestamp = signing.now.to_string();
-        let parts = [timestamp.as_bytes(), &out.body];
-        let message = parts.concat();
+        let message = self.parts(timestamp.as_bytes(), &out.body).concat();
+        let ed25519 = |message: &[u8]| {
+            use ed25519_dalek::Signer as _;
+            Ok::<_, String>(sign::ed25519_private(private)?.sign(message).to_bytes())
+        };
         let (text, at) = match self.text {
-            SignatureText::Hex64 => {
-                use ed25519_dalek::Signer as _;
-                let key = sign::ed25519_private(private)?;
-                (crate::providers::hex(&key.sign(&message).to_bytes()), 0)
-            }
+            SignatureText::Hex64 => (crate::providers::hex(&ed25519(&message)?), 0),
+            SignatureText::Base64Ed25519 => (sign::base64(&ed25519(&message)?), 0),
             SignatureText::Base64Der => {
                 use p256::ecdsa::signature::Signer as _;
                 let key = sign::p256_private(private)?;
@@ -219,7 +278,7 @@ impl Provider for Asymmetric {
     ) -> Result<Verified<'p>, Rejection> {
         let body = body.bytes;
         let (signature, timestamp, time) = self.read(head)?;
-        let parts = [timestamp, body];
+        let parts = self.flavour.parts(timestamp, body);
         let message = parts.concat();
         let key = self
             .keys
@@ -438,5 +497,38 @@ mod tests {
         assert_eq!(judge(&s, &h, body), Err((Reason::SignatureMismatch, 403)));
         let h = [(h[0].0, "%%%"), h[1]];
         assert_eq!(judge(&s, &h, body), Err((Reason::MalformedHeader, 400)));
+    }
+
+    /// Signed with PyNaCl under the seed 0x00…0x1f and accepted by Telnyx's own
+    /// `verify_webhook_signature` (telnyx 4.189.0) at that time.
+    #[test]
+    fn telnyx_verifies_its_vector_over_timestamp_bar_body() {
+        let t = Asymmetric {
+            flavour: TELNYX,
+            keys: vec![PublicKey::parse(
+                "portal",
+                "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
+                Written::Ed25519Base64,
+            )
+            .unwrap()],
+        };
+        let body = r#"{"data":{"event_type":"call.answered","id":"0ccc7b54-4df3-4bca-a65a-3da1ecc777f0"}}"#;
+        let h = [
+            ("telnyx-signature-ed25519", "uJLxFdxwdoybdsuAjdaRk/Aquvlq7DxaidMi0cvjekSwN4tHnuSLJnbRi88tjW7rTJ4rb625dbogalZ/yenvCA=="),
+            ("telnyx-timestamp", "1700000000"),
+        ];
+        assert_eq!(judge(&t, &h, body), Ok(("telnyx", 1_700_000_000)));
+        // The bar is signed: a timestamp that swallows it is another message.
+        let moved = [h[0], ("telnyx-timestamp", "1700000000|")];
+        assert_eq!(
+            judge(&t, &moved, body).unwrap_err().0,
+            Reason::MalformedHeader
+        );
+        assert_eq!(
+            judge(&t, &h, &body.replace("answered", "hangup")),
+            Err((Reason::SignatureMismatch, 403))
+        );
+        let short = [("telnyx-signature-ed25519", "AAAA"), h[1]];
+        assert_eq!(judge(&t, &short, body), Err((Reason::MalformedHeader, 400)));
     }
 }

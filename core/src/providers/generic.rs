@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::form;
 use crate::keys::{slices_equal, Algorithm, Key};
+use crate::providers::endpoint_check;
 use crate::providers::entry::{self, Field, Problem, Secret};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Outgoing, Role, Signer, Signing};
@@ -23,7 +24,7 @@ use crate::providers::{
     decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks, Json,
     Media, Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
 };
-use crate::request::RequestHead;
+use crate::request::{Lookup, RequestHead};
 use crate::timestamp::{self, Edges, Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
@@ -93,6 +94,9 @@ pub struct Signature {
     /// Refuse a list entry that is neither a signature nor an item the message signs
     /// (Paddle's SDK refuses one).
     pub strict: bool,
+    /// Further headers that may carry signatures in the same format, one per key (Box's
+    /// `box-signature-secondary`, DocuSign's `x-docusign-signature-2` …): lowercase.
+    pub also: Vec<String>,
 }
 
 /// One part of the signed message.
@@ -161,6 +165,9 @@ pub struct Generic {
     pub handshake: Option<Handshake>,
     /// A preset's refusal statuses (Xero's 401).
     pub refusal_status: &'static [(Reason, u16)],
+    /// The unsigned check answered at the headers (Dropbox's, Twitter's CRC), when the
+    /// route answers handshakes.
+    pub endpoint_check: Option<endpoint_check::Check>,
 }
 
 /// An endpoint check's reply to a request that verified, under the key that verified it
@@ -177,7 +184,9 @@ pub const ENTRY: entry::Entry = signs!(
         };
         // Its metrics and replay family have been `generic` since the first release.
         let scheme = compile(raw, "generic", settings.public_origin, settings.keys);
-        Ok(Box::new(scheme.map_err(problem)?))
+        let mut scheme = scheme.map_err(problem)?;
+        scheme.answering(settings.answer_handshakes);
+        Ok(Box::new(scheme))
     })
     .reading(&[Field::Generic, Field::PublicOrigin])
     .secret(Secret::Generic),
@@ -328,9 +337,59 @@ struct Read<'r> {
 }
 
 impl Generic {
+    /// Drops the endpoint check of a route that does not answer handshakes: the check is
+    /// then judged as any request, and refused unsigned.
+    pub fn answering(&mut self, handshakes: bool) {
+        if !handshakes {
+            self.endpoint_check = None;
+        }
+    }
+
+    /// Every signature the request carries, from the signature header and the others that
+    /// may carry one (Box's secondary, DocuSign's `-2` …), and the list's items.
     fn read<'r>(&self, head: &RequestHead<'r>) -> Result<Read<'r>, Rejection> {
-        let name = self.signature.header.as_str();
-        let value = required(head, name)?;
+        let mut read = Read {
+            signatures: Vec::new(),
+            items: BTreeMap::new(),
+        };
+        let mut present = 0;
+        for name in std::iter::once(&self.signature.header).chain(&self.signature.also) {
+            let value = match head.lookup(name) {
+                Lookup::Missing => continue,
+                Lookup::Duplicate => {
+                    return Err(Rejection::new(
+                        Reason::DuplicateHeader,
+                        format!("{name} appears more than once"),
+                    ))
+                }
+                Lookup::One(value) => value,
+            };
+            present += 1;
+            self.read_header(name, value, &mut read)?;
+        }
+        let name = &self.signature.header;
+        if present == 0 {
+            return Err(Rejection::new(
+                Reason::MissingSignature,
+                format!("{name} is missing"),
+            ));
+        }
+        if read.signatures.is_empty() {
+            return Err(Rejection::new(
+                Reason::MissingSignature,
+                format!("{name} has no signature"),
+            ));
+        }
+        Ok(read)
+    }
+
+    /// The signatures and items of one signature header's `value`, added to `read`.
+    fn read_header<'r>(
+        &self,
+        name: &str,
+        value: &'r [u8],
+        read: &mut Read<'r>,
+    ) -> Result<(), Rejection> {
         if value.len() > MAX_SIGNATURE_HEADER_BYTES {
             return Err(malformed(format!(
                 "{name} is longer than {MAX_SIGNATURE_HEADER_BYTES} bytes"
@@ -344,10 +403,6 @@ impl Generic {
                     self.signature.prefix
                 ))
             })?;
-        let mut read = Read {
-            signatures: Vec::new(),
-            items: BTreeMap::new(),
-        };
         let entries: Vec<&[u8]> = match &self.signature.list {
             None => vec![value],
             Some((separator, trim, _)) => value
@@ -411,13 +466,7 @@ impl Generic {
             }
             read.signatures.push(decoded);
         }
-        if read.signatures.is_empty() {
-            return Err(Rejection::new(
-                Reason::MissingSignature,
-                format!("{name} has no signature"),
-            ));
-        }
-        Ok(read)
+        Ok(())
     }
 
     fn signs_item(&self, key: &[u8]) -> bool {
@@ -560,6 +609,11 @@ impl Provider for Generic {
     }
 
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        if let Some(check) = &self.endpoint_check {
+            if let Some(reply) = check.answer(head, self.keys.first(), self.algorithm)? {
+                return Ok(AtHeaders::Reply(reply));
+            }
+        }
         self.read(head)?;
         Ok(AtHeaders::NeedBody)
     }
@@ -646,6 +700,9 @@ pub struct Raw {
     /// What the provider's bodies are.
     #[serde(default)]
     body: RawBody,
+    /// The unsigned check the provider sends, answered at the headers.
+    #[serde(default)]
+    endpoint_check: Option<endpoint_check::Raw>,
 }
 
 impl Raw {
@@ -739,6 +796,9 @@ fn sha256() -> Algorithm {
 #[serde(deny_unknown_fields)]
 struct RawSignature {
     header: String,
+    /// Further headers carrying signatures in the same format.
+    #[serde(default)]
+    also: Vec<String>,
     #[serde(default)]
     prefix: String,
     #[serde(default)]
@@ -1000,6 +1060,40 @@ pub fn compile(
             header_name(name).map_err(|p| (format!("dispatch_headers[{i}]"), p.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if raw.signature.also.len() >= MAX_SIGNATURES {
+        return fail(
+            "signature.also",
+            &format!("lists more than {} headers", MAX_SIGNATURES - 1),
+        );
+    }
+    let also = raw
+        .signature
+        .also
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match header_name(name) {
+            Ok(name) if name == header => Err((
+                format!("signature.also[{i}]"),
+                "is the signature header itself".to_string(),
+            )),
+            Ok(name) => Ok(name),
+            Err(p) => Err((format!("signature.also[{i}]"), p.to_string())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let media = raw.body.media();
+    let endpoint_check = match raw.endpoint_check {
+        None => None,
+        Some(check) => {
+            let check = endpoint_check::compile(check)
+                .map_err(|(field, problem)| (format!("endpoint_check.{field}"), problem))?;
+            if check.needs_json_body()
+                && (message != [Part::Body] || media.json.is_none() || media.form)
+            {
+                return fail("endpoint_check", "answers with a MAC of a value the caller chooses: it needs message [\"body\"] and a JSON body, which no answer can be");
+            }
+            Some(check)
+        }
+    };
     Ok(Generic {
         scheme,
         signature: Signature {
@@ -1007,17 +1101,19 @@ pub fn compile(
             prefix: raw.signature.prefix,
             list,
             strict,
+            also,
         },
         algorithm: raw.algorithm,
         encoding: raw.encoding,
         message,
         time,
         dispatch,
-        media: raw.body.media(),
+        media,
         origin,
         keys,
         handshake: None,
         refusal_status: &[],
+        endpoint_check,
     })
 }
 

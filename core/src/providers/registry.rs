@@ -30,6 +30,7 @@ pub const ALL: &[&Entry] = &[
     &generic::ENTRY,
     &asymmetric::DISCORD_ENTRY,
     &asymmetric::SENDGRID_ENTRY,
+    &asymmetric::TELNYX_ENTRY,
     &mailgun::ENTRY,
     &presets::razorpay::ENTRY,
     &presets::paddle::ENTRY,
@@ -41,11 +42,17 @@ pub const ALL: &[&Entry] = &[
     &presets::intercom::ENTRY,
     &presets::twitch::ENTRY,
     &presets::xero::ENTRY,
+    &presets::dropbox::ENTRY,
+    &presets::twitter::ENTRY,
+    &presets::box_com::ENTRY,
+    &presets::docusign::ENTRY,
+    &presets::worldline::ENTRY,
     &bitbucket::ENTRY,
     &token::STATIC_ENTRY,
     &token::BASIC_ENTRY,
     &token::gitlab::ENTRY,
     &token::telegram::ENTRY,
+    &token::okta::ENTRY,
 ];
 
 /// The entry of the scheme named `scheme`.
@@ -118,6 +125,8 @@ mod tests {
     }
 
     const ED25519: &str = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
+    /// The same key, as Telnyx writes one.
+    const ED25519_BASE64: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
     const P256: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
 
     /// A scheme-specific field on a scheme that does not read it is refused, naming the
@@ -178,6 +187,9 @@ mod tests {
                 match entry.public_keys {
                     Some(Written::Ed25519Hex) => {
                         route["public_keys"] = serde_json::json!([{"value": ED25519}])
+                    }
+                    Some(Written::Ed25519Base64) => {
+                        route["public_keys"] = serde_json::json!([{"value": ED25519_BASE64}])
                     }
                     Some(Written::P256SpkiBase64) => {
                         route["public_keys"] = serde_json::json!([{"value": P256}])
@@ -269,6 +281,10 @@ mod tests {
             let key = match entry.public_keys {
                 Some(Written::Ed25519Hex) => {
                     route["public_keys"] = serde_json::json!([{"value": ED25519}]);
+                    KeyMaterial::Private(&seed)
+                }
+                Some(Written::Ed25519Base64) => {
+                    route["public_keys"] = serde_json::json!([{"value": ED25519_BASE64}]);
                     KeyMaterial::Private(&seed)
                 }
                 Some(Written::P256SpkiBase64) => {
@@ -373,7 +389,7 @@ mod tests {
     fn the_lists_in_errors_come_from_the_entries() {
         assert_eq!(
             not_read(Field::PublicKeys),
-            "applies only to scheme standard_webhooks, svix, clerk, resend, discord or sendgrid (the schemes with public-key signatures)"
+            "applies only to scheme standard_webhooks, svix, clerk, resend, discord, sendgrid or telnyx (the schemes with public-key signatures)"
         );
         assert_eq!(
             not_read(Field::ParentKeys),

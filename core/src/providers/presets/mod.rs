@@ -10,6 +10,9 @@
 //! line in the [registry](super::registry). Here: what they share, compiling a description
 //! into a [`Generic`] scheme (with the preset's endpoint check) and the signer's glue.
 
+pub mod box_com;
+pub mod docusign;
+pub mod dropbox;
 pub mod hubspot;
 pub mod intercom;
 pub mod linear;
@@ -18,6 +21,8 @@ pub mod pagerduty;
 pub mod razorpay;
 pub mod square;
 pub mod twitch;
+pub mod twitter;
+pub mod worldline;
 pub mod xero;
 pub mod zoom;
 
@@ -120,7 +125,9 @@ impl Preset {
     /// The entry's `compile`.
     fn build(&self, settings: Settings) -> Result<Box<dyn Provider>, Problem> {
         let scheme = self.compile(settings.public_origin, settings.keys);
-        Ok(Box::new(scheme.map_err(generic::problem)?))
+        let mut scheme = scheme.map_err(generic::problem)?;
+        scheme.answering(settings.answer_handshakes);
+        Ok(Box::new(scheme))
     }
 
     /// What the provider sends: the unsigned headers an application dispatches on (what
@@ -263,7 +270,7 @@ mod tests {
 
     // providers.md §4, rows 10, 11, 14, 15, 16, 18, 19, 20, 23: each provider's vector, in
     // the registry's order.
-    const VECTORS: [&Vector; 10] = [
+    const VECTORS: [&Vector; 15] = [
         &razorpay::VECTOR,
         &paddle::VECTOR,
         &square::VECTOR,
@@ -274,6 +281,11 @@ mod tests {
         &intercom::VECTOR,
         &twitch::VECTOR,
         &xero::VECTOR,
+        &dropbox::VECTOR,
+        &twitter::VECTOR,
+        &box_com::VECTOR,
+        &docusign::VECTOR,
+        &worldline::VECTOR,
     ];
 
     /// What the preset's scheme says of a request: the signed time, or why it refused.

@@ -15,12 +15,14 @@
 //! `replay_tampered`. Use these only where the provider offers nothing better, over TLS.
 
 pub mod gitlab;
+pub mod okta;
 pub mod telegram;
 
 use base64::Engine;
 use serde::Deserialize;
 
 use crate::keys::Key;
+use crate::providers::endpoint_check;
 use crate::providers::entry::{Entry, Field, Problem, Secret, Settings};
 use crate::providers::generic::{header_name, RawBody};
 #[cfg(any(test, feature = "sign"))]
@@ -64,6 +66,8 @@ pub struct Token {
     pub dispatch: Vec<String>,
     pub media: Media,
     pub keys: Vec<Key>,
+    /// The unsigned check answered at the headers, when the route answers handshakes.
+    pub endpoint_check: Option<endpoint_check::Check>,
 }
 
 /// A `token` block: how a `static_token` or `basic_auth` route's sender presents itself.
@@ -81,6 +85,9 @@ pub struct Raw {
     dispatch_headers: Vec<String>,
     #[serde(default)]
     body: RawBody,
+    /// The unsigned check the provider sends, answered at the headers (Okta's).
+    #[serde(default)]
+    endpoint_check: Option<endpoint_check::Raw>,
 }
 
 /// `"Idempotency-Key"` (a header) or `{"body_field": "update_id"}`.
@@ -120,7 +127,9 @@ fn compile(
     settings: Settings,
 ) -> Result<Box<dyn Provider>, Problem> {
     let raw = settings.token.unwrap_or_default();
-    Ok(Box::new(describe(scheme, credential, raw, settings.keys)?))
+    let mut token = describe(scheme, credential, raw, settings.keys)?;
+    token.answering(settings.answer_handshakes);
+    Ok(Box::new(token))
 }
 
 /// The scheme `raw` describes; problems name the field under `token`.
@@ -180,6 +189,21 @@ pub fn describe(
                 .map_err(|problem| Problem::new(field(&format!("dispatch_headers[{i}]")), problem))
         })
         .collect::<Result<_, _>>()?;
+    let endpoint_check = match raw.endpoint_check {
+        None => None,
+        Some(check) => {
+            let check = endpoint_check::compile(check).map_err(|(name, problem)| {
+                Problem::new(field(&format!("endpoint_check.{name}")), problem)
+            })?;
+            if check.needs_json_body() {
+                return Err(Problem::new(
+                    field("endpoint_check"),
+                    "a crc check answers with a MAC, and a static credential signs nothing",
+                ));
+            }
+            Some(check)
+        }
+    };
     Ok(Token {
         scheme,
         credential,
@@ -187,6 +211,7 @@ pub fn describe(
         dispatch,
         media,
         keys,
+        endpoint_check,
     })
 }
 
@@ -208,7 +233,9 @@ impl Preset {
 
     /// The entry's `compile`.
     pub fn build(&self, settings: Settings) -> Result<Box<dyn Provider>, Problem> {
-        Ok(Box::new(self.compile(settings.keys)?))
+        let mut token = self.compile(settings.keys)?;
+        token.answering(settings.answer_handshakes);
+        Ok(Box::new(token))
     }
 
     /// What the provider sends: the headers `headers` adds, then the credential.
@@ -248,6 +275,13 @@ macro_rules! preset_entry {
 use preset_entry;
 
 impl Token {
+    /// Drops the endpoint check of a route that does not answer handshakes.
+    pub fn answering(&mut self, handshakes: bool) {
+        if !handshakes {
+            self.endpoint_check = None;
+        }
+    }
+
     /// The key whose secret the request presents.
     fn check(&self, head: &RequestHead) -> Result<&Key, Rejection> {
         let (presented, what) = match &self.credential {
@@ -338,6 +372,12 @@ fn body_field(body: &[u8], name: &str) -> Result<Option<Vec<u8>>, Rejection> {
 
 impl Provider for Token {
     fn at_headers(&self, head: &RequestHead, _: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        if let Some(check) = &self.endpoint_check {
+            // Echoes only: no key is used.
+            if let Some(reply) = check.answer(head, None, crate::keys::Algorithm::Sha256)? {
+                return Ok(AtHeaders::Reply(reply));
+            }
+        }
         let key = self.check(head)?;
         Ok(AtHeaders::Verified {
             scheme: self.scheme,
