@@ -738,6 +738,8 @@ mod tests {
                 "standard_webhooks" | "svix" | "clerk" | "resend" => {
                     args.extend(["--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
                 }
+                // Their secrets are base64, as their consoles show them.
+                "microsoft_teams" | "brex" => args.extend(["--secret", "c2VjcmV0"]),
                 _ => args.extend(["--secret", "s"]),
             }
             if name == "generic_hmac" {

@@ -466,6 +466,14 @@ fn compile_route(
                 .key
                 .bytes(secret)
                 .ok_or("is not written as generic.key describes")?,
+            (Secret::Base64, _) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(secret)
+                    .ok()
+                    .filter(|bytes| !bytes.is_empty())
+                    .ok_or_else(|| format!("is not base64, as {} keys are", entry.scheme))?
+            }
             (Secret::Credentials, _) if !secret.contains(':') => {
                 return Err("is not user:password, as Basic credentials are".to_string())
             }

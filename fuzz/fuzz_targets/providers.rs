@@ -23,7 +23,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 35] = [
+const SCHEMES: [&str; 68] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -59,16 +59,55 @@ const SCHEMES: [&str; 35] = [
     "worldline",
     "okta",
     "telnyx",
+    "typeform",
+    "sentry",
+    "buildkite",
+    "circleci",
+    "mux",
+    "frameio",
+    "heroku",
+    "launch_darkly",
+    "terraform",
+    "webex",
+    "tiktok",
+    "mailchimp",
+    "modern_treasury",
+    "mongodb",
+    "orb",
+    "pinwheel",
+    "pusher",
+    "sonatype",
+    "alchemy",
+    "autodesk",
+    "aftership",
+    "castle",
+    "chargify",
+    "clearbit",
+    "jira",
+    "microsoft_teams",
+    "signal_sciences",
+    "trendmicro_conformity",
+    "go1",
+    "bolt",
+    "brex",
+    "coinbase",
+    "calendly",
 ];
 /// The schemes whose endpoint checks carry no signature (Meta's a token rather than a key):
 /// answered under any key.
-const UNSIGNED_CHECKS: [&str; 5] = ["meta", "dropbox", "twitter", "worldline", "okta"];
+const UNSIGNED_CHECKS: [&str; 6] = [
+    "meta",
+    "dropbox",
+    "twitter",
+    "worldline",
+    "okta",
+    "mailchimp",
+];
 /// The key the seeds are signed with (`whsec_` + base64 of it for the Svix family; for the
 /// public-key schemes, the private key is derived from it: an Ed25519 seed, a P-256 scalar).
 const KNOWN: &str = "fuzz-provider-key";
 
 fn policy(scheme: &str, key: &str) -> Policy {
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let secret = match scheme {
         "standard_webhooks" | "svix" | "clerk" | "resend" => {
             format!("whsec_{}", b64(key.as_bytes()))
@@ -77,6 +116,8 @@ fn policy(scheme: &str, key: &str) -> Policy {
         "sendgrid" => b64(&p256_spki(key)),
         "telnyx" => b64(ed25519(key).verifying_key().as_bytes()),
         "basic_auth" => format!("fuzz:{key}"),
+        // Their consoles show the key as base64.
+        "microsoft_teams" | "brex" => b64(key.as_bytes()),
         _ => key.to_string(),
     };
     let field = if matches!(scheme, "discord" | "sendgrid" | "telnyx") {
@@ -87,7 +128,7 @@ fn policy(scheme: &str, key: &str) -> Policy {
     let mut route = serde_json::json!({
         "name": "p", "path_prefix": "/", "scheme": scheme, field: [{"name": "k", "value": secret}],
     });
-    if matches!(scheme, "twilio" | "square" | "hubspot") {
+    if matches!(scheme, "twilio" | "square" | "hubspot" | "mailchimp") {
         route["public_origin"] = "https://example.com".into();
     }
     if scheme == "meta" {

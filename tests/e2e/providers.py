@@ -859,6 +859,172 @@ class Box(Provider):
         return boxsdk.object.webhook.Webhook.validate_message(delivery.body, headers, secret or self.secret)
 
 
+def preset_description(scheme):
+    """A generic-engine preset's `generic` block, read from its file."""
+    import re
+    text = (ROOT / f"core/src/providers/presets/{scheme}.rs").read_text()
+    return json.loads(re.search(r'const DESCRIPTION: &str = r#"(.*?)"#;', text, re.S).group(1))
+
+
+class Described(Provider):
+    """A preset whose provider publishes no verifier (or none installable here): the
+    construction its documentation states, as the preset's `generic` block writes it down
+    (core/src/providers/presets/<scheme>.rs), signed and checked by this class with the
+    standard library, an implementation independent of the filter's engine."""
+    HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+    def __init__(self, scheme):
+        self.scheme = scheme
+        self.name = scheme.replace("_", "-")
+        self.prefix = f"/{self.name}/"
+        self.env = scheme.upper() + "_WEBHOOK_SECRET"
+        self.d = d = preset_description(scheme)
+        self.signature_header = d["signature"]["header"]
+        headers = [part["header"].lower() for part in d["message"] if isinstance(part, dict) and "header" in part]
+        self.signed_headers = tuple(headers)
+        time_block = d.get("timestamp")
+        self.window = (time_block["max_age_secs"], time_block["max_future_secs"]) if time_block else None
+        self.resigns = bool(time_block)
+        self.path_signed = self.query_signed = "url" in d["message"]
+        self.form = d.get("body") == "form"
+
+    def __repr__(self):
+        return f"Described({self.scheme})"
+
+    def key(self, secret):
+        secret = secret or self.secret
+        return base64.b64decode(secret) if self.d.get("key", {}).get("encoding") == "base64" else secret.encode()
+
+    @property
+    def wrong_secret(self):
+        if self.d.get("key", {}).get("encoding") == "base64":
+            return base64.b64encode(b"a wrong secret").decode()
+        return self.secret + "x"
+
+    def event(self, at):
+        if self.form:
+            return urllib.parse.urlencode({"mandrill_events": json.dumps([{"event": "send", "ts": at, "msg": {"subject": "café"}}]),
+                                           "id": uuid.uuid4().hex}).encode()
+        event = {"id": f"evt_{uuid.uuid4().hex}", "type": "event.created", "note": "café"}
+        field = (self.d.get("timestamp") or {}).get("body_field")
+        if field:
+            event[field] = at * 1000 if self.d["timestamp"]["format"] == "milliseconds" else at
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def message(self, path, headers, items, body):
+        parts = []
+        for part in self.d["message"]:
+            if part == "body":
+                parts.append(body)
+            elif part == "url":
+                parts.append((ORIGIN + path).encode())
+            elif part == "form_params":
+                pairs = sorted(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+                parts.append("".join(k + v for k, v in pairs).encode())
+            elif "literal" in part:
+                parts.append(part["literal"].encode())
+            elif "header" in part:
+                parts.append(headers[part["header"].lower()].encode())
+            else:
+                parts.append(items[part["item"]].encode())
+        return b"".join(parts)
+
+    def mac(self, secret, message):
+        mac = hmac.new(self.key(secret), message, self.HASHES[self.d.get("algorithm", "sha256")]).digest()
+        return mac.hex() if self.d["encoding"] == "hex" else base64.b64encode(mac).decode()
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        at = int(at if at is not None else time.time())
+        body = same.body if same else (body or self.event(at))
+        path = path or self.path("events?x=1" if self.path_signed else "events")
+        headers = {}
+        for name in self.signed_headers:
+            source = (self.d.get("timestamp") or {}).get("header")
+            headers[name.lower()] = str(at) if source and source.lower() == name.lower() else (
+                same.extra["headers"][name.lower()] if same else f"msg_{uuid.uuid4().hex}")
+        time_item = (self.d.get("timestamp") or {}).get("item")
+        items = {time_item: str(at)} if time_item else {}
+        signature = self.mac(secret, self.message(path, headers, items, body))
+        sig = self.d["signature"]
+        value = sig.get("prefix", "")
+        listed = sig.get("list")
+        if listed and listed["entry"] == "key=value":
+            value += "".join(f"{k}={v}{listed['separator']}" for k, v in items.items()) + listed["label"] + "="
+        elif listed:
+            value += listed["label"] + ","
+        value += signature
+        content_type = FORM if self.form else JSON
+        wire = [content_type, *headers.items(), (self.signature_header, value),
+                *((name, "e2e") for name in self.d.get("dispatch_headers", []))]
+        return Delivery(path, wire, body, at, extra={"headers": headers, "items": items})
+
+    def sdk_accepts(self, delivery, secret=None):
+        sent = {k.lower(): v for k, v in delivery.headers}
+        value = sent.get(self.signature_header.lower(), "")
+        sig = self.d["signature"]
+        if not value.startswith(sig.get("prefix", "")):
+            return False
+        value = value[len(sig.get("prefix", "")):]
+        listed = sig.get("list")
+        items, signatures = {}, [value]
+        if listed:
+            entries = [e.strip() if listed.get("trim") else e for e in value.split(listed["separator"]) if e]
+            if listed["entry"] == "key=value":
+                pairs = [e.split("=", 1) for e in entries if "=" in e]
+                items = {k: v for k, v in pairs if k != listed["label"]}
+                signatures = [v for k, v in pairs if k == listed["label"]]
+            else:
+                signatures = [e.split(",", 1)[1] for e in entries if e.startswith(listed["label"] + ",")]
+        try:
+            expected = self.mac(secret, self.message(delivery.path, sent, items, delivery.body))
+        except KeyError:  # a signed header or item is missing
+            return False
+        return any(hmac.compare_digest(expected.lower() if self.d["encoding"] == "hex" else expected, s) for s in signatures)
+
+
+def provider_id(provider):
+    """A provider's test id: its class, and a described preset's scheme."""
+    name = type(provider).__name__
+    return f"{name}-{provider.scheme}" if isinstance(provider, Described) else name
+
+
+DESCRIBED = [Described(scheme) for scheme in (
+    "typeform",
+    "sentry",
+    "buildkite",
+    "circleci",
+    "mux",
+    "frameio",
+    "heroku",
+    "launch_darkly",
+    "terraform",
+    "webex",
+    "tiktok",
+    "mailchimp",
+    "modern_treasury",
+    "mongodb",
+    "orb",
+    "pinwheel",
+    "pusher",
+    "sonatype",
+    "alchemy",
+    "autodesk",
+    "aftership",
+    "castle",
+    "chargify",
+    "clearbit",
+    "jira",
+    "microsoft_teams",
+    "signal_sciences",
+    "trendmicro_conformity",
+    "go1",
+    "bolt",
+    "brex",
+    "coinbase",
+    "calendly",
+)]
+
+
 class StaticToken(Provider):
     """A static shared token in a header, its delivery known by an id header: nothing is
     signed, so there is no SDK to verify with; the check is the token's equality with the
@@ -968,4 +1134,4 @@ PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), 
              Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
              Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
              Intercom(), Twitch(), Bitbucket(), Telnyx(), Xero(), Dropbox(), Twitter(), Box(), DocuSign(), Worldline(),
-             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth()]
+             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), *DESCRIBED]

@@ -175,6 +175,14 @@ def test_a_header_challenge_is_echoed_in_the_providers_format(envoy, upstream, p
     assert_never_delivered(upstream, test_id, envoy=envoy)
 
 
+def test_mandrills_url_probe_is_answered_at_the_edge(envoy, upstream):
+    test_id = f"check-{time.monotonic_ns()}"
+    with envoy.https_client() as client:
+        response = client.head("/mailchimp/webhook", headers={"x-test-id": test_id})
+    assert response.status_code == 200 and response.content == b"", response.text
+    assert_never_delivered(upstream, test_id, envoy=envoy)
+
+
 def test_a_route_that_does_not_answer_handshakes_refuses_an_unsigned_check(start_envoy, upstream):
     dropbox = next(r for r in shipped_plugin_config()["routes"] if r["name"] == "dropbox")
     proxy = start_envoy({"routes": [dict(dropbox, answer_handshakes=False)]})

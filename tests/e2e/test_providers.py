@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from providers import PROVIDERS, BasicAuth, GitLab, Mailgun, Okta, StaticToken, Telegram, changed, replace
+from providers import PROVIDERS, BasicAuth, provider_id, GitLab, Mailgun, Okta, StaticToken, Telegram, changed, replace
 from raw import seen_by_upstream
 
 
@@ -34,7 +34,7 @@ def delivered(upstream, test_id):
     return [r for r in seen_by_upstream(upstream).get(test_id, []) if not r["truncated"]]
 
 
-providers = pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: type(p).__name__)
+providers = pytest.mark.parametrize("provider", PROVIDERS, ids=provider_id)
 
 
 @providers
@@ -92,7 +92,7 @@ def test_a_missing_or_malformed_signature_is_refused(envoy, upstream, provider):
 TIMED = [p for p in PROVIDERS if p.window]
 
 
-@pytest.mark.parametrize("provider", TIMED, ids=lambda p: type(p).__name__)
+@pytest.mark.parametrize("provider", TIMED, ids=provider_id)
 @pytest.mark.parametrize("side, expected", [(0, "stale"), (1, "future")])
 def test_a_signed_time_outside_the_window_is_refused_both_ways(envoy, upstream, provider, side, expected):
     # A minute beyond the route's window, on either side.
@@ -161,7 +161,7 @@ def test_mailgun_delivers_each_signature_once_whatever_body_comes_with_it(envoy,
 
 
 @pytest.mark.parametrize("provider", [StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth()],
-                         ids=lambda p: type(p).__name__)
+                         ids=provider_id)
 def test_a_static_credential_delivers_each_id_once_and_binds_its_body(envoy, upstream, provider):
     """Nothing is signed: the credential admits whoever has it. The filter delivers each delivery id
     once, and the same id with another body is tampering; a new id with any body is a new

@@ -91,6 +91,8 @@ pub enum Secret {
     Generic,
     /// `user:password`, HTTP Basic credentials (the text itself).
     Credentials,
+    /// Standard base64 of the key bytes (Microsoft Teams' security token, Brex's secrets).
+    Base64,
 }
 
 /// A route field only some schemes read.
