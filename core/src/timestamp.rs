@@ -58,6 +58,11 @@ pub fn parse_rfc3339_stamp(text: &[u8]) -> Option<Stamp> {
     parse(text, true)
 }
 
+/// [`parse_rfc3339_stamp`], a missing offset meaning UTC (Orb's `X-Orb-Timestamp`).
+pub fn parse_utc_stamp(text: &[u8]) -> Option<Stamp> {
+    parse(text, false)
+}
+
 /// As [`parse_rfc3339`], but a missing offset means UTC: Vobiz voice bodies carry
 /// `SessionStart=2026-06-08 06:07:34.130248`, which is UTC without saying so.
 pub fn parse_assume_utc(text: &[u8]) -> Option<i64> {

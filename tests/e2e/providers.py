@@ -15,6 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 
 import boxsdk.object.webhook
+import castle.configuration
+import castle.errors
+import castle.webhooks.verify
+import modern_treasury
+import orb
+import orb.resources.webhooks.webhooks as orb_webhooks
+import pusher
+import pusher.authentication_client as pusher_authentication
 import discord_interactions
 import githubkit.webhooks
 import hubspot.utils.signature
@@ -911,6 +919,12 @@ class Described(Provider):
             event[field] = at * 1000 if self.d["timestamp"]["format"] == "milliseconds" else at
         return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def time_text(self, at):
+        """The signed time as the provider writes it."""
+        return {"seconds": str(at), "milliseconds": str(at * 1000),
+                "rfc3339": utc(at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "rfc3339_utc": utc(at).strftime("%Y-%m-%dT%H:%M:%S.000")}[self.d["timestamp"]["format"]]
+
     def message(self, path, headers, items, body):
         parts = []
         for part in self.d["message"]:
@@ -940,10 +954,10 @@ class Described(Provider):
         headers = {}
         for name in self.signed_headers:
             source = (self.d.get("timestamp") or {}).get("header")
-            headers[name.lower()] = str(at) if source and source.lower() == name.lower() else (
+            headers[name.lower()] = self.time_text(at) if source and source.lower() == name.lower() else (
                 same.extra["headers"][name.lower()] if same else f"msg_{uuid.uuid4().hex}")
         time_item = (self.d.get("timestamp") or {}).get("item")
-        items = {time_item: str(at)} if time_item else {}
+        items = {time_item: self.time_text(at)} if time_item else {}
         signature = self.mac(secret, self.message(path, headers, items, body))
         sig = self.d["signature"]
         value = sig.get("prefix", "")
@@ -959,6 +973,11 @@ class Described(Provider):
         return Delivery(path, wire, body, at, extra={"headers": headers, "items": items})
 
     def sdk_accepts(self, delivery, secret=None):
+        sdk = SDK_VERIFIERS.get(self.scheme)
+        return sdk(delivery, secret or self.secret) if sdk else self.documented_accepts(delivery, secret)
+
+    def documented_accepts(self, delivery, secret=None):
+        """The documented construction, as the preset's block writes it down."""
         sent = {k.lower(): v for k, v in delivery.headers}
         value = sent.get(self.signature_header.lower(), "")
         sig = self.d["signature"]
@@ -980,6 +999,43 @@ class Described(Provider):
         except KeyError:  # a signed header or item is missing
             return False
         return any(hmac.compare_digest(expected.lower() if self.d["encoding"] == "hex" else expected, s) for s in signatures)
+
+
+def castle_accepts(delivery, secret):
+    castle.configuration.configuration.api_secret = secret
+    webhook = type("Webhook", (), {"headers": dict(delivery.headers), "data": delivery.body})
+    try:
+        castle.webhooks.verify.WebhooksVerify.call(webhook)
+        return True
+    except castle.errors.WebhookVerificationError:
+        return False
+
+
+def orb_accepts(delivery, secret):
+    with clock_at(orb_webhooks, delivery.time, "datetime"):
+        try:
+            orb.Orb(api_key="e2e").webhooks.verify_signature(delivery.body, dict(delivery.headers), secret=secret)
+            return True
+        except (ValueError, orb.OrbError):
+            return False
+
+
+def pusher_accepts(delivery, secret):
+    headers = dict(delivery.headers)
+    client = pusher.Pusher(app_id="1", key="e2e", secret=secret)
+    with clock_at(pusher_authentication, delivery.time):
+        return client.validate_webhook(headers.get("X-Pusher-Key", ""), headers.get("X-Pusher-Signature", ""),
+                                       delivery.body.decode()) is not None
+
+
+def modern_treasury_accepts(delivery, secret):
+    client = modern_treasury.ModernTreasury(api_key="e2e", organization_id="e2e")
+    return client.webhooks.validate_signature(delivery.body.decode(), dict(delivery.headers), key=secret)
+
+
+# The described presets whose provider's SDK verifies, installable from PyPI: the oracle.
+SDK_VERIFIERS = {"castle": castle_accepts, "orb": orb_accepts, "pusher": pusher_accepts,
+                 "modern_treasury": modern_treasury_accepts}
 
 
 def provider_id(provider):

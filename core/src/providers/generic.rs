@@ -136,6 +136,8 @@ pub enum TimeFormat {
     Seconds,
     Milliseconds,
     Rfc3339,
+    /// RFC 3339 where a missing offset means UTC (Orb's `2024-03-27T15:42:29.551`).
+    Rfc3339Utc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +249,7 @@ impl Generic {
         let time = self.time.as_ref().map(|time| match time.format {
             TimeFormat::Seconds => signing.now.to_string(),
             TimeFormat::Milliseconds => (i128::from(signing.now) * 1000).to_string(),
-            TimeFormat::Rfc3339 => sign::rfc3339(signing.now),
+            TimeFormat::Rfc3339 | TimeFormat::Rfc3339Utc => sign::rfc3339(signing.now),
         });
         let from_time = |source: &Source| -> Option<&String> {
             let time_source = &self.time.as_ref()?.source;
@@ -261,7 +263,9 @@ impl Generic {
         {
             let text = time.clone().unwrap_or_default();
             let value = match format {
-                TimeFormat::Rfc3339 => serde_json::Value::from(text).to_string(),
+                TimeFormat::Rfc3339 | TimeFormat::Rfc3339Utc => {
+                    serde_json::Value::from(text).to_string()
+                }
                 TimeFormat::Seconds | TimeFormat::Milliseconds => text,
             };
             out.body = sign::with_member(&out.body, field, &value)?;
@@ -553,6 +557,7 @@ impl Generic {
                     }
                 }),
             TimeFormat::Rfc3339 => timestamp::parse_rfc3339_stamp(&value),
+            TimeFormat::Rfc3339Utc => timestamp::parse_utc_stamp(&value),
         };
         parsed
             .map(Some)

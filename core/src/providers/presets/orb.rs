@@ -1,15 +1,14 @@
 //! Orb: `X-Orb-Signature: v1=<hex>[ v1=…]`, the HMAC-SHA256 of
-//! `v1:<X-Orb-Timestamp>:<body>` under the webhook secret. Orb writes its timestamp
-//! without an offset (`2024-03-27T15:42:29.551`), which no time format here reads as
-//! UTC yet, so the time is signed (the identity covers it) but not checked for
-//! freshness: Orb's SDK allows ±5 min.
+//! `v1:<X-Orb-Timestamp>:<body>` under the webhook secret; Orb writes its timestamp
+//! without an offset (`2024-03-27T15:42:29.551`), meaning UTC (`rfc3339_utc`); ±5 min,
+//! as Orb's SDK.
 //!
 //! Source: orbcorp/orb-python src/orb/resources/webhooks.py. Its SDK verifies:
 //! orb-billing `webhooks.verify_signature`.
 //!
 //! | signed message (the identity) | time (default window) | body | dispatch headers bound |
 //! | --- | --- | --- | --- |
-//! | `v1:` ‖ `X-Orb-Timestamp` ‖ `:` ‖ body | none | JSON object | none |
+//! | `v1:` ‖ `X-Orb-Timestamp` ‖ `:` ‖ body | `X-Orb-Timestamp`, 300 s past, 300 s ahead | JSON object | none |
 
 #[cfg(test)]
 use super::tests::Vector;
@@ -25,6 +24,7 @@ const DESCRIPTION: &str = r#"{
     "signature": {"header": "X-Orb-Signature", "list": {"separator": " ", "entry": "key=value", "label": "v1"}},
     "encoding": "hex",
     "message": [{"literal": "v1:"}, {"header": "X-Orb-Timestamp"}, {"literal": ":"}, "body"],
+    "timestamp": {"header": "X-Orb-Timestamp", "format": "rfc3339_utc", "max_age_secs": 300, "max_future_secs": 300},
     "body": "json_object"
 }"#;
 
@@ -39,4 +39,5 @@ pub(super) const VECTOR: Vector = Vector::new(
     ],
     r#"{"id": "o4mmewpfNNTnjfZc", "created_at": "2024-03-27T15:42:29+00:00", "type": "resource_event.test", "properties": {"message": "A test webhook from Orb. Happy testing!"}}"#,
 )
+.at(1711554149)
 .given();
