@@ -370,6 +370,7 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
             Ok(route)
         })
         .collect::<Result<Vec<Route>, _>>()?;
+    check_mac_oracles(&routes, &secrets)?;
     warnings.extend(shared_secrets(&routes, &secrets));
     Ok(Policy {
         routes,
@@ -388,6 +389,34 @@ fn named_secrets(field: &str, keys: &[Key]) -> Vec<(String, Key)> {
         .enumerate()
         .map(|(i, key)| (format!("{field}[{i}]"), key.clone()))
         .collect()
+}
+
+/// A route that answers anyone with a MAC under its key (X's CRC) holds that key alone:
+/// on another route, an answer could be the signature of a message there.
+fn check_mac_oracles(
+    routes: &[Route],
+    secrets: &[(SecretAt, &str, Key)],
+) -> Result<(), ConfigError> {
+    for (i, ((field, route), _, key)) in secrets.iter().enumerate() {
+        for ((other_field, other_route), _, other) in &secrets[i + 1..] {
+            if route == other_route || !key.same_secret(other) {
+                continue;
+            }
+            let oracle = [*route, *other_route]
+                .into_iter()
+                .find(|&r| routes[r].provider.answers_with_macs());
+            if let Some(oracle) = oracle {
+                return Err(error(
+                    other_field.clone(),
+                    format!(
+                        "is the secret of {field} too, and route {} answers anyone with a MAC under it (its CRC check): give each route its own secret",
+                        routes[oracle].name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One secret on two routes: a signature made for one could verify the other, where a
@@ -1242,6 +1271,24 @@ mod tests {
                 ))
             );
         }
+    }
+
+    #[test]
+    fn a_route_that_answers_with_macs_holds_its_key_alone() {
+        let document = serde_json::json!({"routes": [
+            {"name": "x", "path_prefix": "/x/", "scheme": "twitter", "keys": [{"value": "shared"}]},
+            {"name": "g", "path_prefix": "/g/", "scheme": "github", "keys": [{"value": "shared"}]},
+        ]});
+        let message = parse_json(document).unwrap_err().to_string();
+        assert!(
+            message.starts_with("routes[1].keys[0]: is the secret of routes[0].keys[0] too, and route x answers anyone with a MAC under it"),
+            "{message}"
+        );
+        let apart = serde_json::json!({"routes": [
+            {"name": "x", "path_prefix": "/x/", "scheme": "twitter", "keys": [{"value": "one"}]},
+            {"name": "g", "path_prefix": "/g/", "scheme": "github", "keys": [{"value": "other"}]},
+        ]});
+        assert!(parse_json(apart).is_ok());
     }
 
     #[test]

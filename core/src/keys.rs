@@ -9,6 +9,8 @@ pub type HmacSha256 = Hmac<Sha256>;
 
 /// What a key's MAC of its own secret is tagged with (see [`Key::is_secret`]).
 const OWN: &[u8] = b"callback-guard/secret:";
+/// The message two keys are compared by (see [`Key::same_secret`]).
+const PROBE: &[u8] = b"callback-guard/same-secret";
 
 /// A named key with its precomputed HMAC state (SHA-256, and SHA-1 for the providers that
 /// still sign with it). The secret itself is not kept.
@@ -91,10 +93,11 @@ impl Key {
         self.mac.clone()
     }
 
-    /// Whether the two are the same secret, for a configuration check: the secret itself is
-    /// not kept.
+    /// Whether the two sign alike (their MACs of one fixed message agree), for a
+    /// configuration check: the same secret, or secrets HMAC takes as one key (`t` and
+    /// `t\0`, a long secret and its SHA-256). The secret itself is not kept.
     pub fn same_secret(&self, other: &Key) -> bool {
-        macs_equal(&self.own, &other.own)
+        macs_equal(&self.mac(&[PROBE]), &other.mac(&[PROBE]))
     }
 
     /// Whether `presented` is this key's secret, as a static token or password is checked:
@@ -186,8 +189,10 @@ mod tests {
         let digest: [u8; 32] = <Sha256 as sha2::Digest>::digest(long.as_bytes()).into();
         assert!(test_key("k", &long).is_secret(long.as_bytes()));
         assert!(!test_key("k", &long).is_secret(&digest));
-        assert!(!test_key("a", "t").same_secret(&test_key("b", "t\0")));
+        // Keys that sign alike are one secret to the configuration check.
+        assert!(test_key("a", "t").same_secret(&test_key("b", "t\0")));
         assert!(test_key("a", "t").same_secret(&test_key("b", "t")));
+        assert!(!test_key("a", "t").same_secret(&test_key("b", "u")));
     }
 
     #[test]

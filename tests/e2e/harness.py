@@ -113,6 +113,12 @@ def plugin_config(extra_routes=(), **route_overrides):
     return {"routes": [route, *extra_routes]}
 
 
+def guard_filter(manager):
+    """callback_guard's entry in a connection manager's http_filters (a test may put
+    another filter before it)."""
+    return next(f for f in manager["http_filters"] if f["name"] == "callback_guard")
+
+
 class Envoy:
     """Envoy 1.40 from the project's virtual environment, built from envoy/envoy.yaml."""
 
@@ -137,7 +143,7 @@ class Envoy:
                     manager.pop(key, None)
                 else:
                     manager[key] = copy.deepcopy(value)
-            wasm = manager["http_filters"][0]["typed_config"]["config"]
+            wasm = guard_filter(manager)["typed_config"]["config"]
             wasm.update(plugin_options or {})
             keys = wasm["vm_config"]["environment_variables"]["host_env_keys"]
             keys += [key for key in host_env_keys if key not in keys]  # listeners share it
@@ -187,7 +193,7 @@ class Envoy:
         listeners = copy.deepcopy(self.listeners)
         for listener in listeners:
             manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-            manager["http_filters"][0]["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin)
+            guard_filter(manager)["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin)
         self.write_listeners(listeners)
 
     def quiet(self):

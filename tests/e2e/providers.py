@@ -787,6 +787,11 @@ class Xero(Provider):
     signature_header = "x-xero-signature"
     mismatch = (401, "signature_mismatch")
 
+    def with_malformed_signature(self, delivery):
+        """Not even base64 is incorrectly signed too: 401."""
+        malformed, _ = super().with_malformed_signature(delivery)
+        return malformed, (401, "malformed_header")
+
     def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
         body = same.body if same else (body or json.dumps(
             {"events": [{"resourceId": str(uuid.uuid4()), "eventType": "UPDATE", "eventCategory": "INVOICE",

@@ -7,7 +7,7 @@
 //! | `query_echo` | `param` in the query | its value, `text/plain` | Dropbox (`challenge`), Microsoft Graph (`POST ?validationToken=`) |
 //! | `header_echo` | `header` present | its value, `text/plain`, or `{"<json_field>": value}` | Worldline, Okta (`x-okta-verification-challenge` → `verification`) |
 //! | `crc` | `param` in the query | `{"<field>": "<prefix>" base64(HMAC(key, value))}` | Twitter/X (`crc_token` → `response_token`, `sha256=`) |
-//! | `ok` | any request of the method (and `HEAD` for `GET`) | nothing | URL probes |
+//! | `ok` | any `GET` or `HEAD` | nothing | URL probes (Mandrill's `HEAD`) |
 //!
 //! The echoed value is 1 to [`MAX_ECHO_BYTES`] printable ASCII characters (Microsoft
 //! Graph's tokens have spaces), answered `text/plain` with `nosniff`. A CRC token is more: the answer is a MAC under the route's
@@ -119,6 +119,13 @@ pub fn compile(raw: Raw) -> Result<Check, (String, String)> {
         }
     }
     let method = method.unwrap_or_else(|| "GET".to_string());
+    // An `ok` answers every request of its method unverified: never the delivery method.
+    if kind == Kind::Ok && method != "GET" {
+        return Err((
+            "method".into(),
+            "an ok check answers every request of its method unread: only GET (and HEAD)".into(),
+        ));
+    }
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err((
             "method".into(),
@@ -163,7 +170,8 @@ impl Check {
     }
 
     /// The answer to `head`, when it is this check; `None` for every other request. `key`
-    /// is the route's first key, `algorithm` its MAC's hash (a CRC answer).
+    /// is the route's first key (a CRC answer: list the current key first while rotating),
+    /// `algorithm` its MAC's hash.
     pub fn answer(
         &self,
         head: &RequestHead,
@@ -381,6 +389,7 @@ mod tests {
         let problem = |block: &str| compile(serde_json::from_str(block).unwrap()).unwrap_err().0;
         assert_eq!(problem(r#"{"kind": "query_echo", "param": ""}"#), "param");
         assert_eq!(problem(r#"{"kind": "ok", "method": "get"}"#), "method");
+        assert_eq!(problem(r#"{"kind": "ok", "method": "POST"}"#), "method");
         assert_eq!(
             problem(r#"{"kind": "header_echo", "header": "a b"}"#),
             "header"

@@ -668,6 +668,12 @@ impl Provider for Generic {
         self.refusal_status
     }
 
+    fn answers_with_macs(&self) -> bool {
+        self.endpoint_check
+            .as_ref()
+            .is_some_and(endpoint_check::Check::needs_json_body)
+    }
+
     fn handshake(
         &self,
         head: &RequestHead,

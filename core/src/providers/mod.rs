@@ -298,6 +298,13 @@ pub trait Provider: std::any::Any + Send + Sync {
         &[]
     }
 
+    /// Whether it answers anyone with a MAC under its key over bytes the caller chose (X's
+    /// CRC): then no other route may hold that key, whose messages such an answer could
+    /// sign.
+    fn answers_with_macs(&self) -> bool {
+        false
+    }
+
     /// Whether the provider itself sends identical signed requests as new ones (Twilio:
     /// the same digits twice in a `<Gather>`), so that a repeat is not a replay by itself.
     fn repeats(&self) -> bool {

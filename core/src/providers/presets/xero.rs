@@ -18,8 +18,11 @@ use crate::providers::entry::Entry;
 use crate::providers::sign::Signing;
 use crate::verdict::Reason;
 
-pub const PRESET: Preset =
-    Preset::new("xero", DESCRIPTION).refusing(&[(Reason::SignatureMismatch, 401)]);
+/// A signature that does not verify, or is not even base64, is "incorrectly signed".
+pub const PRESET: Preset = Preset::new("xero", DESCRIPTION).refusing(&[
+    (Reason::SignatureMismatch, 401),
+    (Reason::MalformedHeader, 401),
+]);
 
 pub const ENTRY: Entry = entry!(PRESET, example);
 

@@ -1,11 +1,13 @@
 //! GitLab: the webhook's secret token, verbatim, in `X-Gitlab-Token`; nothing is signed
 //! or timed. The delivery's id is `Idempotency-Key` (GitLab 17.4 on, the same on every
-//! resend of one delivery), else `X-Gitlab-Event-UUID`; never `X-Gitlab-Webhook-UUID`,
-//! which is new on each request.
+//! resend of one delivery), else the body. Never `X-Gitlab-Webhook-UUID`, which is new on
+//! each request, nor `X-Gitlab-Event-UUID`, which GitLab copies from whatever API request
+//! triggered the event (its recursion detection): any user could give many deliveries
+//! one id, and each after the first would be refused as tampering.
 //!
 //! | credential | identity | time | body | dispatch headers bound |
 //! | --- | --- | --- | --- | --- |
-//! | `X-Gitlab-Token` | `Idempotency-Key`, else `X-Gitlab-Event-UUID`, else the body | none | JSON object | `X-Gitlab-Event` |
+//! | `X-Gitlab-Token` | `Idempotency-Key`, else the body | none | JSON object | `X-Gitlab-Event` |
 //!
 //! GitLab does not retry a failed delivery by itself; a 4xx answer counts towards
 //! disabling the hook for good, a 5xx only for a while. GitLab 19's signing token is the
@@ -30,7 +32,7 @@ pub const ENTRY: Entry = preset_entry!(PRESET, example, |signing, out| {
 /// The preset as a `token` block.
 const DESCRIPTION: &str = r#"{
     "header": "X-Gitlab-Token",
-    "delivery_id": ["Idempotency-Key", "X-Gitlab-Event-UUID"],
+    "delivery_id": ["Idempotency-Key"],
     "dispatch_headers": ["X-Gitlab-Event"],
     "body": "json_object"
 }"#;

@@ -5,7 +5,7 @@
 //!
 //! | at the headers | identity | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | the credential, verified | the first `delivery_id` source present (a header, or a JSON body's top-level field), else the whole body | none | as `token.body` says | method, path, query, content type, dispatch headers **and the body** |
+//! | the credential, verified | the key that matched, with the first `delivery_id` source present (a header, or a JSON body's top-level field), else the whole body | none | as `token.body` says | method, path, query, content type, dispatch headers **and the body** |
 //!
 //! **Nothing is signed.** A credential proves that the sender knows it, not what it sent:
 //! whoever has seen one delivery (or the credential) can send any body, at any time, under
@@ -302,8 +302,12 @@ impl Token {
             .ok_or_else(|| mismatch(what))
     }
 
-    /// The delivery's identity: its id from the first source present, else its body.
-    fn identity(&self, head: &RequestHead, body: &[u8]) -> Result<Signed, Rejection> {
+    /// The delivery's identity under the key that admitted it: its id from the first source
+    /// present, else its body. The key is part of it, so that the holder of one route key
+    /// cannot take another sender's next ids first (Telegram's count up by one), and two
+    /// senders' ids never collide.
+    fn identity(&self, key: &Key, head: &RequestHead, body: &[u8]) -> Result<Signed, Rejection> {
+        let key = key.name.as_bytes();
         for source in &self.delivery_id {
             let (name, id) = match source {
                 Source::Header(name) => match head.lookup(name) {
@@ -324,9 +328,13 @@ impl Token {
                     None => continue,
                 },
             };
-            return Ok(Signed::over(self.scheme, &[name.as_bytes(), &id], body));
+            return Ok(Signed::over(
+                self.scheme,
+                &[key, name.as_bytes(), &id],
+                body,
+            ));
         }
-        Ok(Signed::over(self.scheme, &[body], body))
+        Ok(Signed::over(self.scheme, &[key, body], body))
     }
 }
 
@@ -379,6 +387,11 @@ impl Provider for Token {
             }
         }
         let key = self.check(head)?;
+        // A body the route restricts is checked at the body step, even without replay
+        // (which checks the credential again: one MAC).
+        if self.media.restricts() {
+            return Ok(AtHeaders::NeedBody);
+        }
         Ok(AtHeaders::Verified {
             scheme: self.scheme,
             key: &key.name,
@@ -402,7 +415,7 @@ impl Provider for Token {
         Ok(Verified {
             scheme: self.scheme,
             key: &key.name,
-            signed: self.identity(head, body.bytes)?,
+            signed: self.identity(key, head, body.bytes)?,
             time: None,
         })
     }
@@ -511,14 +524,17 @@ pub(crate) mod testing {
         );
         let head = RequestHead::new(&head);
         let checks = Checks::default();
-        let AtHeaders::Verified { scheme, key } =
-            token.at_headers(&head, &checks).map_err(|e| e.reason)?
-        else {
-            panic!("a credential is judged at the headers")
+        // Judged at the headers; verified there where the route takes any body.
+        let prior = match token.at_headers(&head, &checks).map_err(|e| e.reason)? {
+            AtHeaders::Verified { scheme, key } => {
+                Some(crate::providers::Prior::Verified(scheme, key))
+            }
+            AtHeaders::NeedBody => None,
+            AtHeaders::Reply(_) => panic!("no endpoint check here"),
         };
         let body = Body {
             bytes: body.as_bytes(),
-            prior: Some(crate::providers::Prior::Verified(scheme, key)),
+            prior,
         };
         let verified = token.at_body(&head, &body, &checks).map_err(|e| e.reason)?;
         Ok(Judged {
