@@ -503,8 +503,12 @@ fn compile_route(
                     .filter(|bytes| !bytes.is_empty())
                     .ok_or_else(|| format!("is not base64, as {} keys are", entry.scheme))?
             }
-            (Secret::Credentials, _) if !secret.contains(':') => {
-                return Err("is not user:password, as Basic credentials are".to_string())
+            (Secret::Credentials, _)
+                if secret.split_once(':').is_none_or(|(_, pw)| pw.is_empty()) =>
+            {
+                return Err(
+                    "is not user:password with a password, as Basic credentials are".to_string(),
+                )
             }
             (Secret::Text | Secret::Generic | Secret::Credentials, _) => secret.as_bytes().to_vec(),
         };
@@ -1296,8 +1300,9 @@ mod tests {
         let message = |result: Result<Policy, ConfigError>| result.unwrap_err().to_string();
         assert_eq!(
             message(provider("basic_auth", "no-colon", serde_json::json!({}))),
-            "routes[0].keys[0]: key from value is not user:password, as Basic credentials are"
+            "routes[0].keys[0]: key from value is not user:password with a password, as Basic credentials are"
         );
+        assert!(provider("basic_auth", "hooks:", serde_json::json!({})).is_err());
         assert!(provider("basic_auth", "hooks:pw", serde_json::json!({})).is_ok());
         assert_eq!(
             message(provider("static_token", "t", serde_json::json!({}))),

@@ -1038,9 +1038,18 @@ def modern_treasury_accepts(delivery, secret):
     return client.webhooks.validate_signature(delivery.body.decode(), dict(delivery.headers), key=secret)
 
 
-# The described presets whose provider's SDK verifies, installable from PyPI: the oracle.
+def node_accepts(provider):
+    """The provider's Node SDK (tests/e2e/node/oracle.mjs), at the delivery's time."""
+    def accepts(delivery, secret):
+        return node_oracle(provider, secret, delivery, delivery.time or time.time())["accepted"]
+    return accepts
+
+
+# The described presets whose provider's SDK verifies, installable from PyPI or npm: the
+# oracle.
 SDK_VERIFIERS = {"castle": castle_accepts, "orb": orb_accepts, "pusher": pusher_accepts,
-                 "modern_treasury": modern_treasury_accepts}
+                 "modern_treasury": modern_treasury_accepts, "mux": node_accepts("mux"),
+                 "coinbase": node_accepts("coinbase")}
 
 
 def provider_id(provider):

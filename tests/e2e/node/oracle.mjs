@@ -3,6 +3,8 @@
 // stdin; prints {"accepted": bool, "reply": <what the SDK would answer, if anything>}.
 import { LinearWebhookClient } from "@linear/sdk/webhooks";
 import { AwsLambdaReceiver } from "@zoom/rivet/meetings";
+import Mux from "@mux/mux-node";
+import coinbase from "coinbase-commerce-node";
 
 const input = JSON.parse(await new Promise((resolve) => {
   let text = "";
@@ -31,5 +33,23 @@ async function zoom() {
   return { accepted: answer.statusCode === 200, reply: JSON.parse(answer.body) };
 }
 
-const oracles = { linear, zoom };
+async function mux() {
+  try {
+    await new Mux({ tokenId: "e2e", tokenSecret: "e2e" }).webhooks.verifySignature(body.toString("utf8"), input.headers, input.secret);
+    return { accepted: true };
+  } catch {
+    return { accepted: false };
+  }
+}
+
+async function coinbaseCommerce() {
+  const header = Object.entries(input.headers).find(([k]) => k.toLowerCase() === "x-cc-webhook-signature");
+  try {
+    return { accepted: coinbase.Webhook.verifySigHeader(body.toString("utf8"), header ? header[1] : "", input.secret) };
+  } catch {
+    return { accepted: false };
+  }
+}
+
+const oracles = { linear, zoom, mux, coinbase: coinbaseCommerce };
 process.stdout.write(JSON.stringify(await oracles[input.provider]()));
