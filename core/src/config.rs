@@ -370,8 +370,9 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
             Ok(route)
         })
         .collect::<Result<Vec<Route>, _>>()?;
-    check_mac_oracles(&routes, &secrets)?;
-    warnings.extend(shared_secrets(&routes, &secrets));
+    let pairs: Vec<_> = shared_pairs(&secrets).collect();
+    check_mac_oracles(&routes, &pairs)?;
+    warnings.extend(shared_secrets(&routes, &pairs));
     Ok(Policy {
         routes,
         hold_headers,
@@ -391,29 +392,39 @@ fn named_secrets(field: &str, keys: &[Key]) -> Vec<(String, Key)> {
         .collect()
 }
 
+/// A route's secret: where it is configured, its route's scheme, its key.
+type RouteSecret<'s> = (SecretAt, &'s str, Key);
+
+/// Two routes' secrets that sign alike.
+type SharedPair<'a, 's> = (&'a RouteSecret<'s>, &'a RouteSecret<'s>);
+
+/// Every pair of one secret on two routes, each pair compared once.
+fn shared_pairs<'a, 's>(
+    secrets: &'a [RouteSecret<'s>],
+) -> impl Iterator<Item = SharedPair<'a, 's>> {
+    secrets.iter().enumerate().flat_map(move |(i, a)| {
+        secrets[i + 1..]
+            .iter()
+            .filter(move |b| a.0 .1 != b.0 .1 && a.2.same_secret(&b.2))
+            .map(move |b| (a, b))
+    })
+}
+
 /// A route that answers anyone with a MAC under its key (X's CRC) holds that key alone:
 /// on another route, an answer could be the signature of a message there.
-fn check_mac_oracles(
-    routes: &[Route],
-    secrets: &[(SecretAt, &str, Key)],
-) -> Result<(), ConfigError> {
-    for (i, ((field, route), _, key)) in secrets.iter().enumerate() {
-        for ((other_field, other_route), _, other) in &secrets[i + 1..] {
-            if route == other_route || !key.same_secret(other) {
-                continue;
-            }
-            let oracle = [*route, *other_route]
-                .into_iter()
-                .find(|&r| routes[r].provider.answers_with_macs());
-            if let Some(oracle) = oracle {
-                return Err(error(
-                    other_field.clone(),
-                    format!(
-                        "is the secret of {field} too, and route {} answers anyone with a MAC under it (its CRC check): give each route its own secret",
-                        routes[oracle].name
-                    ),
-                ));
-            }
+fn check_mac_oracles(routes: &[Route], pairs: &[SharedPair]) -> Result<(), ConfigError> {
+    for (((field, route), ..), ((other_field, other_route), ..)) in pairs {
+        let oracle = [*route, *other_route]
+            .into_iter()
+            .find(|&r| routes[r].provider.answers_with_macs());
+        if let Some(oracle) = oracle {
+            return Err(error(
+                other_field.clone(),
+                format!(
+                    "is the secret of {field} too, and route {} answers anyone with a MAC under it (its CRC check): give each route its own secret",
+                    routes[oracle].name
+                ),
+            ));
         }
     }
     Ok(())
@@ -423,19 +434,16 @@ fn check_mac_oracles(
 /// body or message of one scheme can be read as the other's (KYC and voice share the
 /// parent token by design: KYC takes only JSON objects, which no voice base string is),
 /// and each route remembers its deliveries apart.
-fn shared_secrets(routes: &[Route], secrets: &[(SecretAt, &str, Key)]) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for (i, ((field, route), scheme, key)) in secrets.iter().enumerate() {
-        for ((other_field, other_route), other_scheme, other) in &secrets[i + 1..] {
-            if route != other_route && key.same_secret(other) {
-                warnings.push(format!(
-                    "{field} (route {}, scheme {scheme}) and {other_field} (route {}, scheme {other_scheme}) are the same secret: a signature for one route could verify on the other; give each its own secret where the provider allows",
-                    routes[*route].name, routes[*other_route].name,
-                ));
-            }
-        }
-    }
-    warnings
+fn shared_secrets(routes: &[Route], pairs: &[SharedPair]) -> Vec<String> {
+    pairs
+        .iter()
+        .map(|(((field, route), scheme, _), ((other_field, other_route), other_scheme, _))| {
+            format!(
+                "{field} (route {}, scheme {scheme}) and {other_field} (route {}, scheme {other_scheme}) are the same secret: a signature for one route could verify on the other; give each its own secret where the provider allows",
+                routes[*route].name, routes[*other_route].name,
+            )
+        })
+        .collect()
 }
 
 /// The route, and its secrets with the fields that configured them (for

@@ -19,10 +19,9 @@
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::form;
 use crate::keys::{Algorithm, Key};
 use crate::providers::generic::header_name;
-use crate::providers::{form_pairs, Reply};
+use crate::providers::{form_pairs, query_param, Reply};
 use crate::request::{Lookup, RequestHead};
 use crate::verdict::{Reason, Rejection};
 
@@ -236,13 +235,7 @@ impl Check {
 /// Query parameter `name`, decoded, once and [echoable]; `None` when absent.
 fn query(head: &RequestHead, name: &str) -> Result<Option<String>, Rejection> {
     let pairs = form_pairs(head.query(), Reason::MalformedHeader, "the query")?;
-    let value = form::single(&pairs, name).map_err(|_| {
-        Rejection::new(
-            Reason::DuplicateHeader,
-            format!("query parameter {name} appears more than once"),
-        )
-    })?;
-    match value {
+    match query_param(&pairs, name)? {
         None => Ok(None),
         Some(value) => {
             let what = format!("query parameter {name}");

@@ -6,7 +6,6 @@
 //! | --- | --- | --- | --- | --- |
 //! | the signature | the body (retries for up to days carry it unchanged) | none signed (`entry[].time` is in the body but not a delivery time) | a JSON object | method, path, query, content type |
 
-use crate::form;
 use crate::keys::{slices_equal, Key};
 use crate::providers::body_mac::BodySigned;
 use crate::providers::entry::{Entry, Field, Problem};
@@ -14,8 +13,8 @@ use crate::providers::github::SCHEME;
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Outgoing, Signer, Signing};
 use crate::providers::{
-    challenge, form_pairs, AtHeaders, Body, Checks, Hashed, Media, Provider, Reply, StreamedMac,
-    Verified,
+    challenge, form_pairs, query_param, AtHeaders, Body, Checks, Hashed, Media, Provider, Reply,
+    StreamedMac, Verified,
 };
 use crate::request::RequestHead;
 use crate::verdict::{Reason, Rejection};
@@ -55,14 +54,7 @@ impl Meta {
             return Ok(None);
         }
         let pairs = form_pairs(head.query(), Reason::MalformedHeader, "the query")?;
-        let one = |name: &str| {
-            form::single(&pairs, name).map_err(|_| {
-                Rejection::new(
-                    Reason::DuplicateHeader,
-                    format!("query parameter {name} appears more than once"),
-                )
-            })
-        };
+        let one = |name: &str| query_param(&pairs, name);
         if one("hub.mode")? != Some("subscribe") {
             return Ok(None);
         }

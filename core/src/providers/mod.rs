@@ -644,6 +644,20 @@ pub fn form_pairs(
     })
 }
 
+/// Query parameter `name` of `pairs` (a query's, from [`form_pairs`]): once, or refused as
+/// a duplicate (the filter and the application could read different copies).
+pub fn query_param<'p>(
+    pairs: &'p [(String, String)],
+    name: &str,
+) -> Result<Option<&'p str>, Rejection> {
+    form::single(pairs, name).map_err(|_| {
+        Rejection::new(
+            Reason::DuplicateHeader,
+            format!("query parameter {name} appears more than once"),
+        )
+    })
+}
+
 pub fn malformed(detail: impl Into<Cow<'static, str>>) -> Rejection {
     Rejection::new(Reason::MalformedHeader, detail)
 }
