@@ -120,6 +120,9 @@ struct RawRoute {
     /// How a static credential is presented (`static_token`, `basic_auth`).
     #[serde(default)]
     token: Option<token::Raw>,
+    /// Where signing certificates are fetched from (`scheme: sns` only).
+    #[serde(default)]
+    certificate: Option<crate::remote_key::Raw>,
     /// The status of a refusal, by reason code, where the provider insists on another.
     #[serde(default)]
     refusal_status: BTreeMap<String, u16>,
@@ -486,6 +489,7 @@ fn compile_route(
         (Field::Generic, raw.generic.is_some()),
         (Field::VerifyToken, raw.verify_token.is_some()),
         (Field::Token, raw.token.is_some()),
+        (Field::Certificate, raw.certificate.is_some()),
     ];
     if let Some((unread, _)) = given.iter().find(|(f, set)| *set && !entry.reads(*f)) {
         return Err(error(at(unread.name()), registry::not_read(*unread)));
@@ -569,6 +573,7 @@ fn compile_route(
         generic: raw.generic,
         verify_token,
         token: raw.token,
+        certificate: raw.certificate,
         replay: replay.is_some(),
         answer_handshakes: raw.answer_handshakes,
     };

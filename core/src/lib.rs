@@ -12,6 +12,7 @@ pub mod path_view;
 pub mod policy;
 pub mod providers;
 pub mod public_key;
+pub mod remote_key;
 pub mod replay;
 pub mod request;
 pub mod store;

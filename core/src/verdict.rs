@@ -55,11 +55,14 @@ pub enum Reason {
     NotConfigured,
     /// Envoy refused to hand over the request's headers or body: nothing passes.
     HostError,
+    /// The key the request names (SNS's signing certificate) could not be fetched: the
+    /// provider retries.
+    KeyUnavailable,
 }
 
 impl Reason {
     /// Every reason, for metrics that exist (at zero) before the first rejection.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::MissingSignature,
         Reason::MalformedHeader,
         Reason::DuplicateHeader,
@@ -81,6 +84,7 @@ impl Reason {
         Reason::NoncanonicalPath,
         Reason::NotConfigured,
         Reason::HostError,
+        Reason::KeyUnavailable,
     ];
 
     pub fn status(self) -> u16 {
@@ -106,7 +110,8 @@ impl Reason {
             Reason::ReplayCacheFull
             | Reason::ReplayStoreUnavailable
             | Reason::NotConfigured
-            | Reason::HostError => 503,
+            | Reason::HostError
+            | Reason::KeyUnavailable => 503,
         }
     }
 
@@ -133,6 +138,7 @@ impl Reason {
             Reason::NoncanonicalPath => "noncanonical_path",
             Reason::NotConfigured => "not_configured",
             Reason::HostError => "host_error",
+            Reason::KeyUnavailable => "key_unavailable",
         }
     }
 }

@@ -181,6 +181,20 @@ pub fn dispatch(link: &Link, callout: &Callout, timeout: Duration) -> Result<u32
     hostcalls::dispatch_http_call(&link.cluster, headers, Some(&callout.body), vec![], timeout)
 }
 
+/// A GET of `path` from `authority` through `cluster` (a key the request names). The
+/// answer arrives in `on_http_call_response` of the context that called this.
+pub fn fetch(cluster: &str, authority: &str, path: &str, timeout: Duration) -> Result<u32, Status> {
+    let headers = vec![
+        (":method", "GET"),
+        (":path", path),
+        (":authority", authority),
+        ("accept", "application/x-pem-file, */*"),
+    ];
+    count(HostCall::Callout);
+    let timeout = timeout.max(Duration::from_millis(1));
+    hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout)
+}
+
 /// A store's answer to a callout over `link`, as `on_http_call_response` announced it.
 pub fn store_response(
     link: &Link,
@@ -202,7 +216,7 @@ pub fn store_response(
 /// A callout's answer: its `:status` (`None` when the callout failed without one, e.g.
 /// a reset) and its body. Read through the ABI directly: the SDK's getters panic on
 /// statuses a failed callout can produce.
-fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<u8>) {
+pub fn call_response(num_headers: usize, body_size: usize) -> (Option<u16>, Vec<u8>) {
     if num_headers == 0 {
         return (None, Vec::new());
     }

@@ -25,6 +25,7 @@ use callback_guard::guard::{self, Accepted, Pending, Prior, Reserved, Step};
 use callback_guard::metrics::RouteMetrics;
 use callback_guard::policy::{Mode, Policy, Route};
 use callback_guard::providers::Reply;
+use callback_guard::remote_key::Fetch;
 use callback_guard::replay::Outcome;
 use callback_guard::request::{HeaderMap, RequestHead};
 use callback_guard::store::{
@@ -435,6 +436,17 @@ enum State {
     Reserving(Box<Reserving>),
     /// Forwarded with a replay reservation to settle when the upstream answers.
     Reserved { route: usize, reserved: Reserved },
+    /// Paused while the key the body names is fetched (callout `token`); the body is kept
+    /// to judge again with it.
+    Fetching(Box<Fetching>),
+}
+
+struct Fetching {
+    route: usize,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    fetch: Fetch,
+    token: u32,
 }
 
 /// A reservation on its way to the route's fleet-wide store.
@@ -464,6 +476,9 @@ impl Context for GuardRequest {
         body_size: usize,
         num_trailers: usize,
     ) {
+        if matches!(&self.state, State::Fetching(f) if f.token == token) {
+            return self.on_fetched(num_headers, body_size);
+        }
         if !matches!(&self.state, State::Reserving(r) if r.token == Some(token)) {
             return;
         }
@@ -546,7 +561,7 @@ impl HttpContext for GuardRequest {
                 let index = route_index(&plugin.policy, route);
                 let prior = match prior {
                     Some(Prior::Verified(scheme, key)) => plugin.verdict_index(index, scheme, key),
-                    Some(Prior::Hashed(_)) | None => None,
+                    Some(Prior::Hashed(_) | Prior::Fetched(_)) | None => None,
                 };
                 let hashing = route
                     .provider
@@ -727,7 +742,88 @@ impl GuardRequest {
         self.spent += started.elapsed();
         match step {
             Step::Reserve(route, pending) => self.reserve(plugin, route, headers, pending),
+            Step::Fetch(route, fetch) => self.fetch(plugin, route, headers, body, fetch),
             step => self.take(plugin, &head, step),
+        }
+    }
+
+    /// Fetches the key the body names through the route's cluster; the request stays
+    /// paused until it answers (`on_fetched`) or the fetch's timeout runs out.
+    fn fetch(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        fetch: Fetch,
+    ) -> Action {
+        let timeout = Duration::from_millis(u64::from(fetch.timeout_ms));
+        match host::fetch(&fetch.cluster, &fetch.authority, &fetch.path, timeout) {
+            Ok(token) => {
+                self.state = State::Fetching(Box::new(Fetching {
+                    route: route_index(&plugin.policy, route),
+                    headers,
+                    body,
+                    fetch,
+                    token,
+                }));
+                Action::Pause
+            }
+            Err(status) => {
+                let rejection = Rejection::new(
+                    Reason::KeyUnavailable,
+                    format!(
+                        "Envoy refused the callout to cluster {} (is it declared?): {status:?}",
+                        fetch.cluster
+                    ),
+                );
+                self.reject(plugin, route, &RequestHead::from_map(&headers), &rejection)
+            }
+        }
+    }
+
+    /// The fetched key: kept for every worker, then the body judged with it, or refused
+    /// (503) without one.
+    fn on_fetched(&mut self, num_headers: usize, body_size: usize) {
+        let State::Fetching(fetching) = std::mem::replace(&mut self.state, State::Idle) else {
+            return;
+        };
+        let Fetching {
+            route,
+            headers,
+            body,
+            fetch,
+            ..
+        } = *fetching;
+        let Some(plugin) = self.plugin.clone() else {
+            host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
+            return;
+        };
+        let Some(route) = plugin.policy.routes.get(route) else {
+            host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
+            return;
+        };
+        let started = Instant::now();
+        let head = RequestHead::from_map(&headers);
+        let (status, answer) = host::call_response(num_headers, body_size);
+        let action = match guard::keep_fetched(&fetch, status, &answer, &HostStore) {
+            Ok(key) => {
+                let (now, nanos) = host::clock();
+                let prior = Some(Prior::Fetched(&key));
+                let step =
+                    guard::on_body_verified(route, &head, &body, prior, now, &HostStore, nanos | 1);
+                self.spent += started.elapsed();
+                match step {
+                    Step::Reserve(route, pending) => self.reserve(&plugin, route, headers, pending),
+                    step => self.take(&plugin, &head, step),
+                }
+            }
+            Err(rejection) => self.reject(&plugin, route, &head, &rejection),
+        };
+        if let Action::Continue = action {
+            if !host::resume_request() {
+                error!("callback-guard: cannot resume a request after its key was fetched");
+            }
         }
     }
 
@@ -755,6 +851,10 @@ impl GuardRequest {
             Step::Reserve(route, _) => {
                 let rejection =
                     Rejection::new(Reason::ReplayStoreUnavailable, "reserve without headers");
+                self.reject(plugin, route, head, &rejection)
+            }
+            Step::Fetch(route, _) => {
+                let rejection = Rejection::new(Reason::KeyUnavailable, "fetch without a body");
                 self.reject(plugin, route, head, &rejection)
             }
             Step::Unprotected | Step::NeedBody(_) => Action::Continue,

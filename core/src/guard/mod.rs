@@ -10,6 +10,7 @@ use crate::policy::{OnDuplicate, Policy, Protection, Replay, Route, Transport};
 use crate::providers::{
     AtHeaders, Body, Checks, ContentType, Hashed, Json, Media, Reply, Signed, Verified,
 };
+use crate::remote_key::{self, Fetch};
 use crate::replay::{self, Digest16, Outcome, Reservation, SharedStore};
 use crate::request::{Lookup, RequestHead};
 use crate::store::{Answer, Claim, OnError, StoreError};
@@ -31,6 +32,9 @@ pub enum Step<'p> {
     /// remembers deliveries, it was reserved like any delivery: settle it delivered once
     /// answered, so that its signed bytes cannot come again as another request.
     Reply(&'p Route, Reply, Option<Reserved>),
+    /// The key the request names is not in this Envoy's memory: fetch it, keep it
+    /// ([`keep_fetched`]) and judge the body again with it ([`Prior::Fetched`]).
+    Fetch(&'p Route, Fetch),
 }
 
 /// A verified request waiting for the fleet-wide store's reservation. Owned, so the filter
@@ -183,6 +187,7 @@ pub fn on_body_verified<'p>(
         Ok(Judged::Accepted(accepted)) => Step::Forward(accepted),
         Ok(Judged::Pending(pending)) => Step::Reserve(route, pending),
         Ok(Judged::Reply(reply, reserved)) => Step::Reply(route, reply, reserved),
+        Ok(Judged::Fetch(fetch)) => Step::Fetch(route, fetch),
         Err(rejection) => Step::Reject(route, rejection),
     }
 }
@@ -206,6 +211,7 @@ enum Judged<'p> {
     Accepted(Accepted<'p>),
     Pending(Pending),
     Reply(Reply, Option<Reserved>),
+    Fetch(Fetch),
 }
 
 fn judge_body<'p>(
@@ -224,19 +230,27 @@ fn judge_body<'p>(
     let media = provider.media();
     let content_type = check_media(media, head, body.is_empty())?;
     let checks = checks(route);
+    // A key the network holds: in this Envoy's memory, or fetched first. What can be refused
+    // without it (format, topic, freshness) is refused before any fetch.
+    if !matches!(prior, Some(Prior::Fetched(_))) {
+        if let Some((fetch, time)) = provider.remote_key(head, body)? {
+            check_freshness(route, time, now)?;
+            return match store.get(&fetch.cache_key()) {
+                Ok(Some((key, _))) => {
+                    let prior = Some(Prior::Fetched(&key));
+                    judge_body(route, head, body, prior, now, store, create_cas)
+                }
+                Ok(None) | Err(_) => Ok(Judged::Fetch(fetch)),
+            };
+        }
+    }
     let verified = provider.at_body(head, &Body { bytes: body, prior }, &checks)?;
     // Only a body whose signature verified is parsed: a forgery costs one MAC.
     if !provider.parses_body() {
         check_body(media, content_type, body)?;
     }
-    if let (Some(freshness), Some(time)) = (route.freshness, verified.time) {
-        timestamp::check_fresh(
-            time,
-            now,
-            u64::from(freshness.max_age_secs),
-            u64::from(freshness.max_future_secs),
-            freshness.edges,
-        )?;
+    if let Some(time) = verified.time {
+        check_freshness(route, time, now)?;
     }
     let reply = match route.answer_handshakes {
         true => provider.handshake(head, body, verified.key)?,
@@ -293,6 +307,53 @@ fn judge_body<'p>(
         reply,
     };
     verdict.settled(replay, reserved, store, now)
+}
+
+fn check_freshness(route: &Route, time: Stamp, now: Stamp) -> Result<(), Rejection> {
+    match route.freshness {
+        Some(freshness) => timestamp::check_fresh(
+            time,
+            now,
+            u64::from(freshness.max_age_secs),
+            u64::from(freshness.max_future_secs),
+            freshness.edges,
+        ),
+        None => Ok(()),
+    }
+}
+
+/// What a [`Step::Fetch`] brought back (its status and body), kept in this Envoy's memory
+/// for every worker: the key to judge the body with, or why there is none (503: the
+/// provider retries).
+pub fn keep_fetched(
+    fetch: &Fetch,
+    status: Option<u16>,
+    body: &[u8],
+    store: &dyn SharedStore,
+) -> Result<Vec<u8>, Rejection> {
+    let unavailable = |why: String| {
+        Rejection::new(
+            Reason::KeyUnavailable,
+            format!(
+                "certificate {} through cluster {}: {why}",
+                fetch.url, fetch.cluster
+            ),
+        )
+    };
+    match status {
+        Some(200) => {}
+        Some(status) => return Err(unavailable(format!("answered {status}"))),
+        None => {
+            return Err(unavailable(
+                "no answer (reset, timeout or no cluster)".into(),
+            ))
+        }
+    }
+    let key = remote_key::certificate_key(body)
+        .map_err(|why| unavailable(format!("the answer {why}")))?;
+    // Unconditional: every worker that fetched the same URL keeps the same key.
+    let _ = store.set(&fetch.cache_key(), &key, 0);
+    Ok(key)
 }
 
 /// A verified request the replay memory has answered for.
@@ -466,8 +527,8 @@ pub fn on_reservation<'p>(
     match judged {
         Ok(Judged::Accepted(accepted)) => Step::Forward(accepted),
         Ok(Judged::Reply(reply, reserved)) => Step::Reply(route, reply, reserved),
-        // settled_verdict never asks for a reservation.
-        Ok(Judged::Pending(_)) => Step::Reject(
+        // settled_verdict never asks for a reservation or a key.
+        Ok(Judged::Pending(_) | Judged::Fetch(_)) => Step::Reject(
             route,
             Rejection::new(Reason::ReplayStoreUnavailable, "unexpected reservation"),
         ),

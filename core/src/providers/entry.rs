@@ -109,10 +109,12 @@ pub enum Field {
     Token,
     /// `freshness.require`: only where the time is unsigned, so that a callback may lack it.
     FreshnessRequire,
+    /// Where signing certificates are fetched from (`sns`).
+    Certificate,
 }
 
 impl Field {
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; 10] = [
         Field::PublicOrigin,
         Field::ParentKeys,
         Field::PublicKeys,
@@ -122,6 +124,7 @@ impl Field {
         Field::VerifyToken,
         Field::Token,
         Field::FreshnessRequire,
+        Field::Certificate,
     ];
 
     /// The field's path under the route.
@@ -136,6 +139,7 @@ impl Field {
             Field::VerifyToken => "verify_token",
             Field::Token => "token",
             Field::FreshnessRequire => "freshness.require",
+            Field::Certificate => "certificate",
         }
     }
 }
@@ -156,6 +160,8 @@ pub struct Settings {
     pub verify_token: Option<Vec<u8>>,
     /// A static credential's `token` block.
     pub token: Option<token::Raw>,
+    /// Where signing certificates come from.
+    pub certificate: Option<crate::remote_key::Raw>,
     /// Whether the route remembers deliveries (voice accepts other families without).
     pub replay: bool,
     pub answer_handshakes: bool,

@@ -52,6 +52,7 @@ pub mod shopify;
 #[cfg(any(test, feature = "sign"))]
 pub mod sign;
 pub mod slack;
+pub mod sns;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod token;
@@ -255,6 +256,18 @@ pub trait Provider: std::any::Any + Send + Sync {
     /// that cannot verify is refused without being copied. The default decides nothing.
     fn check_hashed(&self, _head: &RequestHead, _hashed: &Hashed) -> Result<(), Rejection> {
         Ok(())
+    }
+
+    /// For a scheme whose key the network holds (SNS's certificate): where this request's
+    /// key is fetched from, checked before any I/O, with the request's signed time, so that a
+    /// stale copy is refused before any fetch. The body step then verifies with the key as
+    /// [`Prior::Fetched`]. `None` for every other scheme.
+    fn remote_key(
+        &self,
+        _head: &RequestHead,
+        _body: &[u8],
+    ) -> Result<Option<(crate::remote_key::Fetch, Stamp)>, Rejection> {
+        Ok(None)
     }
 
     /// Every scheme name it reports, with the names of the keys that can verify it, so
@@ -530,6 +543,9 @@ pub enum Prior<'a> {
     /// The scheme's [`streamed_mac`](Provider::streamed_mac) prefix and the body, hashed as
     /// the body arrived.
     Hashed(&'a Hashed),
+    /// The key [`remote_key`](Provider::remote_key) named, as fetched and kept
+    /// ([`crate::remote_key::certificate_key`]).
+    Fetched(&'a [u8]),
 }
 
 /// The body step's one input: the complete body, and what came before it.

@@ -7,7 +7,7 @@
 
 use crate::providers::entry::{Entry, Field};
 use crate::providers::{
-    asymmetric, bitbucket, generic, github, mailgun, meta, presets, shopify, slack,
+    asymmetric, bitbucket, generic, github, mailgun, meta, presets, shopify, slack, sns,
     standard_webhooks, stripe, token, twilio, vobiz,
 };
 
@@ -32,6 +32,7 @@ pub const ALL: &[&Entry] = &[
     &asymmetric::SENDGRID_ENTRY,
     &asymmetric::TELNYX_ENTRY,
     &mailgun::ENTRY,
+    &sns::ENTRY,
     &presets::razorpay::ENTRY,
     &presets::paddle::ENTRY,
     &presets::square::ENTRY,
@@ -137,6 +138,9 @@ pub fn not_read(field: Field) -> String {
         Field::FreshnessRequire => {
             format!("applies only to scheme {or} (a signed time is always required)")
         }
+        Field::Certificate => {
+            format!("applies only to scheme {or} (where its signing certificates are fetched)")
+        }
         Field::ParentKeys | Field::Accept | Field::V3Construction => {
             format!("applies only to scheme {or}")
         }
@@ -205,6 +209,11 @@ mod tests {
                 "freshness",
                 serde_json::json!({"max_age": "1h", "require": true}),
             ),
+            (
+                Field::Certificate,
+                "certificate",
+                serde_json::json!({"cluster": "c"}),
+            ),
         ];
         assert!(values.iter().map(|(field, ..)| *field).eq(Field::ALL));
         for entry in ALL {
@@ -241,6 +250,9 @@ mod tests {
                 }
                 if entry.scheme == "static_token" {
                     route["token"] = values[7].2.clone();
+                }
+                if entry.reads(Field::Certificate) {
+                    route["certificate"] = values[9].2.clone();
                 }
                 route[*name] = value.clone();
                 let document = serde_json::json!({"routes": [route]}).to_string();
@@ -311,6 +323,10 @@ mod tests {
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 Secret::Credentials => "route:secret",
                 Secret::Base64 => "cm91dGUtc2VjcmV0",
+                // SNS's keys are its topics.
+                Secret::Text if entry.reads(Field::Certificate) => {
+                    "arn:aws:sns:us-east-1:123456789012:route"
+                }
                 Secret::Text | Secret::Generic => "route-secret",
             };
             let key = match entry.public_keys {
@@ -353,6 +369,9 @@ mod tests {
                 route["token"] = serde_json::from_str(&token).unwrap();
                 signing.token = Some(&token);
             }
+            if entry.reads(Field::Certificate) {
+                route["certificate"] = serde_json::json!({"cluster": "certificates"});
+            }
             let document = serde_json::json!({"routes": [route]}).to_string();
             let policy = crate::config::parse(document.as_bytes(), &|_| None)
                 .unwrap_or_else(|e| panic!("{}: {e}", entry.scheme));
@@ -375,6 +394,18 @@ mod tests {
                         &store,
                         7,
                     ),
+                    step => step,
+                };
+                // The certificate the demo's server serves.
+                let kept;
+                let step = match step {
+                    Step::Fetch(route, fetch) => {
+                        let certificate = crate::providers::sns::DEMO_CERTIFICATE.as_bytes();
+                        kept = guard::keep_fetched(&fetch, Some(200), certificate, &store).unwrap();
+                        let prior = Some(crate::providers::Prior::Fetched(&kept));
+                        let now = crate::timestamp::Stamp::secs(NOW);
+                        guard::on_body_verified(route, &head, &out.body, prior, now, &store, 7)
+                    }
                     step => step,
                 };
                 match step {

@@ -1,0 +1,316 @@
+//! Keys a request names and the network holds (SNS's `SigningCertURL`): where the filter
+//! may fetch one from, checked before any I/O, and what it keeps of what it fetched.
+//!
+//! The URL comes from the attacker as much as from the provider, so it is accepted only
+//! in one shape (`https://<host>/<file>.pem`, the host matching an allow-listed pattern, no
+//! port, user, query or fragment) and fetched only through the Envoy cluster the operator
+//! declared, whose upstream TLS validates the host. What is kept (in Envoy's shared data,
+//! for every worker) is the certificate's RSA public key, as SubjectPublicKeyInfo DER.
+
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
+use rsa::signature::Verifier;
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPublicKey;
+use serde::Deserialize;
+use x509_cert::der::{DecodePem, Encode};
+
+use crate::providers::entry::Problem;
+use crate::verdict::{Reason, Rejection};
+
+/// The longest URL looked at: SNS's are about 100 bytes.
+const MAX_URL: usize = 512;
+/// The smallest RSA modulus accepted, in bits.
+const MIN_RSA_BITS: usize = 2048;
+/// The shared-data keys of fetched keys start with this; the URL follows.
+const CACHE_PREFIX: &str = "callback_guard.key.";
+
+/// A route's `certificate` block, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// The Envoy cluster certificates are fetched through.
+    cluster: String,
+    /// Host patterns a certificate URL may name; `*` stands for one DNS label.
+    #[serde(default)]
+    hosts: Option<Vec<String>>,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u32,
+}
+
+fn default_timeout_ms() -> u32 {
+    2_000
+}
+
+/// Where a route's certificates may come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    cluster: String,
+    hosts: Vec<String>,
+    timeout_ms: u32,
+}
+
+/// One certificate to fetch: a GET of `path` from `authority` through `cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    pub url: String,
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub timeout_ms: u32,
+}
+
+impl Fetch {
+    /// Its key in Envoy's shared data.
+    pub fn cache_key(&self) -> String {
+        format!("{CACHE_PREFIX}{}", self.url)
+    }
+}
+
+impl Source {
+    /// The route's `certificate` block under `field`, its hosts defaulting to `hosts`.
+    pub fn compile(field: &str, raw: Option<Raw>, hosts: &[&str]) -> Result<Source, Problem> {
+        let raw = raw.ok_or_else(|| {
+            Problem::new(
+                field,
+                "is required: the Envoy cluster certificates are fetched through (cluster)",
+            )
+        })?;
+        if raw.cluster.is_empty() {
+            return Err(Problem::new(
+                format!("{field}.cluster"),
+                "must name an Envoy cluster",
+            ));
+        }
+        if !(1..=60_000).contains(&raw.timeout_ms) {
+            return Err(Problem::new(
+                format!("{field}.timeout_ms"),
+                "must be from 1 to 60000",
+            ));
+        }
+        let hosts = match raw.hosts {
+            Some(hosts) => hosts,
+            None => hosts.iter().map(|host| host.to_string()).collect(),
+        };
+        if hosts.is_empty() {
+            return Err(Problem::new(
+                format!("{field}.hosts"),
+                "must allow at least one host",
+            ));
+        }
+        for (i, host) in hosts.iter().enumerate() {
+            let labels: Vec<&str> = host.split('.').collect();
+            let fixed = labels.iter().filter(|label| **label != "*").count();
+            if labels.iter().any(|label| *label != "*" && !is_label(label)) || fixed < 2 {
+                return Err(Problem::new(
+                    format!("{field}.hosts[{i}]"),
+                    format!("{host:?} is not a lowercase host name whose labels may be *, with at least two fixed labels"),
+                ));
+            }
+        }
+        Ok(Source {
+            cluster: raw.cluster,
+            hosts,
+            timeout_ms: raw.timeout_ms,
+        })
+    }
+
+    /// Where `url` may be fetched from, or why it may not: refused before any I/O.
+    pub fn locate(&self, url: &[u8]) -> Result<Fetch, Rejection> {
+        let refuse = |why: &str| {
+            Rejection::new(
+                Reason::MalformedBody,
+                format!("certificate URL {why}: https://<allowed host>/<name>.pem only"),
+            )
+        };
+        if url.len() > MAX_URL {
+            return Err(refuse("is too long"));
+        }
+        let url = std::str::from_utf8(url).map_err(|_| refuse("is not UTF-8"))?;
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| refuse("is not https"))?;
+        let (host, path) = rest
+            .find('/')
+            .map(|slash| rest.split_at(slash))
+            .ok_or_else(|| refuse("has no path"))?;
+        if !host.split('.').all(is_label) {
+            return Err(refuse("has a host that is not a lowercase DNS name"));
+        }
+        if !self.hosts.iter().any(|pattern| host_matches(pattern, host)) {
+            return Err(Rejection::new(
+                Reason::MalformedBody,
+                format!("certificate host {host:?} is not one the route allows"),
+            ));
+        }
+        let file = path
+            .strip_prefix('/')
+            .and_then(|file| file.strip_suffix(".pem"))
+            .filter(|name| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if file.is_none() {
+            return Err(refuse("has a path other than one /<name>.pem"));
+        }
+        Ok(Fetch {
+            url: url.to_string(),
+            cluster: self.cluster.clone(),
+            authority: host.to_string(),
+            path: path.to_string(),
+            timeout_ms: self.timeout_ms,
+        })
+    }
+}
+
+/// A DNS label as certificate hosts are written: lowercase letters, digits and inner
+/// hyphens.
+fn is_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// Whether `host` is `pattern`, each `*` one label.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    let (mut pattern, mut host) = (pattern.split('.'), host.split('.'));
+    loop {
+        match (pattern.next(), host.next()) {
+            (None, None) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(fixed), Some(label)) if fixed == label => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The RSA public key of a PEM certificate, as SubjectPublicKeyInfo DER: what is kept.
+pub fn certificate_key(pem: &[u8]) -> Result<Vec<u8>, String> {
+    let certificate = x509_cert::Certificate::from_pem(pem)
+        .map_err(|error| format!("is not a PEM X.509 certificate: {error}"))?;
+    let spki = certificate
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|error| format!("has an unreadable public key: {error}"))?;
+    let key = RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|_| "does not hold an RSA public key".to_string())?;
+    if key.size() * 8 < MIN_RSA_BITS {
+        return Err(format!(
+            "holds an RSA key of {} bits, under {MIN_RSA_BITS}",
+            key.size() * 8
+        ));
+    }
+    key.to_public_key_der()
+        .map(|der| der.as_bytes().to_vec())
+        .map_err(|error| format!("has an unusable public key: {error}"))
+}
+
+/// The digest an RSA PKCS#1 v1.5 signature is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaHash {
+    Sha1,
+    Sha256,
+}
+
+/// Whether `signature` is an RSA PKCS#1 v1.5 signature over `message` under the key
+/// `spki` (as [`certificate_key`] returns it).
+pub fn rsa_verifies(spki: &[u8], hash: RsaHash, message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = RsaPublicKey::from_public_key_der(spki) else {
+        return false;
+    };
+    let Ok(signature) = Signature::try_from(signature) else {
+        return false;
+    };
+    match hash {
+        RsaHash::Sha1 => VerifyingKey::<sha1::Sha1>::new(key)
+            .verify(message, &signature)
+            .is_ok(),
+        RsaHash::Sha256 => VerifyingKey::<sha2::Sha256>::new(key)
+            .verify(message, &signature)
+            .is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(hosts: &[&str]) -> Source {
+        let raw: Raw = serde_json::from_value(serde_json::json!({"cluster": "certs"})).unwrap();
+        Source::compile("certificate", Some(raw), hosts).unwrap()
+    }
+
+    #[test]
+    fn only_https_pem_files_on_allowed_hosts_are_fetched() {
+        let sns = source(&["sns.*.amazonaws.com"]);
+        let fetch = sns
+            .locate(b"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-01d088a6f77103d0fe307c0069e40ed6.pem")
+            .unwrap();
+        assert_eq!(fetch.authority, "sns.us-east-1.amazonaws.com");
+        assert_eq!(
+            fetch.path,
+            "/SimpleNotificationService-01d088a6f77103d0fe307c0069e40ed6.pem"
+        );
+        assert_eq!(fetch.cluster, "certs");
+        assert!(fetch.cache_key().ends_with(&fetch.url));
+        for url in [
+            "http://sns.us-east-1.amazonaws.com/a.pem",
+            "https://sns.us-east-1.amazonaws.com.evil.example/a.pem",
+            "https://evil.example/sns.us-east-1.amazonaws.com/a.pem",
+            "https://sns.amazonaws.com/a.pem",
+            "https://sns.a.b.amazonaws.com/a.pem",
+            "https://sns.us-east-1.amazonaws.com:8443/a.pem",
+            "https://user@sns.us-east-1.amazonaws.com/a.pem",
+            "https://SNS.us-east-1.amazonaws.com/a.pem",
+            "https://sns.us-east-1.amazonaws.com/a.pem?x=1",
+            "https://sns.us-east-1.amazonaws.com/a.pem#x",
+            "https://sns.us-east-1.amazonaws.com/../a.pem",
+            "https://sns.us-east-1.amazonaws.com/x/a.pem",
+            "https://sns.us-east-1.amazonaws.com/a.crt",
+            "https://sns.us-east-1.amazonaws.com/.pem",
+            "https://sns.us-east-1.amazonaws.com",
+            "https://sns.us-east-1.amazonaws.com/a%2fb.pem",
+        ] {
+            assert!(sns.locate(url.as_bytes()).is_err(), "{url}");
+        }
+        assert!(sns.locate(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn a_bad_certificate_block_names_its_field() {
+        let compile = |raw: serde_json::Value| {
+            let raw: Raw = serde_json::from_value(raw).unwrap();
+            Source::compile("certificate", Some(raw), &["sns.*.amazonaws.com"]).unwrap_err()
+        };
+        assert_eq!(
+            compile(serde_json::json!({"cluster": ""})).field,
+            "certificate.cluster"
+        );
+        assert_eq!(
+            compile(serde_json::json!({"cluster": "c", "timeout_ms": 0})).field,
+            "certificate.timeout_ms"
+        );
+        assert_eq!(
+            compile(serde_json::json!({"cluster": "c", "hosts": ["*.*"]})).field,
+            "certificate.hosts[0]"
+        );
+        assert_eq!(
+            compile(serde_json::json!({"cluster": "c", "hosts": []})).field,
+            "certificate.hosts"
+        );
+        let missing = Source::compile("certificate", None, &[]).unwrap_err();
+        assert_eq!(missing.field, "certificate");
+    }
+
+    #[test]
+    fn what_is_not_an_rsa_certificate_is_refused() {
+        assert!(certificate_key(b"not a certificate").is_err());
+        assert!(!rsa_verifies(b"not a key", RsaHash::Sha1, b"m", b"s"));
+    }
+}
