@@ -6,14 +6,22 @@ A form body carrying DemoFail=1, or any request with the header `x-demo-fail: 1`
 (at most 5000), to watch a repeat arrive while the first delivery is still in flight. Every request is also recorded (one JSON object per
 line) to the file named by --record, so tests can prove what did and did not reach the
 application.
+
+With --certificates DIR it also serves, on --certificates-port (plain HTTP, or HTTPS with
+--certificates-tls CERT KEY), GET /<name>.pem from the .pem files in DIR: the demo's stand-in
+for SNS's certificate hosts, reached only through Envoy's sns_certificates cluster. Each
+fetch is recorded to <record>.certificates.
 """
 import argparse
 import base64
 import json
+import re
+import ssl
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -88,12 +96,57 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
+class Certificates(BaseHTTPRequestHandler):
+    """GET /<name>.pem: the file of that name in `directory`, else 404."""
+
+    protocol_version = "HTTP/1.1"
+    directory = None
+    record_path = None
+    record_lock = threading.Lock()
+
+    def do_GET(self):
+        if self.record_path:
+            seen = {"path": self.path, "host": self.headers.get("host")}
+            with self.record_lock, open(self.record_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(seen) + "\n")
+        name = self.path[1:]
+        file = Path(self.directory) / name
+        found = re.fullmatch(r"[A-Za-z0-9_-]+\.pem", name) and file.is_file()
+        body = file.read_bytes() if found else b"no such certificate\n"
+        self.send_response(200 if found else 404)
+        self.send_header("content-type", "application/x-pem-file" if found else "text/plain")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def serve_certificates(args):
+    Certificates.directory = args.certificates
+    Certificates.record_path = args.record and args.record + ".certificates"
+    server = ThreadingHTTPServer(("127.0.0.1", args.certificates_port), Certificates)
+    server.daemon_threads = True
+    if args.certificates_tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*args.certificates_tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--record", help="append each request as a JSON line to this file")
+    parser.add_argument("--certificates", help="serve the .pem files in this directory")
+    parser.add_argument("--certificates-port", type=int, default=8082)
+    parser.add_argument("--certificates-tls", nargs=2, metavar=("CERT", "KEY"),
+                        help="serve them over HTTPS with this certificate")
     args = parser.parse_args()
     Echo.record_path = args.record
+    if args.certificates:
+        serve_certificates(args)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Echo)
     server.daemon_threads = True
     server.serve_forever()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts the demo: the echo upstream on 127.0.0.1:8081 and Envoy with callback-guard on
-# https://127.0.0.1:8443 and http://127.0.0.1:8080 (admin on 127.0.0.1:9901).
+# Starts the demo: the echo upstream on 127.0.0.1:8081 (and SNS's demo certificate on :8082)
+# and Envoy with callback-guard on https://127.0.0.1:8443 and http://127.0.0.1:8080 (admin on
+# 127.0.0.1:9901).
 # Run from the repository root (`make run` does).
 set -euo pipefail
 
@@ -77,6 +78,7 @@ export COINBASE_WEBHOOK_SECRET="${COINBASE_WEBHOOK_SECRET:-demo-coinbase-secret}
 export CALENDLY_WEBHOOK_SECRET="${CALENDLY_WEBHOOK_SECRET:-demo-calendly-secret}"
 export GITLAB_WEBHOOK_TOKEN="${GITLAB_WEBHOOK_TOKEN:-demo-gitlab-token}"
 export TELEGRAM_SECRET_TOKEN="${TELEGRAM_SECRET_TOKEN:-demo-telegram-secret_token}"
+export SNS_TOPIC_ARN="${SNS_TOPIC_ARN:-arn:aws:sns:us-east-1:123456789012:callback-guard-demo}"
 export OKTA_EVENT_HOOK_SECRET="${OKTA_EVENT_HOOK_SECRET:-demo-okta-hook-secret}"
 export STATIC_WEBHOOK_TOKEN="${STATIC_WEBHOOK_TOKEN:-demo-static-token}"
 export BASIC_AUTH_CREDENTIALS="${BASIC_AUTH_CREDENTIALS:-demo:basic-password}"
@@ -90,7 +92,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
   -keyout "$run/tls/key.pem" -out "$run/tls/cert.pem" 2>/dev/null
 
-"$venv/bin/python" envoy/demo_upstream.py --port 8081 &
+# SNS's signing certificate, as the demo's sns_certificates cluster serves it (127.0.0.1:8082).
+mkdir -p "$run/certificates"
+cp core/src/providers/sns/demo-certificate.pem \
+  "$run/certificates/SimpleNotificationService-callback-guard-demo.pem"
+
+"$venv/bin/python" envoy/demo_upstream.py --port 8081 \
+  --certificates "$run/certificates" --certificates-port 8082 &
 upstream=$!
 trap 'kill "$upstream" 2>/dev/null || true' EXIT
 
@@ -103,7 +111,8 @@ echo "  /twitter/, /box/, /docusign/, /worldline/, /typeform/, /sentry/, /buildk
 echo "  /frameio/, /heroku/, /launch-darkly/, /terraform/, /webex/, /tiktok/, /mailchimp/, /modern-treasury/,"
 echo "  /mongodb/, /orb/, /pinwheel/, /pusher/, /sonatype/, /alchemy/, /autodesk/, /aftership/, /castle/,"
 echo "  /chargify/, /clearbit/, /jira/, /microsoft-teams/, /signal-sciences/, /trendmicro-conformity/, /go1/,"
-echo "  /bolt/, /brex/, /coinbase/, /calendly/, /gitlab/, /telegram/, /okta/, /token/, /basic/ (Ctrl-C stops)"
+echo "  /bolt/, /brex/, /coinbase/, /calendly/, /gitlab/, /telegram/, /sns/, /okta/, /token/,"
+echo "  /basic/ (Ctrl-C stops)"
 # END generated (banner)
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info

@@ -37,12 +37,20 @@ PARENT_TOKEN = E2E_SECRETS["VOBIZ_PARENT_AUTH_TOKEN"]
 WHATSAPP_SECRET = E2E_SECRETS["VOBIZ_WHATSAPP_SECRET"]
 # The other providers' secrets, by the environment variable the shipped routes read.
 PROVIDER_SECRETS = {env: value for env, value in E2E_SECRETS.items() if not env.startswith("VOBIZ_")}
+# The certificate the filter's SNS demo signer signs under, and the name its URL gives it.
+SNS_DEMO_CERTIFICATE = ROOT / "core/src/providers/sns/demo-certificate.pem"
+SNS_DEMO_FILE = "SimpleNotificationService-callback-guard-demo.pem"
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_for(predicate, timeout=20.0, what="condition"):
@@ -54,35 +62,50 @@ def wait_for(predicate, timeout=20.0, what="condition"):
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def make_certificate(directory: Path):
+def make_certificate(directory: Path, name=None):
+    """A self-signed certificate for 127.0.0.1 and localhost, or for the DNS name `name`."""
     directory.mkdir(parents=True, exist_ok=True)
+    subject, names = (f"/CN={name}", f"DNS:{name}") if name else ("/CN=127.0.0.1", "IP:127.0.0.1,DNS:localhost")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-nodes", "-days", "1", "-subj", subject, "-addext", f"subjectAltName={names}",
          "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
         check=True, capture_output=True)
     return directory / "cert.pem", directory / "key.pem"
 
 
 class Upstream:
-    """envoy/demo_upstream.py, recording every request it receives."""
+    """envoy/demo_upstream.py, recording every request it receives, and serving SNS's demo
+    certificate (and whatever a test adds to `certificates`) on `certificates_port`, over
+    TLS with `certificates_tls` (a certificate and key), recording every fetch."""
 
-    def __init__(self, workdir: Path):
-        self.port = free_port()
+    def __init__(self, workdir: Path, certificates_tls=None):
+        self.port, self.certificates_port = free_port(), free_port()
         self.record = workdir / f"upstream-{self.port}.jsonl"
         self.record.touch()
+        self.certificates = workdir / f"certificates-{self.port}"
+        self.certificates.mkdir()
+        shutil.copy(SNS_DEMO_CERTIFICATE, self.certificates / SNS_DEMO_FILE)
+        tls = ["--certificates-tls", *map(str, certificates_tls)] if certificates_tls else []
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "python"), str(ROOT / "envoy/demo_upstream.py"),
-             "--port", str(self.port), "--record", str(self.record)])
+             "--port", str(self.port), "--record", str(self.record),
+             "--certificates", str(self.certificates),
+             "--certificates-port", str(self.certificates_port), *tls])
         wait_for(self._listening, what="upstream")
 
     def _listening(self):
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
+        return all(port_open(port) for port in (self.port, self.certificates_port))
 
     def records(self):
         return [json.loads(line) for line in self.record.read_text().splitlines() if line]
+
+    def fetches(self):
+        """The certificate requests that arrived, in order."""
+        record = Path(f"{self.record}.certificates")
+        if not record.exists():
+            return []
+        return [json.loads(line) for line in record.read_text().splitlines() if line]
 
     def idle(self):
         """No request is being read or answered (demo_upstream.py keeps the count)."""
@@ -151,10 +174,14 @@ class Envoy:
             # Envoy's remote fetch).
             wasm["vm_config"]["code"] = copy.deepcopy(code) if code else {"local": {"filename": str(WASM)}}
             wasm["configuration"]["value"] = json.dumps(plugin)
-        cluster = config["static_resources"]["clusters"][0]
-        endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-        endpoint["address"]["socket_address"]["port_value"] = upstream.port
-        config["static_resources"]["clusters"] += [copy.deepcopy(c) for c in clusters]
+        shipped = config["static_resources"]["clusters"]
+        for cluster, port in zip(shipped, (upstream.port, upstream.certificates_port)):
+            endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+            endpoint["address"]["socket_address"]["port_value"] = port
+        # A test's cluster replaces the shipped one of its name.
+        names = {c["name"] for c in clusters}
+        config["static_resources"]["clusters"] = [
+            *(c for c in shipped if c["name"] not in names), *map(copy.deepcopy, clusters)]
         self.config_path = workdir / f"envoy-{self.admin_port}.yaml"
         if dynamic_listeners:
             # Listeners from a watched file (LDS), so a test can push a configuration update.

@@ -39,13 +39,13 @@ import standardwebhooks.webhooks
 import stripe
 import svix.webhooks
 import telnyx.lib.webhook_verification as telnyx_webhooks
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sendgrid.helpers.eventwebhook import EventWebhook
 from square.utils import webhooks_helper as square_webhooks
 from twilio.request_validator import RequestValidator
 
-from harness import PROVIDER_SECRETS, ROOT
+from harness import PROVIDER_SECRETS, ROOT, SNS_DEMO_CERTIFICATE, SNS_DEMO_FILE
 
 # The public origin of the shipped URL-signed routes (what the provider calls).
 ORIGIN = "https://127.0.0.1:8443"
@@ -1200,8 +1200,93 @@ class BasicAuth(StaticToken):
         return replace(delivery, headers=headers), (400, "malformed_header")
 
 
+# The key of the certificate the sns route's cluster serves (the filter's demo signer's),
+# and one of no certificate's.
+SNS_KEY = serialization.load_pem_private_key(
+    (ROOT / "core/src/providers/sns/demo-key.pem").read_bytes(), password=None)
+SNS_OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class Sns(Provider):
+    """An SNS message: a JSON body signed (RSA PKCS#1 v1.5, SHA-1 for SignatureVersion 1 and
+    SHA-256 for 2) over `Name\nValue\n` of its signed members, under the certificate its
+    SigningCertURL names, which the filter fetches through the route's cluster (the
+    harness's certificate server). AWS's validator (sns-validator, Node) verifies with that
+    certificate; cryptography signs with the demo's key, as AWS publishes no signer. The
+    route's key is the topic; a retry is the same message, byte for byte."""
+    name, prefix, env = "sns", "/sns/", "SNS_TOPIC_ARN"
+    window = (3600, 300)
+    wrong_secret = SNS_OTHER_KEY
+    mismatch = (403, "signature_mismatch")
+    region = "us-east-1"
+    # SNS's member order.
+    members = ("Type", "MessageId", "Token", "TopicArn", "Subject", "Message", "SubscribeURL",
+               "Timestamp", "SignatureVersion", "Signature", "SigningCertURL", "UnsubscribeURL")
+
+    @property
+    def certificate_url(self):
+        return f"https://sns.{self.region}.amazonaws.com/{SNS_DEMO_FILE}"
+
+    def message(self, *, at=None, kind="Notification", **fields):
+        """The unsigned members of a message of the route's topic, sent at `at`."""
+        at = at if at is not None else time.time()
+        stamp = utc(at).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(at * 1000) % 1000:03d}Z"
+        message_id = str(uuid.uuid4())
+        members = {"Type": kind, "MessageId": message_id, "TopicArn": self.secret,
+                   "Message": json.dumps({"id": f"evt_{uuid.uuid4().hex}", "note": "café",
+                                          "detail": "x" * 600}, ensure_ascii=False),
+                   "Timestamp": stamp, "SignatureVersion": "1", "SigningCertURL": self.certificate_url}
+        if kind == "Notification":
+            members["UnsubscribeURL"] = (f"https://sns.{self.region}.amazonaws.com/?Action=Unsubscribe"
+                                         f"&SubscriptionArn={self.secret}:{message_id}")
+        members.update(fields)
+        return {name: members[name] for name in self.members if name in members}
+
+    def signed(self, members, key=None):
+        """The message with its Signature, as AWS's documentation builds the string."""
+        names = (("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+                 if members["Type"] != "Notification" else
+                 ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"))
+        text = "".join(f"{n}\n{members[n]}\n" for n in names if n in members).encode()
+        digest = hashes.SHA1() if members["SignatureVersion"] == "1" else hashes.SHA256()
+        signature = (key or SNS_KEY).sign(text, padding.PKCS1v15(), digest)
+        signed = {**members, "Signature": base64.b64encode(signature).decode()}
+        return {name: signed[name] for name in self.members if name in signed}
+
+    def delivery(self, members, path=None):
+        body = json.dumps(members, ensure_ascii=False).encode()
+        headers = [("content-type", "text/plain; charset=UTF-8"),
+                   ("x-amz-sns-message-type", members["Type"]),
+                   ("x-amz-sns-message-id", members["MessageId"]),
+                   ("x-amz-sns-topic-arn", members["TopicArn"]),
+                   ("user-agent", "Amazon Simple Notification Service Agent")]
+        if members["Type"] == "Notification":
+            headers.append(("x-amz-sns-subscription-arn", f"{members['TopicArn']}:{members['MessageId']}"))
+        at = dt.datetime.fromisoformat(members["Timestamp"].replace("Z", "+00:00")).timestamp()
+        return Delivery(path or self.path(), headers, body, int(at), members["MessageId"])
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        if same:
+            return same
+        members = self.message(at=at, **({"Message": body.decode()} if body else {}))
+        return self.delivery(self.signed(members, secret), path)
+
+    def sdk_accepts(self, delivery, secret=None):
+        """AWS's validator, given the certificate the route's cluster serves."""
+        return node_oracle("sns", SNS_DEMO_CERTIFICATE.read_text(), delivery, time.time())["accepted"]
+
+    def without_signature(self, delivery):
+        members = json.loads(delivery.body)
+        del members["Signature"]
+        return self.delivery(members, delivery.path), (401, "missing_signature")
+
+    def with_malformed_signature(self, delivery):
+        members = {**json.loads(delivery.body), "Signature": "not a signature!"}
+        return self.delivery(members, delivery.path), (400, "malformed_body")
+
+
 PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), TwilioJson(),
              Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
              Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
              Intercom(), Twitch(), Bitbucket(), Telnyx(), Xero(), Dropbox(), Twitter(), Box(), DocuSign(), Worldline(),
-             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), *DESCRIBED]
+             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), Sns(), *DESCRIBED]
