@@ -89,6 +89,16 @@ class MailgunAnatomy(Anatomy):
         return P.Mailgun().signed_field(delivery, "signature", value)
 
 
+class SnsAnatomy(Anatomy):
+    """SNS's signature is the `Signature` member of the JSON body."""
+
+    def get(self, delivery):
+        return json.loads(delivery.body)["Signature"]
+
+    def put(self, delivery, value):
+        return P.Sns().delivery({**json.loads(delivery.body), "Signature": value}, delivery.path)
+
+
 SW = dict(encoding=B64, label="v1,", sep=" ",
           unknown=[("sig_unknown_entry_v2", "v2," + base64.b64encode(bytes(32)).decode())],
           spaced="  ")
@@ -130,6 +140,7 @@ ANATOMY = {
     "box": Anatomy("box-signature-primary", B64),
     "docusign": Anatomy("X-DocuSign-Signature-1", B64),
     "worldline": Anatomy("X-GCS-Signature", B64),
+    "sns": SnsAnatomy(encoding=B64),
 }
 
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -443,6 +454,14 @@ DELIBERATE = {
     **{(p, "sig_sha1_downgrade"): ("sdk", "githubkit checks any value not starting `sha256=` as HMAC-SHA1 "
                                           "(a downgrade); the filter takes only `sha256=` in X-Hub-Signature-256")
        for p in ("github", "generic")},
+    **{("sns", m): ("sdk", "the filter decodes SNS's Signature as strict base64 (padded, padding bits zero, "
+                           "no spaces: what SNS writes); Node's Buffer.from(..., 'base64') skips what it cannot read")
+       for m in ("sig_b64_padding_removed", "sig_b64_padding_bits_set", "sig_space_before_mac",
+                 "sig_space_after_mac")},
+    ("sns", "content_type_removed"): ("sdk", "the filter requires SNS's type (text/plain, or application/json "
+                                             "by delivery policy); AWS's validator reads the bytes whatever the type"),
+    ("sns", "content_encoding_gzip"): ("sdk", "the filter refuses a Content-Encoding (SNS sends none); AWS's "
+                                              "validator reads the bytes as they came"),
     ("resend", "sig_label_uppercased"): ("sdk", "Resend's SDK ignores the version label (`V1,`, anything); "
                                                 "the filter verifies `v1,` entries, as the spec says"),
     ("zoom", "body_space_appended"): ("sdk", "@zoom/rivet MACs JSON.stringify(JSON.parse(body)), blind to "
@@ -462,6 +481,9 @@ DELIBERATE = {
        for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
     **{("box", m): ("sdk", "Box's Python SDK checks no time; the route bounds it (10 min past, "
                            "box-node-sdk's window; 5 min ahead)")
+       for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
+    **{("sns", m): ("sdk", "AWS's validator checks no time; the route bounds Timestamp (1 h past, as SNS's "
+                           "retries keep it; 5 min ahead)")
        for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
     # The signed time's text.
     **{(p, "ts_leading_zero_resigned"): ("sdk", VERBATIM_ZERO)

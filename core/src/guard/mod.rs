@@ -641,15 +641,21 @@ fn check_declared_media(media: Media, head: &RequestHead) -> Result<(), Rejectio
 }
 
 fn wrong_type(media: Media, content_type: ContentType) -> Rejection {
-    let expected = match (media.json, media.form) {
-        (Some(_), true) => "application/json or application/x-www-form-urlencoded",
-        (Some(_), false) => "application/json",
-        (None, _) => "application/x-www-form-urlencoded",
-    };
+    let expected = [
+        (media.json.is_some(), "application/json"),
+        (media.form, "application/x-www-form-urlencoded"),
+        (media.text, "text/plain"),
+    ]
+    .iter()
+    .filter(|(sent, _)| *sent)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(" or ");
     let got = match content_type {
         ContentType::Absent => "no Content-Type",
         ContentType::Json => "application/json",
         ContentType::Form => "application/x-www-form-urlencoded",
+        ContentType::Text => "text/plain",
         ContentType::Other => "another Content-Type (or a charset other than UTF-8)",
     };
     unsupported(format!(
@@ -679,7 +685,7 @@ pub(crate) fn check_body(
 ) -> Result<(), Rejection> {
     let malformed = |detail: &str| Rejection::new(Reason::MalformedBody, detail.to_string());
     match (content_type, media.json) {
-        (ContentType::Json, Some(kind)) => {
+        (ContentType::Json | ContentType::Text, Some(kind)) => {
             // serde_json skips an ignored string without checking its UTF-8: check it all.
             let text = std::str::from_utf8(body).map_err(|_| malformed("body is not UTF-8"))?;
             serde_json::from_str::<serde::de::IgnoredAny>(text)

@@ -754,6 +754,7 @@ impl RawBody {
             RawBody::Json => Media {
                 json: Some(Json::Either),
                 form: false,
+                text: false,
             },
             RawBody::Form => Media::FORM,
             RawBody::JsonObjectOrForm => Media::JSON_OBJECT_OR_FORM,

@@ -335,6 +335,9 @@ pub struct Media {
     pub json: Option<Json>,
     /// `application/x-www-form-urlencoded`.
     pub form: bool,
+    /// `text/plain`, holding the JSON `json` says (SNS's type, where a topic's delivery
+    /// policy does not set `application/json`).
+    pub text: bool,
 }
 
 /// The top-level JSON values a scheme's provider sends.
@@ -354,6 +357,8 @@ pub enum ContentType {
     Absent,
     Json,
     Form,
+    /// `text/plain`.
+    Text,
     /// Any other type, a second `Content-Type`, a charset that is not UTF-8, or bytes no
     /// media type has.
     Other,
@@ -390,6 +395,7 @@ impl ContentType {
         match lower.as_slice() {
             b"application/json" => ContentType::Json,
             b"application/x-www-form-urlencoded" => ContentType::Form,
+            b"text/plain" => ContentType::Text,
             _ if lower.starts_with(b"application/") && lower.ends_with(b"+json") => {
                 ContentType::Json
             }
@@ -403,23 +409,34 @@ impl Media {
     pub const ANY: Media = Media {
         json: None,
         form: false,
+        text: false,
     };
     pub const JSON_OBJECT: Media = Media {
         json: Some(Json::Object),
         form: false,
+        text: false,
     };
     pub const JSON_ARRAY: Media = Media {
         json: Some(Json::Array),
         form: false,
+        text: false,
     };
     pub const FORM: Media = Media {
         json: None,
         form: true,
+        text: false,
+    };
+    /// A JSON object, as `application/json` or `text/plain` (SNS).
+    pub const JSON_OBJECT_OR_TEXT: Media = Media {
+        json: Some(Json::Object),
+        form: false,
+        text: true,
     };
     /// A JSON object or a form (Slack, GitHub, Mailgun).
     pub const JSON_OBJECT_OR_FORM: Media = Media {
         json: Some(Json::Object),
         form: true,
+        text: false,
     };
 
     pub fn restricts(self) -> bool {
@@ -432,6 +449,7 @@ impl Media {
             ContentType::Absent => empty,
             ContentType::Json => self.json.is_some(),
             ContentType::Form => self.form,
+            ContentType::Text => self.text,
             ContentType::Other => false,
         }
     }

@@ -141,6 +141,7 @@ pub fn example(signing: &Signing) -> Vec<u8> {
 const ENTRY_MEDIA: Media = Media {
     json: Some(Json::Either),
     form: true,
+    text: false,
 };
 
 impl Provider for Twilio {

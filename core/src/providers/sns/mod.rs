@@ -20,7 +20,7 @@ use crate::providers::entry::{Entry, Field, Problem, Settings};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
-    key_names, mismatch, AtHeaders, Body, Checks, Prior, Provider, Signed, Time, Verified,
+    key_names, mismatch, AtHeaders, Body, Checks, Media, Prior, Provider, Signed, Time, Verified,
 };
 use crate::remote_key::{self, Fetch, RsaHash, Source};
 use crate::request::{Lookup, RequestHead};
@@ -381,6 +381,10 @@ impl Provider for Sns {
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![(SCHEME, key_names(&self.topics))]
+    }
+
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT_OR_TEXT
     }
 
     fn dispatch_headers(&self) -> Vec<&str> {

@@ -376,6 +376,46 @@ fn the_headers_say_what_the_signed_body_says() {
 }
 
 #[test]
+fn the_body_is_sent_as_sns_sends_it_json_as_text_or_as_json() {
+    let policy = policy(serde_json::json!({}));
+    let with = |extra: &[(&str, &str)]| -> Vec<Header> {
+        let mut head: Vec<Header> = headers(NOTIFICATION)
+            .into_iter()
+            .filter(|(name, _)| extra.iter().all(|(n, _)| n != name))
+            .collect();
+        head.extend(
+            extra
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+        );
+        head
+    };
+    for (head, verdict) in [
+        (with(&[("content-type", "text/plain")]), Ok("orders".into())),
+        (with(&[("content-type", "application/json")]), Ok("orders".into())),
+        (
+            with(&[("content-type", "application/x-www-form-urlencoded")]),
+            Err(Reason::UnsupportedMediaType),
+        ),
+        (
+            with(&[("content-type", "text/plain; charset=latin1")]),
+            Err(Reason::UnsupportedMediaType),
+        ),
+        (
+            with(&[("content-encoding", "gzip")]),
+            Err(Reason::UnsupportedMediaType),
+        ),
+    ] {
+        let store = MemoryStore::new();
+        assert_eq!(
+            send(&policy, &store, &head, NOTIFICATION, SENT, GENUINE),
+            verdict,
+            "{head:?}"
+        );
+    }
+}
+
+#[test]
 fn a_changed_unsigned_member_is_the_same_delivery_tampered_with() {
     let policy = policy(serde_json::json!({}));
     let store = MemoryStore::new();
