@@ -5,7 +5,8 @@
 //! in one shape (`https://<host>/<file>.pem`, the host matching an allow-listed pattern, no
 //! port, user, query or fragment) and fetched only through the Envoy cluster the operator
 //! declared, whose upstream TLS validates the host. What is kept (in Envoy's shared data,
-//! for every worker) is the certificate's RSA public key, as SubjectPublicKeyInfo DER.
+//! for every worker, under the cluster and the URL) is the certificate's RSA public key, as
+//! SubjectPublicKeyInfo DER, until a day has passed or the certificate expires.
 
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -22,8 +23,11 @@ use crate::verdict::{Reason, Rejection};
 const MAX_URL: usize = 512;
 /// The smallest RSA modulus accepted, in bits.
 const MIN_RSA_BITS: usize = 2048;
-/// The shared-data keys of fetched keys start with this; the URL follows.
+/// The shared-data keys of fetched keys start with this; the cluster and the URL follow.
 const CACHE_PREFIX: &str = "callback_guard.key.";
+/// How long a fetched key is trusted before it is fetched again (at most until its
+/// certificate expires): a certificate the provider revoked stops verifying within a day.
+const KEEP_SECS: u64 = 24 * 3600;
 
 /// A route's `certificate` block, as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,11 +47,14 @@ fn default_timeout_ms() -> u32 {
 }
 
 /// Where a route's certificates may come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Source {
     cluster: String,
     hosts: Vec<String>,
     timeout_ms: u32,
+    /// The provider's own file names (without `.pem`): SNS's `SimpleNotificationService-<32
+    /// hex>`, so that a forgery cannot name a fresh file, and cost a fetch, at will.
+    file: fn(&str) -> bool,
 }
 
 /// One certificate to fetch: a GET of `path` from `authority` through `cluster`.
@@ -61,15 +68,22 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    /// Its key in Envoy's shared data.
+    /// Its key in Envoy's shared data: the cluster's too, so that what one route's cluster
+    /// answered never verifies another route's messages (a URL holds no space).
     pub fn cache_key(&self) -> String {
-        format!("{CACHE_PREFIX}{}", self.url)
+        format!("{CACHE_PREFIX}{} {}", self.cluster, self.url)
     }
 }
 
 impl Source {
-    /// The route's `certificate` block under `field`, its hosts defaulting to `hosts`.
-    pub fn compile(field: &str, raw: Option<Raw>, hosts: &[&str]) -> Result<Source, Problem> {
+    /// The route's `certificate` block under `field`, its hosts defaulting to `hosts`, the
+    /// files it may name those `file` admits.
+    pub fn compile(
+        field: &str,
+        raw: Option<Raw>,
+        hosts: &[&str],
+        file: fn(&str) -> bool,
+    ) -> Result<Source, Problem> {
         let raw = raw.ok_or_else(|| {
             Problem::new(
                 field,
@@ -112,6 +126,7 @@ impl Source {
             cluster: raw.cluster,
             hosts,
             timeout_ms: raw.timeout_ms,
+            file,
         })
     }
 
@@ -152,8 +167,12 @@ impl Source {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             });
-        if file.is_none() {
-            return Err(refuse("has a path other than one /<name>.pem"));
+        match file {
+            None => return Err(refuse("has a path other than one /<name>.pem")),
+            Some(name) if !(self.file)(name) => {
+                return Err(refuse("names a file the provider does not serve"))
+            }
+            Some(_) => {}
         }
         Ok(Fetch {
             url: url.to_string(),
@@ -189,10 +208,34 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// The RSA public key of a PEM certificate, as SubjectPublicKeyInfo DER: what is kept.
-pub fn certificate_key(pem: &[u8]) -> Result<Vec<u8>, String> {
+/// What is kept of a PEM certificate fetched at `now` (unix seconds): until when it is
+/// trusted (8 bytes, big-endian unix seconds), then its RSA public key as
+/// SubjectPublicKeyInfo DER. Refused if it expired.
+pub fn keep(pem: &[u8], now: u64) -> Result<Vec<u8>, String> {
     let certificate = x509_cert::Certificate::from_pem(pem)
         .map_err(|error| format!("is not a PEM X.509 certificate: {error}"))?;
+    let not_after = certificate
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    if not_after <= now {
+        return Err(format!("is a certificate that expired at {not_after}"));
+    }
+    let until = not_after.min(now.saturating_add(KEEP_SECS));
+    let key = certificate_key(&certificate)?;
+    Ok([&until.to_be_bytes()[..], &key].concat())
+}
+
+/// The key in what [`keep`] made, unless its time is up at `now`.
+pub fn kept(value: &[u8], now: u64) -> Option<&[u8]> {
+    let (until, key) = value.split_first_chunk::<8>()?;
+    (now < u64::from_be_bytes(*until)).then_some(key)
+}
+
+/// The RSA public key of a certificate, as SubjectPublicKeyInfo DER.
+fn certificate_key(certificate: &x509_cert::Certificate) -> Result<Vec<u8>, String> {
     let spki = certificate
         .tbs_certificate
         .subject_public_key_info
@@ -200,10 +243,10 @@ pub fn certificate_key(pem: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|error| format!("has an unreadable public key: {error}"))?;
     let key = RsaPublicKey::from_public_key_der(&spki)
         .map_err(|_| "does not hold an RSA public key".to_string())?;
-    if key.size() * 8 < MIN_RSA_BITS {
+    let bits = key.n().bits();
+    if bits < MIN_RSA_BITS {
         return Err(format!(
-            "holds an RSA key of {} bits, under {MIN_RSA_BITS}",
-            key.size() * 8
+            "holds an RSA key of {bits} bits, under {MIN_RSA_BITS}"
         ));
     }
     key.to_public_key_der()
@@ -219,7 +262,7 @@ pub enum RsaHash {
 }
 
 /// Whether `signature` is an RSA PKCS#1 v1.5 signature over `message` under the key
-/// `spki` (as [`certificate_key`] returns it).
+/// `spki` (as [`kept`] returns it).
 pub fn rsa_verifies(spki: &[u8], hash: RsaHash, message: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = RsaPublicKey::from_public_key_der(spki) else {
         return false;
@@ -241,9 +284,13 @@ pub fn rsa_verifies(spki: &[u8], hash: RsaHash, message: &[u8], signature: &[u8]
 mod tests {
     use super::*;
 
+    fn any_file(_: &str) -> bool {
+        true
+    }
+
     fn source(hosts: &[&str]) -> Source {
         let raw: Raw = serde_json::from_value(serde_json::json!({"cluster": "certs"})).unwrap();
-        Source::compile("certificate", Some(raw), hosts).unwrap()
+        Source::compile("certificate", Some(raw), hosts, any_file).unwrap()
     }
 
     #[test]
@@ -258,7 +305,10 @@ mod tests {
             "/SimpleNotificationService-01d088a6f77103d0fe307c0069e40ed6.pem"
         );
         assert_eq!(fetch.cluster, "certs");
-        assert!(fetch.cache_key().ends_with(&fetch.url));
+        assert_eq!(
+            fetch.cache_key(),
+            format!("callback_guard.key.certs {}", fetch.url)
+        );
         for url in [
             "http://sns.us-east-1.amazonaws.com/a.pem",
             "https://sns.us-east-1.amazonaws.com.evil.example/a.pem",
@@ -286,7 +336,8 @@ mod tests {
     fn a_bad_certificate_block_names_its_field() {
         let compile = |raw: serde_json::Value| {
             let raw: Raw = serde_json::from_value(raw).unwrap();
-            Source::compile("certificate", Some(raw), &["sns.*.amazonaws.com"]).unwrap_err()
+            Source::compile("certificate", Some(raw), &["sns.*.amazonaws.com"], any_file)
+                .unwrap_err()
         };
         assert_eq!(
             compile(serde_json::json!({"cluster": ""})).field,
@@ -304,13 +355,31 @@ mod tests {
             compile(serde_json::json!({"cluster": "c", "hosts": []})).field,
             "certificate.hosts"
         );
-        let missing = Source::compile("certificate", None, &[]).unwrap_err();
+        let missing = Source::compile("certificate", None, &[], any_file).unwrap_err();
         assert_eq!(missing.field, "certificate");
     }
 
     #[test]
     fn what_is_not_an_rsa_certificate_is_refused() {
-        assert!(certificate_key(b"not a certificate").is_err());
+        assert!(keep(b"not a certificate", 0).is_err());
         assert!(!rsa_verifies(b"not a key", RsaHash::Sha1, b"m", b"s"));
+    }
+
+    #[test]
+    fn a_kept_key_is_trusted_for_a_day_and_never_past_its_certificate() {
+        let pem = include_bytes!("providers/sns/demo-certificate.pem");
+        let now = 2_000_000_000;
+        let value = keep(pem, now).unwrap();
+        let key = kept(&value, now).unwrap();
+        assert!(!key.is_empty());
+        assert_eq!(kept(&value, now + KEEP_SECS - 1), Some(key));
+        assert_eq!(kept(&value, now + KEEP_SECS), None);
+        assert_eq!(kept(b"short", now), None);
+        // The demo certificate expires in 2126.
+        let not_after = 4_949_845_319;
+        let late = keep(pem, not_after - 10).unwrap();
+        assert_eq!(kept(&late, not_after - 1), Some(key));
+        assert_eq!(kept(&late, not_after), None);
+        assert!(keep(pem, not_after).unwrap_err().contains("expired"));
     }
 }

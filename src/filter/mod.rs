@@ -806,9 +806,9 @@ impl GuardRequest {
         let started = Instant::now();
         let head = RequestHead::from_map(&headers);
         let (status, answer) = host::call_response(num_headers, body_size);
-        let action = match guard::keep_fetched(&fetch, status, &answer, &HostStore) {
+        let (now, nanos) = host::clock();
+        let action = match guard::keep_fetched(&fetch, status, &answer, now, &HostStore) {
             Ok(key) => {
-                let (now, nanos) = host::clock();
                 let prior = Some(Prior::Fetched(&key));
                 let step =
                     guard::on_body_verified(route, &head, &body, prior, now, &HostStore, nanos | 1);

@@ -235,12 +235,17 @@ fn judge_body<'p>(
     if !matches!(prior, Some(Prior::Fetched(_))) {
         if let Some((fetch, time)) = provider.remote_key(head, body)? {
             check_freshness(route, time, now)?;
-            return match store.get(&fetch.cache_key()) {
-                Ok(Some((key, _))) => {
-                    let prior = Some(Prior::Fetched(&key));
+            let value = store.get(&fetch.cache_key()).ok().flatten();
+            return match value
+                .as_ref()
+                .and_then(|(v, _)| remote_key::kept(v, unix(now)))
+            {
+                Some(key) => {
+                    let prior = Some(Prior::Fetched(key));
                     judge_body(route, head, body, prior, now, store, create_cas)
                 }
-                Ok(None) | Err(_) => Ok(Judged::Fetch(fetch)),
+                // Never fetched, or its day is up (or its certificate expired).
+                None => Ok(Judged::Fetch(fetch)),
             };
         }
     }
@@ -329,6 +334,7 @@ pub fn keep_fetched(
     fetch: &Fetch,
     status: Option<u16>,
     body: &[u8],
+    now: Stamp,
     store: &dyn SharedStore,
 ) -> Result<Vec<u8>, Rejection> {
     let unavailable = |why: String| {
@@ -349,11 +355,16 @@ pub fn keep_fetched(
             ))
         }
     }
-    let key = remote_key::certificate_key(body)
+    let value = remote_key::keep(body, unix(now))
         .map_err(|why| unavailable(format!("the answer {why}")))?;
     // Unconditional: every worker that fetched the same URL keeps the same key.
-    let _ = store.set(&fetch.cache_key(), &key, 0);
-    Ok(key)
+    let _ = store.set(&fetch.cache_key(), &value, 0);
+    let key = remote_key::kept(&value, unix(now)).ok_or_else(|| unavailable("expired".into()))?;
+    Ok(key.to_vec())
+}
+
+fn unix(now: Stamp) -> u64 {
+    u64::try_from(now.unix_secs()).unwrap_or(0)
 }
 
 /// A verified request the replay memory has answered for.

@@ -562,7 +562,7 @@ pub enum Prior<'a> {
     /// the body arrived.
     Hashed(&'a Hashed),
     /// The key [`remote_key`](Provider::remote_key) named, as fetched and kept
-    /// ([`crate::remote_key::certificate_key`]).
+    /// ([`crate::remote_key::kept`]).
     Fetched(&'a [u8]),
 }
 

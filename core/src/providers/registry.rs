@@ -401,9 +401,10 @@ mod tests {
                 let step = match step {
                     Step::Fetch(route, fetch) => {
                         let certificate = crate::providers::sns::DEMO_CERTIFICATE.as_bytes();
-                        kept = guard::keep_fetched(&fetch, Some(200), certificate, &store).unwrap();
-                        let prior = Some(crate::providers::Prior::Fetched(&kept));
                         let now = crate::timestamp::Stamp::secs(NOW);
+                        kept = guard::keep_fetched(&fetch, Some(200), certificate, now, &store)
+                            .unwrap();
+                        let prior = Some(crate::providers::Prior::Fetched(&kept));
                         guard::on_body_verified(route, &head, &out.body, prior, now, &store, 7)
                     }
                     step => step,

@@ -66,6 +66,7 @@ fn compile(settings: Settings) -> Result<Box<dyn Provider>, Problem> {
         Field::Certificate.name(),
         settings.certificate,
         CERTIFICATE_HOSTS,
+        is_certificate_file,
     )?;
     Ok(Box::new(Sns {
         topics: settings.keys,
@@ -83,7 +84,7 @@ struct Message {
     message_id: String,
     #[serde(rename = "TopicArn")]
     topic_arn: String,
-    #[serde(rename = "Subject", default)]
+    #[serde(rename = "Subject", default, deserialize_with = "present")]
     subject: Option<String>,
     #[serde(rename = "Message")]
     message: String,
@@ -92,18 +93,28 @@ struct Message {
     #[serde(rename = "SignatureVersion")]
     signature_version: String,
     /// Optional here only so that its absence is named as such.
-    #[serde(rename = "Signature", default)]
+    #[serde(rename = "Signature", default, deserialize_with = "present")]
     signature: Option<String>,
     #[serde(rename = "SigningCertURL")]
     signing_cert_url: String,
-    #[serde(rename = "SubscribeURL", default)]
+    #[serde(rename = "SubscribeURL", default, deserialize_with = "present")]
     subscribe_url: Option<String>,
-    #[serde(rename = "Token", default)]
+    #[serde(rename = "Token", default, deserialize_with = "present")]
     token: Option<String>,
-    #[serde(rename = "UnsubscribeURL", default)]
+    #[serde(rename = "UnsubscribeURL", default, deserialize_with = "present")]
     _unsubscribe_url: Option<String>,
-    #[serde(rename = "MessageAttributes", default)]
-    _message_attributes: Option<serde_json::Value>,
+    #[serde(rename = "MessageAttributes", default, deserialize_with = "present")]
+    _message_attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// An optional member, when present, of its type: never `null`, which SNS does not send
+/// and which would read as absent here but as a value to the application.
+fn present<'de, D, T>(member: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(member).map(Some)
 }
 
 /// A message whose every part is in SNS's format, of one of the route's topics.
@@ -146,6 +157,10 @@ impl Sns {
     /// fetched, so that a forgery costs no I/O unless it names one of the route's topics in
     /// SNS's exact format.
     fn read(&self, head: &RequestHead, body: &[u8]) -> Result<Delivery<'_>, Rejection> {
+        // A struct would also be read from an array of its members' values.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(body_error("not an SNS message: not a JSON object"));
+        }
         let message: Message = serde_json::from_slice(body).map_err(|error| {
             Rejection::new(
                 Reason::MalformedBody,
@@ -210,15 +225,15 @@ impl Sns {
             .ok()
             .filter(|signature| (256..=1024).contains(&signature.len()))
             .ok_or_else(|| body_error("Signature is not base64 of an RSA signature"))?;
+        // SNS sends all three: an application may dispatch on them rather than the body.
         for (header, value) in [
-            ("x-amz-sns-message-type", Some(&message.kind)),
-            ("x-amz-sns-message-id", Some(&message.message_id)),
-            ("x-amz-sns-topic-arn", Some(&message.topic_arn)),
+            ("x-amz-sns-message-type", &message.kind),
+            ("x-amz-sns-message-id", &message.message_id),
+            ("x-amz-sns-topic-arn", &message.topic_arn),
         ] {
-            match (head.lookup(header), value) {
-                (Lookup::One(given), Some(value)) if given == value.as_bytes() => {}
-                (Lookup::Missing, _) if header != "x-amz-sns-message-type" => {}
-                (Lookup::Duplicate, _) => {
+            match head.lookup(header) {
+                Lookup::One(given) if given == value.as_bytes() => {}
+                Lookup::Duplicate => {
                     return Err(Rejection::new(
                         Reason::DuplicateHeader,
                         format!("{header} appears more than once"),
@@ -233,6 +248,9 @@ impl Sns {
             }
         }
         let fetch = self.source.locate(message.signing_cert_url.as_bytes())?;
+        if !is_sns_region_host(&fetch.authority) {
+            return Err(body_error("SigningCertURL's host is not an SNS region's"));
+        }
         Ok(Delivery {
             message,
             topic,
@@ -242,6 +260,39 @@ impl Sns {
             time,
         })
     }
+}
+
+/// `SimpleNotificationService-<32 lowercase hex digits>`: the only names SNS's certificates
+/// have, so that a forgery cannot make the filter fetch a file of its choosing.
+fn is_certificate_file(name: &str) -> bool {
+    name.strip_prefix("SimpleNotificationService-")
+        .is_some_and(|hex| {
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// Whether an `sns.<label>.amazonaws.com[.cn]` host's label is a region's
+/// (`us-east-1`, `us-gov-west-1`, `cn-north-1`): never an S3 bucket's legacy endpoint
+/// (`sns.s3-us-west-2.amazonaws.com` is the bucket `sns`).
+fn is_sns_region_host(host: &str) -> bool {
+    let labels: Vec<&str> = host.split('.').collect();
+    let region = match labels.as_slice() {
+        ["sns", region, "amazonaws", "com"] | ["sns", region, "amazonaws", "com", "cn"] => region,
+        // A host the operator allowed by name, not SNS's pattern.
+        _ => return true,
+    };
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
 }
 
 fn body_error(what: &str) -> Rejection {
@@ -407,7 +458,8 @@ pub const DEMO_CERTIFICATE: &str = include_str!("demo-certificate.pem");
 const DEMO_KEY: &str = include_str!("demo-key.pem");
 /// The name the demo's certificate is served under, on any region's SNS host.
 #[cfg(any(test, feature = "sign"))]
-pub const DEMO_CERTIFICATE_FILE: &str = "SimpleNotificationService-callback-guard-demo.pem";
+pub const DEMO_CERTIFICATE_FILE: &str =
+    "SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem";
 
 /// A notification of the route's topic (the key's text), unsigned.
 #[cfg(any(test, feature = "sign"))]

@@ -79,7 +79,7 @@ fn send(
     let mut step = guard::on_body(route, &head, body.as_bytes(), now, store, 7);
     if let Step::Fetch(_, fetch) = &step {
         assert_eq!(fetch.cluster, "sns_certificates");
-        let key = guard::keep_fetched(fetch, served.0, served.1.as_bytes(), store)
+        let key = guard::keep_fetched(fetch, served.0, served.1.as_bytes(), now, store)
             .map_err(|rejection| rejection.reason)?;
         let prior = Some(Prior::Fetched(&key));
         step = guard::on_body_verified(route, &head, body.as_bytes(), prior, now, store, 7);
@@ -123,10 +123,10 @@ fn openssl_signed_messages_verify_once_under_the_fetched_certificate() {
 
 #[test]
 fn the_certificate_is_fetched_from_the_url_and_kept_for_every_worker() {
-    let policy = policy(serde_json::json!({}));
+    let route_policy = policy(serde_json::json!({}));
     let store = MemoryStore::new();
     let head = headers(NOTIFICATION);
-    let route = &policy.routes[0];
+    let route = &route_policy.routes[0];
     let request = RequestHead::new(&head);
     let now = Stamp::secs(SENT);
     let Step::Fetch(_, fetch) =
@@ -137,12 +137,34 @@ fn the_certificate_is_fetched_from_the_url_and_kept_for_every_worker() {
     assert_eq!(fetch.authority, "sns.us-west-2.amazonaws.com");
     assert_eq!(fetch.path, format!("/{DEMO_CERTIFICATE_FILE}"));
     assert_eq!(fetch.timeout_ms, 2_000);
-    let key = guard::keep_fetched(&fetch, Some(200), DEMO_CERTIFICATE.as_bytes(), &store).unwrap();
-    assert_eq!(store.raw(&fetch.cache_key()).unwrap().0, key);
+    let certificate = DEMO_CERTIFICATE.as_bytes();
+    let key = guard::keep_fetched(&fetch, Some(200), certificate, now, &store).unwrap();
+    let kept = store.raw(&fetch.cache_key()).unwrap().0;
+    assert_eq!(crate::remote_key::kept(&kept, SENT as u64), Some(&key[..]));
     assert!(matches!(
         guard::on_body(route, &request, NOTIFICATION.as_bytes(), now, &store, 7),
         Step::Forward(_)
     ));
+    // A key fetched a day ago is fetched again.
+    let old = crate::remote_key::keep(certificate, SENT as u64 - 24 * 3600).unwrap();
+    crate::replay::SharedStore::set(&store, &fetch.cache_key(), &old, 0).unwrap();
+    assert!(matches!(
+        guard::on_body(route, &request, NOTIFICATION.as_bytes(), now, &store, 7),
+        Step::Fetch(..)
+    ));
+    // Another route's cluster never sees this route's keys.
+    let elsewhere = policy(serde_json::json!({"certificate": {"cluster": "other"}}));
+    let Step::Fetch(_, other) = guard::on_body(
+        &elsewhere.routes[0],
+        &request,
+        NOTIFICATION.as_bytes(),
+        now,
+        &store,
+        7,
+    ) else {
+        panic!("another cluster's key was used");
+    };
+    assert_ne!(other.cache_key(), fetch.cache_key());
 }
 
 #[test]
@@ -174,6 +196,29 @@ fn no_certificate_no_delivery() {
         ),
         Err(Reason::SignatureMismatch)
     );
+}
+
+/// The message's member values as a JSON array, in the order its struct declares them,
+/// up to the first one it lacks (the rest default).
+fn array_of(message: &str) -> String {
+    let message: serde_json::Value = serde_json::from_str(message).unwrap();
+    let order = [
+        "Type",
+        "MessageId",
+        "TopicArn",
+        "Subject",
+        "Message",
+        "Timestamp",
+        "SignatureVersion",
+        "Signature",
+        "SigningCertURL",
+    ];
+    let values: Vec<serde_json::Value> = order
+        .iter()
+        .map_while(|name| message.get(name).cloned())
+        .collect();
+    assert_eq!(values.len(), order.len(), "the vector has a Subject");
+    serde_json::Value::Array(values).to_string()
 }
 
 /// The notification with `field` set to `value` (`None`: removed).
@@ -231,6 +276,38 @@ fn what_is_not_in_sns_format_is_refused_before_any_fetch() {
             Reason::MalformedBody,
         ),
         (with("Type", Some("Notice".into())), Reason::MalformedBody),
+        // Its members' values in order, as an array: a struct's other JSON form.
+        (array_of(NOTIFICATION), Reason::MalformedBody),
+        (
+            with(
+                "SigningCertURL",
+                Some("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-x.pem".into()),
+            ),
+            Reason::MalformedBody,
+        ),
+        (
+            with(
+                "SigningCertURL",
+                Some(
+                    format!("https://sns.s3-us-west-2.amazonaws.com/{DEMO_CERTIFICATE_FILE}")
+                        .into(),
+                ),
+            ),
+            Reason::MalformedBody,
+        ),
+        // Read as absent here, as a value by the application: SNS sends neither.
+        (
+            with("Subject", Some(serde_json::Value::Null)),
+            Reason::MalformedBody,
+        ),
+        (
+            with("UnsubscribeURL", Some(serde_json::Value::Null)),
+            Reason::MalformedBody,
+        ),
+        (
+            with("MessageAttributes", Some("{}".into())),
+            Reason::MalformedBody,
+        ),
         (
             with(
                 "MessageId",
@@ -366,13 +443,21 @@ fn the_headers_say_what_the_signed_body_says() {
             Err(reason)
         );
     }
-    // The optional ones may be absent.
-    let store = MemoryStore::new();
-    let head = replace("x-amz-sns-message-id", None);
-    assert_eq!(
-        send(&policy, &store, &head, NOTIFICATION, SENT, GENUINE),
-        Ok("orders".into())
-    );
+    // SNS sends all three.
+    for name in ["x-amz-sns-message-id", "x-amz-sns-topic-arn"] {
+        let store = MemoryStore::new();
+        assert_eq!(
+            send(
+                &policy,
+                &store,
+                &replace(name, None),
+                NOTIFICATION,
+                SENT,
+                GENUINE
+            ),
+            Err(Reason::MalformedHeader)
+        );
+    }
 }
 
 #[test]
@@ -392,7 +477,10 @@ fn the_body_is_sent_as_sns_sends_it_json_as_text_or_as_json() {
     };
     for (head, verdict) in [
         (with(&[("content-type", "text/plain")]), Ok("orders".into())),
-        (with(&[("content-type", "application/json")]), Ok("orders".into())),
+        (
+            with(&[("content-type", "application/json")]),
+            Ok("orders".into()),
+        ),
         (
             with(&[("content-type", "application/x-www-form-urlencoded")]),
             Err(Reason::UnsupportedMediaType),
