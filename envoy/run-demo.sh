@@ -95,7 +95,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 # SNS's signing certificate, as the demo's sns_certificates cluster serves it (127.0.0.1:8082).
 mkdir -p "$run/certificates"
 cp core/src/providers/sns/demo-certificate.pem \
-  "$run/certificates/SimpleNotificationService-callback-guard-demo.pem"
+  "$run/certificates/SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem"
 
 "$venv/bin/python" envoy/demo_upstream.py --port 8081 \
   --certificates "$run/certificates" --certificates-port 8082 &

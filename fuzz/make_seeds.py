@@ -232,6 +232,21 @@ sendgrid = ec.derive_private_key(int.from_bytes(derived, "big"), ec.SECP256R1())
 write("providers", "sendgrid", seed(21, [("x-twilio-email-event-webhook-timestamp", NOW_TS),
       ("x-twilio-email-event-webhook-signature", base64.b64encode(sendgrid).decode())]))
 
+# SNS: a notification of the known topic, signed with the demo certificate's key (the one
+# the target's cluster serves).
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+sns_key = serialization.load_pem_private_key(open(os.path.join(here, "..", "core", "src", "providers", "sns", "demo-key.pem"), "rb").read(), None)
+sns = {"Type": "Notification", "MessageId": "4d1ab1a1-2a7e-4b3c-9d5e-6f7a8b9c0d1e",
+       "TopicArn": "arn:aws:sns:us-east-1:123456789012:" + KNOWN.decode(), "Subject": "caf\u00e9",
+       "Message": '{"id":"evt_1"}', "Timestamp": "2026-03-25T10:00:00.000Z", "SignatureVersion": "1"}
+sns_signed = "".join(f"{n}\n{sns[n]}\n" for n in ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")).encode()
+sns["Signature"] = base64.b64encode(sns_key.sign(sns_signed, padding.PKCS1v15(), hashes.SHA1())).decode()
+sns["SigningCertURL"] = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem"
+write("providers", "sns", seed(68, [("content-type", "text/plain; charset=UTF-8"), ("x-amz-sns-message-type", "Notification"),
+      ("x-amz-sns-message-id", sns["MessageId"]), ("x-amz-sns-topic-arn", sns["TopicArn"])],
+      json.dumps(sns, ensure_ascii=False).encode()))
+
 # ---- regressions: inputs of bugs the fuzzers found ----
 # A duration ending in a multi-byte character panicked (config::parse_duration).
 write("config", "regression-multibyte-duration.json", '{"routes": [{"name": "a", "path_prefix": "/", "public_origin": "https://e", "keys": [{"value": "k"}], "replay": {"window": "1\u0552"}}]}')

@@ -23,7 +23,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 68] = [
+const SCHEMES: [&str; 69] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -92,6 +92,7 @@ const SCHEMES: [&str; 68] = [
     "brex",
     "coinbase",
     "calendly",
+    "sns",
 ];
 /// The schemes whose endpoint checks carry no signature (Meta's a token rather than a key):
 /// answered under any key.
@@ -116,6 +117,8 @@ fn policy(scheme: &str, key: &str) -> Policy {
         "sendgrid" => b64(&p256_spki(key)),
         "telnyx" => b64(ed25519(key).verifying_key().as_bytes()),
         "basic_auth" => format!("fuzz:{key}"),
+        // SNS's keys are the topics it accepts.
+        "sns" => format!("arn:aws:sns:us-east-1:123456789012:{key}"),
         // Their consoles show the key as base64.
         "microsoft_teams" | "brex" => b64(key.as_bytes()),
         _ => key.to_string(),
@@ -138,8 +141,12 @@ fn policy(scheme: &str, key: &str) -> Policy {
         route["token"] = serde_json::json!({"header": "X-Token",
             "delivery_id": ["X-Id", {"body_field": "id"}], "body": "json_object"});
     }
+    if scheme == "sns" {
+        route["certificate"] = serde_json::json!({"cluster": "certificates"});
+    }
     if scheme == "basic_auth" {
-        route["token"] = serde_json::json!({"delivery_id": [{"body_field": "id"}], "body": "json_object"});
+        route["token"] =
+            serde_json::json!({"delivery_id": [{"body_field": "id"}], "body": "json_object"});
     }
     let json = serde_json::json!({ "routes": [route] }).to_string();
     config::parse(json.as_bytes(), &|_| None).expect("the fuzz policies are valid")
@@ -232,9 +239,7 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
         }),
         "docusign" => {
             let expected = b64(&mac(&[body]));
-            (1..=8).any(|n| {
-                get(&format!("x-docusign-signature-{n}")) == Some(expected.as_bytes())
-            })
+            (1..=8).any(|n| get(&format!("x-docusign-signature-{n}")) == Some(expected.as_bytes()))
         }
         "worldline" => get("x-gcs-signature") == Some(b64(&mac(&[body])).as_bytes()),
         "okta" => get("authorization") == Some(KNOWN.as_bytes()),
@@ -243,14 +248,66 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
         "telegram" => get("x-telegram-bot-api-secret-token") == Some(KNOWN.as_bytes()),
         "static_token" => get("x-token") == Some(KNOWN.as_bytes()),
         "basic_auth" => get("authorization").is_some_and(|v| {
-            v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
-                && base64::engine::general_purpose::STANDARD.decode(&v[6..]).ok()
+            v.get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
+                && base64::engine::general_purpose::STANDARD
+                    .decode(&v[6..])
+                    .ok()
                     == Some(format!("fuzz:{KNOWN}").into_bytes())
         }),
+        "sns" => sns_authentic(body),
         // Signature lists and URL signing: verified by the unit and e2e tests; here the
         // unknown-key invariant and the absence of panics are what the fuzzer checks.
         _ => true,
     }
+}
+
+/// The certificate an SNS route's cluster serves here: the demo's, whose key signs the seed.
+const SNS_CERTIFICATE: &[u8] = include_bytes!("../../core/src/providers/sns/demo-certificate.pem");
+
+/// Whether `body` is an SNS message whose signature, over the string AWS's documentation
+/// builds from its members (rebuilt here), verifies under the demo certificate's key.
+fn sns_authentic(body: &[u8]) -> bool {
+    let Ok(serde_json::Value::Object(message)) = serde_json::from_slice(body) else {
+        return false;
+    };
+    let text = |name: &str| message.get(name).and_then(|v| v.as_str());
+    let names: &[&str] = match text("Type") {
+        Some("Notification") => &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ],
+        _ => &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ],
+    };
+    let signed: String = names
+        .iter()
+        .filter_map(|name| text(name).map(|value| format!("{name}\n{value}\n")))
+        .collect();
+    let hash = match text("SignatureVersion") {
+        Some("1") => callback_guard::remote_key::RsaHash::Sha1,
+        Some("2") => callback_guard::remote_key::RsaHash::Sha256,
+        _ => return false,
+    };
+    let Some(signature) =
+        text("Signature").and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+    else {
+        return false;
+    };
+    let kept = callback_guard::remote_key::keep(SNS_CERTIFICATE, 0).expect("an RSA certificate");
+    let key = callback_guard::remote_key::kept(&kept, 0).expect("kept");
+    callback_guard::remote_key::rsa_verifies(key, hash, signed.as_bytes(), &signature)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -308,7 +365,19 @@ fuzz_target!(|data: &[u8]| {
                     format!("{filtered:?}"),
                     "the filter's path judged otherwise"
                 );
-                once
+                match once {
+                    // A key the network holds: fetched (the cluster serves the demo's
+                    // certificate), kept, and the body judged again with it.
+                    Step::Fetch(route, fetch) => {
+                        let store = MemoryStore::default();
+                        let key =
+                            guard::keep_fetched(&fetch, Some(200), SNS_CERTIFICATE, now, &store)
+                                .expect("the demo certificate is kept");
+                        let prior = Some(Prior::Fetched(&key));
+                        guard::on_body_verified(route, &head, body, prior, now, &store, 1)
+                    }
+                    once => once,
+                }
             }
             step => step,
         };

@@ -39,7 +39,7 @@ WHATSAPP_SECRET = E2E_SECRETS["VOBIZ_WHATSAPP_SECRET"]
 PROVIDER_SECRETS = {env: value for env, value in E2E_SECRETS.items() if not env.startswith("VOBIZ_")}
 # The certificate the filter's SNS demo signer signs under, and the name its URL gives it.
 SNS_DEMO_CERTIFICATE = ROOT / "core/src/providers/sns/demo-certificate.pem"
-SNS_DEMO_FILE = "SimpleNotificationService-callback-guard-demo.pem"
+SNS_DEMO_FILE = "SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem"
 
 
 def free_port():
@@ -176,6 +176,8 @@ class Envoy:
             wasm["configuration"]["value"] = json.dumps(plugin)
         shipped = config["static_resources"]["clusters"]
         for cluster, port in zip(shipped, (upstream.port, upstream.certificates_port)):
+            if port is None:  # an upstream that serves no certificates
+                continue
             endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
             endpoint["address"]["socket_address"]["port_value"] = port
         # A test's cluster replaces the shipped one of its name.

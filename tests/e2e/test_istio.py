@@ -242,16 +242,40 @@ def test_both_variants_protect_the_shipped_routes_at_the_public_origin():
     """The routes of envoy/envoy.yaml, with the deployment's host and public origin; the two
     variants differ only in the header-holding declaration."""
     expected = []
+    # SNS's certificates come through the gateway's own cluster for SNS (sns-egress.yaml).
+    cluster = yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())["targets"]["envoyfilter"][
+        "sns_certificate_cluster"]
+    assert cluster == "outbound|80||sns.us-east-1.amazonaws.com"
     for route in shipped_plugin_config()["routes"]:
         route = dict(route, host=HOST)
         if "public_origin" in route:
             route["public_origin"] = ORIGIN
+        if "certificate" in route:
+            route["certificate"] = dict(route["certificate"], cluster=cluster)
         expected.append(route)
     from_wasmplugin = manifest("wasmplugin.yaml")["spec"]["pluginConfig"]
     from_envoyfilter = plugin_json(envoyfilter_wasm_config(manifest("envoyfilter.yaml")))
     assert from_wasmplugin["routes"] == expected
     assert from_envoyfilter["routes"] == expected
     assert set(from_wasmplugin) == set(from_envoyfilter) == {"routes", "allow_on_headers_stop_iteration"}
+
+
+def test_the_sns_egress_makes_the_cluster_the_sns_route_names_and_checks_its_tls():
+    """Istio names a ServiceEntry's cluster outbound|<port>||<host>: the one the gateway's
+    sns route fetches certificates through, TLS originated to 443 and its name checked."""
+    entry, rule = documents("sns-egress.yaml")
+    [route] = [r for r in manifest("wasmplugin.yaml")["spec"]["pluginConfig"]["routes"] if r.get("scheme") == "sns"]
+    [host] = entry["spec"]["hosts"]
+    [port] = entry["spec"]["ports"]
+    assert (entry["kind"], rule["kind"]) == ("ServiceEntry", "DestinationRule")
+    assert route["certificate"]["cluster"] == f"outbound|{port['number']}||{host}"
+    assert route["certificate"]["hosts"] == [host]
+    assert (port["protocol"], port["targetPort"], entry["spec"]["resolution"]) == ("HTTP", 443, "DNS")
+    assert rule["spec"]["host"] == host
+    [level] = rule["spec"]["trafficPolicy"]["portLevelSettings"]
+    assert level["port"] == {"number": port["number"]}
+    assert level["tls"] == {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host]}
+    assert entry["metadata"]["namespace"] == rule["metadata"]["namespace"] == "istio-system"
 
 
 def test_the_tokens_reach_the_vm_from_the_secret_and_nowhere_else():

@@ -239,6 +239,7 @@ class Gunicorn:
     """tests/e2e/apps/callbacks_app.py on gunicorn (one sync worker): a Flask app with a
     handler under each shipped route's prefix, recording which handler ran for each
     x-test-id."""
+    certificates_port = None  # no SNS certificates: the sns route's fetch finds nothing
 
     def __init__(self, workdir):
         self.port = free_port()

@@ -22,6 +22,11 @@ DEMO_PATH = f"/{SNS_DEMO_FILE}"
 HOST = "sns.us-east-1.amazonaws.com"
 
 
+def certificate_file(n):
+    """The n-th name SNS could give a certificate: SimpleNotificationService-<32 hex>."""
+    return f"SimpleNotificationService-{n:032x}.pem"
+
+
 def sns_plugin(**certificate):
     """The shipped sns route alone, its certificate block changed by `certificate`."""
     [route] = [r for r in shipped_plugin_config()["routes"] if r["name"] == "sns"]
@@ -94,6 +99,9 @@ def test_what_can_be_refused_without_the_certificate_is_refused_before_any_fetch
         (signed(url=f"http://{HOST}/{SNS_DEMO_FILE}"), (400, "malformed_body")),
         (signed(url=f"https://{HOST}/certs/{SNS_DEMO_FILE}"), (400, "malformed_body")),
         (signed(url=f"https://{HOST}:8443/{SNS_DEMO_FILE}"), (400, "malformed_body")),
+        # A file SNS would not name, or the legacy endpoint of an S3 bucket called "sns".
+        (signed(url=f"https://{HOST}/callback-guard.pem"), (400, "malformed_body")),
+        (signed(url=f"https://sns.s3-us-east-1.amazonaws.com/{SNS_DEMO_FILE}"), (400, "malformed_body")),
         # Another topic, a stale or future message, a header that says otherwise.
         (signed(TopicArn=elsewhere), (403, "signature_mismatch")),
         (signed(at=time.time() - 3700), (403, "stale")),
@@ -115,24 +123,25 @@ def test_what_can_be_refused_without_the_certificate_is_refused_before_any_fetch
 def test_a_certificate_that_cannot_be_had_is_a_503_and_nothing_of_it_is_kept(own):
     upstream, start = own
     envoy = start()
-    (upstream.certificates / "not-a-certificate.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
-    shutil.copy(CERTIFICATES / "small-certificate.pem", upstream.certificates / "small.pem")
-    shutil.copy(CERTIFICATES / "other-certificate.pem", upstream.certificates / "other.pem")
-    cases = [("missing", (503, "key_unavailable")), ("not-a-certificate", (503, "key_unavailable")),
-             ("small", (503, "key_unavailable")), ("other", (403, "signature_mismatch"))]
+    missing, garbage, small, other, later = (certificate_file(n) for n in range(1, 6))
+    (upstream.certificates / garbage).write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    shutil.copy(CERTIFICATES / "small-certificate.pem", upstream.certificates / small)
+    shutil.copy(CERTIFICATES / "other-certificate.pem", upstream.certificates / other)
+    cases = [(missing, (503, "key_unavailable")), (garbage, (503, "key_unavailable")),
+             (small, (503, "key_unavailable")), (other, (403, "signature_mismatch"))]
     sent = []
     for name, expected in cases:
-        delivery = signed(url=f"https://{HOST}/{name}.pem")
+        delivery = signed(url=f"https://{HOST}/{name}")
         test_id, response = send(envoy, delivery)
         assert (response.status_code, reason(response)) == expected, (name, response.text)
         sent.append(test_id)
     assert_never_delivered(upstream, *sent, envoy=envoy)
-    assert [f["path"] for f in upstream.fetches()] == [f"/{name}.pem" for name, _ in cases]
+    assert [f["path"] for f in upstream.fetches()] == [f"/{name}" for name, _ in cases]
     # SNS retries the same message; once its certificate is there, it goes through.
-    retry = signed(url=f"https://{HOST}/later.pem")
+    retry = signed(url=f"https://{HOST}/{later}")
     _, refused = send(envoy, retry)
     assert (refused.status_code, reason(refused)) == (503, "key_unavailable")
-    shutil.copy(CERTIFICATES / "demo-certificate.pem", upstream.certificates / "later.pem")
+    shutil.copy(CERTIFICATES / "demo-certificate.pem", upstream.certificates / later)
     test_id, response = send(envoy, retry)
     assert (response.status_code, reason(response)) == (200, None), response.text
     assert_delivered_once(upstream, test_id, body=retry.body)
