@@ -175,10 +175,7 @@ pub fn dispatch(link: &Link, callout: &Callout, timeout: Duration) -> Result<u32
     if link.grpc {
         headers.push(("te", "trailers"));
     }
-    // A zero timeout would mean "none" to Envoy: never hang a request.
-    let timeout = timeout.max(Duration::from_millis(1));
-    count(HostCall::Callout);
-    hostcalls::dispatch_http_call(&link.cluster, headers, Some(&callout.body), vec![], timeout)
+    call(&link.cluster, headers, Some(&callout.body), timeout)
 }
 
 /// A GET of `path` from `authority` through `cluster` (a key the request names). The
@@ -190,9 +187,20 @@ pub fn fetch(cluster: &str, authority: &str, path: &str, timeout: Duration) -> R
         (":authority", authority),
         ("accept", "application/x-pem-file, */*"),
     ];
-    count(HostCall::Callout);
+    call(cluster, headers, None, timeout)
+}
+
+/// One callout through `cluster`, counted.
+fn call(
+    cluster: &str,
+    headers: Vec<(&str, &str)>,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<u32, Status> {
+    // A zero timeout would mean "none" to Envoy: never hang a request.
     let timeout = timeout.max(Duration::from_millis(1));
-    hostcalls::dispatch_http_call(cluster, headers, None, vec![], timeout)
+    count(HostCall::Callout);
+    hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout)
 }
 
 /// A store's answer to a callout over `link`, as `on_http_call_response` announced it.

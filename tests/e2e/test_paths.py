@@ -18,7 +18,7 @@ import sys
 import pytest
 import yaml
 
-from harness import (FORM_TYPE, ROOT, Envoy, free_port, fresh_nonce, kyc_headers,
+from harness import (FORM_TYPE, ROOT, Envoy, free_port, fresh_nonce, kyc_headers, port_open,
                      shipped_plugin_config, vobiz_headers, wait_for, whatsapp_body,
                      whatsapp_headers)
 from raw import PROTOCOLS, as_bytes, assert_never_delivered, seen_by_upstream, send
@@ -256,8 +256,7 @@ class Gunicorn:
 
     def listening(self):
         assert self.proc.poll() is None, "gunicorn exited"
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
+        return port_open(self.port)
 
     def handled(self):
         """x-test-id -> the handler that ran for it."""

@@ -1133,7 +1133,8 @@ pub fn compile(
 mod tests {
     use serde_json::{json, Value};
 
-    use crate::guard::{self, Downstream, Step};
+    use crate::guard::tests::Peer;
+    use crate::guard::{self, Step};
     use crate::keys::test_key;
     use crate::policy::Policy;
     use crate::request::{Header, RequestHead};
@@ -1143,18 +1144,6 @@ mod tests {
     /// 2026-03-25T10:00:00Z.
     const NOW: i64 = 1_774_432_800;
     const ORIGIN: &str = "https://hooks.example";
-
-    struct Tls;
-
-    impl Downstream for Tls {
-        fn tls(&self) -> bool {
-            true
-        }
-
-        fn peer(&self) -> Option<std::net::IpAddr> {
-            None
-        }
-    }
 
     fn policy(route: Value) -> Policy {
         let mut route = route;
@@ -1200,7 +1189,7 @@ mod tests {
         ];
         h.extend(headers.iter().cloned());
         let head = RequestHead::new(&h);
-        let step = match guard::on_headers(policy, &head, &Tls) {
+        let step = match guard::on_headers(policy, &head, &Peer::tls()) {
             Step::NeedBody(route) => guard::on_body(
                 route,
                 &head,

@@ -180,7 +180,7 @@ impl Sns {
         };
         match (confirmation, &message.subscribe_url, &message.token) {
             (false, None, None) => {}
-            (true, Some(url), Some(token)) if confirmation && message.subject.is_none() => {
+            (true, Some(url), Some(token)) if message.subject.is_none() => {
                 check_subscribe_url(url)?;
                 if token.is_empty()
                     || token.len() > 2048

@@ -2,7 +2,8 @@
 //! key over the string SNS's documentation builds, not by this module's signer.
 
 use super::*;
-use crate::guard::{self, Downstream, Step};
+use crate::guard::tests::Peer;
+use crate::guard::{self, Step};
 use crate::policy::Policy;
 use crate::request::Header;
 use crate::testing::MemoryStore;
@@ -15,18 +16,6 @@ const TOPIC: &str = "arn:aws:sns:us-west-2:123456789012:MyTopic";
 /// The notification's `Timestamp`, and the confirmation's.
 const SENT: i64 = 1_335_920_046;
 const CONFIRMATION_SENT: i64 = 1_335_473_104;
-
-struct Tls;
-
-impl Downstream for Tls {
-    fn tls(&self) -> bool {
-        true
-    }
-
-    fn peer(&self) -> Option<std::net::IpAddr> {
-        None
-    }
-}
 
 fn policy(extra: serde_json::Value) -> Policy {
     let mut route = serde_json::json!({"name": "sns", "path_prefix": "/sns/", "scheme": "sns",
@@ -70,7 +59,7 @@ fn send(
     served: (Option<u16>, &str),
 ) -> Result<String, Reason> {
     let head = RequestHead::new(head);
-    let route = match guard::on_headers(policy, &head, &Tls) {
+    let route = match guard::on_headers(policy, &head, &Peer::tls()) {
         Step::NeedBody(route) => route,
         Step::Reject(_, rejection) => return Err(rejection.reason),
         other => panic!("{other:?}"),
