@@ -1,12 +1,14 @@
-//! Keys a request names and the network holds (SNS's `SigningCertURL`): where the filter
-//! may fetch one from, checked before any I/O, and what it keeps of what it fetched.
+//! Keys a request names and the network holds (SNS's `SigningCertURL`, PayPal's
+//! `PAYPAL-CERT-URL`): where the filter may fetch one from, checked before any I/O, and what
+//! it keeps of what it fetched.
 //!
 //! The URL comes from the attacker as much as from the provider, so it is accepted only
-//! in one shape (`https://<host>/<file>.pem`, the host matching an allow-listed pattern, no
-//! port, user, query or fragment) and fetched only through the Envoy cluster the operator
-//! declared, whose upstream TLS validates the host. What is kept (in Envoy's shared data,
-//! for every worker, under the cluster and the URL) is the certificate's RSA public key, as
-//! SubjectPublicKeyInfo DER, until a day has passed or the certificate expires.
+//! in one shape (`https://<host><path>`, the host matching an allow-listed pattern, the path
+//! one the provider serves certificates at, no port, user, query or fragment) and fetched
+//! only through the Envoy cluster the operator declared, whose upstream TLS validates the
+//! host. What is kept (in Envoy's shared data, for every worker, under the cluster and the
+//! URL) is the certificate's RSA public key, as SubjectPublicKeyInfo DER, until a day has
+//! passed or the certificate expires.
 
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -52,9 +54,20 @@ pub struct Source {
     cluster: String,
     hosts: Vec<String>,
     timeout_ms: u32,
-    /// The provider's own file names (without `.pem`): SNS's `SimpleNotificationService-<32
-    /// hex>`, so that a forgery cannot name a fresh file, and cost a fetch, at will.
-    file: fn(&str) -> bool,
+    shape: &'static Shape,
+}
+
+/// What a provider's certificate URLs and certificates look like.
+#[derive(Debug)]
+pub struct Shape {
+    /// The host patterns a route allows unless it lists its own.
+    pub hosts: &'static [&'static str],
+    /// Whether a URL's path (from its `/`) is one the provider serves certificates at
+    /// (SNS's `/SimpleNotificationService-<32 hex>.pem`), so that a forgery cannot name a
+    /// fresh file, and cost a fetch, at will.
+    pub path: fn(&str) -> bool,
+    /// The subject common names the provider's certificates have; empty: any.
+    pub subjects: &'static [&'static str],
 }
 
 /// One certificate to fetch: a GET of `path` from `authority` through `cluster`.
@@ -65,6 +78,8 @@ pub struct Fetch {
     pub authority: String,
     pub path: String,
     pub timeout_ms: u32,
+    /// The subject names the certificate may have ([`Shape::subjects`]).
+    pub subjects: &'static [&'static str],
 }
 
 impl Fetch {
@@ -76,13 +91,11 @@ impl Fetch {
 }
 
 impl Source {
-    /// The route's `certificate` block under `field`, its hosts defaulting to `hosts`, the
-    /// files it may name those `file` admits.
+    /// The route's `certificate` block under `field`, for certificates of `shape`.
     pub fn compile(
         field: &str,
         raw: Option<Raw>,
-        hosts: &[&str],
-        file: fn(&str) -> bool,
+        shape: &'static Shape,
     ) -> Result<Source, Problem> {
         let raw = raw.ok_or_else(|| {
             Problem::new(
@@ -104,7 +117,7 @@ impl Source {
         }
         let hosts = match raw.hosts {
             Some(hosts) => hosts,
-            None => hosts.iter().map(|host| host.to_string()).collect(),
+            None => shape.hosts.iter().map(|host| host.to_string()).collect(),
         };
         if hosts.is_empty() {
             return Err(Problem::new(
@@ -126,7 +139,7 @@ impl Source {
             cluster: raw.cluster,
             hosts,
             timeout_ms: raw.timeout_ms,
-            file,
+            shape,
         })
     }
 
@@ -135,7 +148,7 @@ impl Source {
         let refuse = |why: &str| {
             Rejection::new(
                 Reason::MalformedBody,
-                format!("certificate URL {why}: https://<allowed host>/<name>.pem only"),
+                format!("certificate URL {why}: https://<allowed host><the provider's path> only"),
             )
         };
         if url.len() > MAX_URL {
@@ -158,21 +171,20 @@ impl Source {
                 format!("certificate host {host:?} is not one the route allows"),
             ));
         }
-        let file = path
-            .strip_prefix('/')
-            .and_then(|file| file.strip_suffix(".pem"))
-            .filter(|name| {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            });
-        match file {
-            None => return Err(refuse("has a path other than one /<name>.pem")),
-            Some(name) if !(self.file)(name) => {
-                return Err(refuse("names a file the provider does not serve"))
-            }
-            Some(_) => {}
+        // Segments of letters, digits, `-`, `_` and inner dots: nothing a server decodes,
+        // normalises or reads as a query, whatever the provider's rule admits.
+        let plain = path.split('/').skip(1).all(|segment| {
+            !segment.is_empty()
+                && !segment.starts_with('.')
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        });
+        if !plain {
+            return Err(refuse("has a path that is not plain segments"));
+        }
+        if !(self.shape.path)(path) {
+            return Err(refuse("names a file the provider does not serve"));
         }
         Ok(Fetch {
             url: url.to_string(),
@@ -180,6 +192,7 @@ impl Source {
             authority: host.to_string(),
             path: path.to_string(),
             timeout_ms: self.timeout_ms,
+            subjects: self.shape.subjects,
         })
     }
 }
@@ -208,12 +221,26 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// What is kept of a PEM certificate fetched at `now` (unix seconds): until when it is
-/// trusted (8 bytes, big-endian unix seconds), then its RSA public key as
-/// SubjectPublicKeyInfo DER. Refused if it expired.
-pub fn keep(pem: &[u8], now: u64) -> Result<Vec<u8>, String> {
-    let certificate = x509_cert::Certificate::from_pem(pem)
+/// What is kept of a PEM certificate fetched at `now` (unix seconds), the first of the
+/// answer's (a chain's leaf): until when it is trusted (8 bytes, big-endian unix seconds),
+/// then its RSA public key as SubjectPublicKeyInfo DER. Refused if it expired, or if its
+/// subject's common name is not one of `subjects` (unless that is empty).
+pub fn keep(pem: &[u8], now: u64, subjects: &[&str]) -> Result<Vec<u8>, String> {
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let first = pem
+        .windows(END.len())
+        .position(|window| window == END)
+        .map_or(pem, |at| &pem[..at + END.len()]);
+    let certificate = x509_cert::Certificate::from_pem(first)
         .map_err(|error| format!("is not a PEM X.509 certificate: {error}"))?;
+    if !subjects.is_empty() {
+        let names = common_names(&certificate);
+        if !names.iter().any(|name| subjects.contains(&name.as_str())) {
+            return Err(format!(
+                "is a certificate of {names:?}, not of {subjects:?}"
+            ));
+        }
+    }
     let not_after = certificate
         .tbs_certificate
         .validity
@@ -232,6 +259,29 @@ pub fn keep(pem: &[u8], now: u64) -> Result<Vec<u8>, String> {
 pub fn kept(value: &[u8], now: u64) -> Option<&[u8]> {
     let (until, key) = value.split_first_chunk::<8>()?;
     (now < u64::from_be_bytes(*until)).then_some(key)
+}
+
+/// The common names of a certificate's subject, those written as UTF-8 or printable strings.
+fn common_names(certificate: &x509_cert::Certificate) -> Vec<String> {
+    use x509_cert::der::asn1::{PrintableStringRef, Utf8StringRef};
+    let common_name = x509_cert::der::oid::db::rfc4519::CN;
+    certificate
+        .tbs_certificate
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .filter(|attribute| attribute.oid == common_name)
+        .filter_map(|attribute| {
+            let value = &attribute.value;
+            Utf8StringRef::try_from(value)
+                .map(|text| text.as_str().to_string())
+                .or_else(|_| {
+                    PrintableStringRef::try_from(value).map(|text| text.as_str().to_string())
+                })
+                .ok()
+        })
+        .collect()
 }
 
 /// The RSA public key of a certificate, as SubjectPublicKeyInfo DER.
@@ -284,18 +334,25 @@ pub fn rsa_verifies(spki: &[u8], hash: RsaHash, message: &[u8], signature: &[u8]
 mod tests {
     use super::*;
 
-    fn any_file(_: &str) -> bool {
-        true
-    }
+    /// One `/<name>.pem`.
+    const PEM_FILES: Shape = Shape {
+        hosts: &["sns.*.amazonaws.com"],
+        path: |path| {
+            path.strip_prefix('/')
+                .and_then(|file| file.strip_suffix(".pem"))
+                .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+        },
+        subjects: &[],
+    };
 
-    fn source(hosts: &[&str]) -> Source {
+    fn source() -> Source {
         let raw: Raw = serde_json::from_value(serde_json::json!({"cluster": "certs"})).unwrap();
-        Source::compile("certificate", Some(raw), hosts, any_file).unwrap()
+        Source::compile("certificate", Some(raw), &PEM_FILES).unwrap()
     }
 
     #[test]
     fn only_https_pem_files_on_allowed_hosts_are_fetched() {
-        let sns = source(&["sns.*.amazonaws.com"]);
+        let sns = source();
         let fetch = sns
             .locate(b"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-01d088a6f77103d0fe307c0069e40ed6.pem")
             .unwrap();
@@ -326,6 +383,9 @@ mod tests {
             "https://sns.us-east-1.amazonaws.com/.pem",
             "https://sns.us-east-1.amazonaws.com",
             "https://sns.us-east-1.amazonaws.com/a%2fb.pem",
+            "https://sns.us-east-1.amazonaws.com/.a.pem",
+            "https://sns.us-east-1.amazonaws.com//a.pem",
+            "https://sns.us-east-1.amazonaws.com/a;b.pem",
         ] {
             assert!(sns.locate(url.as_bytes()).is_err(), "{url}");
         }
@@ -336,8 +396,7 @@ mod tests {
     fn a_bad_certificate_block_names_its_field() {
         let compile = |raw: serde_json::Value| {
             let raw: Raw = serde_json::from_value(raw).unwrap();
-            Source::compile("certificate", Some(raw), &["sns.*.amazonaws.com"], any_file)
-                .unwrap_err()
+            Source::compile("certificate", Some(raw), &PEM_FILES).unwrap_err()
         };
         assert_eq!(
             compile(serde_json::json!({"cluster": ""})).field,
@@ -355,13 +414,13 @@ mod tests {
             compile(serde_json::json!({"cluster": "c", "hosts": []})).field,
             "certificate.hosts"
         );
-        let missing = Source::compile("certificate", None, &[], any_file).unwrap_err();
+        let missing = Source::compile("certificate", None, &PEM_FILES).unwrap_err();
         assert_eq!(missing.field, "certificate");
     }
 
     #[test]
     fn what_is_not_an_rsa_certificate_is_refused() {
-        assert!(keep(b"not a certificate", 0).is_err());
+        assert!(keep(b"not a certificate", 0, &[]).is_err());
         assert!(!rsa_verifies(b"not a key", RsaHash::Sha1, b"m", b"s"));
     }
 
@@ -369,7 +428,7 @@ mod tests {
     fn a_kept_key_is_trusted_for_a_day_and_never_past_its_certificate() {
         let pem = include_bytes!("providers/sns/demo-certificate.pem");
         let now = 2_000_000_000;
-        let value = keep(pem, now).unwrap();
+        let value = keep(pem, now, &[]).unwrap();
         let key = kept(&value, now).unwrap();
         assert!(!key.is_empty());
         assert_eq!(kept(&value, now + KEEP_SECS - 1), Some(key));
@@ -377,9 +436,33 @@ mod tests {
         assert_eq!(kept(b"short", now), None);
         // The demo certificate expires in 2126.
         let not_after = 4_949_845_319;
-        let late = keep(pem, not_after - 10).unwrap();
+        let late = keep(pem, not_after - 10, &[]).unwrap();
         assert_eq!(kept(&late, not_after - 1), Some(key));
         assert_eq!(kept(&late, not_after), None);
-        assert!(keep(pem, not_after).unwrap_err().contains("expired"));
+        assert!(keep(pem, not_after, &[]).unwrap_err().contains("expired"));
+    }
+
+    #[test]
+    fn only_the_first_certificate_counts_and_only_under_the_names_allowed() {
+        let pem = include_str!("providers/sns/demo-certificate.pem");
+        let other = include_str!("providers/sns/other-certificate.pem");
+        let now = 2_000_000_000;
+        let chain = format!("{pem}{other}");
+        assert_eq!(
+            keep(chain.as_bytes(), now, &[]),
+            keep(pem.as_bytes(), now, &[])
+        );
+        let crlf = pem.replace('\n', "\r\n");
+        assert_eq!(
+            keep(crlf.as_bytes(), now, &[]),
+            keep(pem.as_bytes(), now, &[])
+        );
+        let refused = keep(
+            pem.as_bytes(),
+            now,
+            &["messageverificationcerts.paypal.com"],
+        );
+        assert!(refused.unwrap_err().contains("not of"));
+        assert!(keep(pem.as_bytes(), now, &["sns.amazonaws.com"]).is_ok());
     }
 }

@@ -305,7 +305,7 @@ fn sns_authentic(body: &[u8]) -> bool {
     else {
         return false;
     };
-    let kept = callback_guard::remote_key::keep(SNS_CERTIFICATE, 0).expect("an RSA certificate");
+    let kept = callback_guard::remote_key::keep(SNS_CERTIFICATE, 0, &[]).expect("an RSA certificate");
     let key = callback_guard::remote_key::kept(&kept, 0).expect("kept");
     callback_guard::remote_key::rsa_verifies(key, hash, signed.as_bytes(), &signature)
 }

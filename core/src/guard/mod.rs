@@ -355,7 +355,7 @@ pub fn keep_fetched(
             ))
         }
     }
-    let value = remote_key::keep(body, unix(now))
+    let value = remote_key::keep(body, unix(now), fetch.subjects)
         .map_err(|why| unavailable(format!("the answer {why}")))?;
     // Unconditional: every worker that fetched the same URL keeps the same key.
     let _ = store.set(&fetch.cache_key(), &value, 0);

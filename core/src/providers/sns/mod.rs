@@ -22,15 +22,19 @@ use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signi
 use crate::providers::{
     key_names, mismatch, AtHeaders, Body, Checks, Media, Prior, Provider, Signed, Time, Verified,
 };
-use crate::remote_key::{self, Fetch, RsaHash, Source};
+use crate::remote_key::{self, Fetch, RsaHash, Shape, Source};
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp::{self, Edges, Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
 pub const SCHEME: &str = "sns";
 
-/// The hosts SNS serves its certificates from, in every partition.
-pub const CERTIFICATE_HOSTS: &[&str] = &["sns.*.amazonaws.com", "sns.*.amazonaws.com.cn"];
+/// SNS's certificates: on its regions' hosts, in every partition, under SNS's file names.
+const CERTIFICATES: Shape = Shape {
+    hosts: &["sns.*.amazonaws.com", "sns.*.amazonaws.com.cn"],
+    path: is_certificate_path,
+    subjects: &[],
+};
 
 /// SNS's own retries keep a message's `Timestamp`: its default HTTP policy retries for a
 /// minute, and a topic's policy can stretch them to an hour.
@@ -65,8 +69,7 @@ fn compile(settings: Settings) -> Result<Box<dyn Provider>, Problem> {
     let source = Source::compile(
         Field::Certificate.name(),
         settings.certificate,
-        CERTIFICATE_HOSTS,
-        is_certificate_file,
+        &CERTIFICATES,
     )?;
     Ok(Box::new(Sns {
         topics: settings.keys,
@@ -262,10 +265,11 @@ impl Sns {
     }
 }
 
-/// `SimpleNotificationService-<32 lowercase hex digits>`: the only names SNS's certificates
-/// have, so that a forgery cannot make the filter fetch a file of its choosing.
-fn is_certificate_file(name: &str) -> bool {
-    name.strip_prefix("SimpleNotificationService-")
+/// `/SimpleNotificationService-<32 lowercase hex digits>.pem`: the only names SNS's
+/// certificates have, so that a forgery cannot make the filter fetch a file of its choosing.
+fn is_certificate_path(path: &str) -> bool {
+    path.strip_prefix("/SimpleNotificationService-")
+        .and_then(|name| name.strip_suffix(".pem"))
         .is_some_and(|hex| {
             hex.len() == 32
                 && hex

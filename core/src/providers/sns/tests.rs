@@ -135,7 +135,7 @@ fn the_certificate_is_fetched_from_the_url_and_kept_for_every_worker() {
         Step::Forward(_)
     ));
     // A key fetched a day ago is fetched again.
-    let old = crate::remote_key::keep(certificate, SENT as u64 - 24 * 3600).unwrap();
+    let old = crate::remote_key::keep(certificate, SENT as u64 - 24 * 3600, &[]).unwrap();
     crate::replay::SharedStore::set(&store, &fetch.cache_key(), &old, 0).unwrap();
     assert!(matches!(
         guard::on_body(route, &request, NOTIFICATION.as_bytes(), now, &store, 7),
