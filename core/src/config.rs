@@ -120,7 +120,7 @@ struct RawRoute {
     /// How a static credential is presented (`static_token`, `basic_auth`).
     #[serde(default)]
     token: Option<token::Raw>,
-    /// Where signing certificates are fetched from (`scheme: sns` only).
+    /// Where signing certificates are fetched from (`scheme: sns` or `paypal` only).
     #[serde(default)]
     certificate: Option<crate::remote_key::Raw>,
     /// The status of a refusal, by reason code, where the provider insists on another.
@@ -522,9 +522,15 @@ fn compile_route(
                     "is not user:password with a password, as Basic credentials are".to_string(),
                 )
             }
-            (Secret::Text | Secret::Generic | Secret::Credentials, _) => secret.as_bytes().to_vec(),
+            (Secret::Text | Secret::Generic | Secret::Credentials | Secret::Identifier, _) => {
+                secret.as_bytes().to_vec()
+            }
         };
-        Key::new(name, &bytes).map_err(|_| "is unusable".to_string())
+        let key = Key::new(name, &bytes).map_err(|_| "is unusable".to_string())?;
+        Ok(match entry.secret {
+            Secret::Identifier => key.identifying(secret),
+            _ => key,
+        })
     };
     let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, env, &secret)?;
     let parent_keys = compile_keys(

@@ -22,6 +22,9 @@ pub struct Key {
     mac: HmacSha256,
     sha1: Hmac<Sha1>,
     sha512: Hmac<Sha512>,
+    /// For a key that is a name the provider signs rather than a secret (PayPal's webhook
+    /// id): its text. `None` for every secret, which is never kept.
+    identifier: Option<String>,
 }
 
 /// The hash an HMAC is built on.
@@ -60,7 +63,21 @@ impl Key {
             mac,
             sha1: Hmac::<Sha1>::new_from_slice(secret)?,
             sha512: Hmac::<Sha512>::new_from_slice(secret)?,
+            identifier: None,
         })
+    }
+
+    /// The key kept with its text, which is not a secret ([`Self::identifier`]).
+    pub fn identifying(self, text: &str) -> Key {
+        Key {
+            identifier: Some(text.to_string()),
+            ..self
+        }
+    }
+
+    /// The text of a key that is a name rather than a secret (PayPal's webhook id).
+    pub fn identifier(&self) -> Option<&str> {
+        self.identifier.as_deref()
     }
 
     /// A fresh HMAC over the concatenation of `parts` with `algorithm`.

@@ -93,6 +93,9 @@ pub enum Secret {
     Credentials,
     /// Standard base64 of the key bytes (Microsoft Teams' security token, Brex's secrets).
     Base64,
+    /// Not a secret but a name the provider signs (PayPal's webhook id): the text itself,
+    /// kept ([`Key::identifier`]).
+    Identifier,
 }
 
 /// A route field only some schemes read.
@@ -109,7 +112,7 @@ pub enum Field {
     Token,
     /// `freshness.require`: only where the time is unsigned, so that a callback may lack it.
     FreshnessRequire,
-    /// Where signing certificates are fetched from (`sns`).
+    /// Where signing certificates are fetched from (`sns`, `paypal`).
     Certificate,
 }
 

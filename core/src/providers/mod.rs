@@ -46,6 +46,7 @@ pub mod generic;
 pub mod github;
 pub mod mailgun;
 pub mod meta;
+pub mod paypal;
 pub mod presets;
 pub mod registry;
 pub mod shopify;

@@ -7,7 +7,7 @@
 
 use crate::providers::entry::{Entry, Field};
 use crate::providers::{
-    asymmetric, bitbucket, generic, github, mailgun, meta, presets, shopify, slack, sns,
+    asymmetric, bitbucket, generic, github, mailgun, meta, paypal, presets, shopify, slack, sns,
     standard_webhooks, stripe, token, twilio, vobiz,
 };
 
@@ -33,6 +33,7 @@ pub const ALL: &[&Entry] = &[
     &asymmetric::TELNYX_ENTRY,
     &mailgun::ENTRY,
     &sns::ENTRY,
+    &paypal::ENTRY,
     &presets::razorpay::ENTRY,
     &presets::paddle::ENTRY,
     &presets::square::ENTRY,
@@ -221,6 +222,7 @@ mod tests {
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 Secret::Credentials => "user:s",
                 Secret::Base64 => "c2VjcmV0",
+                Secret::Identifier => "WEBHOOK1",
                 Secret::Text | Secret::Generic => "s",
             };
             for (field, name, value) in &values {
@@ -323,6 +325,7 @@ mod tests {
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 Secret::Credentials => "route:secret",
                 Secret::Base64 => "cm91dGUtc2VjcmV0",
+                Secret::Identifier => "4JH86294D6297924G",
                 // SNS's keys are its topics.
                 Secret::Text if entry.reads(Field::Certificate) => {
                     "arn:aws:sns:us-east-1:123456789012:route"
@@ -400,7 +403,11 @@ mod tests {
                 let kept;
                 let step = match step {
                     Step::Fetch(route, fetch) => {
-                        let certificate = crate::providers::sns::DEMO_CERTIFICATE.as_bytes();
+                        let certificate = match entry.scheme {
+                            paypal::SCHEME => paypal::DEMO_CERTIFICATE,
+                            _ => sns::DEMO_CERTIFICATE,
+                        }
+                        .as_bytes();
                         let now = crate::timestamp::Stamp::secs(NOW);
                         kept = guard::keep_fetched(&fetch, Some(200), certificate, now, &store)
                             .unwrap();

@@ -348,6 +348,34 @@ pub fn uuid(random: &[u8; 32]) -> String {
     )
 }
 
+/// An RSA PKCS#1 v1.5 signature over `message` with the PKCS#8 PEM private key `pem`, as
+/// SNS and PayPal sign with their certificates' keys.
+pub fn rsa_sign(
+    pem: &str,
+    hash: crate::remote_key::RsaHash,
+    message: &[u8],
+) -> Result<Vec<u8>, String> {
+    use rsa::pkcs1v15::SigningKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer as _};
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(
+            pem.lines()
+                .filter(|line| !line.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .map_err(|e| e.to_string())?;
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| e.to_string())?;
+    Ok(match hash {
+        crate::remote_key::RsaHash::Sha1 => {
+            SigningKey::<sha1::Sha1>::new(key).sign(message).to_vec()
+        }
+        crate::remote_key::RsaHash::Sha256 => {
+            SigningKey::<sha2::Sha256>::new(key).sign(message).to_vec()
+        }
+    })
+}
+
 /// `n` (at most 64) decimal digits of the random bytes.
 pub fn digits(random: &[u8; 32], n: usize) -> String {
     random

@@ -483,8 +483,6 @@ fn example(signing: &Signing) -> Vec<u8> {
 /// host.
 #[cfg(any(test, feature = "sign"))]
 fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer as _};
     let KeyMaterial::Secret(topic) = signing.key else {
         return Err("sns: the key is the topic ARN, not a private key".into());
     };
@@ -525,24 +523,12 @@ fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
         unsigned
     }))
     .map_err(|e| format!("not an SNS message: {e}"))?;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(
-            DEMO_KEY
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect::<String>(),
-        )
-        .map_err(|e| e.to_string())?;
-    let key = rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| e.to_string())?;
     let signed = message.signed_parts().concat();
-    let signature = match message.signature_version.as_str() {
-        "2" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key)
-            .sign(&signed)
-            .to_vec(),
-        _ => rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(key)
-            .sign(&signed)
-            .to_vec(),
+    let hash = match message.signature_version.as_str() {
+        "2" => RsaHash::Sha256,
+        _ => RsaHash::Sha1,
     };
+    let signature = crate::providers::sign::rsa_sign(DEMO_KEY, hash, &signed)?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(signature);
     fields.insert("Signature".into(), encoded.clone().into());
     // SNS's own member order.

@@ -538,7 +538,7 @@ fn the_certificate_block_is_required_and_checked() {
     let error = crate::config::parse(document(github).as_bytes(), &|_| None).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "routes[0].certificate: applies only to scheme sns (where its signing certificates are fetched)"
+        "routes[0].certificate: applies only to scheme sns or paypal (where its signing certificates are fetched)"
     );
 }
 
