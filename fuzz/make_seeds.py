@@ -247,7 +247,24 @@ write("providers", "sns", seed(68, [("content-type", "text/plain; charset=UTF-8"
       ("x-amz-sns-message-id", sns["MessageId"]), ("x-amz-sns-topic-arn", sns["TopicArn"])],
       json.dumps(sns, ensure_ascii=False).encode()))
 
+# PayPal: a transmission for the known key's webhook id, signed with the demo certificate's key.
+import zlib
+paypal_key = serialization.load_pem_private_key(open(os.path.join(here, "..", "core", "src", "providers", "paypal", "demo-key.pem"), "rb").read(), None)
+paypal_id, paypal_time = "2c0a5f20-2830-11f1-9d3e-77339302725b", "2026-03-25T10:00:00Z"
+paypal_webhook = "".join(c.upper() for c in KNOWN.decode() if c.isalnum())
+paypal_signed = f"{paypal_id}|{paypal_time}|{paypal_webhook}|{zlib.crc32(PB)}".encode()
+paypal_sig = base64.b64encode(paypal_key.sign(paypal_signed, padding.PKCS1v15(), hashes.SHA256())).decode()
+write("providers", "paypal", seed(69, [("content-type", "application/json"), ("paypal-transmission-id", paypal_id),
+      ("paypal-transmission-time", paypal_time), ("paypal-transmission-sig", paypal_sig),
+      ("paypal-cert-url", "https://api.paypal.com/v1/notifications/certs/CERT-00000000-00000000-0000de30"),
+      ("paypal-auth-algo", "SHA256withRSA")]))
+
 # ---- regressions: inputs of bugs the fuzzers found ----
+# An SNS member named with a control character reached the log detail through the JSON
+# parser's error (Rejection::new now escapes every detail's control characters).
+write("providers", "regression-sns-control-in-member-name", seed(68, [("content-type", "text/plain; charset=UTF-8"),
+      ("x-amz-sns-message-type", "Notification"), ("x-amz-sns-message-id", sns["MessageId"]),
+      ("x-amz-sns-topic-arn", sns["TopicArn"])], json.dumps({**sns, "Me\x7f\x1bssage": "x"}, ensure_ascii=False).encode()))
 # A duration ending in a multi-byte character panicked (config::parse_duration).
 write("config", "regression-multibyte-duration.json", '{"routes": [{"name": "a", "path_prefix": "/", "public_origin": "https://e", "keys": [{"value": "k"}], "replay": {"window": "1\u0552"}}]}')
 # An unknown field named "" was reported with an empty field name.

@@ -172,10 +172,25 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// A refusal for `reason`; control characters in `detail` (which may quote the
+    /// request, as a JSON parser's error quotes a member's name) are escaped, since details
+    /// go to log lines.
     pub fn new(reason: Reason, detail: impl Into<Cow<'static, str>>) -> Self {
+        let detail = detail.into();
+        let detail = match detail.chars().any(char::is_control) {
+            false => detail,
+            true => detail
+                .chars()
+                .map(|c| match c.is_control() {
+                    true => c.escape_debug().to_string(),
+                    false => c.to_string(),
+                })
+                .collect::<String>()
+                .into(),
+        };
         Rejection {
             reason,
-            detail: detail.into(),
+            detail,
             status: reason.status(),
         }
     }
@@ -247,5 +262,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
         assert_eq!(v["error"], "forbidden");
         assert_eq!(v["reason"], "signature_mismatch");
+    }
+
+    #[test]
+    fn control_characters_in_a_detail_are_escaped_for_the_log() {
+        let r = Rejection::new(
+            Reason::MalformedBody,
+            "unknown field `Me\u{7f}ss\nage\u{1b}[31m`",
+        );
+        assert_eq!(r.detail, "unknown field `Me\\u{7f}ss\\nage\\u{1b}[31m`");
+        assert!(matches!(
+            Rejection::new(Reason::Stale, "plain").detail,
+            Cow::Borrowed("plain")
+        ));
     }
 }
