@@ -8,9 +8,10 @@ line) to the file named by --record, so tests can prove what did and did not rea
 application.
 
 With --certificates DIR it also serves, on --certificates-port (plain HTTP, or HTTPS with
---certificates-tls CERT KEY), GET /<name>.pem from the .pem files in DIR: the demo's stand-in
-for SNS's certificate hosts, reached only through Envoy's sns_certificates cluster. Each
-fetch is recorded to <record>.certificates.
+--certificates-tls CERT KEY), GET /<name>.pem and /v1/notifications/certs/<name> from the
+files in DIR: the demo's stand-in for SNS's and PayPal's certificate hosts, reached only
+through Envoy's sns_certificates and paypal_certificates clusters. Each fetch is recorded
+to <record>.certificates.
 """
 import argparse
 import base64
@@ -97,7 +98,8 @@ class Echo(BaseHTTPRequestHandler):
 
 
 class Certificates(BaseHTTPRequestHandler):
-    """GET /<name>.pem: the file of that name in `directory`, else 404."""
+    """GET /<name>.pem (SNS's) or /v1/notifications/certs/CERT-... (PayPal's): the file of
+    that name in `directory`, else 404."""
 
     protocol_version = "HTTP/1.1"
     directory = None
@@ -109,9 +111,9 @@ class Certificates(BaseHTTPRequestHandler):
             seen = {"path": self.path, "host": self.headers.get("host")}
             with self.record_lock, open(self.record_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(seen) + "\n")
-        name = self.path[1:]
-        file = Path(self.directory) / name
-        found = re.fullmatch(r"[A-Za-z0-9_-]+\.pem", name) and file.is_file()
+        named = re.fullmatch(r"/([A-Za-z0-9_-]+\.pem)|/v1/notifications/certs/(CERT-[0-9a-f-]+)", self.path)
+        file = Path(self.directory) / (named[1] or named[2]) if named else None
+        found = file is not None and file.is_file()
         body = file.read_bytes() if found else b"no such certificate\n"
         self.send_response(200 if found else 404)
         self.send_header("content-type", "application/x-pem-file" if found else "text/plain")

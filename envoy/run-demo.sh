@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the demo: the echo upstream on 127.0.0.1:8081 (and SNS's demo certificate on :8082)
+# Starts the demo: the echo upstream on 127.0.0.1:8081 (and SNS's and PayPal's demo certificates on :8082)
 # and Envoy with callback-guard on https://127.0.0.1:8443 and http://127.0.0.1:8080 (admin on
 # 127.0.0.1:9901).
 # Run from the repository root (`make run` does).
@@ -79,6 +79,7 @@ export CALENDLY_WEBHOOK_SECRET="${CALENDLY_WEBHOOK_SECRET:-demo-calendly-secret}
 export GITLAB_WEBHOOK_TOKEN="${GITLAB_WEBHOOK_TOKEN:-demo-gitlab-token}"
 export TELEGRAM_SECRET_TOKEN="${TELEGRAM_SECRET_TOKEN:-demo-telegram-secret_token}"
 export SNS_TOPIC_ARN="${SNS_TOPIC_ARN:-arn:aws:sns:us-east-1:123456789012:callback-guard-demo}"
+export PAYPAL_WEBHOOK_ID="${PAYPAL_WEBHOOK_ID:-0DEMO0WEBHOOK0ID0}"
 export OKTA_EVENT_HOOK_SECRET="${OKTA_EVENT_HOOK_SECRET:-demo-okta-hook-secret}"
 export STATIC_WEBHOOK_TOKEN="${STATIC_WEBHOOK_TOKEN:-demo-static-token}"
 export BASIC_AUTH_CREDENTIALS="${BASIC_AUTH_CREDENTIALS:-demo:basic-password}"
@@ -92,10 +93,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
   -keyout "$run/tls/key.pem" -out "$run/tls/cert.pem" 2>/dev/null
 
-# SNS's signing certificate, as the demo's sns_certificates cluster serves it (127.0.0.1:8082).
+# SNS's and PayPal's signing certificates, as the demo's sns_certificates and
+# paypal_certificates clusters serve them (127.0.0.1:8082).
 mkdir -p "$run/certificates"
 cp core/src/providers/sns/demo-certificate.pem \
   "$run/certificates/SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem"
+cp core/src/providers/paypal/demo-certificate.pem "$run/certificates/CERT-00000000-00000000-0000de30"
 
 "$venv/bin/python" envoy/demo_upstream.py --port 8081 \
   --certificates "$run/certificates" --certificates-port 8082 &
@@ -111,7 +114,7 @@ echo "  /twitter/, /box/, /docusign/, /worldline/, /typeform/, /sentry/, /buildk
 echo "  /frameio/, /heroku/, /launch-darkly/, /terraform/, /webex/, /tiktok/, /mailchimp/, /modern-treasury/,"
 echo "  /mongodb/, /orb/, /pinwheel/, /pusher/, /sonatype/, /alchemy/, /autodesk/, /aftership/, /castle/,"
 echo "  /chargify/, /clearbit/, /jira/, /microsoft-teams/, /signal-sciences/, /trendmicro-conformity/, /go1/,"
-echo "  /bolt/, /brex/, /coinbase/, /calendly/, /gitlab/, /telegram/, /sns/, /okta/, /token/,"
+echo "  /bolt/, /brex/, /coinbase/, /calendly/, /gitlab/, /telegram/, /sns/, /paypal/, /okta/, /token/,"
 echo "  /basic/ (Ctrl-C stops)"
 # END generated (banner)
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \

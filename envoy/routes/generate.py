@@ -28,7 +28,8 @@ BEGIN = re.compile(r"^(?P<indent> *)# BEGIN generated from envoy/routes/routes\.
                    r"\((?P<field>[^)]+)\): do not edit\n?$")
 END = "# END generated ({field})"
 TARGETS = {"envoy", "envoyfilter", "wasmplugin"}
-TARGET_FIELDS = {"host", "public_origin", "sns_certificate_cluster", "plugin_fields", "comments"}
+TARGET_FIELDS = {"host", "public_origin", "sns_certificate_cluster", "paypal_certificate_cluster",
+                 "plugin_fields", "comments"}
 SECRET_FIELDS = {"env", "about", "demo", "e2e"}
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # run-demo.sh exports demo values inside double quotes: nothing the shell would expand.

@@ -23,7 +23,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 69] = [
+const SCHEMES: [&str; 70] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -93,6 +93,7 @@ const SCHEMES: [&str; 69] = [
     "coinbase",
     "calendly",
     "sns",
+    "paypal",
 ];
 /// The schemes whose endpoint checks carry no signature (Meta's a token rather than a key):
 /// answered under any key.
@@ -119,6 +120,8 @@ fn policy(scheme: &str, key: &str) -> Policy {
         "basic_auth" => format!("fuzz:{key}"),
         // SNS's keys are the topics it accepts.
         "sns" => format!("arn:aws:sns:us-east-1:123456789012:{key}"),
+        // PayPal's are its webhook ids: uppercase letters and digits.
+        "paypal" => webhook_id(key),
         // Their consoles show the key as base64.
         "microsoft_teams" | "brex" => b64(key.as_bytes()),
         _ => key.to_string(),
@@ -141,7 +144,7 @@ fn policy(scheme: &str, key: &str) -> Policy {
         route["token"] = serde_json::json!({"header": "X-Token",
             "delivery_id": ["X-Id", {"body_field": "id"}], "body": "json_object"});
     }
-    if scheme == "sns" {
+    if matches!(scheme, "sns" | "paypal") {
         route["certificate"] = serde_json::json!({"cluster": "certificates"});
     }
     if scheme == "basic_auth" {
@@ -150,6 +153,14 @@ fn policy(scheme: &str, key: &str) -> Policy {
     }
     let json = serde_json::json!({ "routes": [route] }).to_string();
     config::parse(json.as_bytes(), &|_| None).expect("the fuzz policies are valid")
+}
+
+/// A key as a PayPal webhook id: its letters and digits, uppercase.
+fn webhook_id(key: &str) -> String {
+    key.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 fn ed25519(key: &str) -> ed25519_dalek::SigningKey {
@@ -256,6 +267,7 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
                     == Some(format!("fuzz:{KNOWN}").into_bytes())
         }),
         "sns" => sns_authentic(body),
+        "paypal" => paypal_authentic(headers, body),
         // Signature lists and URL signing: verified by the unit and e2e tests; here the
         // unknown-key invariant and the absence of panics are what the fuzzer checks.
         _ => true,
@@ -264,6 +276,50 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
 
 /// The certificate an SNS route's cluster serves here: the demo's, whose key signs the seed.
 const SNS_CERTIFICATE: &[u8] = include_bytes!("../../core/src/providers/sns/demo-certificate.pem");
+/// And a PayPal route's.
+const PAYPAL_CERTIFICATE: &[u8] =
+    include_bytes!("../../core/src/providers/paypal/demo-certificate.pem");
+
+/// Whether `key` (RSA SubjectPublicKeyInfo of `certificate`) verifies `signature` over
+/// `message`.
+fn rsa_authentic(
+    certificate: &[u8],
+    hash: callback_guard::remote_key::RsaHash,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    let kept = callback_guard::remote_key::keep(certificate, 0, &[]).expect("an RSA certificate");
+    let key = callback_guard::remote_key::kept(&kept, 0).expect("kept");
+    callback_guard::remote_key::rsa_verifies(key, hash, message, signature)
+}
+
+/// Whether the headers sign `id|time|webhook id|CRC-32 of body` (the CRC by crc32fast, not
+/// the core's) under the demo certificate's key.
+fn paypal_authentic(headers: &[callback_guard::request::Header], body: &[u8]) -> bool {
+    let get = |name: &str| common::single(headers, name);
+    let (Some(id), Some(time), Some(signature)) = (
+        get("paypal-transmission-id"),
+        get("paypal-transmission-time"),
+        get("paypal-transmission-sig"),
+    ) else {
+        return false;
+    };
+    let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature) else {
+        return false;
+    };
+    let message = [
+        id,
+        b"|",
+        time,
+        b"|",
+        webhook_id(KNOWN).as_bytes(),
+        b"|",
+        crc32fast::hash(body).to_string().as_bytes(),
+    ]
+    .concat();
+    let sha256 = callback_guard::remote_key::RsaHash::Sha256;
+    rsa_authentic(PAYPAL_CERTIFICATE, sha256, &message, &signature)
+}
 
 /// Whether `body` is an SNS message whose signature, over the string AWS's documentation
 /// builds from its members (rebuilt here), verifies under the demo certificate's key.
@@ -305,9 +361,7 @@ fn sns_authentic(body: &[u8]) -> bool {
     else {
         return false;
     };
-    let kept = callback_guard::remote_key::keep(SNS_CERTIFICATE, 0, &[]).expect("an RSA certificate");
-    let key = callback_guard::remote_key::kept(&kept, 0).expect("kept");
-    callback_guard::remote_key::rsa_verifies(key, hash, signed.as_bytes(), &signature)
+    rsa_authentic(SNS_CERTIFICATE, hash, signed.as_bytes(), &signature)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -370,9 +424,12 @@ fuzz_target!(|data: &[u8]| {
                     // certificate), kept, and the body judged again with it.
                     Step::Fetch(route, fetch) => {
                         let store = MemoryStore::default();
-                        let key =
-                            guard::keep_fetched(&fetch, Some(200), SNS_CERTIFICATE, now, &store)
-                                .expect("the demo certificate is kept");
+                        let certificate = match SCHEMES[index] {
+                            "paypal" => PAYPAL_CERTIFICATE,
+                            _ => SNS_CERTIFICATE,
+                        };
+                        let key = guard::keep_fetched(&fetch, Some(200), certificate, now, &store)
+                            .expect("the demo certificate is kept");
                         let prior = Some(Prior::Fetched(&key));
                         guard::on_body_verified(route, &head, body, prior, now, &store, 1)
                     }

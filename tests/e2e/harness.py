@@ -40,6 +40,9 @@ PROVIDER_SECRETS = {env: value for env, value in E2E_SECRETS.items() if not env.
 # The certificate the filter's SNS demo signer signs under, and the name its URL gives it.
 SNS_DEMO_CERTIFICATE = ROOT / "core/src/providers/sns/demo-certificate.pem"
 SNS_DEMO_FILE = "SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem"
+# The same for PayPal's demo signer (served at /v1/notifications/certs/<file>).
+PAYPAL_DEMO_CERTIFICATE = ROOT / "core/src/providers/paypal/demo-certificate.pem"
+PAYPAL_DEMO_FILE = "CERT-00000000-00000000-0000de30"
 
 
 def free_port():
@@ -74,9 +77,20 @@ def make_certificate(directory: Path, name=None):
     return directory / "cert.pem", directory / "key.pem"
 
 
+def production_cluster(name, port, ca):
+    """envoy/`name` (a shipped certificate cluster) as shipped, in front of 127.0.0.1:`port`,
+    trusting `ca` instead of the system's CAs."""
+    cluster = yaml.safe_load((ROOT / "envoy" / name).read_text())
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    endpoint["address"]["socket_address"].update(address="127.0.0.1", port_value=port)
+    tls = cluster["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]
+    tls["trusted_ca"] = {"filename": str(ca)}
+    return cluster
+
+
 class Upstream:
-    """envoy/demo_upstream.py, recording every request it receives, and serving SNS's demo
-    certificate (and whatever a test adds to `certificates`) on `certificates_port`, over
+    """envoy/demo_upstream.py, recording every request it receives, and serving SNS's and
+    PayPal's demo certificates (and whatever a test adds to `certificates`) on `certificates_port`, over
     TLS with `certificates_tls` (a certificate and key), recording every fetch."""
 
     def __init__(self, workdir: Path, certificates_tls=None):
@@ -86,6 +100,7 @@ class Upstream:
         self.certificates = workdir / f"certificates-{self.port}"
         self.certificates.mkdir()
         shutil.copy(SNS_DEMO_CERTIFICATE, self.certificates / SNS_DEMO_FILE)
+        shutil.copy(PAYPAL_DEMO_CERTIFICATE, self.certificates / PAYPAL_DEMO_FILE)
         tls = ["--certificates-tls", *map(str, certificates_tls)] if certificates_tls else []
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "python"), str(ROOT / "envoy/demo_upstream.py"),
@@ -175,7 +190,11 @@ class Envoy:
             wasm["vm_config"]["code"] = copy.deepcopy(code) if code else {"local": {"filename": str(WASM)}}
             wasm["configuration"]["value"] = json.dumps(plugin)
         shipped = config["static_resources"]["clusters"]
-        for cluster, port in zip(shipped, (upstream.port, upstream.certificates_port)):
+        ports = {"demo_upstream": upstream.port, "sns_certificates": upstream.certificates_port,
+                 "paypal_certificates": upstream.certificates_port}
+        assert {c["name"] for c in shipped} == set(ports), "a shipped cluster this harness does not place"
+        for cluster in shipped:
+            port = ports[cluster["name"]]
             if port is None:  # an upstream that serves no certificates
                 continue
             endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]

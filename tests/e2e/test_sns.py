@@ -9,9 +9,9 @@ import shutil
 import time
 
 import pytest
-import yaml
 
-from harness import ROOT, SNS_DEMO_FILE, Envoy, Upstream, free_port, make_certificate, shipped_plugin_config
+from harness import (ROOT, SNS_DEMO_FILE, Envoy, Upstream, free_port, make_certificate, production_cluster,
+                     shipped_plugin_config)
 from providers import Sns
 from raw import assert_delivered_once, assert_never_delivered
 from test_providers import reason, send
@@ -163,23 +163,13 @@ def test_an_unreachable_or_undeclared_cluster_is_a_503(own, cert):
     assert upstream.fetches() == []
 
 
-def production_cluster(port, ca):
-    """envoy/sns-certificates-cluster.yaml as shipped, in front of 127.0.0.1:`port`,
-    trusting `ca` instead of the system's CAs."""
-    cluster = yaml.safe_load((ROOT / "envoy/sns-certificates-cluster.yaml").read_text())
-    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-    endpoint["address"]["socket_address"].update(address="127.0.0.1", port_value=port)
-    tls = cluster["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]
-    tls["trusted_ca"] = {"filename": str(ca)}
-    return cluster
-
-
 @pytest.mark.parametrize("name, expected", [(HOST, (200, None)), ("sns.evil.example", (503, "key_unavailable"))])
 def test_the_shipped_production_cluster_fetches_only_from_a_server_of_that_name(tmp_path, cert, name, expected):
     server_cert = make_certificate(tmp_path / "server", name=name)
     upstream = Upstream(tmp_path, certificates_tls=server_cert)
     envoy = Envoy(tmp_path, upstream, cert, sns_plugin(),
-                  clusters=[production_cluster(upstream.certificates_port, server_cert[0])])
+                  clusters=[production_cluster("sns-certificates-cluster.yaml", upstream.certificates_port,
+                                               server_cert[0])])
     try:
         delivery = signed()
         test_id, response = send(envoy, delivery)
