@@ -66,8 +66,8 @@ pub struct Shape {
     /// (SNS's `/SimpleNotificationService-<32 hex>.pem`), so that a forgery cannot name a
     /// fresh file, and cost a fetch, at will.
     pub path: fn(&str) -> bool,
-    /// The subject common names the provider's certificates have; empty: any.
-    pub subjects: &'static [&'static str],
+    /// The subject common names the provider's certificates on a host have; empty: any.
+    pub subjects: fn(&str) -> &'static [&'static str],
 }
 
 /// One certificate to fetch: a GET of `path` from `authority` through `cluster`.
@@ -192,7 +192,7 @@ impl Source {
             authority: host.to_string(),
             path: path.to_string(),
             timeout_ms: self.timeout_ms,
-            subjects: self.shape.subjects,
+            subjects: (self.shape.subjects)(host),
         })
     }
 }
@@ -342,7 +342,7 @@ mod tests {
                 .and_then(|file| file.strip_suffix(".pem"))
                 .is_some_and(|name| !name.is_empty() && !name.contains('/'))
         },
-        subjects: &[],
+        subjects: |_| &[],
     };
 
     fn source() -> Source {

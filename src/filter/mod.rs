@@ -1202,8 +1202,10 @@ impl GuardRequest {
             rejection.status(),
             rejection.reason.code()
         );
+        // Debug-quoted: a detail may quote the request, and a quote or separator of its own
+        // must not end the field and write another.
         warn!(
-            "callback-guard: {verdict} detail=\"{}\" request_id={}",
+            "callback-guard: {verdict} detail={:?} request_id={}",
             rejection.detail,
             head.request_id()
         );

@@ -32,14 +32,15 @@ pub const SCHEME: &str = "paypal";
 
 /// PayPal's signing certificates: on its live API host (a sandbox route adds
 /// `api.sandbox.paypal.com`), at `/v1/notifications/certs/CERT-...`, issued to its message
-/// verification hosts (what PayPal's Java SDK requires of them).
+/// verification host (what PayPal's Java SDK requires of them): the sandbox's only on the
+/// sandbox's host, so that a live route never takes a sandbox signature.
 const CERTIFICATES: Shape = Shape {
     hosts: &["api.paypal.com"],
     path: is_certificate_path,
-    subjects: &[
-        "messageverificationcerts.paypal.com",
-        "messageverificationcerts.sandbox.paypal.com",
-    ],
+    subjects: |host| match host {
+        "api.sandbox.paypal.com" => &["messageverificationcerts.sandbox.paypal.com"],
+        _ => &["messageverificationcerts.paypal.com"],
+    },
 };
 
 /// PayPal states no window and re-signs each attempt (a new transmission id and time):
@@ -85,6 +86,14 @@ fn compile(settings: Settings) -> Result<Box<dyn Provider>, Problem> {
                 "is not a PayPal webhook id (uppercase letters and digits, as 4JH86294D6297924G)",
             ));
         }
+    }
+    // The body is signed only through its CRC: the replay memory's fingerprint is what
+    // binds it to the transmission.
+    if !settings.replay {
+        return Err(Problem::new(
+            "replay.enabled",
+            "must stay true for scheme paypal: PayPal signs the body only through its CRC-32, and the replay memory is what binds a body to its transmission",
+        ));
     }
     let source = Source::compile(
         Field::Certificate.name(),

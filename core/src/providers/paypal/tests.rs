@@ -229,12 +229,24 @@ fn every_header_is_required_once_in_paypals_format_before_any_fetch() {
         assert_eq!(verdict, Err(*reason), "{changed:?}");
         assert!(!fetched, "{changed:?}");
     }
-    let mut twice = headers(&[]);
-    twice.push(("paypal-transmission-sig".into(), SIGNATURE.into()));
-    let (verdict, fetched) = send(&policy, &MemoryStore::new(), &twice, BODY, now, CERTIFICATE);
-    assert_eq!((verdict, fetched), (Err(Reason::DuplicateHeader), false));
+    for (name, value) in [
+        ("paypal-transmission-sig", SIGNATURE),
+        ("paypal-transmission-id", ID),
+        ("paypal-transmission-time", TIME),
+        ("paypal-cert-url", URL),
+        ("paypal-auth-algo", "SHA256withRSA"),
+    ] {
+        let mut twice = headers(&[]);
+        twice.push((name.into(), value.into()));
+        let (verdict, fetched) = send(&policy, &MemoryStore::new(), &twice, BODY, now, CERTIFICATE);
+        assert_eq!(
+            (verdict, fetched),
+            (Err(Reason::DuplicateHeader), false),
+            "{name}"
+        );
+    }
     // Stale or from the future: refused before the fetch too.
-    for at in [SENT + 901, SENT - 301] {
+    for (at, reason) in [(SENT + 901, Reason::Stale), (SENT - 301, Reason::Future)] {
         let (verdict, fetched) = send(
             &policy,
             &MemoryStore::new(),
@@ -243,11 +255,7 @@ fn every_header_is_required_once_in_paypals_format_before_any_fetch() {
             at,
             CERTIFICATE,
         );
-        assert!(
-            matches!(verdict, Err(Reason::Stale | Reason::Future)),
-            "{verdict:?}"
-        );
-        assert!(!fetched);
+        assert_eq!((verdict, fetched), (Err(reason), false));
     }
 }
 
@@ -288,7 +296,7 @@ fn another_webhook_body_time_or_certificate_does_not_verify() {
         send(&policy, &MemoryStore::new(), &later, BODY, now, CERTIFICATE).0,
         mismatch
     );
-    // A certificate of another name, though it held the right key, is not PayPal's.
+    // A certificate of another name is not PayPal's.
     let sns = crate::providers::sns::DEMO_CERTIFICATE;
     let (verdict, fetched) = send(&policy, &MemoryStore::new(), &headers(&[]), BODY, now, sns);
     assert_eq!((verdict, fetched), (Err(Reason::KeyUnavailable), true));
@@ -357,4 +365,71 @@ fn the_live_host_is_the_default_and_the_certificate_path_is_paypals() {
         CERTIFICATE,
     );
     assert_eq!((verdict, fetched), (Err(Reason::MalformedHeader), false));
+}
+
+/// A delivery the module's signer signs (the demo's key) for `webhook`, at `now`.
+fn demo_signed(webhook: &str, now: i64) -> (Vec<Header>, Vec<u8>) {
+    let signing = crate::providers::sign::Signing::new(KeyMaterial::Secret(webhook), now);
+    let mut out = Outgoing::new("POST", "https://h/paypal/hook", example(&signing));
+    sign(&signing, &mut out).unwrap();
+    let mut head: Vec<Header> = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":path".into(), b"/paypal/hook".to_vec()),
+    ];
+    head.extend(
+        out.headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone().into_bytes())),
+    );
+    (head, out.body)
+}
+
+#[test]
+fn a_live_route_takes_only_a_live_certificate_with_the_right_key() {
+    const SANDBOX_NAMED: &str = include_str!("sandbox-name-certificate.pem");
+    let document = serde_json::json!({"routes": [{"name": "paypal", "path_prefix": "/paypal/",
+        "scheme": "paypal", "keys": [{"value": WEBHOOK}],
+        "certificate": {"cluster": "paypal_certificates"}}]})
+    .to_string();
+    let live = crate::config::parse(document.as_bytes(), &|_| None).unwrap();
+    let (now, store) = (Stamp::secs(2_000_000_000), MemoryStore::new());
+    let route = &live.routes[0];
+    let (head, body) = demo_signed(WEBHOOK, now.unix_secs());
+    let request = RequestHead::new(&head);
+    let Step::Fetch(_, fetch) = guard::on_body(route, &request, &body, now, &store, 7) else {
+        panic!("no fetch");
+    };
+    assert_eq!(fetch.authority, "api.paypal.com");
+    assert_eq!(fetch.path, DEMO_CERTIFICATE_PATH);
+    // The demo's key, issued to the sandbox's verification host: not on the live host.
+    let refused = guard::keep_fetched(&fetch, Some(200), SANDBOX_NAMED.as_bytes(), now, &store);
+    assert_eq!(refused.unwrap_err().reason, Reason::KeyUnavailable);
+    let key =
+        guard::keep_fetched(&fetch, Some(200), DEMO_CERTIFICATE.as_bytes(), now, &store).unwrap();
+    let prior = Some(Prior::Fetched(&key));
+    let step = guard::on_body_verified(route, &request, &body, prior, now, &store, 7);
+    assert!(matches!(step, Step::Forward(_)), "{step:?}");
+    // A transmission for another webhook, signed by the same key, does not verify here.
+    let (other, other_body) = demo_signed("4JH86294D6297924H", now.unix_secs());
+    let request = RequestHead::new(&other);
+    let step = guard::on_body_verified(route, &request, &other_body, prior, now, &store, 7);
+    assert!(
+        matches!(step, Step::Reject(_, ref r) if r.reason == Reason::SignatureMismatch),
+        "{step:?}"
+    );
+}
+
+#[test]
+fn the_replay_memory_cannot_be_switched_off() {
+    let document = serde_json::json!({"routes": [{"name": "paypal", "path_prefix": "/paypal/",
+        "scheme": "paypal", "keys": [{"value": WEBHOOK}], "replay": {"enabled": false},
+        "certificate": {"cluster": "c"}}]})
+    .to_string();
+    let error = crate::config::parse(document.as_bytes(), &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("routes[0].replay.enabled: must stay true"),
+        "{error}"
+    );
 }
