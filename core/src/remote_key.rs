@@ -19,6 +19,7 @@ use serde::Deserialize;
 use x509_cert::der::{DecodePem, Encode};
 
 use crate::providers::entry::Problem;
+use crate::replay::SharedStore;
 use crate::verdict::{Reason, Rejection};
 
 /// The longest URL looked at: SNS's are about 100 bytes.
@@ -27,6 +28,8 @@ const MAX_URL: usize = 512;
 const MIN_RSA_BITS: usize = 2048;
 /// The shared-data keys of fetched keys start with this; the cluster and the URL follow.
 const CACHE_PREFIX: &str = "callback_guard.key.";
+/// And the count of a cluster's fetches this minute, this; the cluster follows.
+const BUDGET_PREFIX: &str = "callback_guard.fetches.";
 /// How long a fetched key is trusted before it is fetched again (at most until its
 /// certificate expires): a certificate the provider revoked stops verifying within a day.
 const KEEP_SECS: u64 = 24 * 3600;
@@ -42,10 +45,18 @@ pub struct Raw {
     hosts: Option<Vec<String>>,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u32,
+    #[serde(default = "default_fetches_per_minute")]
+    fetches_per_minute: u32,
 }
 
 fn default_timeout_ms() -> u32 {
     2_000
+}
+
+/// A provider signs with a few certificates a year: a minute's worth of fetches beyond this
+/// is forgeries naming fresh ones.
+fn default_fetches_per_minute() -> u32 {
+    10
 }
 
 /// Where a route's certificates may come from.
@@ -54,6 +65,7 @@ pub struct Source {
     cluster: String,
     hosts: Vec<String>,
     timeout_ms: u32,
+    fetches_per_minute: u32,
     shape: &'static Shape,
 }
 
@@ -80,6 +92,8 @@ pub struct Fetch {
     pub timeout_ms: u32,
     /// The subject names the certificate may have ([`Shape::subjects`]).
     pub subjects: &'static [&'static str],
+    /// How many fetches the cluster may start in a minute, in this Envoy.
+    pub fetches_per_minute: u32,
 }
 
 impl Fetch {
@@ -87,6 +101,42 @@ impl Fetch {
     /// answered never verifies another route's messages (a URL holds no space).
     pub fn cache_key(&self) -> String {
         format!("{CACHE_PREFIX}{} {}", self.cluster, self.url)
+    }
+
+    /// Counts this fetch against its cluster's minute (for every worker: in shared data),
+    /// or refuses it when the minute's are spent: a forgery naming a fresh certificate
+    /// costs a fetch, and a flood of them must not become one of requests to the provider.
+    /// Keys already kept are unaffected, so genuine deliveries go on.
+    pub fn spend(&self, store: &dyn SharedStore, now: u64) -> Result<(), Rejection> {
+        let key = format!("{BUDGET_PREFIX}{}", self.cluster);
+        let minute = now / 60;
+        // A few tries: another worker may count at the same moment.
+        for _ in 0..4 {
+            let (value, cas) = store.get(&key).ok().flatten().unwrap_or_default();
+            let spent = match value.split_first_chunk::<8>() {
+                Some((at, count)) if u64::from_be_bytes(*at) == minute => {
+                    count.try_into().map_or(0, u32::from_be_bytes)
+                }
+                _ => 0,
+            };
+            if spent >= self.fetches_per_minute {
+                return Err(Rejection::new(
+                    Reason::KeyUnavailable,
+                    format!(
+                        "cluster {} started its {} certificate fetches this minute",
+                        self.cluster, self.fetches_per_minute
+                    ),
+                ));
+            }
+            let next = [&minute.to_be_bytes()[..], &(spent + 1).to_be_bytes()].concat();
+            if let Ok(true) = store.set(&key, &next, cas) {
+                return Ok(());
+            }
+        }
+        Err(Rejection::new(
+            Reason::KeyUnavailable,
+            format!("cluster {}'s fetch count could not be kept", self.cluster),
+        ))
     }
 }
 
@@ -115,6 +165,12 @@ impl Source {
                 "must be from 1 to 60000",
             ));
         }
+        if !(1..=10_000).contains(&raw.fetches_per_minute) {
+            return Err(Problem::new(
+                format!("{field}.fetches_per_minute"),
+                "must be from 1 to 10000",
+            ));
+        }
         let hosts = match raw.hosts {
             Some(hosts) => hosts,
             None => shape.hosts.iter().map(|host| host.to_string()).collect(),
@@ -139,6 +195,7 @@ impl Source {
             cluster: raw.cluster,
             hosts,
             timeout_ms: raw.timeout_ms,
+            fetches_per_minute: raw.fetches_per_minute,
             shape,
         })
     }
@@ -193,6 +250,7 @@ impl Source {
             path: path.to_string(),
             timeout_ms: self.timeout_ms,
             subjects: (self.shape.subjects)(host),
+            fetches_per_minute: self.fetches_per_minute,
         })
     }
 }
@@ -422,6 +480,43 @@ mod tests {
     fn what_is_not_an_rsa_certificate_is_refused() {
         assert!(keep(b"not a certificate", 0, &[]).is_err());
         assert!(!rsa_verifies(b"not a key", RsaHash::Sha1, b"m", b"s"));
+    }
+
+    #[test]
+    fn a_cluster_starts_at_most_its_fetches_a_minute_for_every_worker() {
+        let raw: Raw = serde_json::from_value(
+            serde_json::json!({"cluster": "certs", "fetches_per_minute": 3}),
+        )
+        .unwrap();
+        let source = Source::compile("certificate", Some(raw), &PEM_FILES).unwrap();
+        let fetch = |n: u32| {
+            source
+                .locate(format!("https://sns.us-east-1.amazonaws.com/{n}.pem").as_bytes())
+                .unwrap()
+        };
+        let store = crate::testing::MemoryStore::new();
+        let minute = 2_000_000_040;
+        for n in 0..3 {
+            fetch(n).spend(&store, minute + u64::from(n)).unwrap();
+        }
+        let spent = fetch(3).spend(&store, minute + 19).unwrap_err();
+        assert_eq!(spent.reason, Reason::KeyUnavailable);
+        assert!(
+            spent.detail.contains("its 3 certificate fetches"),
+            "{}",
+            spent.detail
+        );
+        // Another cluster has its own; the next minute starts again.
+        let other: Raw = serde_json::from_value(serde_json::json!({"cluster": "other"})).unwrap();
+        let other = Source::compile("certificate", Some(other), &PEM_FILES).unwrap();
+        let url = b"https://sns.us-east-1.amazonaws.com/a.pem";
+        other.locate(url).unwrap().spend(&store, minute).unwrap();
+        fetch(4).spend(&store, minute + 60).unwrap();
+        let bad: Raw =
+            serde_json::from_value(serde_json::json!({"cluster": "c", "fetches_per_minute": 0}))
+                .unwrap();
+        let problem = Source::compile("certificate", Some(bad), &PEM_FILES).unwrap_err();
+        assert_eq!(problem.field, "certificate.fetches_per_minute");
     }
 
     #[test]

@@ -149,3 +149,36 @@ def test_the_shipped_production_cluster_fetches_only_from_a_server_of_that_name(
     finally:
         envoy.stop()
         upstream.stop()
+
+
+def test_forgeries_naming_fresh_certificates_spend_the_minutes_fetches_not_the_kept_keys(tmp_path, cert):
+    """Nothing secret gates a fetch (a forgery needs only PayPal's format and a fresh time),
+    so a cluster starts at most `certificate.fetches_per_minute` fetches a minute in one
+    Envoy; beyond, 503 without a fetch. A certificate already kept still verifies."""
+    [route] = paypal_plugin()["routes"]
+    route = {**route, "certificate": {**route["certificate"], "fetches_per_minute": 3}}
+    upstream = Upstream(tmp_path)
+    envoy = Envoy(tmp_path, upstream, cert, {"routes": [route]})
+    try:
+        # All within one minute of the clock the budget counts by (the test takes seconds).
+        if time.time() % 60 > 45:
+            time.sleep(61 - time.time() % 60)
+        genuine = PAYPAL.deliver()
+        test_id, response = send(envoy, genuine)
+        assert (response.status_code, reason(response)) == (200, None), response.text
+        sent = []
+        for n in range(1, 5):
+            fresh = f"https://{HOST}/v1/notifications/certs/CERT-00000000-00000000-{n:08x}"
+            test_id, answer = send(envoy, with_header(PAYPAL.deliver(), "PAYPAL-CERT-URL", fresh))
+            assert (answer.status_code, reason(answer)) == (503, "key_unavailable"), answer.text
+            sent.append(test_id)
+        # The kept certificate, and two fetches of absent ones: the fourth was never made.
+        assert [f["path"].rsplit("-", 1)[1] for f in upstream.fetches()] == ["0000de30", "00000001", "00000002"]
+        again = PAYPAL.deliver()
+        again_id, response = send(envoy, again)
+        assert (response.status_code, reason(response)) == (200, None), response.text
+        assert_delivered_once(upstream, again_id, body=again.body)
+        assert_never_delivered(upstream, *sent, envoy=envoy)
+    finally:
+        envoy.stop()
+        upstream.stop()

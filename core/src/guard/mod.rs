@@ -245,7 +245,10 @@ fn judge_body<'p>(
                     judge_body(route, head, body, prior, now, store, create_cas)
                 }
                 // Never fetched, or its day is up (or its certificate expired).
-                None => Ok(Judged::Fetch(fetch)),
+                None => {
+                    fetch.spend(store, unix(now))?;
+                    Ok(Judged::Fetch(fetch))
+                }
             };
         }
     }
