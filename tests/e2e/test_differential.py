@@ -141,6 +141,7 @@ ANATOMY = {
     "docusign": Anatomy("X-DocuSign-Signature-1", B64),
     "worldline": Anatomy("X-GCS-Signature", B64),
     "sns": SnsAnatomy(encoding=B64),
+    "paypal": Anatomy("PAYPAL-TRANSMISSION-SIG", B64),
 }
 
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -414,7 +415,7 @@ SVIX_FAMILY = ("standard-webhooks", "svix", "clerk")  # standardwebhooks' verifi
 JSON_ROUTES = ("standard-webhooks", "svix", "clerk", "resend", "stripe", "github", "slack",
                "twilio-json", "shopify", "meta", "discord", "sendgrid", "mailgun", "razorpay",
                "paddle", "square", "hubspot", "linear", "zoom", "pagerduty", "intercom", "twitch",
-               "bitbucket", "xero", "dropbox", "twitter", "box", "worldline", "telnyx")
+               "bitbucket", "xero", "dropbox", "twitter", "box", "worldline", "telnyx", "paypal")
 HEX_MACS = ("stripe", "github", "generic", "slack", "meta", "mailgun", "razorpay", "paddle",
             "linear", "zoom", "pagerduty", "intercom", "twitch", "bitbucket", "dropbox")
 REFORMATS = SVIX_FAMILY + ("stripe", "paddle", "zoom")  # MAC the timestamp re-formatted as a number
@@ -446,7 +447,7 @@ DELIBERATE = {
     **{(p, "sig_mac_uppercased"): ("filter", HEX_CASE) for p in HEX_MACS},
     **{(p, "sig_b64_padding_bits_set"): ("sdk", "the filter decodes base64 strictly (padding bits zero, "
                                                 "as every encoder writes them); the SDK's b64decode ignores them")
-       for p in SVIX_FAMILY + ("sendgrid", "telnyx")},
+       for p in SVIX_FAMILY + ("sendgrid", "telnyx", "paypal")},
     **{(p, "sig_list_separator_spaced"): ("filter", "harmless: a genuine v1 MAC of the message is in the "
                                                     "list; the filter skips the empty entry a double space "
                                                     "makes, the SDK's split(',') raises ValueError on it")
@@ -484,6 +485,9 @@ DELIBERATE = {
        for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
     **{("sns", m): ("sdk", "AWS's validator checks no time; the route bounds Timestamp (1 h past, as SNS's "
                            "retries keep it; 5 min ahead)")
+       for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
+    **{("paypal", m): ("sdk", "PayPal's SDK checks no time; the route bounds the transmission time (15 min "
+                              "past, as PayPal re-signs each attempt; 5 min ahead)")
        for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
     # The signed time's text.
     **{(p, "ts_leading_zero_resigned"): ("sdk", VERBATIM_ZERO)
