@@ -10,8 +10,9 @@ application.
 With --certificates DIR it also serves, on --certificates-port (plain HTTP, or HTTPS with
 --certificates-tls CERT KEY), GET /<name>.pem and /v1/notifications/certs/<name> from the
 files in DIR: the demo's stand-in for SNS's and PayPal's certificate hosts, reached only
-through Envoy's sns_certificates and paypal_certificates clusters. Each fetch is recorded
-to <record>.certificates.
+through Envoy's sns_certificates and paypal_certificates clusters, and answers SNS's
+GET /?Action=ConfirmSubscription&... as SNS does. Each fetch is recorded to
+<record>.certificates.
 """
 import argparse
 import base64
@@ -111,12 +112,27 @@ class Certificates(BaseHTTPRequestHandler):
             seen = {"path": self.path, "host": self.headers.get("host")}
             with self.record_lock, open(self.record_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(seen) + "\n")
+        if self.path.startswith("/?Action=ConfirmSubscription&"):
+            return self.confirm()
         named = re.fullmatch(r"/([A-Za-z0-9_-]+\.pem)|/v1/notifications/certs/(CERT-[0-9a-f-]+)", self.path)
         file = Path(self.directory) / (named[1] or named[2]) if named else None
         found = file is not None and file.is_file()
         body = file.read_bytes() if found else b"no such certificate\n"
         self.send_response(200 if found else 404)
         self.send_header("content-type", "application/x-pem-file" if found else "text/plain")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def confirm(self):
+        """SNS's answer to a subscription's confirmation; 403, as SNS answers an expired
+        token, while a file `refuse-confirmations` is in the directory."""
+        refused = (Path(self.directory) / "refuse-confirmations").exists()
+        body = (b"<ErrorResponse><Error><Code>AuthorizationError</Code></Error></ErrorResponse>" if refused else
+                b"<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>confirmed"
+                b"</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>")
+        self.send_response(403 if refused else 200)
+        self.send_header("content-type", "text/xml")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

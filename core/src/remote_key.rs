@@ -47,6 +47,9 @@ pub struct Raw {
     timeout_ms: u32,
     #[serde(default = "default_fetches_per_minute")]
     fetches_per_minute: u32,
+    /// Whether the filter confirms SNS subscriptions itself (`sns` only).
+    #[serde(default)]
+    confirm_subscriptions: bool,
 }
 
 fn default_timeout_ms() -> u32 {
@@ -66,6 +69,8 @@ pub struct Source {
     hosts: Vec<String>,
     timeout_ms: u32,
     fetches_per_minute: u32,
+    /// Whether the route asked the filter to confirm subscriptions itself.
+    pub confirms: bool,
     shape: &'static Shape,
 }
 
@@ -196,6 +201,7 @@ impl Source {
             hosts,
             timeout_ms: raw.timeout_ms,
             fetches_per_minute: raw.fetches_per_minute,
+            confirms: raw.confirm_subscriptions,
             shape,
         })
     }
@@ -250,6 +256,36 @@ impl Source {
             path: path.to_string(),
             timeout_ms: self.timeout_ms,
             subjects: (self.shape.subjects)(host),
+            fetches_per_minute: self.fetches_per_minute,
+        })
+    }
+}
+
+impl Source {
+    /// A GET of `url`, a URL the provider signed (SNS's `SubscribeURL`), through the
+    /// route's cluster: its host must be one the route allows, its path and query printable.
+    pub fn call(&self, url: &str) -> Result<Fetch, Rejection> {
+        let refuse = |why: &str| Rejection::new(Reason::MalformedBody, format!("URL {why}"));
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| refuse("is not https"))?;
+        let (host, path) = rest
+            .find('/')
+            .map(|slash| rest.split_at(slash))
+            .ok_or_else(|| refuse("has no path"))?;
+        if !self.hosts.iter().any(|pattern| host_matches(pattern, host)) {
+            return Err(refuse("names a host the route does not allow"));
+        }
+        if url.len() > 2048 || !path.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(refuse("has a path that is too long or not printable"));
+        }
+        Ok(Fetch {
+            url: url.to_string(),
+            cluster: self.cluster.clone(),
+            authority: host.to_string(),
+            path: path.to_string(),
+            timeout_ms: self.timeout_ms,
+            subjects: &[],
             fetches_per_minute: self.fetches_per_minute,
         })
     }

@@ -27,7 +27,7 @@ use callback_guard::policy::{Mode, Policy, Route};
 use callback_guard::providers::Reply;
 use callback_guard::remote_key::Fetch;
 use callback_guard::replay::Outcome;
-use callback_guard::request::{HeaderMap, RequestHead};
+use callback_guard::request::{Header, HeaderMap, RequestHead};
 use callback_guard::store::{
     self, Answer, FleetStore, OnError, Progress, Reserve, Response, RoundTrip, Share, StoreError,
 };
@@ -439,6 +439,18 @@ enum State {
     /// Paused while the key the body names is fetched (callout `token`); the body is kept
     /// to judge again with it.
     Fetching(Box<Fetching>),
+    /// Paused while the provider's endpoint check is confirmed to the provider (callout
+    /// `token`: SNS's `SubscribeURL`), to answer it once that answers.
+    Confirming(Box<Confirming>),
+}
+
+struct Confirming {
+    route: usize,
+    reply: Reply,
+    reserved: Option<Reserved>,
+    /// The request's id, for the verdict's log line.
+    request_id: Vec<Header>,
+    token: u32,
 }
 
 struct Fetching {
@@ -478,6 +490,9 @@ impl Context for GuardRequest {
     ) {
         if matches!(&self.state, State::Fetching(f) if f.token == token) {
             return self.on_fetched(num_headers, body_size);
+        }
+        if matches!(&self.state, State::Confirming(c) if c.token == token) {
+            return self.on_confirmed(num_headers, body_size);
         }
         if !matches!(&self.state, State::Reserving(r) if r.token == Some(token)) {
             return;
@@ -834,6 +849,11 @@ impl GuardRequest {
         match step {
             Step::Forward(accepted) => self.forward(plugin, head, accepted),
             Step::Reject(route, rejection) => self.reject(plugin, route, head, &rejection),
+            Step::Reply(route, reply, reserved)
+                if reply.confirm.is_some() && route.mode == Mode::Enforce =>
+            {
+                self.confirm(plugin, route, head, reply, reserved)
+            }
             Step::Reply(route, reply, reserved) => {
                 let action = self.reply(plugin, route, head, &reply);
                 if let Some(reserved) = reserved {
@@ -859,6 +879,109 @@ impl GuardRequest {
             }
             Step::Unprotected | Step::NeedBody(_) => Action::Continue,
         }
+    }
+
+    /// Makes the GET a reply waits for (SNS's `SubscribeURL`) through the route's cluster;
+    /// the request stays paused until it answers (`on_confirmed`) or its timeout runs out.
+    fn confirm(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        head: &RequestHead,
+        reply: Reply,
+        reserved: Option<Reserved>,
+    ) -> Action {
+        let Some(confirm) = &reply.confirm else {
+            return Action::Continue;
+        };
+        let timeout = Duration::from_millis(u64::from(confirm.timeout_ms));
+        match host::fetch(&confirm.cluster, &confirm.authority, &confirm.path, timeout) {
+            Ok(token) => {
+                self.state = State::Confirming(Box::new(Confirming {
+                    route: route_index(&plugin.policy, route),
+                    reply,
+                    reserved,
+                    request_id: vec![("x-request-id".into(), head.request_id().into_bytes())],
+                    token,
+                }));
+                Action::Pause
+            }
+            Err(status) => {
+                let rejection = Rejection::new(
+                    Reason::KeyUnavailable,
+                    format!(
+                        "Envoy refused the callout to cluster {} (is it declared?): {status:?}",
+                        confirm.cluster
+                    ),
+                );
+                self.unconfirmed(plugin, route, head, reserved, &rejection)
+            }
+        }
+    }
+
+    /// The provider's answer to the confirmation: the reply if 200 (the check delivered),
+    /// else 503 (failed: the provider's retry may try again).
+    fn on_confirmed(&mut self, num_headers: usize, body_size: usize) {
+        let State::Confirming(confirming) = std::mem::replace(&mut self.state, State::Idle) else {
+            return;
+        };
+        let Confirming {
+            route,
+            reply,
+            reserved,
+            request_id,
+            ..
+        } = *confirming;
+        let (Some(plugin), head) = (self.plugin.clone(), RequestHead::new(&request_id)) else {
+            host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
+            return;
+        };
+        let Some(route) = plugin.policy.routes.get(route) else {
+            host::send_json(503, &Rejection::new(Reason::NotConfigured, "").body());
+            return;
+        };
+        let (status, _) = host::call_response(num_headers, body_size);
+        if status != Some(200) {
+            let url = reply
+                .confirm
+                .as_ref()
+                .map_or("", |confirm| confirm.url.as_str());
+            let rejection = Rejection::new(
+                Reason::KeyUnavailable,
+                format!("the confirmation {url} answered {status:?}, not 200"),
+            );
+            self.unconfirmed(&plugin, route, &head, reserved, &rejection);
+            return;
+        }
+        self.reply(&plugin, route, &head, &reply);
+        if let Some(reserved) = reserved {
+            self.state = State::Reserved {
+                route: route_index(&plugin.policy, route),
+                reserved,
+            };
+            self.settle(Outcome::Delivered);
+        }
+    }
+
+    /// A confirmation that could not be made: refused, its reservation failed so that the
+    /// provider's retry is judged afresh.
+    fn unconfirmed(
+        &mut self,
+        plugin: &Plugin,
+        route: &Route,
+        head: &RequestHead,
+        reserved: Option<Reserved>,
+        rejection: &Rejection,
+    ) -> Action {
+        let action = self.reject(plugin, route, head, rejection);
+        if let Some(reserved) = reserved {
+            self.state = State::Reserved {
+                route: route_index(&plugin.policy, route),
+                reserved,
+            };
+            self.settle(Outcome::Failed);
+        }
+        action
     }
 
     /// Asks the route's fleet-wide store to reserve the id; the request stays paused until it

@@ -88,6 +88,46 @@ def test_both_signature_versions_and_a_subscription_confirmation_are_delivered(o
     assert len(upstream.fetches()) == 1
 
 
+def test_a_route_that_confirms_subscriptions_confirms_them_itself_and_the_application_sees_none(own):
+    """certificate.confirm_subscriptions: a verified SubscriptionConfirmation is confirmed by
+    the filter (a GET of its signed SubscribeURL through the route's cluster) and answered
+    there; SNS answering otherwise than 200 is a 503 SNS retries, and the retry goes through."""
+    upstream, start = own
+    envoy = start(sns_plugin(confirm_subscriptions=True))
+
+    def confirmation(token):
+        members = SNS.message(kind="SubscriptionConfirmation", Token=token,
+                              SubscribeURL=f"https://{HOST}/?Action=ConfirmSubscription&TopicArn={SNS.secret}"
+                                           f"&Token={token}",
+                              Message="You have chosen to subscribe to the topic.")
+        return SNS.delivery(SNS.signed(members))
+
+    first = confirmation("2336412f37fb687f5d51e6e2425" * 4)
+    assert SNS.sdk_accepts(first)
+    test_id, response = send(envoy, first)
+    assert (response.status_code, response.json()) == (200, {"result": "confirmed"}), response.text
+    # SNS's repeat (it may not have had the answer) is answered alike, not confirmed again.
+    repeat_id, repeat = send(envoy, first)
+    assert (repeat.status_code, repeat.json()) == (200, {"result": "confirmed"}), repeat.text
+    # A notification on the route goes to the application as ever.
+    notification = signed()
+    notified_id, notified = send(envoy, notification)
+    assert (notified.status_code, reason(notified)) == (200, None), notified.text
+    assert_delivered_once(upstream, notified_id, body=notification.body)
+    # SNS refuses the confirmation (an expired token): 503, and nothing kept of it.
+    (upstream.certificates / "refuse-confirmations").write_text("")
+    second = confirmation("5a7c" * 32)
+    refused_id, refused = send(envoy, second)
+    assert (refused.status_code, reason(refused)) == (503, "key_unavailable"), refused.text
+    (upstream.certificates / "refuse-confirmations").unlink()
+    retry_id, retried = send(envoy, second)
+    assert (retried.status_code, retried.json()) == (200, {"result": "confirmed"}), retried.text
+    assert_never_delivered(upstream, test_id, repeat_id, refused_id, retry_id, envoy=envoy)
+    confirms = [f for f in upstream.fetches() if f["path"].startswith("/?Action=ConfirmSubscription&")]
+    assert [(f["host"], f["path"].rsplit("=", 1)[1]) for f in confirms] == [
+        (HOST, "2336412f37fb687f5d51e6e2425" * 4), (HOST, "5a7c" * 32), (HOST, "5a7c" * 32)]
+
+
 def test_what_can_be_refused_without_the_certificate_is_refused_before_any_fetch(own):
     upstream, start = own
     envoy = start()

@@ -396,6 +396,10 @@ impl<'p> Verdict<'p> {
             reply,
         } = self;
         match (reserved, reply) {
+            // Confirmed to the provider first: in flight until the filter has its answer.
+            (Ok(reserved), Some(reply)) if reply.confirm.is_some() => {
+                Ok(Judged::Reply(reply, Some(reserved)))
+            }
             (Ok(reserved), Some(reply)) => {
                 let settled = replay.cache.settle(
                     store,
@@ -417,8 +421,15 @@ impl<'p> Verdict<'p> {
                 repeat: false,
             })),
             // An endpoint check answered before: the same answer again (the provider may
-            // not have received it); the application never sees either.
-            (Err(Reservation::Duplicate), Some(reply)) => Ok(Judged::Reply(reply, None)),
+            // not have received it); the application never sees either. What it confirmed
+            // to the provider (SNS's subscription) is not confirmed again.
+            (Err(Reservation::Duplicate), Some(reply)) => Ok(Judged::Reply(
+                Reply {
+                    confirm: None,
+                    ..reply
+                },
+                None,
+            )),
             (Err(Reservation::Duplicate | Reservation::InFlight), None)
                 if replay.on_duplicate == OnDuplicate::Deliver =>
             {

@@ -315,6 +315,7 @@ impl Provider for Asymmetric {
             handshake: "ping",
             content_type: "application/json",
             body: br#"{"type":1}"#.to_vec(),
+            confirm: None,
         }))
     }
 }

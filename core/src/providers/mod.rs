@@ -80,6 +80,10 @@ pub struct Reply {
     pub handshake: &'static str,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// A GET the edge makes before it replies (SNS's `SubscribeURL`, confirming the
+    /// subscription): the reply only if it answers 200, else `503 key_unavailable`, which
+    /// the provider retries.
+    pub confirm: Option<crate::remote_key::Fetch>,
 }
 
 impl Reply {
@@ -93,6 +97,7 @@ impl Reply {
             handshake,
             content_type: "application/json",
             body: serde_json::Value::Object(object).to_string().into_bytes(),
+            confirm: None,
         }
     }
 
@@ -101,6 +106,7 @@ impl Reply {
             handshake,
             content_type: "text/plain",
             body: text.to_vec(),
+            confirm: None,
         }
     }
 }

@@ -100,6 +100,12 @@ fn compile(settings: Settings) -> Result<Box<dyn Provider>, Problem> {
         settings.certificate,
         &CERTIFICATES,
     )?;
+    if source.confirms {
+        return Err(Problem::new(
+            "certificate.confirm_subscriptions",
+            "applies only to scheme sns (PayPal has no subscription to confirm)",
+        ));
+    }
     Ok(Box::new(PayPal {
         webhooks: settings.keys,
         source,

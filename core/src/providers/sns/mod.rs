@@ -10,7 +10,10 @@
 //! a message of any other topic is refused before its certificate is fetched, as is any
 //! field not in SNS's exact format, and `x-amz-sns-message-type`, `-message-id` and
 //! `-topic-arn` must say what the signed body says. A `SubscriptionConfirmation` verifies
-//! like a notification and goes to the application, which confirms it.
+//! like a notification and goes to the application, which confirms it; or, where the
+//! route's `certificate.confirm_subscriptions` says so, the filter confirms it itself (a GET
+//! of its signed `SubscribeURL` through the route's cluster) and answers SNS, and the
+//! application never sees it.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -20,7 +23,8 @@ use crate::providers::entry::{Entry, Field, Problem, Settings};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
-    key_names, mismatch, AtHeaders, Body, Checks, Media, Prior, Provider, Signed, Time, Verified,
+    key_names, mismatch, AtHeaders, Body, Checks, Media, Prior, Provider, Reply, Signed, Time,
+    Verified,
 };
 use crate::remote_key::{self, Fetch, RsaHash, Shape, Source};
 use crate::request::{Lookup, RequestHead};
@@ -436,6 +440,29 @@ impl Provider for Sns {
 
     fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
         vec![(SCHEME, key_names(&self.topics))]
+    }
+
+    /// A verified `SubscriptionConfirmation`, where the route confirms them: the GET of its
+    /// `SubscribeURL` (signed, on one of the route's hosts), then SNS answered.
+    fn handshake(
+        &self,
+        head: &RequestHead,
+        body: &[u8],
+        _key: &str,
+    ) -> Result<Option<Reply>, Rejection> {
+        if !self.source.confirms {
+            return Ok(None);
+        }
+        let message = self.read(head, body)?.message;
+        let (Some(url), "SubscriptionConfirmation") =
+            (&message.subscribe_url, message.kind.as_str())
+        else {
+            return Ok(None);
+        };
+        let confirm = self.source.call(url)?;
+        let mut reply = Reply::json("subscription_confirmation", &[("result", "confirmed")]);
+        reply.confirm = Some(confirm);
+        Ok(Some(reply))
     }
 
     fn media(&self) -> Media {

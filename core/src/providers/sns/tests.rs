@@ -564,3 +564,143 @@ fn the_signer_signs_what_the_verifier_and_openssl_check() {
     );
     assert_eq!(message["Timestamp"], "2012-05-02T00:54:06.000Z");
 }
+
+#[test]
+fn a_route_that_confirms_subscriptions_answers_them_after_a_get_of_the_signed_url() {
+    let confirming = policy(
+        serde_json::json!({"certificate": {"cluster": "sns_certificates",
+        "confirm_subscriptions": true}}),
+    );
+    let route = &confirming.routes[0];
+    let (head, now) = (headers(CONFIRMATION), Stamp::secs(CONFIRMATION_SENT + 5));
+    let request = RequestHead::new(&head);
+    let store = MemoryStore::new();
+    let Step::Fetch(_, fetch) =
+        guard::on_body(route, &request, CONFIRMATION.as_bytes(), now, &store, 7)
+    else {
+        panic!("no certificate fetch");
+    };
+    let key =
+        guard::keep_fetched(&fetch, Some(200), DEMO_CERTIFICATE.as_bytes(), now, &store).unwrap();
+    let prior = Some(Prior::Fetched(&key));
+    let step = guard::on_body_verified(
+        route,
+        &request,
+        CONFIRMATION.as_bytes(),
+        prior,
+        now,
+        &store,
+        7,
+    );
+    let Step::Reply(_, reply, Some(_)) = step else {
+        panic!("{step:?}");
+    };
+    let confirm = reply.confirm.expect("a GET of SubscribeURL");
+    let message: serde_json::Value = serde_json::from_str(CONFIRMATION).unwrap();
+    assert_eq!(confirm.url, message["SubscribeURL"].as_str().unwrap());
+    assert_eq!(confirm.cluster, "sns_certificates");
+    assert_eq!(confirm.authority, "sns.us-west-2.amazonaws.com");
+    assert!(
+        confirm
+            .path
+            .starts_with("/?Action=ConfirmSubscription&TopicArn="),
+        "{}",
+        confirm.path
+    );
+    assert_eq!(reply.body, br#"{"result":"confirmed"}"#);
+    // A notification on that route goes to the application as ever.
+    let head = headers(NOTIFICATION);
+    let request = RequestHead::new(&head);
+    let now = Stamp::secs(SENT + 5);
+    let step = guard::on_body_verified(
+        route,
+        &request,
+        NOTIFICATION.as_bytes(),
+        prior,
+        now,
+        &store,
+        7,
+    );
+    assert!(matches!(step, Step::Forward(_)), "{step:?}");
+    // Without the flag, the confirmation goes to the application too.
+    let forwarding = policy(serde_json::json!({}));
+    let now = Stamp::secs(CONFIRMATION_SENT + 5);
+    let head = headers(CONFIRMATION);
+    let request = RequestHead::new(&head);
+    let step = guard::on_body_verified(
+        &forwarding.routes[0],
+        &request,
+        CONFIRMATION.as_bytes(),
+        prior,
+        now,
+        &MemoryStore::new(),
+        7,
+    );
+    assert!(matches!(step, Step::Forward(_)), "{step:?}");
+}
+
+#[test]
+fn a_confirmation_that_failed_is_confirmed_on_the_retry_and_only_then_answered_alike() {
+    let confirming = policy(
+        serde_json::json!({"certificate": {"cluster": "sns_certificates",
+        "confirm_subscriptions": true}}),
+    );
+    let route = &confirming.routes[0];
+    let (head, now) = (headers(CONFIRMATION), Stamp::secs(CONFIRMATION_SENT + 5));
+    let request = RequestHead::new(&head);
+    let store = MemoryStore::new();
+    let Step::Fetch(_, fetch) =
+        guard::on_body(route, &request, CONFIRMATION.as_bytes(), now, &store, 7)
+    else {
+        panic!("no certificate fetch");
+    };
+    let key =
+        guard::keep_fetched(&fetch, Some(200), DEMO_CERTIFICATE.as_bytes(), now, &store).unwrap();
+    let prior = Some(Prior::Fetched(&key));
+    let at = now.unix_secs() as u32;
+    let judge = || {
+        guard::on_body_verified(
+            route,
+            &request,
+            CONFIRMATION.as_bytes(),
+            prior,
+            now,
+            &store,
+            7,
+        )
+    };
+    let replay = route.replay.as_ref().unwrap();
+    let Step::Reply(_, reply, Some(reserved)) = judge() else {
+        panic!()
+    };
+    assert!(reply.confirm.is_some());
+    replay
+        .cache
+        .settle(
+            &store,
+            &reserved.id,
+            &reserved.fingerprint,
+            crate::replay::Outcome::Failed,
+            at,
+        )
+        .unwrap();
+    let step = judge();
+    let Step::Reply(_, reply, Some(reserved)) = step else {
+        panic!("{step:?}")
+    };
+    assert!(reply.confirm.is_some());
+    replay
+        .cache
+        .settle(
+            &store,
+            &reserved.id,
+            &reserved.fingerprint,
+            crate::replay::Outcome::Delivered,
+            at,
+        )
+        .unwrap();
+    let Step::Reply(_, reply, None) = judge() else {
+        panic!()
+    };
+    assert!(reply.confirm.is_none());
+}
