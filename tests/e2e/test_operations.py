@@ -191,7 +191,8 @@ def test_debug_signed_string_shows_what_was_compared(start_envoy):
         response = client.post("/vobiz/answer", headers=headers, content="a=1")
     assert response.status_code == 403
     log = envoy.log_text()
-    assert f'v3="https://127.0.0.1:8443/vobiz/answer.{nonce}"' in log
+    # The detail is Debug-quoted in the log line: its own quotes escaped.
+    assert f'v3=\\"https://127.0.0.1:8443/vobiz/answer.{nonce}\\"' in log
     assert TOKEN not in log
 
 
