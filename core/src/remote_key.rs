@@ -218,13 +218,7 @@ impl Source {
             return Err(refuse("is too long"));
         }
         let url = std::str::from_utf8(url).map_err(|_| refuse("is not UTF-8"))?;
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| refuse("is not https"))?;
-        let (host, path) = rest
-            .find('/')
-            .map(|slash| rest.split_at(slash))
-            .ok_or_else(|| refuse("has no path"))?;
+        let (host, path) = https_parts(url).map_err(refuse)?;
         if !host.split('.').all(is_label) {
             return Err(refuse("has a host that is not a lowercase DNS name"));
         }
@@ -266,13 +260,7 @@ impl Source {
     /// route's cluster: its host must be one the route allows, its path and query printable.
     pub fn call(&self, url: &str) -> Result<Fetch, Rejection> {
         let refuse = |why: &str| Rejection::new(Reason::MalformedBody, format!("URL {why}"));
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| refuse("is not https"))?;
-        let (host, path) = rest
-            .find('/')
-            .map(|slash| rest.split_at(slash))
-            .ok_or_else(|| refuse("has no path"))?;
+        let (host, path) = https_parts(url).map_err(refuse)?;
         if !self.hosts.iter().any(|pattern| host_matches(pattern, host)) {
             return Err(refuse("names a host the route does not allow"));
         }
@@ -289,6 +277,14 @@ impl Source {
             fetches_per_minute: self.fetches_per_minute,
         })
     }
+}
+
+/// An `https://` URL's host and path (from its `/`), or why it has none.
+fn https_parts(url: &str) -> Result<(&str, &str), &'static str> {
+    let rest = url.strip_prefix("https://").ok_or("is not https")?;
+    rest.find('/')
+        .map(|slash| rest.split_at(slash))
+        .ok_or("has no path")
 }
 
 /// A DNS label as certificate hosts are written: lowercase letters, digits and inner
@@ -403,6 +399,16 @@ fn certificate_key(certificate: &x509_cert::Certificate) -> Result<Vec<u8>, Stri
 pub enum RsaHash {
     Sha1,
     Sha256,
+}
+
+/// An RSA signature as SNS and PayPal send it: standard base64 of 256 to 1024 bytes
+/// (2048- to 8192-bit keys).
+pub fn rsa_signature(text: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .filter(|signature| (256..=1024).contains(&signature.len()))
 }
 
 /// Whether `signature` is an RSA PKCS#1 v1.5 signature over `message` under the key

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 
 use crate::host_calls::{count, HostCall};
 use crate::shared_data::HostStore;
@@ -785,13 +785,7 @@ impl GuardRequest {
                 Action::Pause
             }
             Err(status) => {
-                let rejection = Rejection::new(
-                    Reason::KeyUnavailable,
-                    format!(
-                        "Envoy refused the callout to cluster {} (is it declared?): {status:?}",
-                        fetch.cluster
-                    ),
-                );
+                let rejection = callout_refused(&fetch.cluster, status);
                 self.reject(plugin, route, &RequestHead::from_map(&headers), &rejection)
             }
         }
@@ -857,10 +851,7 @@ impl GuardRequest {
             Step::Reply(route, reply, reserved) => {
                 let action = self.reply(plugin, route, head, &reply);
                 if let Some(reserved) = reserved {
-                    self.state = State::Reserved {
-                        route: route_index(&plugin.policy, route),
-                        reserved,
-                    };
+                    self.hold(plugin, route, reserved);
                     // Shadow mode forwards the check: its response settles it.
                     if route.mode == Mode::Enforce {
                         self.settle(Outcome::Delivered);
@@ -907,13 +898,7 @@ impl GuardRequest {
                 Action::Pause
             }
             Err(status) => {
-                let rejection = Rejection::new(
-                    Reason::KeyUnavailable,
-                    format!(
-                        "Envoy refused the callout to cluster {} (is it declared?): {status:?}",
-                        confirm.cluster
-                    ),
-                );
+                let rejection = callout_refused(&confirm.cluster, status);
                 self.unconfirmed(plugin, route, head, reserved, &rejection)
             }
         }
@@ -955,10 +940,7 @@ impl GuardRequest {
         }
         self.reply(&plugin, route, &head, &reply);
         if let Some(reserved) = reserved {
-            self.state = State::Reserved {
-                route: route_index(&plugin.policy, route),
-                reserved,
-            };
+            self.hold(&plugin, route, reserved);
             self.settle(Outcome::Delivered);
         }
     }
@@ -975,13 +957,18 @@ impl GuardRequest {
     ) -> Action {
         let action = self.reject(plugin, route, head, rejection);
         if let Some(reserved) = reserved {
-            self.state = State::Reserved {
-                route: route_index(&plugin.policy, route),
-                reserved,
-            };
+            self.hold(plugin, route, reserved);
             self.settle(Outcome::Failed);
         }
         action
+    }
+
+    /// Keeps a reservation of `route` to settle ([`Self::settle`], or the response's status).
+    fn hold(&mut self, plugin: &Plugin, route: &Route, reserved: Reserved) {
+        self.state = State::Reserved {
+            route: route_index(&plugin.policy, route),
+            reserved,
+        };
     }
 
     /// Asks the route's fleet-wide store to reserve the id; the request stays paused until it
@@ -1301,10 +1288,7 @@ impl GuardRequest {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&verdict));
         }
         if let Some(reserved) = accepted.reserved {
-            self.state = State::Reserved {
-                route: route_index(&plugin.policy, route),
-                reserved,
-            };
+            self.hold(plugin, route, reserved);
         }
         Action::Continue
     }
@@ -1440,6 +1424,14 @@ fn reply_progress(op: &mut dyn Reserve, share: Option<Share>) -> Progress<Answer
             )))
         }
     }
+}
+
+/// A key callout Envoy would not start (most often: the cluster is not declared).
+fn callout_refused(cluster: &str, status: Status) -> Rejection {
+    Rejection::new(
+        Reason::KeyUnavailable,
+        format!("Envoy refused the callout to cluster {cluster} (is it declared?): {status:?}"),
+    )
 }
 
 fn route_index(policy: &Policy, route: &Route) -> usize {

@@ -654,6 +654,20 @@ pub fn json_with(body: &[u8], marker: &[u8]) -> Option<serde_json::Map<String, s
     }
 }
 
+/// Whether `text` is written exactly as `pattern`: each `9` an ASCII digit, each `x` a
+/// lowercase hex digit, every other byte itself (`9999-99-99T99:99:99Z`, a lowercase UUID).
+pub fn shaped(text: &[u8], pattern: &[u8]) -> bool {
+    text.len() == pattern.len()
+        && text.iter().zip(pattern).all(|(&b, &want)| match want {
+            b'9' => b.is_ascii_digit(),
+            b'x' => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+            _ => b == want,
+        })
+}
+
+/// A lowercase UUID, as SNS and PayPal write their ids.
+pub const UUID: &[u8] = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
 /// The one value of a header a scheme cannot do without: missing is 401, duplicated 400
 /// (the filter and the application could read different copies).
 pub fn required<'r>(head: &RequestHead<'r>, name: &str) -> Result<&'r [u8], Rejection> {

@@ -14,6 +14,7 @@
 //! a second body under the same transmission is `replay_tampered`; not that the body is
 //! the one PayPal sent, if the genuine transmission never reached this filter first.
 
+#[cfg(any(test, feature = "sign"))]
 use base64::Engine;
 
 use crate::keys::Key;
@@ -21,10 +22,11 @@ use crate::providers::entry::{Entry, Field, Problem, Secret, Settings};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
-    key_names, mismatch, AtHeaders, Body, Checks, Media, Prior, Provider, Signed, Time, Verified,
+    key_names, mismatch, required, shaped, AtHeaders, Body, Checks, Media, Prior, Provider, Signed,
+    Time, Verified, UUID,
 };
 use crate::remote_key::{self, Fetch, RsaHash, Shape, Source};
-use crate::request::{Lookup, RequestHead};
+use crate::request::RequestHead;
 use crate::timestamp::{self, Edges, Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
@@ -121,21 +123,6 @@ struct Transmission<'r> {
     fetch: Fetch,
 }
 
-/// A header PayPal always sends, once.
-fn one<'r>(head: &'r RequestHead, name: &str) -> Result<&'r [u8], Rejection> {
-    match head.lookup(name) {
-        Lookup::One(value) => Ok(value),
-        Lookup::Missing => Err(Rejection::new(
-            Reason::MissingSignature,
-            format!("{name} is missing"),
-        )),
-        Lookup::Duplicate => Err(Rejection::new(
-            Reason::DuplicateHeader,
-            format!("{name} appears more than once"),
-        )),
-    }
-}
-
 fn malformed(what: &str) -> Rejection {
     Rejection::new(Reason::MalformedHeader, what.to_string())
 }
@@ -144,12 +131,12 @@ impl PayPal {
     /// Reads and checks every header: done before the body and any certificate fetch, so
     /// that a forgery costs no I/O unless it is in PayPal's exact format.
     fn read<'r>(&self, head: &'r RequestHead) -> Result<Transmission<'r>, Rejection> {
-        let signature = one(head, "paypal-transmission-sig")?;
-        let id = one(head, "paypal-transmission-id")?;
-        let time_text = one(head, "paypal-transmission-time")?;
-        let url = one(head, "paypal-cert-url")?;
-        let algorithm = one(head, "paypal-auth-algo")?;
-        if !is_uuid(id) {
+        let signature = required(head, "paypal-transmission-sig")?;
+        let id = required(head, "paypal-transmission-id")?;
+        let time_text = required(head, "paypal-transmission-time")?;
+        let url = required(head, "paypal-cert-url")?;
+        let algorithm = required(head, "paypal-auth-algo")?;
+        if !shaped(id, UUID) {
             return Err(malformed("paypal-transmission-id is not a lowercase UUID"));
         }
         let time = timestamp_of(time_text)?;
@@ -157,13 +144,9 @@ impl PayPal {
         if algorithm != b"SHA256withRSA" {
             return Err(malformed("paypal-auth-algo is not SHA256withRSA"));
         }
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(signature)
-            .ok()
-            .filter(|signature| (256..=1024).contains(&signature.len()))
-            .ok_or_else(|| {
-                malformed("paypal-transmission-sig is not base64 of an RSA signature")
-            })?;
+        let signature = remote_key::rsa_signature(signature).ok_or_else(|| {
+            malformed("paypal-transmission-sig is not base64 of an RSA signature")
+        })?;
         let fetch = self
             .source
             .locate(url)
@@ -182,34 +165,12 @@ impl PayPal {
 /// certificates.
 fn is_certificate_path(path: &str) -> bool {
     path.strip_prefix("/v1/notifications/certs/CERT-")
-        .is_some_and(|name| {
-            name.len() == 26
-                && name.bytes().enumerate().all(|(i, b)| match i {
-                    8 | 17 => b == b'-',
-                    _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-                })
-        })
-}
-
-fn is_uuid(text: &[u8]) -> bool {
-    text.len() == 36
-        && text.iter().enumerate().all(|(i, &b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-        })
+        .is_some_and(|name| shaped(name.as_bytes(), b"xxxxxxxx-xxxxxxxx-xxxxxxxx"))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, exactly as PayPal writes it.
 fn timestamp_of(text: &[u8]) -> Result<Stamp, Rejection> {
-    let shaped = text.len() == 20
-        && text.iter().enumerate().all(|(i, &b)| match i {
-            4 | 7 => b == b'-',
-            10 => b == b'T',
-            13 | 16 => b == b':',
-            19 => b == b'Z',
-            _ => b.is_ascii_digit(),
-        });
-    shaped
+    shaped(text, b"9999-99-99T99:99:99Z")
         .then(|| timestamp::parse_rfc3339_stamp(text))
         .flatten()
         .ok_or_else(|| malformed("paypal-transmission-time is not YYYY-MM-DDTHH:MM:SSZ"))

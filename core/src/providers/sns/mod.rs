@@ -15,6 +15,7 @@
 //! of its signed `SubscribeURL` through the route's cluster) and answers SNS, and the
 //! application never sees it.
 
+#[cfg(any(test, feature = "sign"))]
 use base64::Engine;
 use serde::Deserialize;
 
@@ -23,8 +24,8 @@ use crate::providers::entry::{Entry, Field, Problem, Settings};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
-    key_names, mismatch, AtHeaders, Body, Checks, Media, Prior, Provider, Reply, Signed, Time,
-    Verified,
+    key_names, mismatch, shaped, AtHeaders, Body, Checks, Media, Prior, Provider, Reply, Signed,
+    Time, Verified, UUID,
 };
 use crate::remote_key::{self, Fetch, RsaHash, Shape, Source};
 use crate::request::{Lookup, RequestHead};
@@ -202,7 +203,7 @@ impl Sns {
                 ))
             }
         }
-        if !is_uuid(&message.message_id) {
+        if !shaped(message.message_id.as_bytes(), UUID) {
             return Err(body_error("MessageId is not a lowercase UUID"));
         }
         // The signed string's only free field comes first: one holding a field boundary of
@@ -227,10 +228,7 @@ impl Sns {
             "2" => RsaHash::Sha256,
             _ => return Err(body_error("SignatureVersion is neither 1 nor 2")),
         };
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(signature)
-            .ok()
-            .filter(|signature| (256..=1024).contains(&signature.len()))
+        let signature = remote_key::rsa_signature(signature.as_bytes())
             .ok_or_else(|| body_error("Signature is not base64 of an RSA signature"))?;
         // SNS sends all three: an application may dispatch on them rather than the body.
         for (header, value) in [
@@ -274,12 +272,7 @@ impl Sns {
 fn is_certificate_path(path: &str) -> bool {
     path.strip_prefix("/SimpleNotificationService-")
         .and_then(|name| name.strip_suffix(".pem"))
-        .is_some_and(|hex| {
-            hex.len() == 32
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
+        .is_some_and(|hex| shaped(hex.as_bytes(), &[b'x'; 32]))
 }
 
 /// Whether an `sns.<label>.amazonaws.com[.cn]` host's label is a region's
@@ -310,27 +303,10 @@ fn body_error(what: &str) -> Rejection {
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, exactly as SNS writes it.
 fn timestamp_of(text: &str) -> Result<Stamp, Rejection> {
     let bytes = text.as_bytes();
-    let shaped = bytes.len() == 24
-        && bytes.iter().enumerate().all(|(i, &b)| match i {
-            4 | 7 => b == b'-',
-            10 => b == b'T',
-            13 | 16 => b == b':',
-            19 => b == b'.',
-            23 => b == b'Z',
-            _ => b.is_ascii_digit(),
-        });
-    shaped
+    shaped(bytes, b"9999-99-99T99:99:99.999Z")
         .then(|| timestamp::parse_rfc3339_stamp(bytes))
         .flatten()
         .ok_or_else(|| body_error("Timestamp is not SNS's YYYY-MM-DDTHH:MM:SS.mmmZ"))
-}
-
-fn is_uuid(text: &str) -> bool {
-    text.len() == 36
-        && text.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-        })
 }
 
 /// `arn:<partition>:sns:<region>:<12 digits>:<topic name>`.
