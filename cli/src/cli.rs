@@ -131,6 +131,12 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "JSON")]
     pub token: Option<String>,
 
+    /// google_pubsub: the audience the token is issued for, the route's jwt.audience
+    /// [default: the --url without its query, Pub/Sub's default]. Tokens are signed with
+    /// the demo's key, which only the demo's jwt_authn trusts.
+    #[arg(long, value_name = "AUDIENCE")]
+    pub audience: Option<String>,
+
     #[command(flatten)]
     pub common: Common,
 }

@@ -544,6 +544,7 @@ pub fn webhook(args: &WebhookArgs) -> Result<Request, Error> {
     signing.origin = origin.as_deref();
     signing.generic = args.generic.as_deref();
     signing.token = args.token.as_deref();
+    signing.audience = args.audience.as_deref();
     let body = match &args.body {
         Some(body) => body.clone().into_bytes(),
         None => (signer.example)(&signing),

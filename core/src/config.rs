@@ -123,6 +123,9 @@ struct RawRoute {
     /// Where signing certificates are fetched from (`scheme: sns` or `paypal` only).
     #[serde(default)]
     certificate: Option<crate::remote_key::Raw>,
+    /// The token an Envoy filter before this one verified (`scheme: google_pubsub` only).
+    #[serde(default)]
+    jwt: Option<crate::providers::google_pubsub::Raw>,
     /// The status of a refusal, by reason code, where the provider insists on another.
     #[serde(default)]
     refusal_status: BTreeMap<String, u16>,
@@ -490,6 +493,7 @@ fn compile_route(
         (Field::VerifyToken, raw.verify_token.is_some()),
         (Field::Token, raw.token.is_some()),
         (Field::Certificate, raw.certificate.is_some()),
+        (Field::Jwt, raw.jwt.is_some()),
     ];
     if let Some((unread, _)) = given.iter().find(|(f, set)| *set && !entry.reads(*f)) {
         return Err(error(at(unread.name()), registry::not_read(*unread)));
@@ -580,6 +584,7 @@ fn compile_route(
         verify_token,
         token: raw.token,
         certificate: raw.certificate,
+        jwt: raw.jwt,
         replay: replay.is_some(),
         answer_handshakes: raw.answer_handshakes,
     };

@@ -58,10 +58,23 @@ enum Source<'a> {
     Map(&'a HeaderMap),
 }
 
-/// The headers of one request, with the pseudo-headers the guard needs.
+/// The headers of one request, with the pseudo-headers the guard needs, and what filters
+/// before this one verified about it.
 #[derive(Clone, Copy)]
 pub struct RequestHead<'a> {
     source: Source<'a>,
+    attested: Option<&'a dyn Attested>,
+}
+
+/// What a filter before this one verified about the request and left in its dynamic
+/// metadata (Envoy's `jwt_authn`: a token's payload, only once its signature verified).
+/// Read only when a scheme asks, since each value costs a host call; a client cannot set
+/// it, as it can any header.
+pub trait Attested {
+    /// `metadata.filter_metadata[namespace][key][name]` as the host serialises it: a
+    /// string's bytes, a number's 8 bytes (`f64`, little-endian), a bool's one byte, a
+    /// list or map as pairs; `None` if there is none (or an empty string, or a null).
+    fn metadata(&self, namespace: &str, key: &str, name: &str) -> Option<Vec<u8>>;
 }
 
 /// What a header lookup found. Duplicates are reported, never silently resolved, because
@@ -77,13 +90,28 @@ impl<'a> RequestHead<'a> {
     pub fn new(headers: &'a [Header]) -> Self {
         RequestHead {
             source: Source::Owned(headers),
+            attested: None,
         }
     }
 
     pub fn from_map(map: &'a HeaderMap) -> Self {
         RequestHead {
             source: Source::Map(map),
+            attested: None,
         }
+    }
+
+    /// The same headers, with what earlier filters verified.
+    pub fn attested(self, attested: &'a dyn Attested) -> Self {
+        RequestHead {
+            attested: Some(attested),
+            ..self
+        }
+    }
+
+    /// See [`Attested::metadata`]; `None` where the host was not asked.
+    pub fn metadata(&self, namespace: &str, key: &str, name: &str) -> Option<Vec<u8>> {
+        self.attested?.metadata(namespace, key, name)
     }
 
     /// Every header as (name, value), in order.

@@ -12,7 +12,7 @@ use crate::host_calls::{count, HostCall};
 use callback_guard::guard::Downstream;
 use callback_guard::metrics::Kind;
 use callback_guard::net;
-use callback_guard::request::HeaderMap;
+use callback_guard::request::{Attested, HeaderMap};
 use callback_guard::store::{Callout, Link, Response};
 use callback_guard::timestamp::Stamp;
 
@@ -160,6 +160,19 @@ impl Downstream for Connection {
             Ok(Some(address)) => net::parse_socket_address(&address),
             _ => None,
         }
+    }
+}
+
+/// The request's dynamic metadata, as the filters before this one left it.
+pub struct Metadata;
+
+impl Attested for Metadata {
+    fn metadata(&self, namespace: &str, key: &str, name: &str) -> Option<Vec<u8>> {
+        count(HostCall::PropertyGet);
+        // A null is a serialisation failure, never a panic: nothing, as if absent.
+        hostcalls::get_property(vec!["metadata", "filter_metadata", namespace, key, name])
+            .ok()
+            .flatten()
     }
 }
 

@@ -32,7 +32,7 @@ use callback_guard::store::{
     self, Answer, FleetStore, OnError, Progress, Reserve, Response, RoundTrip, Share, StoreError,
 };
 use callback_guard::verdict::{Reason, Rejection};
-use host::Connection;
+use host::{Connection, Metadata};
 use lane::Lane;
 use outbox::{Job, Outbox};
 
@@ -559,7 +559,7 @@ impl HttpContext for GuardRequest {
         let Some(headers) = host::request_headers() else {
             return fail_closed("cannot read request headers");
         };
-        let head = RequestHead::from_map(&headers);
+        let head = RequestHead::from_map(&headers).attested(&Metadata);
         #[cfg(feature = "count-host-calls")]
         if head.first(":path") == Some(HOST_CALLS_PATH) {
             host::send_json(200, &crate::host_calls::totals_json());
@@ -718,7 +718,7 @@ impl GuardRequest {
         let Some(route) = plugin.policy.routes.get(route) else {
             return Action::Continue;
         };
-        let head = RequestHead::from_map(&headers);
+        let head = RequestHead::from_map(&headers).attested(&Metadata);
         let hashed = match hashing {
             Some(mut hashing) => match hashing.take_in(size) {
                 Ok(()) => Some(hashing.finish()),
@@ -813,7 +813,7 @@ impl GuardRequest {
             return;
         };
         let started = Instant::now();
-        let head = RequestHead::from_map(&headers);
+        let head = RequestHead::from_map(&headers).attested(&Metadata);
         let (status, answer) = host::call_response(num_headers, body_size);
         let (now, nanos) = host::clock();
         let action = match guard::keep_fetched(&fetch, status, &answer, now, &HostStore) {

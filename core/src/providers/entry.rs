@@ -114,10 +114,12 @@ pub enum Field {
     FreshnessRequire,
     /// Where signing certificates are fetched from (`sns`, `paypal`).
     Certificate,
+    /// The token `jwt_authn` verified, and what it must say (`google_pubsub`).
+    Jwt,
 }
 
 impl Field {
-    pub const ALL: [Field; 10] = [
+    pub const ALL: [Field; 11] = [
         Field::PublicOrigin,
         Field::ParentKeys,
         Field::PublicKeys,
@@ -128,6 +130,7 @@ impl Field {
         Field::Token,
         Field::FreshnessRequire,
         Field::Certificate,
+        Field::Jwt,
     ];
 
     /// The field's path under the route.
@@ -143,6 +146,7 @@ impl Field {
             Field::Token => "token",
             Field::FreshnessRequire => "freshness.require",
             Field::Certificate => "certificate",
+            Field::Jwt => "jwt",
         }
     }
 }
@@ -165,6 +169,8 @@ pub struct Settings {
     pub token: Option<token::Raw>,
     /// Where signing certificates come from.
     pub certificate: Option<crate::remote_key::Raw>,
+    /// What the token `jwt_authn` verified must say.
+    pub jwt: Option<crate::providers::google_pubsub::Raw>,
     /// Whether the route remembers deliveries (voice accepts other families without).
     pub replay: bool,
     pub answer_handshakes: bool,

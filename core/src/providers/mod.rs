@@ -44,6 +44,7 @@ pub mod endpoint_check;
 pub mod entry;
 pub mod generic;
 pub mod github;
+pub mod google_pubsub;
 pub mod mailgun;
 pub mod meta;
 pub mod paypal;

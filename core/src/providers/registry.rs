@@ -7,8 +7,8 @@
 
 use crate::providers::entry::{Entry, Field};
 use crate::providers::{
-    asymmetric, bitbucket, generic, github, mailgun, meta, paypal, presets, shopify, slack, sns,
-    standard_webhooks, stripe, token, twilio, vobiz,
+    asymmetric, bitbucket, generic, github, google_pubsub, mailgun, meta, paypal, presets, shopify,
+    slack, sns, standard_webhooks, stripe, token, twilio, vobiz,
 };
 
 /// Every scheme, in the order error messages list them.
@@ -34,6 +34,7 @@ pub const ALL: &[&Entry] = &[
     &mailgun::ENTRY,
     &sns::ENTRY,
     &paypal::ENTRY,
+    &google_pubsub::ENTRY,
     &presets::razorpay::ENTRY,
     &presets::paddle::ENTRY,
     &presets::square::ENTRY,
@@ -142,6 +143,9 @@ pub fn not_read(field: Field) -> String {
         Field::Certificate => {
             format!("applies only to scheme {or} (where its signing certificates are fetched)")
         }
+        Field::Jwt => {
+            format!("applies only to scheme {or} (what the token jwt_authn verified must say)")
+        }
         Field::ParentKeys | Field::Accept | Field::V3Construction => {
             format!("applies only to scheme {or}")
         }
@@ -215,6 +219,11 @@ mod tests {
                 "certificate",
                 serde_json::json!({"cluster": "c"}),
             ),
+            (
+                Field::Jwt,
+                "jwt",
+                serde_json::json!({"audience": "https://a.example/r/"}),
+            ),
         ];
         assert!(values.iter().map(|(field, ..)| *field).eq(Field::ALL));
         for entry in ALL {
@@ -222,6 +231,7 @@ mod tests {
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 Secret::Credentials => "user:s",
                 Secret::Base64 => "c2VjcmV0",
+                Secret::Identifier if entry.reads(Field::Jwt) => "push@p.iam.gserviceaccount.com",
                 Secret::Identifier => "WEBHOOK1",
                 Secret::Text | Secret::Generic => "s",
             };
@@ -255,6 +265,9 @@ mod tests {
                 }
                 if entry.reads(Field::Certificate) {
                     route["certificate"] = values[9].2.clone();
+                }
+                if entry.reads(Field::Jwt) {
+                    route["jwt"] = values[10].2.clone();
                 }
                 route[*name] = value.clone();
                 let document = serde_json::json!({"routes": [route]}).to_string();
@@ -325,6 +338,7 @@ mod tests {
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 Secret::Credentials => "route:secret",
                 Secret::Base64 => "cm91dGUtc2VjcmV0",
+                Secret::Identifier if entry.reads(Field::Jwt) => "push@p.iam.gserviceaccount.com",
                 Secret::Identifier => "4JH86294D6297924G",
                 // SNS's keys are its topics.
                 Secret::Text if entry.reads(Field::Certificate) => {
@@ -375,6 +389,10 @@ mod tests {
             if entry.reads(Field::Certificate) {
                 route["certificate"] = serde_json::json!({"cluster": "certificates"});
             }
+            // Pub/Sub's audience: by default the push endpoint's URL.
+            if entry.reads(Field::Jwt) {
+                route["jwt"] = serde_json::json!({"audience": "https://127.0.0.1:9/r/hook"});
+            }
             let document = serde_json::json!({"routes": [route]}).to_string();
             let policy = crate::config::parse(document.as_bytes(), &|_| None)
                 .unwrap_or_else(|e| panic!("{}: {e}", entry.scheme));
@@ -388,6 +406,9 @@ mod tests {
             let send = |out: &Outgoing| {
                 let head = out.head();
                 let head = RequestHead::new(&head);
+                // What jwt_authn would have verified of a bearer token.
+                let decoded = google_pubsub::testing::Decoded::of(&head, "payload");
+                let head = head.attested(&decoded);
                 let step = match guard::on_headers(&policy, &head, &Tls) {
                     Step::NeedBody(route) => guard::on_body(
                         route,

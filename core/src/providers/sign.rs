@@ -42,6 +42,9 @@ pub struct Signing<'a> {
     pub generic: Option<&'a str>,
     /// `static_token`, `basic_auth`: the route's `token` block, as JSON.
     pub token: Option<&'a str>,
+    /// `google_pubsub`: the audience the token is issued for (the route's `jwt.audience`);
+    /// `None`: the request URL without its query, Pub/Sub's default.
+    pub audience: Option<&'a str>,
 }
 
 /// The key as a route's configuration writes it.
@@ -76,6 +79,7 @@ impl<'a> Signing<'a> {
             origin: None,
             generic: None,
             token: None,
+            audience: None,
         }
     }
 

@@ -1,0 +1,402 @@
+//! Google Cloud Pub/Sub push: an OIDC token (RS256 under Google's rotating keys) in
+//! `Authorization`, which **Envoy's own `jwt_authn` filter verifies** before this one (it
+//! fetches and caches Google's JWKS); this scheme then reads the payload `jwt_authn` left
+//! in the request's dynamic metadata, which no client can set, and checks what Google says
+//! to check: the issuer, the audience, the service account (`email`, `email_verified`)
+//! and the token's times.
+//!
+//! | reads | identity | time | body | the fingerprint also binds |
+//! | --- | --- | --- | --- | --- |
+//! | `filter_metadata["envoy.filters.http.jwt_authn"][<jwt.metadata_key>]`: `iss` (`https://accounts.google.com` or `accounts.google.com`), `aud` (`jwt.audience`, exactly), `email` (a key), `email_verified` (true), `iat`, `exp` (`iat` + at most one hour) | the token's `iss`, `aud`, `email`, `iat`, `exp` and the body's `message.messageId` (digits) | `iat`, an hour and a minute by default (Google's tokens live an hour and are reused for many pushes) | a wrapped push message (a JSON object) | method, path, query, content type **and the body** |
+//!
+//! The route's keys are the service accounts the subscription pushes as (not secrets:
+//! names). **The token does not cover the body**: a token is reused for an hour of pushes,
+//! so whoever captures one can send any body under it until it expires. What the filter
+//! promises is that the request carries a token Google issued to this account for this
+//! audience, that it is fresh, and that each body is delivered once under it; not that
+//! the body is one Google sent. Pub/Sub retries a failed push with the same body (under
+//! the same token within its hour): a retry of a delivery the application did not take
+//! goes through, as any provider's retry does; a second body under a message id the token
+//! delivered already is `replay_tampered`.
+
+#[cfg(any(test, feature = "sign"))]
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::keys::Key;
+use crate::providers::entry::{Entry, Field, Problem, Secret, Settings};
+#[cfg(any(test, feature = "sign"))]
+use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
+use crate::providers::{
+    key_names, malformed, AtHeaders, Body, Checks, Media, Prior, Provider, Signed, Time, Verified,
+};
+use crate::request::RequestHead;
+use crate::timestamp::{Edges, Freshness, Stamp};
+use crate::verdict::{Reason, Rejection};
+
+pub const SCHEME: &str = "google_pubsub";
+
+/// Where `jwt_authn` leaves what it verified.
+pub const NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+
+/// `payload_in_metadata`'s key when the route says none: Istio's (1.21 and later).
+const DEFAULT_METADATA_KEY: &str = "payload";
+
+/// Google's issuer, and the legacy form its tokens may still carry.
+const ISSUERS: [&[u8]; 2] = [b"https://accounts.google.com", b"accounts.google.com"];
+
+/// Google's ID tokens expire an hour after they are issued.
+const LIFETIME_SECS: i64 = 3600;
+
+/// A token is reused for pushes until it expires: its lifetime, with the minute of clock
+/// skew `jwt_authn` allows by default either side.
+pub const WINDOW: Freshness = Freshness {
+    max_age_secs: 3660,
+    max_future_secs: 60,
+    required: true,
+    edges: Edges::Exact,
+};
+
+/// The longest claim accepted (service accounts' addresses are well under it).
+const MAX_CLAIM_BYTES: usize = 512;
+
+pub const ENTRY: Entry = signs!(
+    Entry::new(SCHEME, compile)
+        .reading(&[Field::Jwt])
+        .secret(Secret::Identifier),
+    SIGNER
+);
+
+/// The route's `jwt` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// The audience the subscription's token is issued for, exactly: by default Pub/Sub's
+    /// push endpoint URL.
+    audience: Option<String>,
+    /// `jwt_authn`'s `payload_in_metadata` for the provider that verifies these tokens.
+    metadata_key: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct PubSub {
+    /// The service accounts accepted: each key's identifier is one's address.
+    accounts: Vec<Key>,
+    audience: String,
+    metadata_key: String,
+}
+
+fn compile(settings: Settings) -> Result<Box<dyn Provider>, Problem> {
+    let raw = settings.jwt.unwrap_or_default();
+    let audience = raw
+        .audience
+        .filter(|audience| !audience.is_empty())
+        .ok_or_else(|| {
+            Problem::new(
+                "jwt.audience",
+                "is required for scheme google_pubsub: the audience the subscription's token is issued for (by default its push endpoint URL)",
+            )
+        })?;
+    if audience.len() > MAX_CLAIM_BYTES || !audience.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::new(
+            "jwt.audience",
+            format!("is not 1 to {MAX_CLAIM_BYTES} visible ASCII characters"),
+        ));
+    }
+    let metadata_key = raw
+        .metadata_key
+        .unwrap_or_else(|| DEFAULT_METADATA_KEY.to_string());
+    if metadata_key.is_empty() || !metadata_key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::new(
+            "jwt.metadata_key",
+            "is not jwt_authn's payload_in_metadata (visible ASCII)",
+        ));
+    }
+    for (i, key) in settings.keys.iter().enumerate() {
+        if !is_account(key.identifier().unwrap_or_default()) {
+            return Err(Problem::new(
+                format!("keys[{i}]"),
+                "is not a service account's address in lowercase (as push@my-project.iam.gserviceaccount.com)",
+            ));
+        }
+    }
+    // The body is not signed at all: the replay memory is what keeps each body to one
+    // delivery under a token.
+    if !settings.replay {
+        return Err(Problem::new(
+            "replay.enabled",
+            "must stay true for scheme google_pubsub: the token does not cover the body, and the replay memory is what keeps a captured token from delivering a body twice",
+        ));
+    }
+    Ok(Box::new(PubSub {
+        accounts: settings.keys,
+        audience,
+        metadata_key,
+    }))
+}
+
+/// `local@domain`, lowercase, as Google writes service accounts' addresses.
+fn is_account(text: &str) -> bool {
+    let allowed = |part: &str, extra: &[u8]| {
+        !part.is_empty()
+            && part.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b"-.".contains(&b)
+                    || extra.contains(&b)
+            })
+    };
+    text.len() <= MAX_CLAIM_BYTES
+        && text
+            .split_once('@')
+            .is_some_and(|(local, domain)| allowed(local, b"_+") && allowed(domain, b""))
+}
+
+/// The verified token's claims this scheme reads.
+struct Token {
+    iss: Vec<u8>,
+    aud: Vec<u8>,
+    email: Vec<u8>,
+    iat: i64,
+    exp: i64,
+}
+
+impl Token {
+    /// What the replay memory knows a delivery by: the token's claims and the message's
+    /// id under them (the fingerprint binds the rest of the body): a retry is the same
+    /// delivery, and another body under a captured token's message id is tampering.
+    fn identity(&self, body: &[u8]) -> Result<Signed, Rejection> {
+        let id = message_id(body)?;
+        let (iat, exp) = (self.iat.to_string(), self.exp.to_string());
+        Ok(Signed::over(
+            SCHEME,
+            &[
+                &self.iss,
+                &self.aud,
+                &self.email,
+                iat.as_bytes(),
+                exp.as_bytes(),
+                id.as_bytes(),
+            ],
+            body,
+        ))
+    }
+}
+
+/// A wrapped push message's `message.messageId`: 1 to 64 digits, as Pub/Sub writes them.
+fn message_id(body: &[u8]) -> Result<String, Rejection> {
+    #[derive(Deserialize)]
+    struct Push {
+        message: Message,
+    }
+    #[derive(Deserialize)]
+    struct Message {
+        #[serde(rename = "messageId")]
+        message_id: String,
+    }
+    let refused = || {
+        Rejection::new(
+            Reason::MalformedBody,
+            "body is not a wrapped push message with a message.messageId of digits",
+        )
+    };
+    let push: Push = serde_json::from_slice(body).map_err(|_| refused())?;
+    let id = push.message.message_id;
+    let digits = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit());
+    digits.then_some(id).ok_or_else(refused)
+}
+
+fn claim_refused(name: &str, what: &str) -> Rejection {
+    Rejection::new(
+        Reason::SignatureMismatch,
+        format!("the token's {name} {what}"),
+    )
+}
+
+impl PubSub {
+    /// One claim of the payload `jwt_authn` verified, at most [`MAX_CLAIM_BYTES`].
+    fn claim(&self, head: &RequestHead, name: &str) -> Result<Vec<u8>, Rejection> {
+        let value = head
+            .metadata(NAMESPACE, &self.metadata_key, name)
+            .ok_or_else(|| malformed(format!("the token has no {name}")))?;
+        if value.len() > MAX_CLAIM_BYTES {
+            return Err(malformed(format!("the token's {name} is too long")));
+        }
+        Ok(value)
+    }
+
+    /// A numeric claim as whole unix seconds (a JSON number is a double in the payload).
+    fn seconds(&self, head: &RequestHead, name: &str) -> Result<i64, Rejection> {
+        let value = self.claim(head, name)?;
+        let number = <[u8; 8]>::try_from(value.as_slice())
+            .map(f64::from_le_bytes)
+            .ok()
+            .filter(|n| n.fract() == 0.0 && (0.0..1e12).contains(n))
+            .ok_or_else(|| malformed(format!("the token's {name} is not unix seconds")))?;
+        Ok(number as i64)
+    }
+
+    /// The account whose verified token the request carries, and the token; refused unless
+    /// `jwt_authn` verified one and it says what Google's tokens for this route say.
+    fn read(&self, head: &RequestHead) -> Result<(&Key, Token), Rejection> {
+        // Present only once jwt_authn verified the token's signature.
+        if head
+            .metadata(NAMESPACE, &self.metadata_key, "iss")
+            .is_none()
+        {
+            return Err(Rejection::new(
+                Reason::MissingSignature,
+                format!(
+                    "no token verified by jwt_authn (no {NAMESPACE} metadata {}): Authorization is missing, or jwt_authn does not run before this filter on this route",
+                    self.metadata_key
+                ),
+            ));
+        }
+        let iss = self.claim(head, "iss")?;
+        if !ISSUERS.contains(&iss.as_slice()) {
+            return Err(claim_refused("iss", "is not Google's"));
+        }
+        let aud = self.claim(head, "aud")?;
+        if aud != self.audience.as_bytes() {
+            return Err(claim_refused("aud", "is not this route's jwt.audience"));
+        }
+        let email = self.claim(head, "email")?;
+        let account = self
+            .accounts
+            .iter()
+            .find(|key| key.identifier().map(str::as_bytes) == Some(email.as_slice()))
+            .ok_or_else(|| claim_refused("email", "is not one of the route's service accounts"))?;
+        if self.claim(head, "email_verified")? != [1] {
+            return Err(claim_refused("email_verified", "is not true"));
+        }
+        let (iat, exp) = (self.seconds(head, "iat")?, self.seconds(head, "exp")?);
+        if exp <= iat || exp - iat > LIFETIME_SECS {
+            return Err(malformed(
+                "the token's exp is not within an hour after its iat, as Google's are",
+            ));
+        }
+        let token = Token {
+            iss,
+            aud,
+            email,
+            iat,
+            exp,
+        };
+        Ok((account, token))
+    }
+}
+
+impl Provider for PubSub {
+    fn time(&self) -> Time {
+        Time::Signed(WINDOW)
+    }
+
+    fn at_headers(&self, head: &RequestHead, _checks: &Checks) -> Result<AtHeaders<'_>, Rejection> {
+        let (account, _) = self.read(head)?;
+        Ok(AtHeaders::Verified {
+            scheme: SCHEME,
+            key: &account.name,
+        })
+    }
+
+    fn at_body<'p>(
+        &'p self,
+        head: &RequestHead,
+        body: &Body,
+        _checks: &Checks,
+    ) -> Result<Verified<'p>, Rejection> {
+        // The claims again (jwt_authn verified them already): the identity needs them.
+        let (account, token) = self.read(head)?;
+        if let Some(Prior::Verified(_, name)) = body.prior {
+            debug_assert_eq!(name, account.name);
+        }
+        Ok(Verified {
+            scheme: SCHEME,
+            key: &account.name,
+            signed: token.identity(body.bytes)?,
+            time: Some(Stamp::secs(token.iat)),
+        })
+    }
+
+    fn schemes(&self) -> Vec<(&'static str, Vec<&str>)> {
+        vec![(SCHEME, key_names(&self.accounts))]
+    }
+
+    fn media(&self) -> Media {
+        Media::JSON_OBJECT
+    }
+}
+
+#[cfg(any(test, feature = "sign"))]
+pub const SIGNER: Signer = Signer { sign, example };
+
+/// The demo's token-signing key, and its JWKS (what the demo's `jwt_authn` trusts in place
+/// of Google's): the simulator pushes as Pub/Sub with it.
+#[cfg(any(test, feature = "sign"))]
+const DEMO_KEY: &str = include_str!("demo-key.pem");
+#[cfg(any(test, feature = "sign"))]
+pub const DEMO_JWKS: &str = include_str!("demo-jwks.json");
+#[cfg(any(test, feature = "sign"))]
+const DEMO_KEY_ID: &str = "callback-guard-demo";
+
+/// A push message, wrapped as Pub/Sub wraps it.
+#[cfg(any(test, feature = "sign"))]
+fn example(signing: &Signing) -> Vec<u8> {
+    let id = crate::providers::sign::digits(&signing.random, 16);
+    let (date, time) = crate::providers::sign::civil(signing.now);
+    let data = crate::providers::sign::base64(r#"{"order":42,"note":"café"}"#.as_bytes());
+    serde_json::json!({"message": {"attributes": {"kind": "order"}, "data": data,
+        "messageId": id, "message_id": id,
+        "publishTime": format!("{date}T{time}.000Z"), "publish_time": format!("{date}T{time}.000Z")},
+        "subscription": "projects/callback-guard-demo/subscriptions/orders"})
+    .to_string()
+    .into_bytes()
+}
+
+/// What Pub/Sub sends: a token for the route's audience (by default the request's URL,
+/// as Pub/Sub's) issued to the key's service account, signed with the demo's key, issued at the signing time.
+#[cfg(any(test, feature = "sign"))]
+fn sign(signing: &Signing, out: &mut Outgoing) -> Result<(), String> {
+    let KeyMaterial::Secret(account) = signing.key else {
+        return Err("google_pubsub: the key is the service account, not a private key".into());
+    };
+    let audience = match signing.audience {
+        Some(audience) => audience.to_string(),
+        None => out.url.split('?').next().unwrap_or_default().to_string(),
+    };
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = serde_json::json!({"alg": "RS256", "kid": DEMO_KEY_ID, "typ": "JWT"});
+    let payload = serde_json::json!({"aud": audience, "azp": "113774264463038321964",
+        "email": account, "email_verified": true, "exp": signing.now + LIFETIME_SECS,
+        "iat": signing.now, "iss": "https://accounts.google.com", "sub": "113774264463038321964"});
+    let signed = format!(
+        "{}.{}",
+        encode(header.to_string().as_bytes()),
+        encode(payload.to_string().as_bytes())
+    );
+    let signature = crate::providers::sign::rsa_sign(
+        DEMO_KEY,
+        crate::remote_key::RsaHash::Sha256,
+        signed.as_bytes(),
+    )?;
+    let token = format!("{signed}.{}", encode(&signature));
+    out.set("content-type", "application/json", Role::Plain);
+    out.set(
+        "authorization",
+        format!("Bearer {token}"),
+        Role::Signature {
+            at: "Bearer ".len() + signed.len() + 1,
+        },
+    );
+    out.signed.push(Covered {
+        what: "token",
+        parent: false,
+        message: signed.into_bytes(),
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
