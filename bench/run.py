@@ -124,7 +124,10 @@ def envoy(upstream_port, wasm=None, plugin=None, port=None, clusters=()):
     listener["address"]["socket_address"]["port_value"] = port
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
     manager.pop("access_log", None)
-    guard, router = manager["http_filters"]
+    # callback_guard and the router only: the shipped jwt_authn serves the Pub/Sub route.
+    filters = {f["name"]: f for f in manager["http_filters"]}
+    guard, router = filters["callback_guard"], filters["envoy.filters.http.router"]
+    manager["http_filters"] = [guard, router]
     if wasm is None:
         manager["http_filters"] = [router]
     else:

@@ -9,8 +9,9 @@ application.
 
 With --certificates DIR it also serves, on --certificates-port (plain HTTP, or HTTPS with
 --certificates-tls CERT KEY), GET /<name>.pem and /v1/notifications/certs/<name> from the
-files in DIR: the demo's stand-in for SNS's and PayPal's certificate hosts, reached only
-through Envoy's sns_certificates and paypal_certificates clusters, and answers SNS's
+files in DIR, and GET /oauth2/v3/certs from DIR/jwks.json: the demo's stand-in for SNS's and
+PayPal's certificate hosts and Google's token keys, reached only through Envoy's
+sns_certificates, paypal_certificates and google_jwks clusters, and answers SNS's
 GET /?Action=ConfirmSubscription&... as SNS does. Each fetch is recorded to
 <record>.certificates.
 """
@@ -100,7 +101,7 @@ class Echo(BaseHTTPRequestHandler):
 
 class Certificates(BaseHTTPRequestHandler):
     """GET /<name>.pem (SNS's) or /v1/notifications/certs/CERT-... (PayPal's): the file of
-    that name in `directory`, else 404."""
+    that name in `directory`; /oauth2/v3/certs (Google's JWKS): its jwks.json; else 404."""
 
     protocol_version = "HTTP/1.1"
     directory = None
@@ -114,12 +115,15 @@ class Certificates(BaseHTTPRequestHandler):
                 f.write(json.dumps(seen) + "\n")
         if self.path.startswith("/?Action=ConfirmSubscription&"):
             return self.confirm()
-        named = re.fullmatch(r"/([A-Za-z0-9_-]+\.pem)|/v1/notifications/certs/(CERT-[0-9a-f-]+)", self.path)
-        file = Path(self.directory) / (named[1] or named[2]) if named else None
+        if self.path == "/oauth2/v3/certs":  # Google's token-signing keys
+            file, kind = Path(self.directory) / "jwks.json", "application/json"
+        else:
+            named = re.fullmatch(r"/([A-Za-z0-9_-]+\.pem)|/v1/notifications/certs/(CERT-[0-9a-f-]+)", self.path)
+            file, kind = (Path(self.directory) / (named[1] or named[2]) if named else None), "application/x-pem-file"
         found = file is not None and file.is_file()
         body = file.read_bytes() if found else b"no such certificate\n"
         self.send_response(200 if found else 404)
-        self.send_header("content-type", "application/x-pem-file" if found else "text/plain")
+        self.send_header("content-type", kind if found else "text/plain")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

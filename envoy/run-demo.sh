@@ -80,6 +80,7 @@ export GITLAB_WEBHOOK_TOKEN="${GITLAB_WEBHOOK_TOKEN:-demo-gitlab-token}"
 export TELEGRAM_SECRET_TOKEN="${TELEGRAM_SECRET_TOKEN:-demo-telegram-secret_token}"
 export SNS_TOPIC_ARN="${SNS_TOPIC_ARN:-arn:aws:sns:us-east-1:123456789012:callback-guard-demo}"
 export PAYPAL_WEBHOOK_ID="${PAYPAL_WEBHOOK_ID:-0DEMO0WEBHOOK0ID0}"
+export PUBSUB_SERVICE_ACCOUNT="${PUBSUB_SERVICE_ACCOUNT:-push@callback-guard-demo.iam.gserviceaccount.com}"
 export OKTA_EVENT_HOOK_SECRET="${OKTA_EVENT_HOOK_SECRET:-demo-okta-hook-secret}"
 export STATIC_WEBHOOK_TOKEN="${STATIC_WEBHOOK_TOKEN:-demo-static-token}"
 export BASIC_AUTH_CREDENTIALS="${BASIC_AUTH_CREDENTIALS:-demo:basic-password}"
@@ -93,12 +94,14 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
   -keyout "$run/tls/key.pem" -out "$run/tls/cert.pem" 2>/dev/null
 
-# SNS's and PayPal's signing certificates, as the demo's sns_certificates and
-# paypal_certificates clusters serve them (127.0.0.1:8082).
+# SNS's and PayPal's signing certificates and the key of the tokens the simulator pushes
+# as Pub/Sub, as the demo's sns_certificates, paypal_certificates and google_jwks clusters
+# serve them (127.0.0.1:8082).
 mkdir -p "$run/certificates"
 cp core/src/providers/sns/demo-certificate.pem \
   "$run/certificates/SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem"
 cp core/src/providers/paypal/demo-certificate.pem "$run/certificates/CERT-00000000-00000000-0000de30"
+cp core/src/providers/google_pubsub/demo-jwks.json "$run/certificates/jwks.json"
 
 "$venv/bin/python" envoy/demo_upstream.py --port 8081 \
   --certificates "$run/certificates" --certificates-port 8082 &
@@ -114,8 +117,8 @@ echo "  /twitter/, /box/, /docusign/, /worldline/, /typeform/, /sentry/, /buildk
 echo "  /frameio/, /heroku/, /launch-darkly/, /terraform/, /webex/, /tiktok/, /mailchimp/, /modern-treasury/,"
 echo "  /mongodb/, /orb/, /pinwheel/, /pusher/, /sonatype/, /alchemy/, /autodesk/, /aftership/, /castle/,"
 echo "  /chargify/, /clearbit/, /jira/, /microsoft-teams/, /signal-sciences/, /trendmicro-conformity/, /go1/,"
-echo "  /bolt/, /brex/, /coinbase/, /calendly/, /gitlab/, /telegram/, /sns/, /paypal/, /okta/, /token/,"
-echo "  /basic/ (Ctrl-C stops)"
+echo "  /bolt/, /brex/, /coinbase/, /calendly/, /gitlab/, /telegram/, /sns/, /paypal/, /pubsub/, /okta/,"
+echo "  /token/, /basic/ (Ctrl-C stops)"
 # END generated (banner)
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info

@@ -43,6 +43,7 @@ SNS_DEMO_FILE = "SimpleNotificationService-3011a86d709cb093a778a7e29ababe5d.pem"
 # The same for PayPal's demo signer (served at /v1/notifications/certs/<file>).
 PAYPAL_DEMO_CERTIFICATE = ROOT / "core/src/providers/paypal/demo-certificate.pem"
 PAYPAL_DEMO_FILE = "CERT-00000000-00000000-0000de30"
+PUBSUB_DEMO_JWKS = ROOT / "core/src/providers/google_pubsub/demo-jwks.json"
 
 
 def free_port():
@@ -90,7 +91,8 @@ def production_cluster(name, port, ca):
 
 class Upstream:
     """envoy/demo_upstream.py, recording every request it receives, and serving SNS's and
-    PayPal's demo certificates (and whatever a test adds to `certificates`) on `certificates_port`, over
+    PayPal's demo certificates and the demo's JWKS for Pub/Sub's tokens (and whatever a test
+    adds to `certificates`) on `certificates_port`, over
     TLS with `certificates_tls` (a certificate and key), recording every fetch."""
 
     def __init__(self, workdir: Path, certificates_tls=None):
@@ -101,6 +103,7 @@ class Upstream:
         self.certificates.mkdir()
         shutil.copy(SNS_DEMO_CERTIFICATE, self.certificates / SNS_DEMO_FILE)
         shutil.copy(PAYPAL_DEMO_CERTIFICATE, self.certificates / PAYPAL_DEMO_FILE)
+        shutil.copy(PUBSUB_DEMO_JWKS, self.certificates / "jwks.json")
         tls = ["--certificates-tls", *map(str, certificates_tls)] if certificates_tls else []
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "python"), str(ROOT / "envoy/demo_upstream.py"),
@@ -136,7 +139,7 @@ def shipped_plugin_config():
     """The plugin configuration in envoy/envoy.yaml."""
     config = yaml.safe_load((ROOT / "envoy/envoy.yaml").read_text())
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    wasm = manager["typed_config"]["http_filters"][0]["typed_config"]["config"]
+    wasm = guard_filter(manager["typed_config"])["typed_config"]["config"]
     return json.loads(wasm["configuration"]["value"])
 
 
@@ -191,7 +194,8 @@ class Envoy:
             wasm["configuration"]["value"] = json.dumps(plugin)
         shipped = config["static_resources"]["clusters"]
         ports = {"demo_upstream": upstream.port, "sns_certificates": upstream.certificates_port,
-                 "paypal_certificates": upstream.certificates_port}
+                 "paypal_certificates": upstream.certificates_port,
+                 "google_jwks": upstream.certificates_port}
         assert {c["name"] for c in shipped} == set(ports), "a shipped cluster this harness does not place"
         for cluster in shipped:
             port = ports[cluster["name"]]

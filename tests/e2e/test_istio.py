@@ -201,7 +201,8 @@ def test_the_wasmplugin_fits_an_istio_ingress_gateway():
     assert spec["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
     assert spec["url"].startswith("oci://")
     assert spec["pluginName"] == "callback_guard"
-    assert spec["phase"] == "AUTHN"
+    # After jwt_authn, whose verified Pub/Sub payload the google-pubsub route reads.
+    assert spec["phase"] == "AUTHZ"
     assert spec["failStrategy"] == "FAIL_RELOAD"
     # Gateway listeners are CLIENT in Istio; SERVER would never match them
     # (pilot/pkg/model/extensions.go workloadModeForListenerClass).
@@ -253,6 +254,8 @@ def test_both_variants_protect_the_shipped_routes_at_the_public_origin():
             route["public_origin"] = ORIGIN
         if "certificate" in route:
             route["certificate"] = dict(route["certificate"], cluster=clusters[route["scheme"]])
+        if "jwt" in route:  # Pub/Sub's audience: the push endpoint at the public origin
+            route["jwt"] = dict(route["jwt"], audience=f"{ORIGIN}/pubsub/push")
         expected.append(route)
     from_wasmplugin = manifest("wasmplugin.yaml")["spec"]["pluginConfig"]
     from_envoyfilter = plugin_json(envoyfilter_wasm_config(manifest("envoyfilter.yaml")))
@@ -279,6 +282,26 @@ def test_the_egress_makes_the_cluster_the_route_names_and_checks_its_tls(scheme)
     assert level["port"] == {"number": port["number"]}
     assert level["tls"] == {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host]}
     assert entry["metadata"]["namespace"] == rule["metadata"]["namespace"] == "istio-system"
+
+
+def test_the_request_authentication_verifies_what_the_pubsub_route_reads():
+    """Istio's jwt_authn for the google-pubsub route: Google's keys and both forms of its
+    issuer, the route's audience, on the gateway the plugin runs on, before it (phase
+    AUTHZ): the payload it leaves is the one the route reads (Istio's key, `payload`)."""
+    [authn] = documents("pubsub-requestauthentication.yaml")
+    plugin = manifest("wasmplugin.yaml")
+    [route] = [r for r in plugin["spec"]["pluginConfig"]["routes"] if r.get("scheme") == "google_pubsub"]
+    assert authn["kind"] == "RequestAuthentication" and authn["apiVersion"] == "security.istio.io/v1"
+    assert authn["metadata"]["namespace"] == plugin["metadata"]["namespace"]
+    assert authn["spec"]["selector"] == plugin["spec"]["selector"]
+    rules = authn["spec"]["jwtRules"]
+    assert [r["issuer"] for r in rules] == ["https://accounts.google.com", "accounts.google.com"]
+    for rule in rules:
+        assert rule["jwksUri"] == "https://www.googleapis.com/oauth2/v3/certs"
+        assert rule["audiences"] == [route["jwt"]["audience"]]
+        assert rule["forwardOriginalToken"] is False
+    assert "metadata_key" not in route["jwt"]  # Istio 1.21+'s key, the route's default
+    assert plugin["spec"]["phase"] == "AUTHZ"
 
 
 def test_the_tokens_reach_the_vm_from_the_secret_and_nowhere_else():
