@@ -300,6 +300,7 @@ def test_the_request_authentication_verifies_what_the_pubsub_route_reads():
         assert rule["jwksUri"] == "https://www.googleapis.com/oauth2/v3/certs"
         assert rule["audiences"] == [route["jwt"]["audience"]]
         assert rule["forwardOriginalToken"] is False
+        assert rule["fromHeaders"] == [{"name": "Authorization", "prefix": "Bearer "}]
     assert "metadata_key" not in route["jwt"]  # Istio 1.21+'s key, the route's default
     assert plugin["spec"]["phase"] == "AUTHZ"
 

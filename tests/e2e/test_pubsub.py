@@ -229,6 +229,18 @@ def test_what_the_route_refuses_of_a_verified_token_never_reaches_the_app(own, w
     assert_never_delivered(upstream, test_id, envoy=envoy)
 
 
+def test_a_token_in_the_query_is_not_taken(own):
+    """Only Authorization carries the token: ?access_token= (which jwt_authn takes by
+    default and cannot strip) is no token at all, and never reaches the application."""
+    upstream, envoy = own
+    push = Push()
+    query = copy.copy(push.with_token(None))
+    query.path = f"{push.path}?access_token={push.token}"
+    test_id, response = send(envoy, query)
+    assert response.status_code == 401 and reason(response) is None, response.text
+    assert_never_delivered(upstream, test_id, envoy=envoy)
+
+
 def test_without_jwt_authn_in_front_a_genuine_token_is_refused(tmp_path, cert):
     """The route trusts only what jwt_authn verified: with the filter missing from the
     chain (a misconfiguration), a genuine push is refused, never passed unverified."""
@@ -267,6 +279,8 @@ def test_the_shipped_jwt_authn_verifies_what_the_route_reads():
             assert provider["remote_jwks"]["http_uri"]["uri"] == f"https://{JWKS_HOST}{JWKS_PATH}"
             assert provider["remote_jwks"]["http_uri"]["cluster"] == "google_jwks"
             assert not provider.get("forward", False)
+            # Authorization only: a token jwt_authn takes from ?access_token= stays in the path.
+            assert provider["from_headers"] == [{"name": "Authorization", "value_prefix": "Bearer "}]
         [rule] = authn["rules"]
         assert rule["match"] == {"prefix": route["path_prefix"]}
         required = rule["requires"]["requires_any"]["requirements"]

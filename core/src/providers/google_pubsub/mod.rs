@@ -7,17 +7,19 @@
 //!
 //! | reads | identity | time | body | the fingerprint also binds |
 //! | --- | --- | --- | --- | --- |
-//! | `filter_metadata["envoy.filters.http.jwt_authn"][<jwt.metadata_key>]`: `iss` (`https://accounts.google.com` or `accounts.google.com`), `aud` (`jwt.audience`, exactly), `email` (a key), `email_verified` (true), `iat`, `exp` (`iat` + at most one hour) | the token's `iss`, `aud`, `email`, `iat`, `exp` and the body's `message.messageId` (digits) | `iat`, an hour and a minute by default (Google's tokens live an hour and are reused for many pushes) | a wrapped push message (a JSON object) | method, path, query, content type **and the body** |
+//! | `filter_metadata["envoy.filters.http.jwt_authn"][<jwt.metadata_key>]`: `iss` (`https://accounts.google.com` or `accounts.google.com`), `aud` (`jwt.audience`, exactly), `email` (a key), `email_verified` (true), `iat`, `exp` (`iat` + at most one hour) | the token's `iss`, `aud`, `email`, `iat`, `exp` and the body's `subscription` and `message.messageId` (digits) | `iat`, an hour and a minute by default (Google's tokens live an hour and are reused for many pushes) | a wrapped push message (a JSON object) | method, path, query, content type **and the body** |
 //!
 //! The route's keys are the service accounts the subscription pushes as (not secrets:
 //! names). **The token does not cover the body**: a token is reused for an hour of pushes,
 //! so whoever captures one can send any body under it until it expires. What the filter
 //! promises is that the request carries a token Google issued to this account for this
 //! audience, that it is fresh, and that each body is delivered once under it; not that
-//! the body is one Google sent. Pub/Sub retries a failed push with the same body (under
-//! the same token within its hour): a retry of a delivery the application did not take
-//! goes through, as any provider's retry does; a second body under a message id the token
-//! delivered already is `replay_tampered`.
+//! the body is one Google sent (and such a holder can take likely next message ids first
+//! under that token, so that the genuine pushes with them wait for Google's next token).
+//! Pub/Sub retries a failed push with the same body (under the same token within its
+//! hour): a retry of a delivery the application did not take goes through, as any
+//! provider's retry does; a second body under a message id the token delivered already is
+//! `replay_tampered`.
 
 #[cfg(any(test, feature = "sign"))]
 use base64::Engine;
@@ -162,11 +164,12 @@ struct Token {
 }
 
 impl Token {
-    /// What the replay memory knows a delivery by: the token's claims and the message's
-    /// id under them (the fingerprint binds the rest of the body): a retry is the same
-    /// delivery, and another body under a captured token's message id is tampering.
+    /// What the replay memory knows a delivery by: the token's claims, the subscription
+    /// and the message's id under them (the fingerprint binds the rest of the body): a retry
+    /// is the same delivery, another body under a captured token's message id is tampering,
+    /// and one message pushed by two subscriptions of its topic is two deliveries.
     fn identity(&self, body: &[u8]) -> Result<Signed, Rejection> {
-        let id = message_id(body)?;
+        let push = Push::of(body)?;
         let (iat, exp) = (self.iat.to_string(), self.exp.to_string());
         Ok(Signed::over(
             SCHEME,
@@ -176,34 +179,175 @@ impl Token {
                 &self.email,
                 iat.as_bytes(),
                 exp.as_bytes(),
-                id.as_bytes(),
+                push.subscription.as_bytes(),
+                push.message_id.as_bytes(),
             ],
             body,
         ))
     }
 }
 
-/// A wrapped push message's `message.messageId`: 1 to 64 digits, as Pub/Sub writes them.
-fn message_id(body: &[u8]) -> Result<String, Rejection> {
-    #[derive(Deserialize)]
-    struct Push {
-        message: Message,
+impl Push {
+    /// A wrapped push message's `subscription` (`projects/<project>/subscriptions/<name>`)
+    /// and `message.messageId` (1 to 64 digits without a leading zero, as Pub/Sub writes
+    /// them), read so that no application's parser can read others: no member twice,
+    /// `message_id` (Pub/Sub sends both) the same id, and no other member an application
+    /// could take for one of them (`MessageId`, `message-id`, Go's `meſſageId`: the names
+    /// case-insensitive decoders match).
+    fn of(body: &[u8]) -> Result<Push, Rejection> {
+        serde_json::from_slice(body).map_err(|e| {
+            let what = if e.is_data() {
+                e.to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                "is not JSON".to_string()
+            };
+            Rejection::new(
+                Reason::MalformedBody,
+                format!("body is not a wrapped push message: {what}"),
+            )
+        })
     }
-    #[derive(Deserialize)]
-    struct Message {
-        #[serde(rename = "messageId")]
-        message_id: String,
-    }
-    let refused = || {
-        Rejection::new(
-            Reason::MalformedBody,
-            "body is not a wrapped push message with a message.messageId of digits",
-        )
+}
+
+/// `projects/<project>/subscriptions/<name>`, as Pub/Sub names a subscription.
+fn is_subscription(name: &str) -> bool {
+    let mut parts = name.split('/');
+    let named = |part: Option<&str>| {
+        part.is_some_and(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%+:".contains(&b))
+        })
     };
-    let push: Push = serde_json::from_slice(body).map_err(|_| refused())?;
-    let id = push.message.message_id;
-    let digits = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit());
-    digits.then_some(id).ok_or_else(refused)
+    name.len() <= MAX_CLAIM_BYTES
+        && parts.next() == Some("projects")
+        && named(parts.next())
+        && parts.next() == Some("subscriptions")
+        && named(parts.next())
+        && parts.next().is_none()
+}
+
+/// A member name as a case-insensitive decoder compares it: folded, without `_` or `-`.
+fn folded(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .map(|c| match c {
+            '\u{17f}' => 's',
+            '\u{212a}' => 'k',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The push's subscription and message id (see [`Push::of`]).
+struct Push {
+    subscription: String,
+    message_id: String,
+}
+
+/// Its `message` (see [`message_id`]).
+struct Message(String);
+
+impl<'de> Deserialize<'de> for Push {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Push;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Push, A::Error> {
+                use serde::de::Error;
+                let (mut message, mut subscription) = (None, None);
+                while let Some(name) = map.next_key::<String>()? {
+                    match name.as_str() {
+                        "message" if message.is_none() => {
+                            message = Some(map.next_value::<Message>()?.0)
+                        }
+                        "subscription" if subscription.is_none() => {
+                            subscription = Some(map.next_value::<String>()?)
+                        }
+                        _ if matches!(folded(&name).as_str(), "message" | "subscription") => {
+                            return Err(A::Error::custom(
+                                "a second member named like message or subscription",
+                            ))
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let message = message.ok_or_else(|| A::Error::custom("no message"))?;
+                let subscription = subscription
+                    .filter(|name| is_subscription(name))
+                    .ok_or_else(|| {
+                        A::Error::custom("no subscription projects/<project>/subscriptions/<name>")
+                    })?;
+                Ok(Push {
+                    message_id: message,
+                    subscription,
+                })
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Message;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Message, A::Error> {
+                use serde::de::Error;
+                let (mut id, mut snake) = (None, None);
+                while let Some(name) = map.next_key::<String>()? {
+                    match name.as_str() {
+                        "messageId" if id.is_none() => id = Some(map.next_value::<String>()?),
+                        "message_id" if snake.is_none() => {
+                            snake = Some(map.next_value::<String>()?)
+                        }
+                        _ if folded(&name) == "messageid" => {
+                            return Err(A::Error::custom(
+                                "a second member named like message.messageId",
+                            ))
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let id = id.ok_or_else(|| A::Error::custom("no message.messageId"))?;
+                let digits = (1..=64).contains(&id.len())
+                    && id.bytes().all(|b| b.is_ascii_digit())
+                    && (id == "0" || !id.starts_with('0'));
+                if !digits {
+                    return Err(A::Error::custom(
+                        "message.messageId is not 1 to 64 digits without a leading zero",
+                    ));
+                }
+                if snake.is_some_and(|snake| snake != id) {
+                    return Err(A::Error::custom(
+                        "message.message_id is not message.messageId",
+                    ));
+                }
+                Ok(Message(id))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 fn claim_refused(name: &str, what: &str) -> Rejection {
@@ -239,11 +383,9 @@ impl PubSub {
     /// The account whose verified token the request carries, and the token; refused unless
     /// `jwt_authn` verified one and it says what Google's tokens for this route say.
     fn read(&self, head: &RequestHead) -> Result<(&Key, Token), Rejection> {
-        // Present only once jwt_authn verified the token's signature.
-        if head
-            .metadata(NAMESPACE, &self.metadata_key, "iss")
-            .is_none()
-        {
+        // Present only once jwt_authn verified the token's signature (its library requires
+        // a string iss).
+        let Some(iss) = head.metadata(NAMESPACE, &self.metadata_key, "iss") else {
             return Err(Rejection::new(
                 Reason::MissingSignature,
                 format!(
@@ -251,8 +393,7 @@ impl PubSub {
                     self.metadata_key
                 ),
             ));
-        }
-        let iss = self.claim(head, "iss")?;
+        };
         if !ISSUERS.contains(&iss.as_slice()) {
             return Err(claim_refused("iss", "is not Google's"));
         }

@@ -124,6 +124,9 @@ fn googles_example_token_verifies_once_under_its_account() {
         judge(&policy, &example(&[]), &forged, IAT + 40, &store),
         Err(Reason::ReplayTampered)
     );
+    // The same message pushed by another subscription of its topic is another delivery.
+    let other = body.replace("mysubscription", "another");
+    assert!(judge(&policy, &example(&[]), &other, IAT + 50, &store).is_ok());
     // The same message under a later token (Pub/Sub's next hour) is new to the memory.
     let later = example(&[("iat", json!(IAT + 3000)), ("exp", json!(IAT + 6600))]);
     assert!(judge(&policy, &later, &body, IAT + 3010, &store).is_ok());
@@ -241,8 +244,10 @@ fn a_body_that_is_not_a_wrapped_push_is_refused() {
         r#"{"message": {"messageId": 7}}"#.to_string(),
         push("12a", ""),
         push("", ""),
+        push("0123", ""),
         push(&"1".repeat(65), ""),
         r#"{"messageId": "1"}"#.to_string(),
+        r#"{"message": {"messageId": "1"}"#.to_string(),
     ] {
         let verdict = judge(&policy, &example(&[]), &body, IAT, &MemoryStore::new());
         assert_eq!(verdict.err(), Some(Reason::MalformedBody), "{body}");
@@ -316,4 +321,41 @@ fn the_demo_signer_writes_a_token_jwt_authn_reads_as_googles() {
     // Signed with the key of the demo's JWKS.
     let jwks: Value = serde_json::from_str(DEMO_JWKS).unwrap();
     assert_eq!(jwks["keys"][0]["kid"], DEMO_KEY_ID);
+}
+
+#[test]
+fn no_application_can_read_another_message_id_or_subscription_than_the_filter() {
+    let policy = policy(json!({"audience": AUDIENCE}));
+    let accepted = [
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "message_id": "5"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"message_id": "5", "messageId": "5", "messageIdx": "6"}, "messages": 1}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "0"}}"#,
+    ];
+    for body in accepted {
+        let verdict = judge(&policy, &example(&[]), body, IAT, &MemoryStore::new());
+        assert!(verdict.is_ok(), "{body}: {verdict:?}");
+    }
+    // Each would let some decoder (Go's, case-insensitive Jackson, ASP.NET's, a snake-case
+    // mapper) read an id the filter did not.
+    for body in [
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "messageId": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "message_id": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "message_id": "5", "message_id": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "MessageId": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "MESSAGEID": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "message-id": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "me\u017f\u017fageId": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5", "messageI\u0064": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5"}, "message": {"messageId": "6"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "message": {"messageId": "5"}, "Message": {"messageId": "6"}}"#,
+        r#"{"Message": {"messageId": "6"}, "subscription": "projects/p/subscriptions/s", "message": {"messageId": "5"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s", "Subscription": "projects/p/subscriptions/t", "message": {"messageId": "5"}}"#,
+        r#"{"message": {"messageId": "5"}}"#,
+        r#"{"subscription": "p/s", "message": {"messageId": "5"}}"#,
+        r#"{"subscription": "projects/p/subscriptions/s/x", "message": {"messageId": "5"}}"#,
+    ] {
+        let verdict = judge(&policy, &example(&[]), body, IAT, &MemoryStore::new());
+        assert_eq!(verdict.err(), Some(Reason::MalformedBody), "{body}");
+    }
+    assert_eq!(folded("Me\u{17f}sage_I\u{212a}-d"), "messageikd");
 }
