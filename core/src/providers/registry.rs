@@ -152,6 +152,54 @@ pub fn not_read(field: Field) -> String {
     }
 }
 
+/// A route's key field, for [`example_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyField {
+    /// `keys` and `parent_keys`.
+    Keys,
+    PublicKeys,
+    VerifyToken,
+}
+
+/// The Ed25519 public key of the seed 0, 1, ..., 31, in hex (Discord's writing).
+pub const EXAMPLE_ED25519: &str =
+    "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
+/// The same key, in base64 (Telnyx's writing).
+pub const EXAMPLE_ED25519_BASE64: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+/// A P-256 public key, base64 of its SubjectPublicKeyInfo (SendGrid's writing).
+pub const EXAMPLE_P256: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
+
+/// A key written as `entry`'s routes take it in `field`, for checking a configuration whose
+/// secrets are not at hand (`callback-guard check`): the format is right, the key is no one's.
+pub fn example_key(entry: &Entry, field: KeyField) -> &'static str {
+    use crate::providers::entry::Secret;
+    use crate::public_key::Written;
+    match (field, entry.public_keys) {
+        (KeyField::VerifyToken, _) => "example-verify-token",
+        (KeyField::PublicKeys, Some(Written::Ed25519Hex)) => EXAMPLE_ED25519,
+        (KeyField::PublicKeys, Some(Written::Ed25519Base64)) => EXAMPLE_ED25519_BASE64,
+        (KeyField::PublicKeys, Some(Written::P256SpkiBase64)) => EXAMPLE_P256,
+        (KeyField::PublicKeys, Some(Written::Ed25519Whpk) | None) => {
+            "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+        }
+        (KeyField::Keys, _) => match entry.secret {
+            Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            Secret::Credentials => "example:password",
+            Secret::Base64 => "ZXhhbXBsZS1rZXk=",
+            Secret::Identifier if entry.reads(Field::Jwt) => {
+                "push@example.iam.gserviceaccount.com"
+            }
+            Secret::Identifier => "4JH86294D6297924G",
+            // SNS's keys are its topics.
+            Secret::Text if entry.reads(Field::Certificate) => {
+                "arn:aws:sns:us-east-1:123456789012:example"
+            }
+            // Text, hex and base64 alike, as a generic block's `key` may write it.
+            Secret::Text | Secret::Generic => "00000000",
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,10 +214,9 @@ mod tests {
         }
     }
 
-    const ED25519: &str = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
-    /// The same key, as Telnyx writes one.
-    const ED25519_BASE64: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
-    const P256: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
+    use super::{
+        EXAMPLE_ED25519 as ED25519, EXAMPLE_ED25519_BASE64 as ED25519_BASE64, EXAMPLE_P256 as P256,
+    };
 
     /// A scheme-specific field on a scheme that does not read it is refused, naming the
     /// schemes that do; on one that reads it, it is never refused that way.
@@ -227,48 +274,41 @@ mod tests {
         ];
         assert!(values.iter().map(|(field, ..)| *field).eq(Field::ALL));
         for entry in ALL {
-            let secret = match entry.secret {
-                Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                Secret::Credentials => "user:s",
-                Secret::Base64 => "c2VjcmV0",
-                Secret::Identifier if entry.reads(Field::Jwt) => "push@p.iam.gserviceaccount.com",
-                Secret::Identifier => "WEBHOOK1",
-                Secret::Text | Secret::Generic => "s",
-            };
+            let mut base = serde_json::json!({
+                "name": "r", "path_prefix": "/r/", "scheme": entry.scheme,
+            });
+            match entry.public_keys {
+                Some(Written::Ed25519Whpk) | None => {
+                    base["keys"] = serde_json::json!([{"value": example_key(entry, KeyField::Keys)}])
+                }
+                Some(_) => {
+                    let key = example_key(entry, KeyField::PublicKeys);
+                    base["public_keys"] = serde_json::json!([{ "value": key }])
+                }
+            }
+            // What the scheme cannot do without, so that only the field tested is wrong.
+            if entry.reads(Field::PublicOrigin) {
+                base["public_origin"] = "https://a.example".into();
+            }
+            if entry.reads(Field::Generic) {
+                base["generic"] = values[5].2.clone();
+            }
+            if entry.scheme == "static_token" {
+                base["token"] = values[7].2.clone();
+            }
+            if entry.reads(Field::Certificate) {
+                base["certificate"] = values[9].2.clone();
+            }
+            if entry.reads(Field::Jwt) {
+                base["jwt"] = values[10].2.clone();
+            }
+            // With its example keys, the route is valid as it is.
+            let document = serde_json::json!({"routes": [base]}).to_string();
+            if let Err(e) = crate::config::parse(document.as_bytes(), &|_| None) {
+                panic!("{} with its example keys: {e}", entry.scheme);
+            }
             for (field, name, value) in &values {
-                let mut route = serde_json::json!({
-                    "name": "r", "path_prefix": "/r/", "scheme": entry.scheme,
-                });
-                match entry.public_keys {
-                    Some(Written::Ed25519Hex) => {
-                        route["public_keys"] = serde_json::json!([{"value": ED25519}])
-                    }
-                    Some(Written::Ed25519Base64) => {
-                        route["public_keys"] = serde_json::json!([{"value": ED25519_BASE64}])
-                    }
-                    Some(Written::P256SpkiBase64) => {
-                        route["public_keys"] = serde_json::json!([{"value": P256}])
-                    }
-                    Some(Written::Ed25519Whpk) | None => {
-                        route["keys"] = serde_json::json!([{"value": secret}])
-                    }
-                }
-                // What the scheme cannot do without, so that only the field tested is wrong.
-                if entry.reads(Field::PublicOrigin) {
-                    route["public_origin"] = "https://a.example".into();
-                }
-                if entry.reads(Field::Generic) {
-                    route["generic"] = values[5].2.clone();
-                }
-                if entry.scheme == "static_token" {
-                    route["token"] = values[7].2.clone();
-                }
-                if entry.reads(Field::Certificate) {
-                    route["certificate"] = values[9].2.clone();
-                }
-                if entry.reads(Field::Jwt) {
-                    route["jwt"] = values[10].2.clone();
-                }
+                let mut route = base.clone();
                 route[*name] = value.clone();
                 let document = serde_json::json!({"routes": [route]}).to_string();
                 let message = match crate::config::parse(document.as_bytes(), &|_| None) {

@@ -483,14 +483,17 @@ const DEMO_KEY_ID: &str = "callback-guard-demo";
 /// A push message, wrapped as Pub/Sub wraps it.
 #[cfg(any(test, feature = "sign"))]
 fn example(signing: &Signing) -> Vec<u8> {
-    let id = crate::providers::sign::digits(&signing.random, 16);
+    // Sixteen digits, as Pub/Sub's, never with a leading zero.
+    let id = format!("1{}", crate::providers::sign::digits(&signing.random, 15));
     let (date, time) = crate::providers::sign::civil(signing.now);
     let data = crate::providers::sign::base64(r#"{"order":42,"note":"café"}"#.as_bytes());
-    serde_json::json!({"message": {"attributes": {"kind": "order"}, "data": data,
-        "messageId": id, "message_id": id,
-        "publishTime": format!("{date}T{time}.000Z"), "publish_time": format!("{date}T{time}.000Z")},
-        "subscription": "projects/callback-guard-demo/subscriptions/orders"})
-    .to_string()
+    let published = format!("{date}T{time}.000Z");
+    let message = serde_json::json!({"attributes": {"kind": "order"}, "data": data,
+        "messageId": id, "message_id": id, "publishTime": published, "publish_time": published});
+    // The subscription first: a byte changed near the end (a tamper) falls in the message.
+    format!(
+        r#"{{"subscription":"projects/callback-guard-demo/subscriptions/orders","message":{message}}}"#
+    )
     .into_bytes()
 }
 
