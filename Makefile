@@ -5,7 +5,7 @@ WASM := target/wasm32-wasip1/release/callback_guard.wasm
 NODE_ORACLES := tests/e2e/node
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: build run test unit e2e lint tools wasm-target bench fuzz image manifests manifests-check
+.PHONY: build run test unit e2e lint tools wasm-target bench fuzz image manifests manifests-check check-config
 
 # The filter (wasm) and the command line (native: target/release/callback-guard, also
 # installed as target/release/vobiz-sim for one release).
@@ -67,6 +67,12 @@ manifests: $(VENV)/.installed
 
 manifests-check: $(VENV)/.installed
 	$(VENV)/bin/python envoy/routes/generate.py --check
+
+# Every shipped manifest that holds a plugin configuration, judged offline by the filter's
+# own parser (`callback-guard check`, exit status 1 on any invalid one); CI runs it.
+SHIPPED_CONFIGS := envoy/envoy.yaml envoy/istio/envoyfilter.yaml envoy/istio/wasmplugin.yaml
+check-config:
+	cargo run --release --quiet -p callback-guard-cli --bin callback-guard -- check $(SHIPPED_CONFIGS)
 
 lint: manifests-check wasm-target
 	cargo fmt --all --check

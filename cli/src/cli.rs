@@ -37,6 +37,27 @@ pub enum Command {
     /// filter's verifier: `--scheme` names it as a route does (every scheme the filter
     /// verifies).
     Webhook(WebhookArgs),
+    /// Checks plugin configurations offline with the filter's own parser: a plugin
+    /// configuration, or every callback-guard filter in an Envoy YAML (bootstrap, LDS or
+    /// ECDS resources), an Istio EnvoyFilter or WasmPlugin. Exit status 0 when every file
+    /// holds one and all are valid, 1 otherwise.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The files (YAML or JSON, several documents each).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// The plugin's root_id (a WasmPlugin's pluginName) in Envoy's configuration.
+    #[arg(long, default_value = "callback_guard")]
+    pub root_id: String,
+
+    /// A variable's value as the VM would see it, to check its form too [default: this
+    /// process's environment, else an example of the form the route takes].
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
 }
 
 /// The earlier names `webhook --provider` took, each a scheme's alias.

@@ -2,9 +2,10 @@
 //! do (Vobiz voice V3/V2/MA, WhatsApp and KYC webhooks, and every other scheme the filter
 //! verifies, `webhook --scheme`), each with the signer next to the filter's verifier in the
 //! core, so an operator can smoke-test a deployment: a genuine callback, its replay, a
-//! tampered copy, a stale event. Also installed as `vobiz-sim`, its name until this
-//! release.
+//! tampered copy, a stale event; and checks plugin configurations offline (`check`). Also
+//! installed as `vobiz-sim`, its name until this release.
 
+mod check;
 mod cli;
 mod plan;
 mod send;
@@ -32,6 +33,7 @@ pub fn main(name: &'static str) -> ExitCode {
 /// request got no response or not the expected status.
 fn run(cli: &cli::Cli) -> Result<bool, plan::Error> {
     let (genuine, common) = match &cli.command {
+        cli::Command::Check(args) => return check::run(args),
         cli::Command::Voice(args) => (plan::voice(args)?, &args.common),
         cli::Command::Whatsapp(args) => (plan::whatsapp(args)?, &args.common),
         cli::Command::Kyc(args) => (plan::kyc(args)?, &args.common),

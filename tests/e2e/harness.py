@@ -225,6 +225,7 @@ class Envoy:
                 environment.pop(key, None)
             else:
                 environment[key] = value
+        self.environment = environment
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "envoy"), "-c", str(self.config_path), "--concurrency", str(concurrency),

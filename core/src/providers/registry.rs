@@ -169,33 +169,40 @@ pub const EXAMPLE_ED25519_BASE64: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZB
 /// A P-256 public key, base64 of its SubjectPublicKeyInfo (SendGrid's writing).
 pub const EXAMPLE_P256: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAERxw+dYxJBChbun5TEY7Q9SSt6wdX0lvS+Oew1236cUzdUg96yoqLkXrMN/Ud6PDJu+OthYOC5wLcJaEtCfeoWA==";
 
-/// A key written as `entry`'s routes take it in `field`, for checking a configuration whose
-/// secrets are not at hand (`callback-guard check`): the format is right, the key is no one's.
-pub fn example_key(entry: &Entry, field: KeyField) -> &'static str {
+/// The `n`th key written as `entry`'s routes take it in `field`, for checking a
+/// configuration whose secrets are not at hand (`callback-guard check`): the form is right,
+/// the key is no one's, and no two `n` give one key (the parser refuses a secret shared
+/// where a route answers with MACs under it).
+pub fn example_key(entry: &Entry, field: KeyField, n: usize) -> String {
     use crate::providers::entry::Secret;
     use crate::public_key::Written;
+    use base64::Engine;
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     match (field, entry.public_keys) {
-        (KeyField::VerifyToken, _) => "example-verify-token",
-        (KeyField::PublicKeys, Some(Written::Ed25519Hex)) => EXAMPLE_ED25519,
-        (KeyField::PublicKeys, Some(Written::Ed25519Base64)) => EXAMPLE_ED25519_BASE64,
-        (KeyField::PublicKeys, Some(Written::P256SpkiBase64)) => EXAMPLE_P256,
+        (KeyField::VerifyToken, _) => format!("example-verify-token-{n}"),
+        (KeyField::PublicKeys, Some(Written::Ed25519Hex)) => EXAMPLE_ED25519.to_string(),
+        (KeyField::PublicKeys, Some(Written::Ed25519Base64)) => EXAMPLE_ED25519_BASE64.to_string(),
+        (KeyField::PublicKeys, Some(Written::P256SpkiBase64)) => EXAMPLE_P256.to_string(),
         (KeyField::PublicKeys, Some(Written::Ed25519Whpk) | None) => {
-            "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+            format!("whpk_{EXAMPLE_ED25519_BASE64}")
         }
         (KeyField::Keys, _) => match entry.secret {
-            Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            Secret::Credentials => "example:password",
-            Secret::Base64 => "ZXhhbXBsZS1rZXk=",
+            Secret::Whsec => format!(
+                "whsec_{}",
+                base64(format!("example-secret-{n:016}").as_bytes())
+            ),
+            Secret::Credentials => format!("example:password-{n}"),
+            Secret::Base64 => base64(format!("example-key-{n}").as_bytes()),
             Secret::Identifier if entry.reads(Field::Jwt) => {
-                "push@example.iam.gserviceaccount.com"
+                format!("push{n}@example.iam.gserviceaccount.com")
             }
-            Secret::Identifier => "4JH86294D6297924G",
+            Secret::Identifier => format!("EXAMPLE{n:010}"),
             // SNS's keys are its topics.
             Secret::Text if entry.reads(Field::Certificate) => {
-                "arn:aws:sns:us-east-1:123456789012:example"
+                format!("arn:aws:sns:us-east-1:123456789012:example-{n}")
             }
             // Text, hex and base64 alike, as a generic block's `key` may write it.
-            Secret::Text | Secret::Generic => "00000000",
+            Secret::Text | Secret::Generic => format!("{n:08x}"),
         },
     }
 }
@@ -279,10 +286,11 @@ mod tests {
             });
             match entry.public_keys {
                 Some(Written::Ed25519Whpk) | None => {
-                    base["keys"] = serde_json::json!([{"value": example_key(entry, KeyField::Keys)}])
+                    base["keys"] =
+                        serde_json::json!([{"value": example_key(entry, KeyField::Keys, 0)}])
                 }
                 Some(_) => {
-                    let key = example_key(entry, KeyField::PublicKeys);
+                    let key = example_key(entry, KeyField::PublicKeys, 0);
                     base["public_keys"] = serde_json::json!([{ "value": key }])
                 }
             }
