@@ -290,6 +290,50 @@ class Envoy:
         self.log.close()
 
 
+class Prometheus:
+    """A real Prometheus (Debian's) scraping Envoys' /stats/prometheus every second, with
+    the given rule files."""
+
+    def __init__(self, workdir: Path, envoys, rules=()):
+        port = free_port()
+        targets = ", ".join(f"'127.0.0.1:{envoy.admin_port}'" for envoy in envoys)
+        config = workdir / f"prometheus-{port}.yml"
+        config.write_text(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [{", ".join(str(r) for r in rules)}]
+scrape_configs:
+- job_name: envoy
+  metrics_path: /stats/prometheus
+  static_configs: [{{targets: [{targets}]}}]
+""")
+        self.log = open(workdir / f"prometheus-{port}.log", "w")
+        self.proc = subprocess.Popen(
+            ["prometheus", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
+             f"--storage.tsdb.path={workdir / f'tsdb-{port}'}"], stdout=self.log, stderr=subprocess.STDOUT)
+        self.api = f"http://127.0.0.1:{port}/api/v1"
+        wait_for(self.scraping, timeout=60, what="Prometheus scraping Envoy")
+
+    def scraping(self):
+        try:
+            return any(t["health"] == "up" for t in
+                       httpx.get(f"{self.api}/targets", timeout=5).json()["data"]["activeTargets"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+
+    def query(self, expression):
+        """The instant vector `expression` evaluates to now ([] on an error)."""
+        answer = httpx.get(f"{self.api}/query", params={"query": expression}, timeout=5).json()
+        return answer["data"]["result"] if answer.get("status") == "success" else []
+
+    def get(self, path):
+        return httpx.get(f"{self.api}/{path}", timeout=5).json()["data"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
 ETCD = shutil.which("etcd") or "/usr/sbin/etcd"
 
 

@@ -4,9 +4,7 @@ Prometheus scraping a real Envoy's /stats/prometheus sees the per-reason rejecti
 with its labels, once forged callbacks were sent."""
 import subprocess
 
-import httpx
-
-from harness import FORM_TYPE, ROOT, free_port, vobiz_headers, wait_for
+from harness import FORM_TYPE, ROOT, Prometheus, vobiz_headers, wait_for
 
 RULES = ROOT / "envoy/prometheus"
 
@@ -29,52 +27,25 @@ def test_the_rules_are_valid_and_each_fires_and_stays_silent_as_its_tests_say():
 
 
 def test_prometheus_scrapes_the_rejection_counter_by_reason_from_envoy(envoy, workdir):
-    port = free_port()
-    config = workdir / f"prometheus-{port}.yml"
-    config.write_text(f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files: [{RULES / 'callback-guard.rules.yaml'}]
-scrape_configs:
-- job_name: envoy
-  metrics_path: /stats/prometheus
-  static_configs: [{{targets: ['127.0.0.1:{envoy.admin_port}']}}]
-""")
-    log = open(workdir / f"prometheus-{port}.log", "w")
-    proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-                             f"--storage.tsdb.path={workdir / f'tsdb-{port}'}"], stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{port}/api/v1"
+    prometheus = Prometheus(workdir, [envoy], rules=[RULES / "callback-guard.rules.yaml"])
     try:
-        def query(expression):
-            answer = httpx.get(f"{api}/query", params={"query": expression}, timeout=5).json()
-            return answer["data"]["result"] if answer.get("status") == "success" else []
-
-        def scraped():
-            try:
-                return any(t["health"] == "up" for t in
-                           httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"])
-            except (httpx.HTTPError, KeyError, ValueError):
-                return False
-
-        wait_for(scraped, timeout=60, what="Prometheus scraping Envoy")
         counter = 'callback_guard_rejected{route="vobiz-voice",reason="signature_mismatch"}'
-        before = sum(float(r["value"][1]) for r in query(counter))
+        before = sum(float(r["value"][1]) for r in prometheus.query(counter))
         forged = 5
         with envoy.https_client() as client:
             for _ in range(forged):
                 headers = {**dict([FORM_TYPE]), **vobiz_headers("/vobiz/answer", token="not-the-token")}
                 assert client.post("/vobiz/answer", headers=headers, content=b"x=1").status_code == 403
-        wait_for(lambda: sum(float(r["value"][1]) for r in query(counter)) >= before + forged,
+        wait_for(lambda: sum(float(r["value"][1]) for r in prometheus.query(counter)) >= before + forged,
                  timeout=60, what="the forged callbacks counted in Prometheus")
-        [series] = query(counter)
+        [series] = prometheus.query(counter)
         assert {"route": "vobiz-voice", "reason": "signature_mismatch"}.items() <= series["metric"].items()
         # The rules loaded, and every one of them evaluates cleanly against the live series.
         def rules():
-            return httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+            return prometheus.get("rules")["groups"]
 
         assert {g["name"] for g in rules()} == {"callback-guard-attacks", "callback-guard-operations"}
         wait_for(lambda: all(r["health"] == "ok" for g in rules() for r in g["rules"]),
                  timeout=60, what="every rule evaluated")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        prometheus.stop()
