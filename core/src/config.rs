@@ -1103,6 +1103,29 @@ mod tests {
         parse_json(serde_json::json!({ "routes": [route] }))
     }
 
+    /// Where the replay memory is what binds the body (signed weakly or not at all), a
+    /// route cannot switch it off; elsewhere it can.
+    #[test]
+    fn replay_stays_on_where_it_binds_what_the_credential_leaves_open() {
+        let off = serde_json::json!({"replay": {"enabled": false}});
+        let header = serde_json::json!({"replay": {"enabled": false}, "token": {"header": "X-T"}});
+        for (scheme, secret, extra) in [
+            ("mailgun", "key", &off),
+            ("static_token", "t", &header),
+            ("basic_auth", "u:p", &off),
+            ("gitlab", "t", &off),
+            ("telegram", "t", &off),
+            ("okta", "t", &off),
+            ("paypal", "4JH86294D6297924G", &off),
+        ] {
+            let message = provider(scheme, secret, extra.clone()).unwrap_err().to_string();
+            let expected = format!("routes[0].replay.enabled: must stay true for scheme {scheme}: ");
+            assert!(message.starts_with(&expected), "{message}");
+        }
+        assert!(provider("stripe", "whsec_x", off.clone()).is_ok());
+        assert!(provider("github", "s", off).is_ok());
+    }
+
     #[test]
     fn every_provider_compiles_with_its_freshness_default() {
         let whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -193,6 +193,18 @@ impl Problem {
     }
 }
 
+/// Refuses a route of `scheme` without replay memory where the memory is what binds what
+/// the scheme's credential leaves open (`why`: the body, unsigned or signed only weakly).
+pub fn remembering(scheme: &str, replay: bool, why: &str) -> Result<(), Problem> {
+    if replay {
+        return Ok(());
+    }
+    Err(Problem::new(
+        "replay.enabled",
+        format!("must stay true for scheme {scheme}: {why}"),
+    ))
+}
+
 /// `public_origin`, for a scheme that cannot do without it.
 pub fn required_origin(scheme: &str, origin: Option<String>) -> Result<String, Problem> {
     origin.ok_or_else(|| {

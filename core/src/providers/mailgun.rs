@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::form;
 use crate::keys::Key;
 use crate::providers::body_mac::parse_hex;
-use crate::providers::entry::Entry;
+use crate::providers::entry::{remembering, Entry};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::hex;
 #[cfg(any(test, feature = "sign"))]
@@ -107,6 +107,11 @@ fn read(content_type: ContentType, body: &[u8]) -> Result<Block<'_>, Rejection> 
 
 pub const ENTRY: Entry = signs!(
     Entry::new("mailgun", |settings| {
+        remembering(
+            "mailgun",
+            settings.replay,
+            "Mailgun's signature does not cover the body, and the replay memory is what binds a body to its signed token",
+        )?;
         Ok(Box::new(Mailgun {
             keys: settings.keys,
         }))

@@ -26,7 +26,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::keys::Key;
-use crate::providers::entry::{Entry, Field, Problem, Secret, Settings};
+use crate::providers::entry::{remembering, Entry, Field, Problem, Secret, Settings};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
@@ -122,14 +122,11 @@ fn compile(settings: Settings) -> Result<Box<dyn Provider>, Problem> {
             ));
         }
     }
-    // The body is not signed at all: the replay memory is what keeps each body to one
-    // delivery under a token.
-    if !settings.replay {
-        return Err(Problem::new(
-            "replay.enabled",
-            "must stay true for scheme google_pubsub: the token does not cover the body, and the replay memory is what keeps a captured token from delivering a body twice",
-        ));
-    }
+    remembering(
+        SCHEME,
+        settings.replay,
+        "the token does not cover the body, and the replay memory is what keeps a captured token from delivering a body twice",
+    )?;
     Ok(Box::new(PubSub {
         accounts: settings.keys,
         audience,

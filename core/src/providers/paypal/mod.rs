@@ -18,7 +18,7 @@
 use base64::Engine;
 
 use crate::keys::Key;
-use crate::providers::entry::{Entry, Field, Problem, Secret, Settings};
+use crate::providers::entry::{remembering, Entry, Field, Problem, Secret, Settings};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
@@ -89,14 +89,11 @@ fn compile(settings: Settings) -> Result<Box<dyn Provider>, Problem> {
             ));
         }
     }
-    // The body is signed only through its CRC: the replay memory's fingerprint is what
-    // binds it to the transmission.
-    if !settings.replay {
-        return Err(Problem::new(
-            "replay.enabled",
-            "must stay true for scheme paypal: PayPal signs the body only through its CRC-32, and the replay memory is what binds a body to its transmission",
-        ));
-    }
+    remembering(
+        SCHEME,
+        settings.replay,
+        "PayPal signs the body only through its CRC-32, and the replay memory is what binds a body to its transmission",
+    )?;
     let source = Source::compile(
         Field::Certificate.name(),
         settings.certificate,

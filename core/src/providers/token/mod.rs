@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::keys::Key;
 use crate::providers::endpoint_check;
-use crate::providers::entry::{Entry, Field, Problem, Secret, Settings};
+use crate::providers::entry::{remembering, Entry, Field, Problem, Secret, Settings};
 use crate::providers::generic::{header_name, RawBody};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Outgoing, Role, Signer, Signing};
@@ -127,9 +127,8 @@ fn compile(
     settings: Settings,
 ) -> Result<Box<dyn Provider>, Problem> {
     let raw = settings.token.unwrap_or_default();
-    let mut token = describe(scheme, credential, raw, settings.keys)?;
-    token.answering(settings.answer_handshakes);
-    Ok(Box::new(token))
+    let token = describe(scheme, credential, raw, settings.keys)?;
+    token.settled(settings.answer_handshakes, settings.replay)
 }
 
 /// The scheme `raw` describes; problems name the field under `token`.
@@ -233,9 +232,8 @@ impl Preset {
 
     /// The entry's `compile`.
     pub fn build(&self, settings: Settings) -> Result<Box<dyn Provider>, Problem> {
-        let mut token = self.compile(settings.keys)?;
-        token.answering(settings.answer_handshakes);
-        Ok(Box::new(token))
+        let token = self.compile(settings.keys)?;
+        token.settled(settings.answer_handshakes, settings.replay)
     }
 
     /// What the provider sends: the headers `headers` adds, then the credential.
@@ -275,11 +273,19 @@ macro_rules! preset_entry {
 use preset_entry;
 
 impl Token {
-    /// Drops the endpoint check of a route that does not answer handshakes.
-    pub fn answering(&mut self, handshakes: bool) {
+    /// The route's scheme: without its endpoint check where the route answers no
+    /// handshakes; refused without replay memory, which is what keeps each delivery (and
+    /// its body) to one under a credential that signs nothing.
+    fn settled(mut self, handshakes: bool, replay: bool) -> Result<Box<dyn Provider>, Problem> {
+        remembering(
+            self.scheme,
+            replay,
+            "its credential signs nothing, and the replay memory is what keeps a captured one from delivering each delivery, or a body, more than once",
+        )?;
         if !handshakes {
             self.endpoint_check = None;
         }
+        Ok(Box::new(self))
     }
 
     /// The key whose secret the request presents.
