@@ -10,7 +10,8 @@ import zlib
 
 import pytest
 
-from harness import PAYPAL_DEMO_FILE, Envoy, Upstream, make_certificate, production_cluster, shipped_plugin_config
+from harness import PAYPAL_DEMO_FILE, Envoy, Upstream, shipped_plugin_config
+from key_clusters import only_from_a_server_of_that_name
 from providers import PayPal
 from raw import assert_delivered_once, assert_never_delivered
 from test_providers import reason, send
@@ -130,25 +131,9 @@ def test_what_can_be_refused_without_the_certificate_is_refused_before_any_fetch
 
 @pytest.mark.parametrize("name, expected", [(HOST, (200, None)), ("api.paypal.evil.example", (503, "key_unavailable"))])
 def test_the_shipped_production_cluster_fetches_only_from_a_server_of_that_name(tmp_path, cert, name, expected):
-    server_cert = make_certificate(tmp_path / "server", name=name)
-    upstream = Upstream(tmp_path, certificates_tls=server_cert)
-    envoy = Envoy(tmp_path, upstream, cert, paypal_plugin(),
-                  clusters=[production_cluster("paypal-certificates-cluster.yaml", upstream.certificates_port,
-                                               server_cert[0])])
-    try:
-        delivery = PAYPAL.deliver()
-        test_id, response = send(envoy, delivery)
-        assert (response.status_code, reason(response)) == expected, response.text
-        if expected == (200, None):
-            assert_delivered_once(upstream, test_id, body=delivery.body)
-            assert upstream.fetches() == [{"path": DEMO_PATH, "host": HOST}]
-        else:
-            # The handshake failed: no request reached the server, nothing the application.
-            assert_never_delivered(upstream, test_id, envoy=envoy)
-            assert upstream.fetches() == []
-    finally:
-        envoy.stop()
-        upstream.stop()
+    only_from_a_server_of_that_name(tmp_path, cert, cluster="paypal-certificates-cluster.yaml", name=name,
+                                    plugin=paypal_plugin(), deliver=PAYPAL.deliver, expected=expected,
+                                    fetched=[{"path": DEMO_PATH, "host": HOST}])
 
 
 def test_forgeries_naming_fresh_certificates_spend_the_minutes_fetches_not_the_kept_keys(tmp_path, cert):

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from harness import (ROOT, SNS_DEMO_FILE, Envoy, Upstream, free_port, make_certificate, production_cluster,
+from harness import (ROOT, SNS_DEMO_FILE, Envoy, Upstream, free_port,
                      shipped_plugin_config)
+from key_clusters import only_from_a_server_of_that_name
 from providers import Sns
 from raw import assert_delivered_once, assert_never_delivered
 from test_providers import reason, send
@@ -205,22 +206,6 @@ def test_an_unreachable_or_undeclared_cluster_is_a_503(own, cert):
 
 @pytest.mark.parametrize("name, expected", [(HOST, (200, None)), ("sns.evil.example", (503, "key_unavailable"))])
 def test_the_shipped_production_cluster_fetches_only_from_a_server_of_that_name(tmp_path, cert, name, expected):
-    server_cert = make_certificate(tmp_path / "server", name=name)
-    upstream = Upstream(tmp_path, certificates_tls=server_cert)
-    envoy = Envoy(tmp_path, upstream, cert, sns_plugin(),
-                  clusters=[production_cluster("sns-certificates-cluster.yaml", upstream.certificates_port,
-                                               server_cert[0])])
-    try:
-        delivery = signed()
-        test_id, response = send(envoy, delivery)
-        assert (response.status_code, reason(response)) == expected, response.text
-        if expected == (200, None):
-            assert_delivered_once(upstream, test_id, body=delivery.body)
-            assert upstream.fetches() == [{"path": DEMO_PATH, "host": HOST}]
-        else:
-            # The handshake failed: no request reached the server, nothing the application.
-            assert_never_delivered(upstream, test_id, envoy=envoy)
-            assert upstream.fetches() == []
-    finally:
-        envoy.stop()
-        upstream.stop()
+    only_from_a_server_of_that_name(tmp_path, cert, cluster="sns-certificates-cluster.yaml", name=name,
+                                    plugin=sns_plugin(), deliver=signed, expected=expected,
+                                    fetched=[{"path": DEMO_PATH, "host": HOST}])
