@@ -3,8 +3,9 @@
 //!
 //! A file is a plugin configuration (JSON or YAML, `routes` at the top), or anything Envoy
 //! or Istio reads that holds one: a bootstrap, LDS or ECDS resources, an `EnvoyFilter` (each
-//! `envoy.extensions.filters.http.wasm.v3.Wasm` whose `root_id` is the filter's), or a
-//! `WasmPlugin` (by its `pluginName`). Where the file says which environment variables
+//! `envoy.extensions.filters.http.wasm.v3.Wasm` whose `root_id` is the filter's), a
+//! `WasmPlugin` (by its `pluginName`), or an Envoy Gateway `EnvoyExtensionPolicy` (each
+//! `spec.wasm` by its `rootID`). Where the file says which environment variables
 //! reach the VM (`host_env_keys`, `key_values`, a `WasmPlugin`'s `vmConfig.env`), a key
 //! naming another is refused as the filter refuses it. A listed variable's value is taken
 //! from `--env NAME=VALUE`, else from this process's environment, else an example of the
@@ -151,6 +152,10 @@ fn walk(value: &Value, place: String, root_id: &str, plugins: &mut Vec<Plugin>) 
                 plugins.push(plugin);
                 return;
             }
+            if value.get("kind").and_then(Value::as_str) == Some("EnvoyExtensionPolicy") {
+                plugins.extend(extension_policy(value, root_id));
+                return;
+            }
             for (key, child) in object {
                 let at = if place.is_empty() {
                     key.clone()
@@ -260,6 +265,36 @@ fn wasm_plugin(value: &Value, place: &str, root_id: &str) -> Option<Plugin> {
         inline_env,
         holds_headers: Some(false),
     })
+}
+
+/// Envoy Gateway's `EnvoyExtensionPolicy`: each of its `spec.wasm` with the plugin's
+/// `rootID`, its `config` and `env.hostKeys`. Envoy Gateway cannot make Envoy hold headers.
+fn extension_policy(value: &Value, root_id: &str) -> Vec<Plugin> {
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let extensions = value.pointer("/spec/wasm").and_then(Value::as_array);
+    let ours = extensions
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, wasm)| wasm.get("rootID").and_then(Value::as_str) == Some(root_id));
+    ours.map(|(i, wasm)| Plugin {
+        place: format!("EnvoyExtensionPolicy {name} wasm[{i}]"),
+        configuration: wasm.get("config").map(Value::to_string).unwrap_or_default(),
+        host_env: Some(
+            wasm.pointer("/env/hostKeys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|key| key.as_str().map(str::to_string))
+                .collect(),
+        ),
+        inline_env: BTreeMap::new(),
+        holds_headers: Some(false),
+    })
+    .collect()
 }
 
 /// The plugin's verdict, as lines: the filter's own error, or what it would protect, and

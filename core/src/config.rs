@@ -1118,8 +1118,11 @@ mod tests {
             ("okta", "t", &off),
             ("paypal", "4JH86294D6297924G", &off),
         ] {
-            let message = provider(scheme, secret, extra.clone()).unwrap_err().to_string();
-            let expected = format!("routes[0].replay.enabled: must stay true for scheme {scheme}: ");
+            let message = provider(scheme, secret, extra.clone())
+                .unwrap_err()
+                .to_string();
+            let expected =
+                format!("routes[0].replay.enabled: must stay true for scheme {scheme}: ");
             assert!(message.starts_with(&expected), "{message}");
         }
         assert!(provider("stripe", "whsec_x", off.clone()).is_ok());

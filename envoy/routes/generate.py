@@ -27,8 +27,8 @@ SOURCE = "envoy/routes/routes.yaml"
 BEGIN = re.compile(r"^(?P<indent> *)# BEGIN generated from envoy/routes/routes\.yaml by make manifests "
                    r"\((?P<field>[^)]+)\): do not edit\n?$")
 END = "# END generated ({field})"
-TARGETS = {"envoy", "envoyfilter", "wasmplugin"}
-TARGET_FIELDS = {"host", "public_origin", "sns_certificate_cluster", "paypal_certificate_cluster",
+TARGETS = {"envoy", "envoyfilter", "wasmplugin", "envoygateway"}
+TARGET_FIELDS = {"host", "public_origin", "sns_certificate_cluster", "paypal_certificate_cluster", "routes_left_out",
                  "plugin_fields", "comments"}
 SECRET_FIELDS = {"env", "about", "demo", "e2e"}
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -147,8 +147,14 @@ def substitute(value, target, name, where):
 def plugin_config(src, name):
     """The plugin configuration of one target, fields in the order the plugin gets them."""
     target = src["targets"][name]
+    left_out = target.get("routes_left_out", [])
+    unknown = set(left_out) - {r["name"] for r in src["routes"]}
+    if unknown:
+        raise Invalid(f"{SOURCE}: targets.{name}.routes_left_out names no route: {', '.join(sorted(unknown))}")
     routes = []
     for route in src["routes"]:
+        if route["name"] in left_out:
+            continue
         route = substitute(route, target, name, f"route {route['name']}")
         if "host" in target:
             if "host" in route:
@@ -274,6 +280,11 @@ def manifests(src):
             "env": dump_yaml([{"name": n, "valueFrom": "HOST"} for n in env_names(src)]),
             "pluginConfig": plugin_config_yaml(src),
         },
+        "envoy/gateway/envoyextensionpolicy.yaml": {
+            "hostKeys": dump_yaml(env_names(src)),
+            "config": dump_yaml({"config": plugin_config(src, "envoygateway")}),
+        },
+        "envoy/gateway/envoyproxy.yaml": {"env": gateway_env(src)},
         "envoy/istio/secret.yaml": {"stringData": secret_string_data(src)},
         "envoy/istio/gateway-env.yaml": {"env": gateway_env(src)},
         "envoy/run-demo.sh": {"exports": demo_exports(src), "banner": demo_banner(src)},
@@ -308,6 +319,12 @@ def read_back(path, text):
         spec = docs[0]["spec"]
         env = spec["vmConfig"]["env"]
         return spec["pluginConfig"], [e["name"] for e in env], {"env": env}
+    elif path == "envoy/gateway/envoyextensionpolicy.yaml":
+        [wasm] = docs[0]["spec"]["wasm"]
+        return wasm["config"], wasm["env"]["hostKeys"], {}
+    elif path == "envoy/gateway/envoyproxy.yaml":
+        env = docs[0]["spec"]["provider"]["kubernetes"]["envoyDeployment"]["container"]["env"]
+        return None, [e["name"] for e in env], {"env": env}
     elif path == "envoy/istio/secret.yaml":
         return None, list(docs[0]["stringData"]), {"secret": docs[0]}
     elif path == "envoy/istio/gateway-env.yaml":
@@ -328,7 +345,8 @@ def verify(src, path, text):
     if env != names:
         problems.append(f"env variables {env} instead of {names}")
     target = {"envoy/envoy.yaml": "envoy", "envoy/istio/envoyfilter.yaml": "envoyfilter",
-              "envoy/istio/wasmplugin.yaml": "wasmplugin"}.get(path)
+              "envoy/istio/wasmplugin.yaml": "wasmplugin",
+              "envoy/gateway/envoyextensionpolicy.yaml": "envoygateway"}.get(path)
     if target and plugin != plugin_config(src, target):
         problems.append(f"the plugin configuration is not targets.{target}'s")
     if path == "envoy/istio/wasmplugin.yaml" and extra["env"] != [{"name": n, "valueFrom": "HOST"} for n in names]:
@@ -339,7 +357,7 @@ def verify(src, path, text):
             problems.append("stringData is not every secret with an empty placeholder")
         if secret["metadata"]["name"] != src["secret_name"]:
             problems.append(f"metadata.name is not secret_name ({src['secret_name']})")
-    if path == "envoy/istio/gateway-env.yaml" and extra["env"] != [
+    if path in ("envoy/istio/gateway-env.yaml", "envoy/gateway/envoyproxy.yaml") and extra["env"] != [
             {"name": n, "valueFrom": {"secretKeyRef": {"name": src["secret_name"], "key": n}}} for n in names]:
         problems.append("the env entries are not every secret from secret_name")
     if path == "envoy/run-demo.sh":

@@ -11,7 +11,8 @@ import yaml
 from harness import ROOT, Envoy, plugin_config, vobiz_headers, wait_for
 
 CHECK = Path(os.environ.get("VOBIZ_SIM_BINARY") or ROOT / "target/release/callback-guard")
-SHIPPED = ["envoy/envoy.yaml", "envoy/istio/envoyfilter.yaml", "envoy/istio/wasmplugin.yaml"]
+SHIPPED = ["envoy/envoy.yaml", "envoy/istio/envoyfilter.yaml", "envoy/istio/wasmplugin.yaml",
+           "envoy/gateway/envoyextensionpolicy.yaml"]
 
 
 def check(*files, env=None):
@@ -68,16 +69,21 @@ def test_an_empty_token_in_the_environment_is_refused(workdir, upstream, cert):
 
 def test_check_passes_every_shipped_manifest_and_each_protects_every_route():
     """What CI runs (make check-config): the demo's Envoy, Istio's EnvoyFilter and
-    WasmPlugin, each listener's filter with every route of envoy/routes/routes.yaml, the
-    keys' values unknown here (checked in form only)."""
+    WasmPlugin, Envoy Gateway's EnvoyExtensionPolicy, each filter with every route of
+    envoy/routes/routes.yaml its target takes, the keys' values unknown here (checked in
+    form only)."""
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_SECRET", "_TOKEN", "_KEY"))}
     status, report = check(*SHIPPED, env=env)
     assert status == 0, report
-    routes = yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())["routes"]
+    source = yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())
+    left_out = set(source["targets"]["envoygateway"]["routes_left_out"])
     protected = [line for line in report.splitlines() if ": ok: protecting " in line]
-    assert len(protected) == 4, report  # two listeners, the EnvoyFilter, the WasmPlugin
+    # Two listeners, the EnvoyFilter, the WasmPlugin, the EnvoyExtensionPolicy.
+    assert len(protected) == 5, report
     for line in protected:
-        assert all(f"{r['name']}={r['path_prefix']}" in line for r in routes), line
+        routes = [r for r in source["routes"]
+                  if not (line.startswith("envoy/gateway/") and r["name"] in left_out)]
+        assert line.endswith(", ".join(f"{r['name']}={r['path_prefix']}" for r in routes)), line
     assert "invalid configuration" not in report
 
 
