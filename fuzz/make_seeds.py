@@ -258,6 +258,15 @@ write("providers", "paypal", seed(69, [("content-type", "application/json"), ("p
       ("paypal-transmission-time", paypal_time), ("paypal-transmission-sig", paypal_sig),
       ("paypal-cert-url", "https://api.paypal.com/v1/notifications/certs/CERT-00000000-00000000-0000de30"),
       ("paypal-auth-algo", "SHA256withRSA")]))
+# Contentful: its canonical request, the path (/hook?x=1) escaped as its toolkit escapes it;
+# the key padded to the 64 characters a Contentful secret has.
+ctf_secret = (KNOWN.decode() + "x" * 64)[:64]
+ctf = [("content-type", "application/json"), ("x-contentful-topic", "ContentManagement.Entry.publish"),
+       ("x-contentful-timestamp", NOW_TS + "000")]
+ctf_names = sorted([k for k, _ in ctf] + ["x-contentful-signed-headers"])
+ctf.append(("x-contentful-signed-headers", ",".join(ctf_names)))
+ctf_signed = "\n".join(["POST", "/hook?x%253D1", ";".join(f"{n}:{dict(ctf)[n]}" for n in ctf_names)]).encode() + b"\n" + PB
+write("providers", "contentful", seed(70, ctf + [("x-contentful-signature", hmac.new(ctf_secret.encode(), ctf_signed, hashlib.sha256).hexdigest())]))
 
 # ---- regressions: inputs of bugs the fuzzers found ----
 # An SNS member named with a control character reached the log detail through the JSON

@@ -526,9 +526,17 @@ fn compile_route(
                     "is not user:password with a password, as Basic credentials are".to_string(),
                 )
             }
-            (Secret::Text | Secret::Generic | Secret::Credentials | Secret::Identifier, _) => {
-                secret.as_bytes().to_vec()
+            (Secret::Written { check, form, .. }, _) if !check(secret) => {
+                return Err(format!("is not {form}"))
             }
+            (
+                Secret::Text
+                | Secret::Generic
+                | Secret::Credentials
+                | Secret::Identifier
+                | Secret::Written { .. },
+                _,
+            ) => secret.as_bytes().to_vec(),
         };
         let key = Key::new(name, &bytes).map_err(|_| "is unusable".to_string())?;
         Ok(match entry.secret {

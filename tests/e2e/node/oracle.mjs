@@ -1,6 +1,8 @@
 // The official Node SDK of a provider with no Python verifier, asked whether it accepts one
 // request. Reads {"provider", "secret", "headers", "body" (base64), "now_ms"} as JSON on
-// stdin; prints {"accepted": bool, "reply": <what the SDK would answer, if anything>}.
+// stdin (and "method", "path": the request's); prints {"accepted": bool, "reply": <what the
+// SDK would answer, if anything>}.
+import { verifyRequest } from "@contentful/node-apps-toolkit";
 import { LinearWebhookClient } from "@linear/sdk/webhooks";
 import { AwsLambdaReceiver } from "@zoom/rivet/meetings";
 import Mux from "@mux/mux-node";
@@ -67,5 +69,16 @@ async function sns() {
   });
 }
 
-const oracles = { linear, zoom, mux, coinbase: coinbaseCommerce, sns };
+// The toolkit's verifyRequest at its default time to live (30 s); it throws on what it
+// refuses to read (a secret, signature or signed-header list of another length).
+async function contentful() {
+  const request = { method: input.method, path: input.path, headers: input.headers, body: body.toString("utf8") };
+  try {
+    return { accepted: verifyRequest(input.secret, request, 30) };
+  } catch {
+    return { accepted: false };
+  }
+}
+
+const oracles = { linear, zoom, mux, coinbase: coinbaseCommerce, sns, contentful };
 process.stdout.write(JSON.stringify(await oracles[input.provider]()));
