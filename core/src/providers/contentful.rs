@@ -269,7 +269,9 @@ impl Provider for Contentful {
         _: &Checks,
     ) -> Result<Verified<'p>, Rejection> {
         let canonical = read(head)?;
-        let hashed = &*body.hashed(self.streamed_mac(head));
+        // The prefix from the request just read, not read again.
+        let streamed = StreamedMac::after(&self.keys, &canonical.parts());
+        let hashed = &*body.hashed(Some(streamed));
         let key = self.key(&canonical, hashed)?;
         Ok(Verified::streamed(
             SCHEME,

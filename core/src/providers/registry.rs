@@ -212,7 +212,6 @@ pub fn example_key(entry: &Entry, field: KeyField, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::entry::Secret;
     use crate::public_key::Written;
 
     #[test]
@@ -384,23 +383,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} has no signer", entry.scheme));
             let mut route =
                 serde_json::json!({"name": "r", "path_prefix": "/r/", "scheme": entry.scheme});
-            let written = match entry.secret {
-                Secret::Written { example, .. } => example(7),
-                _ => String::new(),
-            };
-            let secret = match entry.secret {
-                Secret::Written { .. } => written.as_str(),
-                Secret::Whsec => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                Secret::Credentials => "route:secret",
-                Secret::Base64 => "cm91dGUtc2VjcmV0",
-                Secret::Identifier if entry.reads(Field::Jwt) => "push@p.iam.gserviceaccount.com",
-                Secret::Identifier => "4JH86294D6297924G",
-                // SNS's keys are its topics.
-                Secret::Text if entry.reads(Field::Certificate) => {
-                    "arn:aws:sns:us-east-1:123456789012:route"
-                }
-                Secret::Text | Secret::Generic => "route-secret",
-            };
+            // A key of the scheme's form, as a route would hold it.
+            let secret = example_key(entry, KeyField::Keys, 7);
+            let secret = secret.as_str();
             let key = match entry.public_keys {
                 Some(Written::Ed25519Hex) => {
                     route["public_keys"] = serde_json::json!([{"value": ED25519}]);

@@ -6,9 +6,10 @@ use serde_json::{json, Value};
 
 use super::testing::Decoded;
 use super::*;
-use crate::guard::tests::Peer;
+use crate::guard::tests::{settle, Peer};
 use crate::guard::{self, Step};
 use crate::policy::Policy;
+use crate::replay::Outcome;
 use crate::request::Header;
 use crate::testing::MemoryStore;
 
@@ -75,17 +76,7 @@ fn judge(
     match step {
         Step::Forward(accepted) => {
             let reserved = accepted.reserved.expect("every push is reserved");
-            let replay = accepted.route.replay.as_ref().unwrap();
-            replay
-                .cache
-                .settle(
-                    store,
-                    &reserved.id,
-                    &reserved.fingerprint,
-                    crate::replay::Outcome::Delivered,
-                    now as u32,
-                )
-                .unwrap();
+            settle(policy, reserved, Outcome::Delivered, now, store);
             Ok((accepted.key.to_string(), reserved.id))
         }
         Step::Reject(_, rejection) => Err(rejection.reason),

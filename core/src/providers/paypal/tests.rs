@@ -4,7 +4,7 @@
 //! sum would not verify.
 
 use super::*;
-use crate::guard::tests::Peer;
+use crate::guard::tests::{settle, Peer};
 use crate::guard::{self, Step};
 use crate::policy::Policy;
 use crate::request::Header;
@@ -89,17 +89,14 @@ fn send(
     }
     let verdict = match step {
         Step::Forward(accepted) => {
-            let (reserved, replay) = (accepted.reserved.unwrap(), route.replay.as_ref().unwrap());
-            replay
-                .cache
-                .settle(
-                    store,
-                    &reserved.id,
-                    &reserved.fingerprint,
-                    crate::replay::Outcome::Delivered,
-                    now.unix_secs() as u32,
-                )
-                .unwrap();
+            let delivered = crate::replay::Outcome::Delivered;
+            settle(
+                policy,
+                accepted.reserved.unwrap(),
+                delivered,
+                now.unix_secs(),
+                store,
+            );
             Ok(accepted.key.to_string())
         }
         Step::Reject(_, rejection) => Err(rejection.reason),
