@@ -72,6 +72,10 @@ class FaultProxy:
             except OSError:
                 client.close()
                 continue
+            # A relay adds no delay of its own: Nagle would hold each small gRPC frame for
+            # the far end's delayed ACK.
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Connection(self, client, server)
             with self.lock:
                 self.connections.append(conn)
