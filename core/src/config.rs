@@ -17,6 +17,7 @@ use crate::providers::vobiz::voice::{Family, V3Construction};
 use crate::providers::{generic, token, Time};
 use crate::public_key::{PublicKey, Written};
 use crate::replay::{ReplayCache, Timing, WhenFull};
+use crate::sealed::SealingKey;
 use crate::store::registry::KINDS;
 use crate::store::{self, Api, FleetStore, Kind, OnError, Scope};
 use crate::timestamp::{Edges, Freshness};
@@ -50,6 +51,16 @@ struct RawConfig {
     /// Mirrors the Envoy `PluginConfig` flag of the same name, which the filter cannot read.
     #[serde(default = "default_true")]
     allow_on_headers_stop_iteration: bool,
+    #[serde(default)]
+    sealing_key: Option<RawSealingKey>,
+}
+
+/// Where the key that opens `sealed` keys is: an environment variable, never inline (the
+/// point of sealing is a configuration that shows no secret).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSealingKey {
+    env: String,
 }
 
 fn default_true() -> bool {
@@ -321,6 +332,15 @@ struct RawKey {
     env: Option<String>,
     #[serde(default)]
     value: Option<String>,
+    #[serde(default)]
+    sealed: Option<String>,
+}
+
+/// Where keys' text comes from: the VM's environment, and the sealing key (from it too)
+/// that opens `sealed` keys.
+struct Sources<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    sealing: Option<SealingKey>,
 }
 
 /// Parses and validates the plugin configuration. `env` looks up the VM's environment
@@ -341,6 +361,13 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
         return Err(error("routes", "must list at least one protected route"));
     }
     let hold_headers = raw.allow_on_headers_stop_iteration;
+    let sources = Sources {
+        env,
+        sealing: raw
+            .sealing_key
+            .map(|key| sealing_key(&key, env))
+            .transpose()?,
+    };
     if let Some(name) = &raw.upstream_header {
         let token = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
         if name.is_empty() || !name.bytes().all(token) {
@@ -371,7 +398,7 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
                 ));
             }
             let scheme = route.scheme.0.scheme;
-            let (route, keys) = compile_route(&field, route, env)?;
+            let (route, keys) = compile_route(&field, route, &sources)?;
             secrets.extend(keys.into_iter().map(|(at, key)| ((at, i), scheme, key)));
             Ok(route)
         })
@@ -458,7 +485,7 @@ fn shared_secrets(routes: &[Route], pairs: &[SharedPair]) -> Vec<String> {
 fn compile_route(
     field: &str,
     raw: RawRoute,
-    env: &dyn Fn(&str) -> Option<String>,
+    sources: &Sources,
 ) -> Result<(Route, Vec<(String, Key)>), ConfigError> {
     let at = |name: &str| format!("{field}.{name}");
     check_identifier(&at("name"), &raw.name)?;
@@ -544,13 +571,20 @@ fn compile_route(
             _ => key,
         })
     };
-    let keys = compile_keys(&at("keys"), raw.keys, "key", &mut key_names, env, &secret)?;
+    let keys = compile_keys(
+        &at("keys"),
+        raw.keys,
+        "key",
+        &mut key_names,
+        sources,
+        &secret,
+    )?;
     let parent_keys = compile_keys(
         &at("parent_keys"),
         raw.parent_keys,
         "parent",
         &mut key_names,
-        env,
+        sources,
         &secret,
     )?;
     let mut secrets = named_secrets(&at("keys"), &keys);
@@ -562,7 +596,7 @@ fn compile_route(
             raw.public_keys,
             "public",
             &mut key_names,
-            env,
+            sources,
             &|name, text| {
                 PublicKey::parse(name, text, written)
                     .ok_or_else(|| format!("is not {}", written.describe()))
@@ -570,7 +604,11 @@ fn compile_route(
         )?,
     };
     let verify_token = match &raw.verify_token {
-        Some(token) => Some(key_text(&at("verify_token"), token, env)?.0.into_bytes()),
+        Some(token) => Some(
+            key_text(&at("verify_token"), token, sources)?
+                .0
+                .into_bytes(),
+        ),
         None => None,
     };
     let raw_on_duplicate = raw.replay.on_duplicate;
@@ -936,28 +974,58 @@ fn check_origin(field: &str, origin: &str, transport: Transport) -> Result<(), C
     Ok(())
 }
 
-/// Where a key's text comes from: `env` or `value`, exactly one, and the text as given
-/// (not empty, no surrounding whitespace: a pasted newline is a different key). Also
-/// returns the source, for errors that must not print the text.
-fn key_text(
-    field: &str,
-    key: &RawKey,
+/// The text of an environment variable the configuration names at `field`.
+fn env_text(
+    field: String,
+    var: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, String), ConfigError> {
-    let (text, source) = match (&key.env, &key.value) {
-        (Some(var), None) => match env(var) {
-            Some(text) => (text, var.clone()),
-            None => {
+) -> Result<String, ConfigError> {
+    env(var).ok_or_else(|| {
+        error(
+            field,
+            format!(
+                "environment variable {var:?} is not set in the VM (list it in vm_config.environment_variables)"
+            ),
+        )
+    })
+}
+
+fn sealing_key(
+    raw: &RawSealingKey,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SealingKey, ConfigError> {
+    let text = env_text("sealing_key.env".into(), &raw.env, env)?;
+    SealingKey::from_text(&text).map_err(|problem| {
+        error(
+            "sealing_key.env",
+            format!("environment variable {:?} {problem}", raw.env),
+        )
+    })
+}
+
+/// Where a key's text comes from: `env`, `value` or `sealed`, exactly one, and the text as
+/// given (not empty, no surrounding whitespace: a pasted newline is a different key). Also
+/// returns the source, for errors that must not print the text.
+fn key_text(field: &str, key: &RawKey, sources: &Sources) -> Result<(String, String), ConfigError> {
+    let (text, source) = match (&key.env, &key.value, &key.sealed) {
+        (Some(var), None, None) => (
+            env_text(format!("{field}.env"), var, sources.env)?,
+            var.clone(),
+        ),
+        (None, Some(value), None) => (value.clone(), "value".to_string()),
+        (None, None, Some(sealed)) => {
+            let Some(sealing) = &sources.sealing else {
                 return Err(error(
-                    format!("{field}.env"),
-                    format!(
-                        "environment variable {var:?} is not set in the VM (list it in vm_config.environment_variables)"
-                    ),
-                ))
-            }
-        },
-        (None, Some(value)) => (value.clone(), "value".to_string()),
-        _ => return Err(error(field, "give exactly one of env or value")),
+                    format!("{field}.sealed"),
+                    "needs the configuration's sealing_key (the environment variable that opens it)",
+                ));
+            };
+            let text = sealing
+                .open(sealed)
+                .map_err(|problem| error(format!("{field}.sealed"), problem))?;
+            (text, "sealed".to_string())
+        }
+        _ => return Err(error(field, "give exactly one of env, value or sealed")),
     };
     if text.is_empty() {
         return Err(error(field, format!("key from {source} is empty")));
@@ -978,14 +1046,14 @@ fn compile_keys<T>(
     raw: Vec<RawKey>,
     default_prefix: &str,
     names: &mut HashSet<String>,
-    env: &dyn Fn(&str) -> Option<String>,
+    sources: &Sources,
     make: &dyn Fn(String, &str) -> Result<T, String>,
 ) -> Result<Vec<T>, ConfigError> {
     raw.into_iter()
         .enumerate()
         .map(|(i, key)| {
             let field = format!("{field}[{i}]");
-            let (text, source) = key_text(&field, &key, env)?;
+            let (text, source) = key_text(&field, &key, sources)?;
             let name = key.name.unwrap_or_else(|| format!("{default_prefix}{i}"));
             check_identifier(&format!("{field}.name"), &name)?;
             if !names.insert(name.clone()) {
@@ -1020,7 +1088,115 @@ mod tests {
             "PARENT" => Some("test_parent_token".into()),
             "EMPTY" => Some(String::new()),
             "NEWLINE" => Some("token\n".into()),
+            "SEALING" => Some(SEALING.into()),
+            "SHORT_SEALING" => Some("c2hvcnQ=".into()),
             _ => None,
+        }
+    }
+
+    const SEALING: &str = "q0Zvj1w0s9VbXr8dJm7f3GgYtH2uKc5LxN4pWzAaBeE=";
+
+    fn sealed(secret: &str) -> String {
+        SealingKey::from_text(SEALING)
+            .unwrap()
+            .seal(secret, [3; crate::sealed::NONCE_BYTES])
+            .unwrap()
+    }
+
+    /// A KYC route (one key, any text) whose keys and top-level fields are `extra`'s.
+    fn kyc(keys: serde_json::Value, top: serde_json::Value) -> Result<Policy, ConfigError> {
+        let mut config = serde_json::json!({"routes": [{"name": "kyc", "path_prefix": "/kyc/",
+            "scheme": "vobiz_kyc", "keys": keys}]});
+        for (k, v) in top.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        parse_json(config)
+    }
+
+    #[test]
+    fn a_sealed_key_is_the_secret_it_seals() {
+        let policy = kyc(
+            serde_json::json!([{"name": "sealed", "sealed": sealed("test_parent_token")}]),
+            serde_json::json!({"sealing_key": {"env": "SEALING"}}),
+        )
+        .unwrap();
+        assert_eq!(policy.routes[0].provider.schemes()[0].1, ["sealed"]);
+        let sources = Sources {
+            env: &env,
+            sealing: Some(SealingKey::from_text(SEALING).unwrap()),
+        };
+        let raw = RawKey {
+            name: None,
+            env: None,
+            value: None,
+            sealed: Some(sealed("test_parent_token")),
+        };
+        let (text, source) = key_text("k", &raw, &sources).unwrap();
+        assert_eq!(
+            (text.as_str(), source.as_str()),
+            ("test_parent_token", "sealed")
+        );
+    }
+
+    #[test]
+    fn a_sealed_key_that_cannot_be_opened_is_named() {
+        let key = serde_json::json!([{"sealed": sealed("test_parent_token")}]);
+        let with = |sealing: serde_json::Value| {
+            kyc(key.clone(), serde_json::json!({"sealing_key": sealing}))
+        };
+        let cases = [
+            (
+                kyc(key.clone(), serde_json::json!({})),
+                "routes[0].keys[0].sealed: needs the configuration's sealing_key",
+            ),
+            (
+                with(serde_json::json!({"env": "NOPE"})),
+                "sealing_key.env: environment variable \"NOPE\" is not set in the VM",
+            ),
+            (
+                with(serde_json::json!({"env": "SHORT_SEALING"})),
+                "sealing_key.env: environment variable \"SHORT_SEALING\" is not base64 of 32 bytes",
+            ),
+            (
+                with(serde_json::json!({"value": SEALING})),
+                "sealing_key.value: unknown field `value`",
+            ),
+            (
+                kyc(
+                    serde_json::json!([{"sealed": "cgs1.AAAA"}]),
+                    serde_json::json!({"sealing_key": {"env": "SEALING"}}),
+                ),
+                "routes[0].keys[0].sealed: is not cgs1. followed by base64url",
+            ),
+            (
+                kyc(
+                    serde_json::json!([{"sealed": SealingKey::from_text("CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=").unwrap().seal("x", [1; 24]).unwrap()}]),
+                    serde_json::json!({"sealing_key": {"env": "SEALING"}}),
+                ),
+                "routes[0].keys[0].sealed: does not open with the sealing key",
+            ),
+            (
+                kyc(
+                    serde_json::json!([{"sealed": sealed(" padded")}]),
+                    serde_json::json!({"sealing_key": {"env": "SEALING"}}),
+                ),
+                "routes[0].keys[0]: key from sealed has leading or trailing whitespace",
+            ),
+            (
+                kyc(
+                    serde_json::json!([{"env": "PARENT", "sealed": sealed("x")}]),
+                    serde_json::json!({"sealing_key": {"env": "SEALING"}}),
+                ),
+                "routes[0].keys[0]: give exactly one of env, value or sealed",
+            ),
+        ];
+        for (result, expected) in cases {
+            let message = result.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.starts_with(expected),
+                "{message:?} does not start with {expected:?}"
+            );
+            assert!(!message.contains("test_parent_token"), "{message}");
         }
     }
 
@@ -1554,7 +1730,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"keys": [{"env": "TOKEN", "value": "x"}]}),
-                "routes[0].keys[0]: give exactly one of env or value",
+                "routes[0].keys[0]: give exactly one of env, value or sealed",
             ),
             (
                 serde_json::json!({"keys": [{"name": "parent0", "value": "x"}]}),

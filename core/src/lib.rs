@@ -15,6 +15,7 @@ pub mod public_key;
 pub mod remote_key;
 pub mod replay;
 pub mod request;
+pub mod sealed;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
