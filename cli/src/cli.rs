@@ -42,6 +42,22 @@ pub enum Command {
     /// ECDS resources), an Istio EnvoyFilter or WasmPlugin. Exit status 0 when every file
     /// holds one and all are valid, 1 otherwise.
     Check(CheckArgs),
+    /// Seals a key for a configuration that may be shown (`"sealed": "cgs1.…"`): reads the
+    /// secret from standard input (one trailing newline dropped), prints it sealed under
+    /// the sealing key in the environment. The filter opens it with the same variable.
+    Seal(SealArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The environment variable holding the sealing key (standard base64 of 32 bytes),
+    /// named by the configuration's `sealing_key.env`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "CALLBACK_GUARD_SEALING_KEY"
+    )]
+    pub key_env: String,
 }
 
 #[derive(Debug, Args)]

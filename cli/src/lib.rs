@@ -8,6 +8,7 @@
 mod check;
 mod cli;
 mod plan;
+mod seal;
 mod send;
 mod util;
 
@@ -34,6 +35,7 @@ pub fn main(name: &'static str) -> ExitCode {
 fn run(cli: &cli::Cli) -> Result<bool, plan::Error> {
     let (genuine, common) = match &cli.command {
         cli::Command::Check(args) => return check::run(args),
+        cli::Command::Seal(args) => return seal::run(args),
         cli::Command::Voice(args) => (plan::voice(args)?, &args.common),
         cli::Command::Whatsapp(args) => (plan::whatsapp(args)?, &args.common),
         cli::Command::Kyc(args) => (plan::kyc(args)?, &args.common),

@@ -626,7 +626,7 @@ mod tests {
             Command::Whatsapp(a) => sequence(whatsapp(a)?, &a.common),
             Command::Kyc(a) => sequence(kyc(a)?, &a.common),
             Command::Webhook(a) => sequence(webhook(a)?, &a.common),
-            Command::Check(_) => Err("check plans no requests".into()),
+            Command::Check(_) | Command::Seal(_) => Err("plans no requests".into()),
         }
     }
 

@@ -192,3 +192,61 @@ fn a_bare_configuration_is_checked_and_a_file_without_one_is_not_valid() {
         bootstrap(VOICE, "{}", true).replace("root_id: callback_guard", "root_id: coraza");
     assert!(!check(&other_plugin, &[]).0);
 }
+
+#[test]
+fn sealed_keys_are_opened_with_the_sealing_key_given_and_checked_as_written_without_it() {
+    let sealing = "q0Zvj1w0s9VbXr8dJm7f3GgYtH2uKc5LxN4pWzAaBeE=";
+    let token = sealed::SealingKey::from_text(sealing)
+        .unwrap()
+        .seal("the voice token", [5; sealed::NONCE_BYTES])
+        .unwrap();
+    let plugin = |sealed: &str| {
+        format!(
+            r#"{{"sealing_key": {{"env": "SEALING_FOR_CHECK"}}, "routes": [{{"name": "voice", "path_prefix": "/vobiz/", "public_origin": "https://a.example", "keys": [{{"name": "next", "sealed": "{sealed}"}}]}}]}}"#
+        )
+    };
+    let listed = "{host_env_keys: [SEALING_FOR_CHECK]}";
+    let (valid, report) = check(&bootstrap(&plugin(&token), listed, true), &[]);
+    assert!(valid, "{report}");
+    assert!(
+        report.contains("each sealed key was checked as written, not opened"),
+        "{report}"
+    );
+    // Given the sealing key, each is opened as the filter opens it.
+    let given = [("SEALING_FOR_CHECK", sealing)];
+    let (valid, report) = check(&bootstrap(&plugin(&token), listed, true), &given);
+    assert!(valid, "{report}");
+    assert!(
+        !report.contains("sealed key was checked as written"),
+        "{report}"
+    );
+    let other = [(
+        "SEALING_FOR_CHECK",
+        "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=",
+    )];
+    let (valid, report) = check(&bootstrap(&plugin(&token), listed, true), &other);
+    assert!(!valid);
+    assert!(
+        report.contains("routes[0].keys[0].sealed: does not open with the sealing key"),
+        "{report}"
+    );
+    // Not written as a sealed key: refused with or without the key that would open it.
+    let (valid, report) = check(&bootstrap(&plugin("cgs1.short"), listed, true), &[]);
+    assert!(!valid);
+    assert!(
+        report.contains("routes[0].keys[0].sealed: is not cgs1. followed by base64url"),
+        "{report}"
+    );
+    // The sealing key must reach the VM as every variable must.
+    let (valid, report) = check(
+        &bootstrap(&plugin(&token), "{host_env_keys: []}", true),
+        &given,
+    );
+    assert!(!valid);
+    assert!(
+        report.contains(
+            r#"sealing_key.env: environment variable "SEALING_FOR_CHECK" is not set in the VM"#
+        ),
+        "{report}"
+    );
+}
