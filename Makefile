@@ -71,7 +71,7 @@ manifests-check: $(VENV)/.installed
 # Every shipped manifest that holds a plugin configuration, judged offline by the filter's
 # own parser (`callback-guard check`, exit status 1 on any invalid one); CI runs it.
 SHIPPED_CONFIGS := envoy/envoy.yaml envoy/istio/envoyfilter.yaml envoy/istio/wasmplugin.yaml \
-	envoy/gateway/envoyextensionpolicy.yaml
+	envoy/gateway/envoyextensionpolicy.yaml envoy/live-keys/callback-guard.yaml
 check-config:
 	cargo run --release --quiet -p callback-guard-cli --bin callback-guard -- check $(SHIPPED_CONFIGS)
 

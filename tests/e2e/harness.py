@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 # The module under test: the development build, or another one (an older build to compare).
 WASM = Path(os.environ.get("CALLBACK_GUARD_WASM", ROOT / "target/wasm32-wasip1/release/callback_guard.wasm"))
+# The command line (`make build`), or another build of it (e.g. from another CARGO_TARGET_DIR).
+CLI = Path(os.environ.get("VOBIZ_SIM_BINARY") or ROOT / "target/release/callback-guard")
 # Every secret the shipped routes read, by its environment variable, with the value the
 # tests' Envoys get: from the one route source (envoy/routes/routes.yaml).
 E2E_SECRETS = {s["env"]: s["e2e"] for s in
@@ -165,7 +167,7 @@ class Envoy:
 
     def __init__(self, workdir: Path, upstream: Upstream, cert, plugin, *, hcm=None,
                  env=None, concurrency=2, wait=True, dynamic_listeners=False, plugin_options=None,
-                 host_env_keys=(), clusters=(), code=None):
+                 host_env_keys=(), clusters=(), code=None, discovery=None):
         self.workdir = workdir
         self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
         self.cert = cert
@@ -208,6 +210,9 @@ class Envoy:
         config["static_resources"]["clusters"] = [
             *(c for c in shipped if c["name"] not in names), *map(copy.deepcopy, clusters)]
         self.config_path = workdir / f"envoy-{self.admin_port}.yaml"
+        if discovery is not None:
+            self.use_discovery(config, discovery, code)
+            self.write_discovered(plugin)
         if dynamic_listeners:
             # Listeners from a watched file (LDS), so a test can push a configuration update.
             self.listeners = config["static_resources"].pop("listeners")
@@ -241,6 +246,42 @@ class Envoy:
         staging = self.lds_path.with_suffix(".tmp")
         staging.write_text(yaml.safe_dump({"resources": resources}))
         staging.rename(self.lds_path)
+
+    def use_discovery(self, config, directory, code):
+        """The filter as envoy/live-keys/ ships it: its configuration from a file in
+        `directory`, which Envoy watches (ECDS), laid out as a Kubernetes Secret volume."""
+        entry = yaml.safe_load((ROOT / "envoy/live-keys/http-filter.yaml").read_text())
+        source = entry["config_discovery"]["config_source"]["path_config_source"]
+        source["path"] = str(directory / "callback-guard.yaml")
+        source["watched_directory"]["path"] = str(directory)
+        for listener in config["static_resources"]["listeners"]:
+            filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+            filters[:] = [copy.deepcopy(entry) if f["name"] == "callback_guard" else f for f in filters]
+        config["node"] = {"id": "e2e", "cluster": "e2e"}
+        [resource] = yaml.safe_load((ROOT / "envoy/live-keys/callback-guard.yaml").read_text())["resources"]
+        resource["typed_config"]["config"]["vm_config"]["code"] = (
+            copy.deepcopy(code) if code else {"local": {"filename": str(WASM)}})
+        self.discovery, self.discovered, self.versions = directory, resource, 0
+
+    def write_discovered(self, plugin):
+        """The next version of the discovered configuration, swapped in as the kubelet
+        updates a Secret volume: a new `..<version>` directory, then `..data` re-pointed
+        at it by one rename."""
+        self.versions += 1
+        resource = copy.deepcopy(self.discovered)
+        resource["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin)
+        version = self.discovery / f"..{self.versions}"
+        version.mkdir()
+        (version / "callback-guard.yaml").write_text(yaml.safe_dump({"resources": [resource]}))
+        staging = self.discovery / "..data_tmp"
+        staging.symlink_to(version.name)
+        staging.rename(self.discovery / "..data")
+        visible = self.discovery / "callback-guard.yaml"
+        if not visible.is_symlink():
+            visible.symlink_to("..data/callback-guard.yaml")
+        previous = self.discovery / f"..{self.versions - 1}"
+        if previous.exists():
+            shutil.rmtree(previous)
 
     def update_plugin(self, plugin):
         listeners = copy.deepcopy(self.listeners)

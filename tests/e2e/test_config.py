@@ -1,6 +1,7 @@
 """Plugin configuration through Envoy YAML: bad configuration is refused with one log line
 naming the field, and `callback-guard check` says the same of the same file offline;
 transport options behave as documented."""
+import base64
 import os
 import subprocess
 from pathlib import Path
@@ -8,16 +9,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT, Envoy, plugin_config, vobiz_headers, wait_for
+from harness import CLI, ROOT, Envoy, plugin_config, vobiz_headers, wait_for
 
-CHECK = Path(os.environ.get("VOBIZ_SIM_BINARY") or ROOT / "target/release/callback-guard")
 SHIPPED = ["envoy/envoy.yaml", "envoy/istio/envoyfilter.yaml", "envoy/istio/wasmplugin.yaml",
-           "envoy/gateway/envoyextensionpolicy.yaml"]
+           "envoy/gateway/envoyextensionpolicy.yaml", "envoy/live-keys/callback-guard.yaml"]
+# The sealing key envoy/live-keys/callback-guard.yaml's demo keys are sealed under (its comment).
+DEMO_SEALING_KEY = "AeRwvPei6AjB5gJcx+J4+LPu/Ci1Zamf7CCwwSS/76Q="
 
 
 def check(*files, env=None):
     """`callback-guard check` of the files: (exit status, report)."""
-    proc = subprocess.run([str(CHECK), "check", *map(str, files)], capture_output=True, text=True,
+    proc = subprocess.run([str(CLI), "check", *map(str, files)], capture_output=True, text=True,
                           timeout=60, env=env if env is not None else dict(os.environ), cwd=ROOT)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -70,21 +72,36 @@ def test_an_empty_token_in_the_environment_is_refused(workdir, upstream, cert):
 def test_check_passes_every_shipped_manifest_and_each_protects_every_route():
     """What CI runs (make check-config): the demo's Envoy, Istio's EnvoyFilter and
     WasmPlugin, Envoy Gateway's EnvoyExtensionPolicy, each filter with every route of
-    envoy/routes/routes.yaml its target takes, the keys' values unknown here (checked in
-    form only)."""
+    envoy/routes/routes.yaml its target takes, and the live-keys example (the voice route),
+    the keys' values unknown here (checked in form only)."""
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_SECRET", "_TOKEN", "_KEY"))}
     status, report = check(*SHIPPED, env=env)
     assert status == 0, report
     source = yaml.safe_load((ROOT / "envoy/routes/routes.yaml").read_text())
     left_out = set(source["targets"]["envoygateway"]["routes_left_out"])
     protected = [line for line in report.splitlines() if ": ok: protecting " in line]
-    # Two listeners, the EnvoyFilter, the WasmPlugin, the EnvoyExtensionPolicy.
-    assert len(protected) == 5, report
-    for line in protected:
+    # Two listeners, the EnvoyFilter, the WasmPlugin, the EnvoyExtensionPolicy, live keys.
+    assert len(protected) == 6, report
+    live = [line for line in protected if line.startswith("envoy/live-keys/")]
+    assert len(live) == 1 and live[0].endswith(": ok: protecting vobiz-voice=/vobiz/"), report
+    for line in set(protected) - set(live):
         routes = [r for r in source["routes"]
                   if not (line.startswith("envoy/gateway/") and r["name"] in left_out)]
         assert line.endswith(", ".join(f"{r['name']}={r['path_prefix']}" for r in routes)), line
     assert "invalid configuration" not in report
+
+
+def test_check_opens_the_shipped_sealed_keys_with_their_sealing_key_only():
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_SECRET", "_TOKEN", "_KEY"))}
+    example = "envoy/live-keys/callback-guard.yaml"
+    status, report = check(example, env={**env, "CALLBACK_GUARD_SEALING_KEY": DEMO_SEALING_KEY})
+    assert status == 0 and "ok: protecting vobiz-voice=/vobiz/" in report, report
+    assert "checked as written" not in report
+    other = base64.b64encode(bytes(32)).decode()
+    status, report = check(example, env={**env, "CALLBACK_GUARD_SEALING_KEY": other})
+    assert status == 1, report
+    assert ("invalid configuration: routes[0].keys[0].sealed: does not open with the sealing key"
+            in report), report
 
 
 def broken(tmp_path, name, change):

@@ -6,22 +6,19 @@ passes the registered origin https://127.0.0.1:8443 with --origin."""
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from harness import PARENT_TOKEN, PROVIDER_SECRETS, ROOT, TOKEN, WHATSAPP_SECRET, deliveries, new_nonce
+from harness import CLI, PARENT_TOKEN, PROVIDER_SECRETS, ROOT, TOKEN, WHATSAPP_SECRET, deliveries, new_nonce
 
 ORIGIN = "https://127.0.0.1:8443"
 
 
 @pytest.fixture(scope="module")
 def sim_binary():
-    # VOBIZ_SIM_BINARY tests another build (e.g. from another CARGO_TARGET_DIR).
-    binary = Path(os.environ.get("VOBIZ_SIM_BINARY") or ROOT / "target/release/callback-guard")
-    assert binary.exists(), f"{binary} is missing: run `make build`"
-    return binary
+    assert CLI.exists(), f"{CLI} is missing: run `make build`"
+    return CLI
 
 
 class Result:
