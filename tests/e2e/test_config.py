@@ -104,6 +104,31 @@ def test_check_opens_the_shipped_sealed_keys_with_their_sealing_key_only():
             in report), report
 
 
+def test_a_wasmplugin_with_sealed_keys_needs_its_sealing_key_passed_into_the_vm(tmp_path):
+    """Istio pushes a changed WasmPlugin over ECDS; with sealed keys its pluginConfig holds
+    no secret, and the sealing key must come from the gateway (vmConfig.env)."""
+    env = {**os.environ, "CALLBACK_GUARD_SEALING_KEY": DEMO_SEALING_KEY}
+    sealed = subprocess.run([str(CLI), "seal"], input="a-rotated-token\n", capture_output=True,
+                            text=True, env=env, timeout=60, check=True).stdout.strip()
+
+    def seal_voice(passed):
+        def change(documents):
+            [plugin] = [d for d in documents if d and d.get("kind") == "WasmPlugin"]
+            config = plugin["spec"]["pluginConfig"]
+            config["sealing_key"] = {"env": "CALLBACK_GUARD_SEALING_KEY"}
+            config["routes"][0]["keys"] = [{"name": "next", "sealed": sealed}]
+            if passed:
+                plugin["spec"]["vmConfig"]["env"].append(
+                    {"name": "CALLBACK_GUARD_SEALING_KEY", "valueFrom": "HOST"})
+        return change
+
+    status, report = check(broken(tmp_path, "envoy/istio/wasmplugin.yaml", seal_voice(False)), env=env)
+    assert status == 1 and ('invalid configuration: sealing_key.env: environment variable '
+                            '"CALLBACK_GUARD_SEALING_KEY" is not set in the VM') in report, report
+    status, report = check(broken(tmp_path, "envoy/istio/wasmplugin.yaml", seal_voice(True)), env=env)
+    assert status == 0 and "WasmPlugin callback-guard: ok: protecting vobiz-voice=/vobiz/" in report, report
+
+
 def broken(tmp_path, name, change):
     """A shipped manifest changed by `change` (on its parsed documents)."""
     documents = list(yaml.safe_load_all((ROOT / name).read_text()))
