@@ -267,6 +267,13 @@ ctf_names = sorted([k for k, _ in ctf] + ["x-contentful-signed-headers"])
 ctf.append(("x-contentful-signed-headers", ",".join(ctf_names)))
 ctf_signed = "\n".join(["POST", "/hook?x%253D1", ";".join(f"{n}:{dict(ctf)[n]}" for n in ctf_names)]).encode() + b"\n" + PB
 write("providers", "contentful", seed(70, ctf + [("x-contentful-signature", hmac.new(ctf_secret.encode(), ctf_signed, hashlib.sha256).hexdigest())]))
+# Hygraph: the JSON document of the body (escaped as JSON.stringify escapes it), the
+# environment and the time in ms.
+hyg_ms = NOW_TS + "000"
+hyg_doc = json.dumps({"Body": PB.decode(), "EnvironmentName": "master", "TimeStamp": int(hyg_ms)},
+                     ensure_ascii=False, separators=(",", ":")).encode()
+write("providers", "hygraph", seed(71, [("content-type", "application/json"),
+      ("gcms-signature", f"sign={base64.b64encode(hmac256(hyg_doc)).decode()}, env=master, t={hyg_ms}")]))
 
 # ---- regressions: inputs of bugs the fuzzers found ----
 # An SNS member named with a control character reached the log detail through the JSON

@@ -23,7 +23,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 71] = [
+const SCHEMES: [&str; 72] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -95,6 +95,7 @@ const SCHEMES: [&str; 71] = [
     "sns",
     "paypal",
     "contentful",
+    "hygraph",
 ];
 /// The schemes whose endpoint checks carry no signature (Meta's a token rather than a key):
 /// answered under any key.
@@ -269,12 +270,36 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
                     .ok()
                     == Some(format!("fuzz:{KNOWN}").into_bytes())
         }),
+        "hygraph" => hygraph_authentic(get("gcms-signature"), body),
         "sns" => sns_authentic(body),
         "paypal" => paypal_authentic(headers, body),
         // Signature lists and URL signing: verified by the unit and e2e tests; here the
         // unknown-key invariant and the absence of panics are what the fuzzer checks.
         _ => true,
     }
+}
+
+/// Whether `gcms-signature` signs the JSON document of `body` as Hygraph's utility writes it
+/// (here by serde_json, which escapes a string as `JSON.stringify` does).
+fn hygraph_authentic(header: Option<&[u8]>, body: &[u8]) -> bool {
+    let (Some(header), Ok(text)) = (header, std::str::from_utf8(body)) else {
+        return false;
+    };
+    let Some(rest) = std::str::from_utf8(header).ok().and_then(|h| h.strip_prefix("sign=")) else {
+        return false;
+    };
+    let Some((signature, rest)) = rest.split_once(", env=") else {
+        return false;
+    };
+    let Some((environment, millis)) = rest.split_once(", t=") else {
+        return false;
+    };
+    let document = format!(
+        r#"{{"Body":{},"EnvironmentName":{},"TimeStamp":{millis}}}"#,
+        serde_json::Value::from(text),
+        serde_json::Value::from(environment)
+    );
+    signature == b64(&mac(&[document.as_bytes()]))
 }
 
 /// The certificate an SNS route's cluster serves here: the demo's, whose key signs the seed.

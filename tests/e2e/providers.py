@@ -726,6 +726,34 @@ class Contentful(Provider):
         return node_oracle("contentful", secret or self.secret, delivery, delivery.time)["accepted"]
 
 
+class Hygraph(Provider):
+    """The JSON document {"Body": <the raw body as a JSON string>, "EnvironmentName",
+    "TimeStamp": <ms>} as JSON.stringify writes it, in gcms-signature with the environment
+    and the time; 1 h past, 5 min ahead: Hygraph's Node utility (@hygraph/utils,
+    verifyWebhookSignature with rawPayload) verifies; the standard library signs as its
+    generateWebhookSignature does (Python's json.dumps escapes a string as JSON.stringify
+    does)."""
+    name, prefix, env = "hygraph", "/hygraph/", "HYGRAPH_WEBHOOK_SECRET"
+    signature_header = "gcms-signature"
+    window = (3600, 300)
+
+    def deliver(self, body=None, *, secret=None, at=None, path=None, same=None):
+        at = at if at is not None else time.time()
+        body = same.body if same else (body or json.dumps(
+            {"operation": "publish", "data": {"__typename": "Post", "id": uuid.uuid4().hex,
+                                              "stage": "PUBLISHED", "title": "Café \"au lait\"\n"}},
+            ensure_ascii=False, separators=(",", ":")).encode())
+        millis = int(at * 1000)
+        document = json.dumps({"Body": body.decode(), "EnvironmentName": "master", "TimeStamp": millis},
+                              ensure_ascii=False, separators=(",", ":"))
+        signature = base64.b64encode(stdlib_mac(secret or self.secret, document.encode())).decode()
+        headers = [JSON, ("gcms-signature", f"sign={signature}, env=master, t={millis}")]
+        return Delivery(path or self.path(), headers, body, at)
+
+    def sdk_accepts(self, delivery, secret=None):
+        return node_oracle("hygraph", secret or self.secret, delivery, delivery.time)["accepted"]
+
+
 class Zoom(Provider):
     """`v0:` ‖ timestamp ‖ `:` ‖ body, as Slack: Zoom's Node SDK (@zoom/rivet) verifies."""
     name, prefix, env = "zoom", "/zoom/", "ZOOM_SECRET_TOKEN"
@@ -1405,4 +1433,4 @@ PROVIDERS = [StandardWebhooks(), Svix(), Stripe(), GitHub(), Slack(), Twilio(), 
              Plivo(), Shopify(), Meta(), Generic(), Clerk(), Resend(), Discord(), SendGrid(),
              Mailgun(), Razorpay(), Paddle(), Square(), HubSpot(), Linear(), Zoom(), PagerDuty(),
              Intercom(), Twitch(), Bitbucket(), Telnyx(), Xero(), Dropbox(), Twitter(), Box(), DocuSign(), Worldline(),
-             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), Sns(), PayPal(), Contentful(), *DESCRIBED]
+             StaticToken(), GitLab(), Telegram(), Okta(), BasicAuth(), Sns(), PayPal(), Contentful(), Hygraph(), *DESCRIBED]

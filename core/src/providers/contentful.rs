@@ -22,8 +22,8 @@ use crate::providers::entry::{Entry, Secret};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Outgoing, Role, Signer, Signing};
 use crate::providers::{
-    key_names, key_with_mac, malformed, mismatch, required, AtHeaders, Body, Checks, Hashed, Media,
-    Provider, StreamedMac, Time, Verified,
+    key_names, key_with_mac, malformed, mismatch, required, unix_millis, AtHeaders, Body, Checks,
+    Hashed, Media, Provider, StreamedMac, Time, Verified,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp::{Edges, Freshness, Stamp};
@@ -127,16 +127,10 @@ fn read(head: &RequestHead) -> Result<Canonical, Rejection> {
 
 /// Milliseconds since the epoch, in decimal without a leading zero, from 2020 on.
 fn timestamp(text: &[u8]) -> Result<Stamp, Rejection> {
-    let refused = || malformed(format!("{TIMESTAMP} is not milliseconds since the epoch"));
-    let digits = !text.is_empty()
-        && text.len() <= 16
-        && text.iter().all(u8::is_ascii_digit)
-        && text[0] != b'0';
-    let millis = digits
-        .then(|| std::str::from_utf8(text).ok()?.parse::<i64>().ok())
-        .flatten()
-        .filter(|&millis| millis > EARLIEST_MS)
-        .ok_or_else(refused)?;
+    let millis = unix_millis(TIMESTAMP, text)?;
+    if millis <= EARLIEST_MS {
+        return Err(malformed(format!("{TIMESTAMP} is before 2020")));
+    }
     Ok(Stamp::millis(millis))
 }
 

@@ -46,6 +46,7 @@ pub mod entry;
 pub mod generic;
 pub mod github;
 pub mod google_pubsub;
+pub mod hygraph;
 pub mod mailgun;
 pub mod meta;
 pub mod paypal;
@@ -728,6 +729,15 @@ pub fn unix_seconds(name: &str, value: &[u8]) -> Result<i64, Rejection> {
         .then(|| std::str::from_utf8(value).ok()?.parse::<i64>().ok())
         .flatten();
     parsed.ok_or_else(|| malformed(format!("{name} is not unix seconds")))
+}
+
+/// Milliseconds since the epoch as the provider sends them: 1 to 16 ASCII digits without a
+/// leading zero, nothing else.
+pub fn unix_millis(name: &str, value: &[u8]) -> Result<i64, Rejection> {
+    let parsed = decimal(value, 16)
+        .then(|| std::str::from_utf8(value).ok()?.parse::<i64>().ok())
+        .flatten();
+    parsed.ok_or_else(|| malformed(format!("{name} is not milliseconds since the epoch")))
 }
 
 /// A number as providers write one: 1 to `max` ASCII digits, no leading zero.

@@ -7,8 +7,8 @@
 
 use crate::providers::entry::{Entry, Field};
 use crate::providers::{
-    asymmetric, bitbucket, contentful, generic, github, google_pubsub, mailgun, meta, paypal,
-    presets, shopify, slack, sns, standard_webhooks, stripe, token, twilio, vobiz,
+    asymmetric, bitbucket, contentful, generic, github, google_pubsub, hygraph, mailgun, meta,
+    paypal, presets, shopify, slack, sns, standard_webhooks, stripe, token, twilio, vobiz,
 };
 
 /// Every scheme, in the order error messages list them.
@@ -36,6 +36,7 @@ pub const ALL: &[&Entry] = &[
     &paypal::ENTRY,
     &google_pubsub::ENTRY,
     &contentful::ENTRY,
+    &hygraph::ENTRY,
     &presets::razorpay::ENTRY,
     &presets::paddle::ENTRY,
     &presets::square::ENTRY,
