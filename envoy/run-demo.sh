@@ -82,6 +82,7 @@ export SNS_TOPIC_ARN="${SNS_TOPIC_ARN:-arn:aws:sns:us-east-1:123456789012:callba
 export PAYPAL_WEBHOOK_ID="${PAYPAL_WEBHOOK_ID:-0DEMO0WEBHOOK0ID0}"
 export PUBSUB_SERVICE_ACCOUNT="${PUBSUB_SERVICE_ACCOUNT:-push@callback-guard-demo.iam.gserviceaccount.com}"
 export CONTENTFUL_WEBHOOK_SECRET="${CONTENTFUL_WEBHOOK_SECRET:-demo-contentful-signing-secret-0123456789abcdefghijklmnopqrstuvw}"
+export ZENDESK_WEBHOOK_SECRET="${ZENDESK_WEBHOOK_SECRET:-demo-zendesk-signing-secret}"
 export HYGRAPH_WEBHOOK_SECRET="${HYGRAPH_WEBHOOK_SECRET:-demo-hygraph-webhook-secret}"
 export OKTA_EVENT_HOOK_SECRET="${OKTA_EVENT_HOOK_SECRET:-demo-okta-hook-secret}"
 export STATIC_WEBHOOK_TOKEN="${STATIC_WEBHOOK_TOKEN:-demo-static-token}"
@@ -120,7 +121,7 @@ echo "  /frameio/, /heroku/, /launch-darkly/, /terraform/, /webex/, /tiktok/, /m
 echo "  /mongodb/, /orb/, /pinwheel/, /pusher/, /sonatype/, /alchemy/, /autodesk/, /aftership/, /castle/,"
 echo "  /chargify/, /clearbit/, /jira/, /microsoft-teams/, /signal-sciences/, /trendmicro-conformity/, /go1/,"
 echo "  /bolt/, /brex/, /coinbase/, /calendly/, /gitlab/, /telegram/, /sns/, /paypal/, /pubsub/, /contentful/,"
-echo "  /hygraph/, /okta/, /token/, /basic/ (Ctrl-C stops)"
+echo "  /zendesk/, /hygraph/, /okta/, /token/, /basic/ (Ctrl-C stops)"
 # END generated (banner)
 "$venv/bin/envoy" -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart --log-format '[%Y-%m-%d %T.%e][%l] %v' \
   --component-log-level wasm:info

@@ -274,6 +274,11 @@ hyg_doc = json.dumps({"Body": PB.decode(), "EnvironmentName": "master", "TimeSta
                      ensure_ascii=False, separators=(",", ":")).encode()
 write("providers", "hygraph", seed(71, [("content-type", "application/json"),
       ("gcms-signature", f"sign={base64.b64encode(hmac256(hyg_doc)).decode()}, env=master, t={hyg_ms}")]))
+# Zendesk: its timestamp (YYYY-MM-DDTHH:MM:SSZ) then the body.
+zd_ts = "2026-03-25T10:00:00Z"
+write("providers", "zendesk", seed(72, [("content-type", "application/json"),
+      ("x-zendesk-webhook-signature-timestamp", zd_ts),
+      ("x-zendesk-webhook-signature", base64.b64encode(hmac256(zd_ts.encode(), PB)).decode())]))
 
 # ---- regressions: inputs of bugs the fuzzers found ----
 # An SNS member named with a control character reached the log detail through the JSON

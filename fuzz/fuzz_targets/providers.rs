@@ -23,7 +23,7 @@ use callback_guard::timestamp::Stamp;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-const SCHEMES: [&str; 72] = [
+const SCHEMES: [&str; 73] = [
     "standard_webhooks",
     "svix",
     "stripe",
@@ -96,6 +96,7 @@ const SCHEMES: [&str; 72] = [
     "paypal",
     "contentful",
     "hygraph",
+    "zendesk",
 ];
 /// The schemes whose endpoint checks carry no signature (Meta's a token rather than a key):
 /// answered under any key.
@@ -271,6 +272,9 @@ fn authentic(scheme: &str, headers: &[callback_guard::request::Header], body: &[
                     == Some(format!("fuzz:{KNOWN}").into_bytes())
         }),
         "hygraph" => hygraph_authentic(get("gcms-signature"), body),
+        "zendesk" => get("x-zendesk-webhook-signature-timestamp").is_some_and(|ts| {
+            get("x-zendesk-webhook-signature") == Some(b64(&mac(&[ts, body])).as_bytes())
+        }),
         "sns" => sns_authentic(body),
         "paypal" => paypal_authentic(headers, body),
         // Signature lists and URL signing: verified by the unit and e2e tests; here the

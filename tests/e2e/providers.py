@@ -1002,7 +1002,8 @@ class Described(Provider):
         """The signed time as the provider writes it."""
         return {"seconds": str(at), "milliseconds": str(at * 1000),
                 "rfc3339": utc(at).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "rfc3339_utc": utc(at).strftime("%Y-%m-%dT%H:%M:%S.000")}[self.d["timestamp"]["format"]]
+                "rfc3339_utc": utc(at).strftime("%Y-%m-%dT%H:%M:%S.000"),
+                "utc_seconds": utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")}[self.d["timestamp"]["format"]]
 
     def message(self, path, headers, items, body):
         parts = []
@@ -1134,6 +1135,7 @@ def provider_id(provider):
 
 DESCRIBED = [Described(scheme) for scheme in (
     "typeform",
+    "zendesk",
     "sentry",
     "buildkite",
     "circleci",

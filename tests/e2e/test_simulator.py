@@ -333,10 +333,10 @@ def signing_options(route):
 
 
 def test_the_demo_routes_are_every_scheme_the_command_line_signs(sim_binary):
-    """78 routes, one per scheme, and exactly the schemes `webhook --scheme` takes (clap
+    """79 routes, one per scheme, and exactly the schemes `webhook --scheme` takes (clap
     lists them when refusing another)."""
     schemes = [scheme_of(route) for route in DEMO_ROUTES]
-    assert len(schemes) == len(set(schemes)) == 78
+    assert len(schemes) == len(set(schemes)) == 79
     proc = subprocess.run([str(sim_binary), "webhook", "--scheme", "nope", "--url", "https://h/",
                            "--secret", "s"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

@@ -21,8 +21,9 @@ use crate::providers::entry::{self, Field, Problem, Secret};
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{self, Outgoing, Role, Signer, Signing};
 use crate::providers::{
-    decimal, form_pairs, key_names, malformed, mismatch, required, AtHeaders, Body, Checks, Json,
-    Media, Provider, Reply, Signed, Verified, MAX_SIGNATURES, MAX_SIGNATURE_HEADER_BYTES,
+    decimal, form_pairs, key_names, malformed, mismatch, required, utc_seconds, AtHeaders, Body,
+    Checks, Json, Media, Provider, Reply, Signed, Verified, MAX_SIGNATURES,
+    MAX_SIGNATURE_HEADER_BYTES,
 };
 use crate::request::{Lookup, RequestHead};
 use crate::timestamp::{self, Edges, Freshness, Stamp};
@@ -138,6 +139,8 @@ pub enum TimeFormat {
     Rfc3339,
     /// RFC 3339 where a missing offset means UTC (Orb's `2024-03-27T15:42:29.551`).
     Rfc3339Utc,
+    /// `YYYY-MM-DDTHH:MM:SSZ` exactly (Zendesk's).
+    UtcSeconds,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +252,9 @@ impl Generic {
         let time = self.time.as_ref().map(|time| match time.format {
             TimeFormat::Seconds => signing.now.to_string(),
             TimeFormat::Milliseconds => (i128::from(signing.now) * 1000).to_string(),
-            TimeFormat::Rfc3339 | TimeFormat::Rfc3339Utc => sign::rfc3339(signing.now),
+            TimeFormat::Rfc3339 | TimeFormat::Rfc3339Utc | TimeFormat::UtcSeconds => {
+                sign::rfc3339(signing.now)
+            }
         });
         let from_time = |source: &Source| -> Option<&String> {
             let time_source = &self.time.as_ref()?.source;
@@ -263,7 +268,7 @@ impl Generic {
         {
             let text = time.clone().unwrap_or_default();
             let value = match format {
-                TimeFormat::Rfc3339 | TimeFormat::Rfc3339Utc => {
+                TimeFormat::Rfc3339 | TimeFormat::Rfc3339Utc | TimeFormat::UtcSeconds => {
                     serde_json::Value::from(text).to_string()
                 }
                 TimeFormat::Seconds | TimeFormat::Milliseconds => text,
@@ -558,6 +563,7 @@ impl Generic {
                 }),
             TimeFormat::Rfc3339 => timestamp::parse_rfc3339_stamp(&value),
             TimeFormat::Rfc3339Utc => timestamp::parse_utc_stamp(&value),
+            TimeFormat::UtcSeconds => utc_seconds(&value),
         };
         parsed
             .map(Some)

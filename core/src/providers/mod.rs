@@ -668,6 +668,14 @@ pub fn shaped(text: &[u8], pattern: &[u8]) -> bool {
         })
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly, as PayPal and Zendesk write their times: UTC, whole
+/// seconds, nothing else.
+pub fn utc_seconds(text: &[u8]) -> Option<Stamp> {
+    shaped(text, b"9999-99-99T99:99:99Z")
+        .then(|| crate::timestamp::parse_rfc3339_stamp(text))
+        .flatten()
+}
+
 /// A lowercase UUID, as SNS and PayPal write their ids.
 pub const UUID: &[u8] = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
 

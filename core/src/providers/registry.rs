@@ -53,6 +53,7 @@ pub const ALL: &[&Entry] = &[
     &presets::docusign::ENTRY,
     &presets::worldline::ENTRY,
     &presets::typeform::ENTRY,
+    &presets::zendesk::ENTRY,
     &presets::sentry::ENTRY,
     &presets::buildkite::ENTRY,
     &presets::circleci::ENTRY,

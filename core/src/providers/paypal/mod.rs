@@ -22,12 +22,12 @@ use crate::providers::entry::{remembering, Entry, Field, Problem, Secret, Settin
 #[cfg(any(test, feature = "sign"))]
 use crate::providers::sign::{Covered, KeyMaterial, Outgoing, Role, Signer, Signing};
 use crate::providers::{
-    key_names, mismatch, required, shaped, AtHeaders, Body, Checks, Media, Prior, Provider, Signed,
-    Time, Verified, UUID,
+    key_names, mismatch, required, shaped, utc_seconds, AtHeaders, Body, Checks, Media, Prior,
+    Provider, Signed, Time, Verified, UUID,
 };
 use crate::remote_key::{self, Fetch, RsaHash, Shape, Source};
 use crate::request::RequestHead;
-use crate::timestamp::{self, Edges, Freshness, Stamp};
+use crate::timestamp::{Edges, Freshness, Stamp};
 use crate::verdict::{Reason, Rejection};
 
 pub const SCHEME: &str = "paypal";
@@ -167,9 +167,7 @@ fn is_certificate_path(path: &str) -> bool {
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, exactly as PayPal writes it.
 fn timestamp_of(text: &[u8]) -> Result<Stamp, Rejection> {
-    shaped(text, b"9999-99-99T99:99:99Z")
-        .then(|| timestamp::parse_rfc3339_stamp(text))
-        .flatten()
+    utc_seconds(text)
         .ok_or_else(|| malformed("paypal-transmission-time is not YYYY-MM-DDTHH:MM:SSZ"))
 }
 

@@ -57,6 +57,7 @@ pub mod typeform;
 pub mod webex;
 pub mod worldline;
 pub mod xero;
+pub mod zendesk;
 pub mod zoom;
 
 use crate::keys::Key;
@@ -112,6 +113,11 @@ impl Preset {
             secret: Secret::Base64,
             ..self
         }
+    }
+
+    /// Its secrets are written only as `secret` says.
+    pub const fn keyed(self, secret: Secret) -> Preset {
+        Preset { secret, ..self }
     }
 
     /// Its message signs the URL.
@@ -347,7 +353,8 @@ mod tests {
 
     // providers.md §4, rows 10, 11, 14, 15, 16, 18, 19, 20, 23: each provider's vector, in
     // the registry's order.
-    const VECTORS: [&Vector; 48] = [
+    const VECTORS: [&Vector; 49] = [
+        &zendesk::VECTOR,
         &razorpay::VECTOR,
         &paddle::VECTOR,
         &square::VECTOR,
