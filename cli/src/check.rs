@@ -38,6 +38,9 @@ struct Plugin {
     inline_env: BTreeMap<String, String>,
     /// Whether Envoy holds the headers for the verdict (`None`: not Envoy's to say here).
     holds_headers: Option<bool>,
+    /// Where the file lets requests through unverified when the plugin fails: the field
+    /// and its value (`failure_policy: FAIL_OPEN`, …).
+    fails_open: Option<String>,
 }
 
 /// A document's plugins, and the clusters it declares statically (`None`: it may get
@@ -123,6 +126,7 @@ fn read_document(json: &Value, root_id: &str) -> Document {
             host_env: None,
             inline_env: BTreeMap::new(),
             holds_headers: None,
+            fails_open: None,
         });
     } else {
         walk(json, String::new(), root_id, &mut plugins);
@@ -214,6 +218,13 @@ fn wasm_filter(value: &Value, place: &str, root_id: &str) -> Option<Plugin> {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         ),
+        fails_open: if config.get("failure_policy").and_then(Value::as_str) == Some("FAIL_OPEN") {
+            Some("failure_policy: FAIL_OPEN".into())
+        } else if config.get("fail_open").and_then(Value::as_bool) == Some(true) {
+            Some("fail_open: true".into())
+        } else {
+            None
+        },
     })
 }
 
@@ -266,6 +277,8 @@ fn wasm_plugin(value: &Value, place: &str, root_id: &str) -> Option<Plugin> {
         host_env: Some(host_env),
         inline_env,
         holds_headers: Some(false),
+        fails_open: (spec.get("failStrategy").and_then(Value::as_str) == Some("FAIL_OPEN"))
+            .then(|| "failStrategy: FAIL_OPEN".into()),
     })
 }
 
@@ -295,6 +308,8 @@ fn extension_policy(value: &Value, root_id: &str) -> Vec<Plugin> {
         ),
         inline_env: BTreeMap::new(),
         holds_headers: Some(false),
+        fails_open: (wasm.get("failOpen").and_then(Value::as_bool) == Some(true))
+            .then(|| "failOpen: true".into()),
     })
     .collect()
 }
@@ -348,6 +363,21 @@ fn check_plugin(
         .map(|warning| format!("configuration: {warning}"))
         .collect();
     let mut valid = true;
+    if let Some(field) = &plugin.fails_open {
+        valid = false;
+        lines.push(format!(
+            "invalid configuration: {field}: a plugin that fails lets every request through unverified (use FAIL_RELOAD or FAIL_CLOSED)"
+        ));
+    }
+    if let Some(name) = sealing
+        .as_ref()
+        .filter(|name| plugin.inline_env.contains_key(*name))
+    {
+        valid = false;
+        lines.push(format!(
+            "invalid configuration: sealing_key.env: {name} is written in this file, which /config_dump shows, and with it every sealed key opens: pass it from the host (host_env_keys, valueFrom: HOST)"
+        ));
+    }
     if plugin.holds_headers == Some(false) && policy.hold_headers {
         valid = false;
         lines.push(

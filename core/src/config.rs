@@ -343,6 +343,29 @@ struct Sources<'a> {
     sealing: Option<SealingKey>,
 }
 
+/// A parser's message with each string value it quotes (`invalid type: string "…"`) left
+/// out: the value may be a secret written where an object belongs (`"keys": ["token"]`),
+/// and the message is logged. Field and variant names, in backquotes, stay.
+fn without_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let quoted = &rest[start + "string \"".len()..];
+        // The value is written as Rust's Debug writes it: `\"` and `\\` escaped.
+        let mut escaped = false;
+        let end = quoted.char_indices().find(|&(_, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes
+        });
+        rest = end.map_or("", |(i, _)| &quoted[i + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Parses and validates the plugin configuration. `env` looks up the VM's environment
 /// variables (those passed with `vm_config.environment_variables`).
 pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
@@ -355,7 +378,7 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
         } else {
             path
         };
-        error(field, e.into_inner().to_string())
+        error(field, without_strings(&e.into_inner().to_string()))
     })?;
     if raw.routes.is_empty() {
         return Err(error("routes", "must list at least one protected route"));
@@ -2018,6 +2041,36 @@ mod tests {
     fn secrets_never_appear_in_errors() {
         let message = err(serde_json::json!({"keys": [{"value": " leaky-secret "}]}));
         assert!(!message.contains("leaky"), "{message}");
+        // A secret written where an object belongs: the parser would quote it.
+        for (extra, top) in [
+            (
+                serde_json::json!({"keys": ["leaky \"quoted\" secret"]}),
+                serde_json::json!({}),
+            ),
+            (
+                serde_json::json!({"verify_token": "leaky-token"}),
+                serde_json::json!({}),
+            ),
+            (
+                serde_json::json!({}),
+                serde_json::json!({"sealing_key": "leaky-sealing-key="}),
+            ),
+        ] {
+            let mut config = route(extra);
+            for (name, value) in top.as_object().unwrap() {
+                config[name] = value.clone();
+            }
+            let message = parse_json(config).unwrap_err().to_string();
+            assert!(!message.contains("leaky"), "{message}");
+            assert!(
+                message.contains("invalid type: a string, expected"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            without_strings(r#"invalid type: string "a\"b\\", expected x at line 1"#),
+            "invalid type: a string, expected x at line 1"
+        );
     }
 
     #[test]

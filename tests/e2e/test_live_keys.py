@@ -190,3 +190,4 @@ def test_keys_rotate_live_without_a_refused_or_lost_callback(start_envoy, workdi
     # /config_dump shows the discovered configuration, sealed: neither token in it.
     dump = httpx.get(f"http://127.0.0.1:{envoy.admin_port}/config_dump", timeout=10).text
     assert "cgs1." in dump and OLD not in dump and NEW not in dump and PARENT_TOKEN not in dump
+    assert key not in dump

@@ -250,3 +250,47 @@ fn sealed_keys_are_opened_with_the_sealing_key_given_and_checked_as_written_with
         "{report}"
     );
 }
+
+#[test]
+fn a_sealing_key_written_in_the_file_or_a_plugin_that_fails_open_is_refused() {
+    let sealing = "q0Zvj1w0s9VbXr8dJm7f3GgYtH2uKc5LxN4pWzAaBeE=";
+    let token = sealed::SealingKey::from_text(sealing)
+        .unwrap()
+        .seal("the voice token", [6; sealed::NONCE_BYTES])
+        .unwrap();
+    let plugin = format!(
+        r#"{{"sealing_key": {{"env": "SEALING_FOR_CHECK"}}, "routes": [{{"name": "voice", "path_prefix": "/vobiz/", "public_origin": "https://a.example", "keys": [{{"name": "next", "sealed": "{token}"}}]}}]}}"#
+    );
+    // Beside the sealed keys it opens, in what /config_dump shows.
+    let inline = format!("{{key_values: {{SEALING_FOR_CHECK: '{sealing}'}}}}");
+    let (valid, report) = check(&bootstrap(&plugin, &inline, true), &[]);
+    assert!(!valid);
+    assert!(
+        report.contains(
+            "invalid configuration: sealing_key.env: SEALING_FOR_CHECK is written in this file"
+        ),
+        "{report}"
+    );
+    assert!(!report.contains(sealing), "{report}");
+    let listed = "{host_env_keys: [SEALING_FOR_CHECK]}";
+    let given = [("SEALING_FOR_CHECK", sealing)];
+    assert!(check(&bootstrap(&plugin, listed, true), &given).0);
+    for (from, to) in [
+        (
+            "root_id: callback_guard",
+            "root_id: callback_guard\n                failure_policy: FAIL_OPEN",
+        ),
+        (
+            "root_id: callback_guard",
+            "root_id: callback_guard\n                fail_open: true",
+        ),
+    ] {
+        let open = bootstrap(&plugin, listed, true).replace(from, to);
+        let (valid, report) = check(&open, &given);
+        assert!(!valid, "{report}");
+        assert!(
+            report.contains("lets every request through unverified"),
+            "{report}"
+        );
+    }
+}

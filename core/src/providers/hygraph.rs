@@ -107,9 +107,16 @@ fn read<'r>(head: &RequestHead<'r>) -> Result<Header<'r>, Rejection> {
 
 /// `text` as `JSON.stringify` writes a string, without its quotes: `"` and `\` escaped,
 /// the five control characters with short escapes as those, every other one below U+0020 as
-/// `\u00xx` (lowercase), everything else as it is.
+/// `\u00xx` (lowercase), everything else as it is. Sized before it is written: a forgery of
+/// control characters costs one allocation, however long.
 fn json_string(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let escaped = |b: u8| match b {
+        b'"' | b'\\' | b'\x08' | b'\t' | b'\n' | b'\x0c' | b'\r' => 2,
+        0..=0x1f => 6,
+        _ => 1,
+    };
+    let mut out = Vec::with_capacity(text.bytes().map(escaped).sum());
     for &b in text.as_bytes() {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -119,7 +126,14 @@ fn json_string(text: &str) -> Vec<u8> {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\x0c' => out.extend_from_slice(b"\\f"),
             b'\r' => out.extend_from_slice(b"\\r"),
-            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            0..=0x1f => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]),
             _ => out.push(b),
         }
     }
