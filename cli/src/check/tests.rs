@@ -193,18 +193,26 @@ fn a_bare_configuration_is_checked_and_a_file_without_one_is_not_valid() {
     assert!(!check(&other_plugin, &[]).0);
 }
 
-#[test]
-fn sealed_keys_are_opened_with_the_sealing_key_given_and_checked_as_written_without_it() {
-    let sealing = "q0Zvj1w0s9VbXr8dJm7f3GgYtH2uKc5LxN4pWzAaBeE=";
-    let token = sealed::SealingKey::from_text(sealing)
+/// The sealing key of the tests below, and the voice token sealed under it.
+const SEALING: &str = "q0Zvj1w0s9VbXr8dJm7f3GgYtH2uKc5LxN4pWzAaBeE=";
+
+fn sealed_token() -> String {
+    sealed::SealingKey::from_text(SEALING)
         .unwrap()
         .seal("the voice token", [5; sealed::NONCE_BYTES])
-        .unwrap();
-    let plugin = |sealed: &str| {
-        format!(
-            r#"{{"sealing_key": {{"env": "SEALING_FOR_CHECK"}}, "routes": [{{"name": "voice", "path_prefix": "/vobiz/", "public_origin": "https://a.example", "keys": [{{"name": "next", "sealed": "{sealed}"}}]}}]}}"#
-        )
-    };
+        .unwrap()
+}
+
+/// A voice route whose one key is `sealed`, opened with `SEALING_FOR_CHECK`.
+fn sealed_plugin(sealed: &str) -> String {
+    format!(
+        r#"{{"sealing_key": {{"env": "SEALING_FOR_CHECK"}}, "routes": [{{"name": "voice", "path_prefix": "/vobiz/", "public_origin": "https://a.example", "keys": [{{"name": "next", "sealed": "{sealed}"}}]}}]}}"#
+    )
+}
+
+#[test]
+fn sealed_keys_are_opened_with_the_sealing_key_given_and_checked_as_written_without_it() {
+    let (sealing, token, plugin) = (SEALING, sealed_token(), sealed_plugin);
     let listed = "{host_env_keys: [SEALING_FOR_CHECK]}";
     let (valid, report) = check(&bootstrap(&plugin(&token), listed, true), &[]);
     assert!(valid, "{report}");
@@ -253,14 +261,7 @@ fn sealed_keys_are_opened_with_the_sealing_key_given_and_checked_as_written_with
 
 #[test]
 fn a_sealing_key_written_in_the_file_or_a_plugin_that_fails_open_is_refused() {
-    let sealing = "q0Zvj1w0s9VbXr8dJm7f3GgYtH2uKc5LxN4pWzAaBeE=";
-    let token = sealed::SealingKey::from_text(sealing)
-        .unwrap()
-        .seal("the voice token", [6; sealed::NONCE_BYTES])
-        .unwrap();
-    let plugin = format!(
-        r#"{{"sealing_key": {{"env": "SEALING_FOR_CHECK"}}, "routes": [{{"name": "voice", "path_prefix": "/vobiz/", "public_origin": "https://a.example", "keys": [{{"name": "next", "sealed": "{token}"}}]}}]}}"#
-    );
+    let (sealing, plugin) = (SEALING, sealed_plugin(&sealed_token()));
     // Beside the sealed keys it opens, in what /config_dump shows.
     let inline = format!("{{key_values: {{SEALING_FOR_CHECK: '{sealing}'}}}}");
     let (valid, report) = check(&bootstrap(&plugin, &inline, true), &[]);
