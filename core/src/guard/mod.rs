@@ -252,6 +252,9 @@ fn judge_body<'p>(
             };
         }
     }
+    if let Some(time) = provider.time_before_verifying(head) {
+        check_freshness(route, time, now)?;
+    }
     let verified = provider.at_body(head, &Body { bytes: body, prior }, &checks)?;
     // Only a body whose signature verified is parsed: a forgery costs one MAC.
     if !provider.parses_body() {

@@ -1479,3 +1479,30 @@ fn a_host_servers_read_differently_is_every_host_routes() {
     let other = form_post("/vobiz/answer").set(":authority", "evil.example:443");
     assert!(matches!(at_headers(&policy, &other), Step::Unprotected));
 }
+
+#[test]
+fn a_stale_public_key_request_is_refused_before_its_signature_is_verified() {
+    // Discord's key of providers.md §4 row 12; a signature nobody made.
+    let policy = policy(
+        json!({"name": "d", "path_prefix": "/d/", "scheme": "discord",
+        "public_keys": [{"name": "app",
+            "value": "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"}]}),
+    );
+    let forged = |timestamp: &str| {
+        Request::post("/d/interactions")
+            .header("content-type", "application/json")
+            .header("x-signature-ed25519", &"ab".repeat(64))
+            .header("x-signature-timestamp", timestamp)
+            .body(r#"{"type":2}"#)
+    };
+    let (store, now) = (MemoryStore::new(), 1_700_000_000);
+    // Outside the window either way: refused on its time, no public-key work done.
+    for (timestamp, reason) in [
+        ("1699999000", Reason::Stale),
+        ("1700001000", Reason::Future),
+        ("1700000000", Reason::SignatureMismatch),
+    ] {
+        let refusal = rejected(verdict(&policy, &forged(timestamp), now, &store));
+        assert_eq!(refusal.reason, reason, "{timestamp}");
+    }
+}

@@ -270,6 +270,11 @@ impl Provider for Asymmetric {
         Ok(AtHeaders::NeedBody)
     }
 
+    fn time_before_verifying(&self, head: &RequestHead) -> Option<Stamp> {
+        let (_, _, time) = self.read(head).ok()?;
+        Some(Stamp::secs(time))
+    }
+
     fn at_body<'p>(
         &'p self,
         head: &RequestHead,

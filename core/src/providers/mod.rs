@@ -268,6 +268,15 @@ pub trait Provider: std::any::Any + Send + Sync {
         Ok(())
     }
 
+    /// For a scheme whose verification costs far more than reading its signed time (a
+    /// public-key signature: a P-256 verification costs a thousand HMACs): that time as the
+    /// request states it, so that the guard refuses a stale or future request before any
+    /// public-key work. Nothing is accepted on it: the verified request's time is checked
+    /// again. `None` for every other scheme.
+    fn time_before_verifying(&self, _head: &RequestHead) -> Option<Stamp> {
+        None
+    }
+
     /// For a scheme whose key the network holds (SNS's certificate): where this request's
     /// key is fetched from, checked before any I/O, with the request's signed time, so that a
     /// stale copy is refused before any fetch. The body step then verifies with the key as

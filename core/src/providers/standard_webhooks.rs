@@ -292,6 +292,14 @@ impl Provider for StandardWebhooks {
         Ok(AtHeaders::NeedBody)
     }
 
+    /// With public keys, a `v1a` signature may cost an Ed25519 verification.
+    fn time_before_verifying(&self, head: &RequestHead) -> Option<Stamp> {
+        if self.public_keys.is_empty() {
+            return None;
+        }
+        Some(Stamp::secs(self.read(head).ok()?.time))
+    }
+
     /// The secrets' MAC can be computed as the body arrives; public keys verify at its end
     /// (a route with none streams nothing).
     fn streamed_mac(&self, head: &RequestHead) -> Option<StreamedMac<'_>> {
