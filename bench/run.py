@@ -28,6 +28,7 @@ import copy
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import subprocess
@@ -510,6 +511,77 @@ def workload(kind, seconds, rounds, upstream, app, calls, etcd=None, baseline=No
     return {"rows": rows, "ratios": ratios}
 
 
+def median_interval(values):
+    """The median and a distribution-free 95 % interval for it: the order statistics
+    (x_k, x_n-k+1) with the largest k for which the binomial tails leave at most 2.5 %
+    each side (None when too few values for one)."""
+    n, ordered = len(values), sorted(values)
+    k, tail = 0, 0.0
+    while k < n and tail + math.comb(n, k) / 2**n <= 0.025:
+        tail += math.comb(n, k) / 2**n
+        k += 1
+    interval = (ordered[k - 1], ordered[n - k]) if k >= 1 else None
+    return statistics.median(ordered), interval
+
+
+def paired(kind, upstream, calls, seconds, least, most):
+    """The filter's own cost resolved on a noisy machine: (b), (g) and (h) in many short
+    rounds, each round the three in turn (the order rotating and reversing, so that none
+    always runs first or after the same one), and per round the paired differences of
+    Envoy CPU per request, which see that round's noise alike. Reports their medians with
+    95 % intervals over the rounds, and keeps going (up to `most` rounds) until each
+    difference's interval is narrower than the difference itself, or says which it could
+    not resolve."""
+    path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
+    setups = {"h": (MINIMAL, "hold_body"),
+              "g": (FLOOR, {"calls": calls, "hash": "hmac" if kind == "voice" else "sha256"}),
+              "b": (WASM, guard_plugin())}
+    running = {}
+    for key, (wasm, plugin) in setups.items():
+        proc, port, admin = envoy(upstream, wasm, plugin)
+        running[key] = {"proc": proc, "port": port, "admin": admin, "upstream": upstream,
+                        "fresh": wasm == WASM}
+    lines = Lines(kind)
+    count = (40_000 if kind == "voice" else 15_000) * seconds
+    differences = {"b-g": [], "b-h": [], "g-h": [], "(b-h)/(g-h)": []}
+    try:
+        for r in range(most):
+            order = list(running)[r % 3:] + list(running)[:r % 3]
+            if r % 2:
+                order.reverse()
+            cpu = {key: burst(running[key], kind, path, lines.get(running[key]["fresh"], count),
+                              32, seconds)["envoy_cpu_us"] for key in order}
+            differences["b-g"].append(cpu["b"] - cpu["g"])
+            differences["b-h"].append(cpu["b"] - cpu["h"])
+            differences["g-h"].append(cpu["g"] - cpu["h"])
+            differences["(b-h)/(g-h)"].append((cpu["b"] - cpu["h"]) / max(cpu["g"] - cpu["h"], 0.1))
+            resolved = all(narrow(differences[name]) for name in ("b-g", "b-h", "g-h"))
+            if r + 1 >= least and resolved:
+                break
+    finally:
+        for setup in running.values():
+            stop(setup["proc"])
+    rounds = len(differences["b-g"])
+    result = {"rounds": rounds, "resolved": resolved}
+    print(f"\n{kind}, paired: {rounds} rounds of {seconds} s at 32 connections, (b), (g), (h) in "
+          f"turn; medians of each round's differences (Envoy CPU, µs per request) with 95 % "
+          f"intervals", flush=True)
+    for name, values in differences.items():
+        middle, interval = median_interval(values)
+        result[name] = {"median": middle, "interval": interval}
+        result[name]["resolved"] = narrow(values)
+        shown = f"[{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "(too few rounds)"
+        verdict = "" if narrow(values) else "   !! not resolved: the interval is wider than the value"
+        print(f"  {name:<12} {middle:8.2f}  {shown}{verdict}", flush=True)
+    return result
+
+
+def narrow(values):
+    """Whether the median's interval is narrower than the median itself."""
+    middle, interval = median_interval(values)
+    return interval is not None and interval[1] - interval[0] < abs(middle)
+
+
 def round_trips(admin, route):
     """The filter's own histogram of etcd round trips (reservations and settles), read
     after Envoy's next stats flush, with its result counters."""
@@ -700,6 +772,9 @@ def main():
     parser.add_argument("--nonces", type=int, default=1_000_000, help="for the memory phase (0: skip)")
     parser.add_argument("--etcd-nonces", type=int, default=100_000,
                         help="for the etcd memory phase (0: skip)")
+    parser.add_argument("--paired-rounds", type=int, default=40,
+                        help="most rounds of the paired phase (0: skip); at least 12 are run")
+    parser.add_argument("--paired-seconds", type=int, default=1, help="each paired burst")
     parser.add_argument("--baseline", metavar="GIT_REV",
                         help="also run callback-guard built at this revision, side by side (A/B)")
     args = parser.parse_args()
@@ -719,6 +794,14 @@ def main():
         baseline = (args.baseline, build_baseline(args.baseline)) if args.baseline else None
         # Counted first: setup (g) makes these calls.
         calls = {kind: host_calls(upstream, kind) for kind in ("voice", "whatsapp")}
+        if args.paired_rounds:
+            report["paired"] = {kind: paired(kind, upstream, calls[kind], args.paired_seconds,
+                                             min(12, args.paired_rounds), args.paired_rounds)
+                                for kind in ("voice", "whatsapp")}
+        if not args.rounds:
+            (WORK / "report.json").write_text(json.dumps(report, indent=2))
+            print(f"\nfull report: {WORK / 'report.json'}")
+            return
         report["voice"] = workload("voice", args.seconds, args.rounds, upstream, app, calls["voice"],
                                    etcd, baseline)
         report["whatsapp"] = workload("whatsapp", args.seconds, args.rounds, upstream, app,
