@@ -524,18 +524,15 @@ def median_interval(values):
     return statistics.median(ordered), interval
 
 
-def paired(kind, upstream, calls, seconds, least, most):
-    """The filter's own cost resolved on a noisy machine: (b), (g) and (h) in many short
-    rounds, each round the three in turn (the order rotating and reversing, so that none
-    always runs first or after the same one), and per round the paired differences of
-    Envoy CPU per request, which see that round's noise alike. Reports their medians with
-    95 % intervals over the rounds, and keeps going (up to `most` rounds) until each
-    difference's interval is narrower than the difference itself, or says which it could
-    not resolve."""
+def interleaved(kind, upstream, setups, differences, seconds, least, most, title):
+    """Setups measured in many short rounds, each round every setup in turn (the order
+    rotating and reversing, so that none always runs first or after the same one), and per
+    round the `differences` of their Envoy CPU per request, which see that round's noise
+    alike. Reports their medians with 95 % intervals over the rounds, and keeps going (up
+    to `most` rounds) until every difference whose name has no `/` (the ratios are shown,
+    not waited for) has an interval narrower than itself, or says which it could not
+    resolve."""
     path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
-    setups = {"h": (MINIMAL, "hold_body"),
-              "g": (FLOOR, {"calls": calls, "hash": "hmac" if kind == "voice" else "sha256"}),
-              "b": (WASM, guard_plugin())}
     running = {}
     for key, (wasm, plugin) in setups.items():
         proc, port, admin = envoy(upstream, wasm, plugin)
@@ -543,36 +540,89 @@ def paired(kind, upstream, calls, seconds, least, most):
                         "fresh": wasm == WASM}
     lines = Lines(kind)
     count = (40_000 if kind == "voice" else 15_000) * seconds
-    differences = {"b-g": [], "b-h": [], "g-h": [], "(b-h)/(g-h)": []}
+    values = {name: [] for name in differences}
+    waited = [name for name in differences if "/" not in name]
     try:
         for r in range(most):
-            order = list(running)[r % 3:] + list(running)[:r % 3]
+            keys = list(running)
+            order = keys[r % len(keys):] + keys[:r % len(keys)]
             if r % 2:
                 order.reverse()
             cpu = {key: burst(running[key], kind, path, lines.get(running[key]["fresh"], count),
                               32, seconds)["envoy_cpu_us"] for key in order}
-            differences["b-g"].append(cpu["b"] - cpu["g"])
-            differences["b-h"].append(cpu["b"] - cpu["h"])
-            differences["g-h"].append(cpu["g"] - cpu["h"])
-            differences["(b-h)/(g-h)"].append((cpu["b"] - cpu["h"]) / max(cpu["g"] - cpu["h"], 0.1))
-            resolved = all(narrow(differences[name]) for name in ("b-g", "b-h", "g-h"))
-            if r + 1 >= least and resolved:
+            for name, difference in differences.items():
+                values[name].append(difference(cpu))
+            if r + 1 >= least and all(narrow(values[name]) for name in waited):
                 break
     finally:
         for setup in running.values():
             stop(setup["proc"])
-    rounds = len(differences["b-g"])
-    result = {"rounds": rounds, "resolved": resolved}
-    print(f"\n{kind}, paired: {rounds} rounds of {seconds} s at 32 connections, (b), (g), (h) in "
-          f"turn; medians of each round's differences (Envoy CPU, µs per request) with 95 % "
-          f"intervals", flush=True)
-    for name, values in differences.items():
-        middle, interval = median_interval(values)
-        result[name] = {"median": middle, "interval": interval}
-        result[name]["resolved"] = narrow(values)
+    rounds = len(next(iter(values.values())))
+    result = {"rounds": rounds}
+    print(f"\n{title}: {rounds} rounds of {seconds} s at 32 connections, "
+          f"{', '.join(setups)} in turn; medians of each round's differences (Envoy CPU, µs "
+          f"per request) with 95 % intervals", flush=True)
+    for name, measured in values.items():
+        middle, interval = median_interval(measured)
+        result[name] = {"median": middle, "interval": interval, "resolved": narrow(measured)}
         shown = f"[{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "(too few rounds)"
-        verdict = "" if narrow(values) else "   !! not resolved: the interval is wider than the value"
-        print(f"  {name:<12} {middle:8.2f}  {shown}{verdict}", flush=True)
+        verdict = "" if narrow(measured) else "   !! not resolved: the interval is wider than the value"
+        print(f"  {name:<14} {middle:8.2f}  {shown}{verdict}", flush=True)
+    return result
+
+
+def ratio(numerator, denominator):
+    return numerator / denominator if abs(denominator) >= 0.1 else float("inf")
+
+
+def paired(kind, upstream, calls, seconds, least, most):
+    """The filter's own cost resolved on a noisy machine: (b), (g) and (h) interleaved,
+    b-g (callback-guard's own code), b-h and g-h (its host calls and hash in place)."""
+    setups = {"h": (MINIMAL, "hold_body"),
+              "g": (FLOOR, {"calls": calls, "hash": "hmac" if kind == "voice" else "sha256"}),
+              "b": (WASM, guard_plugin())}
+    differences = {"b-g": lambda c: c["b"] - c["g"], "b-h": lambda c: c["b"] - c["h"],
+                   "g-h": lambda c: c["g"] - c["h"],
+                   "(b-h)/(g-h)": lambda c: ratio(c["b"] - c["h"], c["g"] - c["h"])}
+    return interleaved(kind, upstream, setups, differences, seconds, least, most, f"{kind}, paired")
+
+
+def with_routes(plugin, extra):
+    """`plugin` with `extra` routes before its own, each another voice route under its own
+    prefix, so that route selection passes them all first."""
+    routes = [{"name": f"extra-{i}", "path_prefix": f"/extra-{i}/", "public_origin": ORIGIN,
+               "allow_plain_http": True,
+               "keys": [{"name": "k", "value": f"another-token-{i}"}]} for i in range(extra)]
+    return {**plugin, "routes": routes + plugin["routes"]}
+
+
+def with_keys(plugin, count):
+    """`plugin` with its voice route holding `count` keys, the one that verifies last."""
+    routes = copy.deepcopy(plugin["routes"])
+    others = [{"name": f"old-{i}", "value": f"a-retired-token-{i}"} for i in range(count - 1)]
+    routes[0]["keys"] = others + routes[0]["keys"]
+    return {**plugin, "routes": routes}
+
+
+def growth(upstream, seconds, least, most):
+    """How (b)'s own cost grows, each row against the minimal body-holding filter (h) in
+    the same rounds: 1, 30 and 300 routes; 1, 2 and 4 keys (rotation). `1'` is a second,
+    identical Envoy of one route or key: how far two processes of the same setup differ
+    is the resolution of the others."""
+    result = {}
+    for name, variants in (("routes", {"1": 0, "1'": 0, "30": 29, "300": 299}),
+                           ("keys", {"1": 1, "1'": 1, "2": 2, "4": 4})):
+        make = (lambda n: with_routes(guard_plugin(), n)) if name == "routes" else \
+               (lambda n: with_keys(guard_plugin(), n))
+        setups = {"h": (MINIMAL, "hold_body"),
+                  **{f"b{label}": (WASM, make(n)) for label, n in variants.items()}}
+        labels = list(variants)
+        differences = {f"b{label}-h": (lambda c, l=label: c[f"b{l}"] - c["h"]) for label in labels}
+        differences.update({f"(b{label}-h)/(b{labels[0]}-h)":
+                            (lambda c, l=label: ratio(c[f"b{l}"] - c["h"], c[f"b{labels[0]}"] - c["h"]))
+                            for label in labels[1:]})
+        result[name] = interleaved("voice", upstream, setups, differences, seconds, least, most,
+                                   f"voice, growth with {name}")
     return result
 
 
@@ -775,6 +825,8 @@ def main():
     parser.add_argument("--paired-rounds", type=int, default=40,
                         help="most rounds of the paired phase (0: skip); at least 12 are run")
     parser.add_argument("--paired-seconds", type=int, default=1, help="each paired burst")
+    parser.add_argument("--growth-rounds", type=int, default=0,
+                        help="rounds of each growth comparison, routes and keys (0: skip)")
     parser.add_argument("--baseline", metavar="GIT_REV",
                         help="also run callback-guard built at this revision, side by side (A/B)")
     args = parser.parse_args()
@@ -798,6 +850,10 @@ def main():
             report["paired"] = {kind: paired(kind, upstream, calls[kind], args.paired_seconds,
                                              min(12, args.paired_rounds), args.paired_rounds)
                                 for kind in ("voice", "whatsapp")}
+        if args.growth_rounds:
+            # Every round: the question is the ratio, whose interval narrows with rounds.
+            report["growth"] = growth(upstream, args.paired_seconds, args.growth_rounds,
+                                      args.growth_rounds)
         if not args.rounds:
             (WORK / "report.json").write_text(json.dumps(report, indent=2))
             print(f"\nfull report: {WORK / 'report.json'}")
