@@ -112,33 +112,43 @@ def gunicorn(origin):
     return port
 
 
-def envoy(upstream_port, wasm=None, plugin=None, port=None, clusters=()):
+def envoy(upstream_port, wasm=None, plugin=None, port=None, clusters=(), variants=None):
     """Envoy from the shipped config: its plain-HTTP listener only, one worker, no access
     log, with the given wasm filter (or none) in front of the upstream, and any extra
-    clusters (etcd for the fleet-wide replay store)."""
+    clusters (etcd for the fleet-wide replay store). With `variants` (a list of (wasm,
+    plugin)), one such listener for each, each filter in a VM of its own, all in this one
+    process: returns their ports in place of one."""
     config = yaml.safe_load((ROOT / "envoy/envoy.yaml").read_text())
-    port = port or free_port()
     admin = free_port()
     config["admin"]["address"]["socket_address"]["port_value"] = admin
-    listener = copy.deepcopy(config["static_resources"]["listeners"][1])
-    config["static_resources"]["listeners"] = [listener]
-    listener["address"]["socket_address"]["port_value"] = port
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    manager.pop("access_log", None)
-    # callback_guard and the router only: the shipped jwt_authn serves the Pub/Sub route.
-    filters = {f["name"]: f for f in manager["http_filters"]}
-    guard, router = filters["callback_guard"], filters["envoy.filters.http.router"]
-    manager["http_filters"] = [guard, router]
-    if wasm is None:
-        manager["http_filters"] = [router]
-    else:
-        guard["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(wasm)
-        value = plugin if isinstance(plugin, str) else json.dumps(plugin or {})
-        guard["typed_config"]["config"]["configuration"]["value"] = value
+    shipped = config["static_resources"]["listeners"][1]
+    ports = [free_port() for _ in variants] if variants else [port or free_port()]
+    listeners = []
+    for i, (port_i, (wasm_i, plugin_i)) in enumerate(zip(ports, variants or [(wasm, plugin)])):
+        listener = copy.deepcopy(shipped)
+        listener["name"] = f"bench-{i}"
+        listener["address"]["socket_address"]["port_value"] = port_i
+        manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        manager.pop("access_log", None)
+        # callback_guard and the router only: the shipped jwt_authn serves the Pub/Sub route.
+        filters = {f["name"]: f for f in manager["http_filters"]}
+        guard, router = filters["callback_guard"], filters["envoy.filters.http.router"]
+        manager["http_filters"] = [guard, router]
+        if wasm_i is None:
+            manager["http_filters"] = [router]
+        else:
+            vm = guard["typed_config"]["config"]["vm_config"]
+            vm["code"]["local"]["filename"] = str(wasm_i)
+            if variants:
+                vm["vm_id"] = f"bench-{i}"
+            value = plugin_i if isinstance(plugin_i, str) else json.dumps(plugin_i or {})
+            guard["typed_config"]["config"]["configuration"]["value"] = value
+        listeners.append(listener)
+    config["static_resources"]["listeners"] = listeners
     endpoint = config["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
     endpoint["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
     config["static_resources"]["clusters"] += list(clusters)
-    path = WORK / f"envoy-{port}.yaml"
+    path = WORK / f"envoy-{ports[0]}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, VOBIZ_AUTH_TOKEN=TOKEN, VOBIZ_PARENT_AUTH_TOKEN="unused",
                VOBIZ_WHATSAPP_SECRET=SECRET)
@@ -152,7 +162,7 @@ def envoy(upstream_port, wasm=None, plugin=None, port=None, clusters=()):
             return False
 
     wait_for(ready, timeout=30, what="envoy")
-    return proc, port, admin
+    return proc, (ports if variants else ports[0]), admin
 
 
 # The fleet-wide store as an operator would configure it (defaults: 250 ms, fail closed),
@@ -524,7 +534,8 @@ def median_interval(values):
     return statistics.median(ordered), interval
 
 
-def interleaved(kind, upstream, setups, differences, seconds, least, most, title):
+def interleaved(kind, upstream, setups, differences, seconds, least, most, title,
+                one_process=False):
     """Setups measured in many short rounds, each round every setup in turn (the order
     rotating and reversing, so that none always runs first or after the same one), and per
     round the `differences` of their Envoy CPU per request, which see that round's noise
@@ -534,10 +545,18 @@ def interleaved(kind, upstream, setups, differences, seconds, least, most, title
     resolve."""
     path = "/vobiz/answer" if kind == "voice" else "/whatsapp/events"
     running = {}
-    for key, (wasm, plugin) in setups.items():
-        proc, port, admin = envoy(upstream, wasm, plugin)
-        running[key] = {"proc": proc, "port": port, "admin": admin, "upstream": upstream,
-                        "fresh": wasm == WASM}
+    if one_process:
+        # Every setup a listener of one Envoy: what differs between processes (where
+        # their memory and code landed) cannot differ between setups.
+        proc, ports, admin = envoy(upstream, variants=list(setups.values()))
+        for (key, (wasm, _)), port in zip(setups.items(), ports):
+            running[key] = {"proc": proc, "port": port, "admin": admin, "upstream": upstream,
+                            "fresh": wasm == WASM}
+    else:
+        for key, (wasm, plugin) in setups.items():
+            proc, port, admin = envoy(upstream, wasm, plugin)
+            running[key] = {"proc": proc, "port": port, "admin": admin, "upstream": upstream,
+                            "fresh": wasm == WASM}
     lines = Lines(kind)
     count = (40_000 if kind == "voice" else 15_000) * seconds
     values = {name: [] for name in differences}
@@ -555,12 +574,13 @@ def interleaved(kind, upstream, setups, differences, seconds, least, most, title
             if r + 1 >= least and all(narrow(values[name]) for name in waited):
                 break
     finally:
-        for setup in running.values():
-            stop(setup["proc"])
+        for proc in {id(setup["proc"]): setup["proc"] for setup in running.values()}.values():
+            stop(proc)
     rounds = len(next(iter(values.values())))
     result = {"rounds": rounds}
+    where = "listeners of one Envoy" if one_process else "one Envoy each"
     print(f"\n{title}: {rounds} rounds of {seconds} s at 32 connections, "
-          f"{', '.join(setups)} in turn; medians of each round's differences (Envoy CPU, µs "
+          f"{', '.join(setups)} in turn ({where}); medians of each round's differences (Envoy CPU, µs "
           f"per request) with 95 % intervals", flush=True)
     for name, measured in values.items():
         middle, interval = median_interval(measured)
@@ -622,7 +642,7 @@ def growth(upstream, seconds, least, most):
                             (lambda c, l=label: ratio(c[f"b{l}"] - c["h"], c[f"b{labels[0]}"] - c["h"]))
                             for label in labels[1:]})
         result[name] = interleaved("voice", upstream, setups, differences, seconds, least, most,
-                                   f"voice, growth with {name}")
+                                   f"voice, growth with {name}", one_process=True)
     return result
 
 

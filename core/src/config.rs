@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::keys::Key;
 use crate::net::Cidr;
 use crate::path_view::Prefix;
-use crate::policy::{host_name, Mode, OnDuplicate, Policy, Replay, Route, Transport};
+use crate::policy::{host_name, Mode, OnDuplicate, Policy, Replay, Route, Selection, Transport};
 use crate::providers::entry::{Entry, Field, Secret, Settings};
 use crate::providers::registry;
 use crate::providers::standard_webhooks;
@@ -430,6 +430,7 @@ pub fn parse(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Polic
     check_mac_oracles(&routes, &pairs)?;
     warnings.extend(shared_secrets(&routes, &pairs));
     Ok(Policy {
+        selection: Selection::of(&routes),
         routes,
         hold_headers,
         upstream_header: raw.upstream_header,

@@ -21,6 +21,45 @@ pub struct Policy {
     pub upstream_header: Option<String>,
     /// What the configuration allows but should not: logged once it loads.
     pub warnings: Vec<String>,
+    /// What choosing a request's route reads, laid out apart from the routes.
+    pub selection: Selection,
+}
+
+/// The routes' prefixes side by side, and whether any route is restricted to a host: the
+/// one scan every request makes reads this, not every route's own (large, scattered)
+/// fields, so that choosing among 300 routes stays a few cache lines.
+#[derive(Debug, Default)]
+pub struct Selection {
+    prefixes: Vec<u8>,
+    /// Where each route's prefix ends in `prefixes`, in the routes' order.
+    ends: Vec<usize>,
+    any_host: bool,
+}
+
+impl Selection {
+    pub fn of(routes: &[Route]) -> Self {
+        let mut selection = Selection {
+            any_host: routes.iter().any(|r| r.host.is_some()),
+            ..Selection::default()
+        };
+        for route in routes {
+            selection
+                .prefixes
+                .extend_from_slice(route.path_prefix.as_str().as_bytes());
+            selection.ends.push(selection.prefixes.len());
+        }
+        selection
+    }
+
+    /// The indices of the routes whose prefix starts `path`, in order.
+    fn matching<'a>(&'a self, path: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .enumerate()
+            .filter(move |(_, (start, end))| path.starts_with(&self.prefixes[*start..*end]))
+            .map(|(i, _)| i)
+    }
 }
 
 /// How a route decides that a callback arrived over TLS.
@@ -152,7 +191,7 @@ impl Policy {
     pub fn protection(&self, head: &RequestHead) -> Protection<'_> {
         let path = PathView::new(head.first(":path").unwrap_or_default());
         // Only a route restricted to a host looks at the hosts a request names.
-        let hosts = if self.routes.iter().any(|r| r.host.is_some()) {
+        let hosts = if self.selection.any_host {
             head.hosts()
         } else {
             Vec::new()
@@ -163,9 +202,10 @@ impl Policy {
             .map(PathView::new)
             .collect();
         let exact = self
-            .routes
-            .iter()
-            .find(|r| r.path_prefix.is_prefix_of(path.raw()) && r.serves(&hosts));
+            .selection
+            .matching(path.raw())
+            .map(|i| &self.routes[i])
+            .find(|r| r.serves(&hosts));
         if let Some(route) = exact {
             let ambiguous = path.features().ambiguous();
             return match (ambiguous.is_empty(), overrides.is_empty()) {
