@@ -67,13 +67,10 @@ impl Ed25519 {
     /// in canonical form, never equals an encoding made by `compress`, so only the eight
     /// small-order encodings need naming.
     fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        let Ok(signature) = <&[u8; 64]>::try_from(signature) else {
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
             return false;
         };
-        let (r, s) = signature.split_at(32);
-        let (Ok(r), Ok(s)) = (<[u8; 32]>::try_from(r), <[u8; 32]>::try_from(s)) else {
-            return false;
-        };
+        let (r, s) = (*signature.r_bytes(), *signature.s_bytes());
         let Some(s) = Option::from(curve25519_dalek::Scalar::from_canonical_bytes(s)) else {
             return false;
         };

@@ -480,6 +480,15 @@ def replay_key(route, nonce, prefix="/callback-guard/", path="/vobiz/answer",
     return prefix + route + "/" + base64.urlsafe_b64encode(digest.digest(16)).decode().rstrip("=")
 
 
+def seal(secret, sealing_key):
+    """`callback-guard seal` as an operator runs it: the secret on standard input, the
+    sealing key in the environment (CALLBACK_GUARD_SEALING_KEY)."""
+    proc = subprocess.run([str(CLI), "seal"], input=f"{secret}\n", capture_output=True, text=True,
+                          env={**os.environ, "CALLBACK_GUARD_SEALING_KEY": sealing_key}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
 def sign(family, origin, path, nonce, token):
     """What Vobiz sends: base64(HMAC-SHA256(token, origin + path-without-query [+ "."] + nonce))."""
     base = origin + path.split("?", 1)[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import CLI, ROOT, Envoy, plugin_config, vobiz_headers, wait_for
+from harness import CLI, ROOT, Envoy, plugin_config, seal, vobiz_headers, wait_for
 
 SHIPPED = ["envoy/envoy.yaml", "envoy/istio/envoyfilter.yaml", "envoy/istio/wasmplugin.yaml",
            "envoy/gateway/envoyextensionpolicy.yaml", "envoy/live-keys/callback-guard.yaml"]
@@ -108,8 +108,7 @@ def test_a_wasmplugin_with_sealed_keys_needs_its_sealing_key_passed_into_the_vm(
     """Istio pushes a changed WasmPlugin over ECDS; with sealed keys its pluginConfig holds
     no secret, and the sealing key must come from the gateway (vmConfig.env)."""
     env = {**os.environ, "CALLBACK_GUARD_SEALING_KEY": DEMO_SEALING_KEY}
-    sealed = subprocess.run([str(CLI), "seal"], input="a-rotated-token\n", capture_output=True,
-                            text=True, env=env, timeout=60, check=True).stdout.strip()
+    sealed = seal("a-rotated-token", DEMO_SEALING_KEY)
 
     def seal_voice(passed):
         def change(documents):

@@ -4,14 +4,12 @@ version is swapped in the way the kubelet updates a Secret volume, under a stead
 of genuine callbacks. No callback is refused or lost during a swap, the replay memory
 outlives both, and a version the filter refuses leaves the one before in place."""
 import base64
-import os
 import secrets
-import subprocess
 import threading
 
 import httpx
 
-from harness import (CLI, PARENT_TOKEN, TOKEN, fresh_id, fresh_nonce,
+from harness import (PARENT_TOKEN, TOKEN, fresh_id, fresh_nonce, seal,
                      shipped_plugin_config, vobiz_headers, wait_for)
 
 SEALING_ENV = "CALLBACK_GUARD_SEALING_KEY"
@@ -25,14 +23,6 @@ UPDATES = "extension_config_discovery.http_filter.callback_guard"
 
 def sealing_key():
     return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def seal(secret, key):
-    """What an operator runs: the secret on standard input, the sealing key in the environment."""
-    proc = subprocess.run([str(CLI), "seal"], input=f"{secret}\n", capture_output=True, text=True,
-                          env={**os.environ, SEALING_ENV: key}, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
 
 
 def version(key, **keys):
@@ -59,7 +49,7 @@ class Stream:
                 for _ in range(LIMIT):
                     if self.stopping.is_set():
                         return
-                    phase, token = STATE["phase"], STATE["token"]
+                    phase, token = STATE["now"]
                     headers = {"content-type": "application/x-www-form-urlencoded",
                                **vobiz_headers(PATH, token=token, nonce_v3=fresh_nonce()),
                                "x-test-id": fresh_id()}
@@ -73,7 +63,8 @@ class Stream:
             self.failure = error
 
 
-STATE = {"phase": "before", "token": OLD}
+# The phase the test is in and the token the senders sign with, replaced as one value.
+STATE = {"now": ("before", OLD)}
 
 
 def in_phase(streams, phase):
@@ -101,7 +92,7 @@ def test_keys_rotate_live_without_a_refused_or_lost_callback(start_envoy, workdi
     per_version = protecting_lines(envoy)
     assert per_version >= 1
     streams = [Stream(envoy, http2=False), Stream(envoy, http2=True)]
-    STATE.update(phase="before", token=OLD)
+    STATE["now"] = ("before", OLD)
     for stream in streams:
         stream.thread.start()
 
@@ -116,7 +107,7 @@ def test_keys_rotate_live_without_a_refused_or_lost_callback(start_envoy, workdi
     def swap(plugin, phase, applied):
         """Writes the next version while the streams go on; waits until every worker has it."""
         updates = envoy.stat(f"{UPDATES}.update_success") or 0
-        STATE["phase"] = phase
+        STATE["now"] = (phase, STATE["now"][1])
         envoy.write_discovered(plugin)
         wait_for(lambda: (envoy.stat(f"{UPDATES}.update_success") or 0) > updates,
                  timeout=60, what=f"Envoy applying {phase}")
@@ -127,19 +118,19 @@ def test_keys_rotate_live_without_a_refused_or_lost_callback(start_envoy, workdi
         enough("before")
         # Swap 1: the new key next to the old; the senders still sign with the old one.
         swap(version(key, next=NEW, current=OLD), "swap 1", 2)
-        STATE.update(phase="after swap 1", token=NEW)
+        STATE["now"] = ("after swap 1", NEW)
         enough("after swap 1")
         # The replay memory outlived the swap: a callback delivered under the first version
         # is a duplicate under the second.
         replayed = [again(envoy, streams, "before")]
         # Swap 2: the old key removed; the senders sign with the new one throughout.
         swap(version(key, next=NEW), "swap 2", 3)
-        STATE["phase"] = "after swap 2"
+        STATE["now"] = ("after swap 2", NEW)
         enough("after swap 2")
         # A version sealed under another sealing key: the filter refuses it, Envoy keeps the
         # one before, and the stream goes on with the new key.
         rejected = envoy.stat(f"{UPDATES}.update_rejected") or 0
-        STATE["phase"] = "refused update"
+        STATE["now"] = ("refused update", NEW)
         envoy.write_discovered(version(sealing_key(), next=NEW))
         wait_for(lambda: (envoy.stat(f"{UPDATES}.update_rejected") or 0) > rejected,
                  timeout=60, what="Envoy rejecting the update")
